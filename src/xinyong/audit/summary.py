@@ -1,0 +1,81 @@
+"""MODEL.md's summary metrics, computed from a run's tables with SQL (DuckDB).
+
+Reading them from the tables, not from engine state, keeps the audit independent of the day
+loop: the same query gives the same numbers on a run directory or an in-memory run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from xinyong.scenario import GROUPS
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    """A share or ratio with a zero denominator is null (reading 12)."""
+    if num is None or not den:
+        return None
+    return num / den
+
+
+def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int) -> dict:
+    """Flat dotted keys, exactly MODEL.md's names (plus the same metric for every list)."""
+
+    def one(sql: str) -> Any:
+        return con.sql(sql).fetchall()[0][0]
+
+    adults = one("SELECT count(*) FROM persons")
+    children = one("SELECT count(*) FROM children")
+    years = days / 365
+    out: dict[str, Any] = {"mean_score": one("SELECT avg(score) FROM persons")}
+    tier_names = []
+    for names in meta["tiers"].values():
+        tier_names += [n for n in names if n not in tier_names]
+    counts = dict(con.sql("SELECT tier, count(*) FROM persons GROUP BY tier").fetchall())
+    for name in tier_names:
+        out[f"tier_share.{name}"] = _ratio(counts.get(name, 0), adults)
+    for name in meta["lists"]:
+        out[f"list_share.{name}"] = _ratio(one(f'SELECT count(*) FROM persons WHERE "on.{name}"'), adults)
+    for name in meta["lists"]:
+        ever = one(
+            "SELECT count(DISTINCT person) FROM spells "
+            f"WHERE list = '{name}' AND world = 'recorded'"
+        )
+        out[f"ever_listed_share.{name}"] = _ratio(ever, adults)
+    neg_behaviours = [b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg]
+    neg_in = ", ".join(f"'{b}'" for b in neg_behaviours) or "''"
+    rec = con.sql(
+        f"""SELECT count(*) FILTER (WHERE behaviour IN ({neg_in})),
+                   count(*) FILTER (WHERE behaviour NOT IN ({neg_in})),
+                   count(*) FILTER (WHERE behaviour IN ({neg_in}) AND truth <> 'correct'),
+                   count(*) FILTER (WHERE behaviour = '{meta["association_behaviour"]}')
+            FROM records"""
+    ).fetchall()[0]
+    neg, pos, wrong, assoc = rec
+    out["neg_records_per_adult_year"] = _ratio(neg, adults * years)
+    out["pos_records_per_adult_year"] = _ratio(pos, adults * years)
+    out["wrong_record_share"] = _ratio(wrong, neg)
+    for name in meta["lists"]:
+        wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
+        out[f"wrongly_listed_share.{name}"] = _ratio(
+            one(f"SELECT count(*) FROM persons WHERE {wrong_on}"), adults
+        )
+        by_group = dict(con.sql(
+            f"SELECT \"group\", avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) "
+            "FROM persons GROUP BY \"group\""
+        ).fetchall())
+        for g in reversed(GROUPS):  # minority first, as MODEL.md lists them
+            out[f"wrongly_listed_share_by_group.{name}.{g}"] = by_group.get(g)
+        out[f"wrongly_listed_ratio.{name}"] = _ratio(by_group.get("minority"), by_group.get("majority"))
+    out["children_restricted_share"] = _ratio(
+        one("SELECT count(*) FROM children WHERE restricted"), children
+    )
+    out["association_records_per_adult_year"] = _ratio(assoc, adults * years)
+    filed = one("SELECT count(*) FROM appeals")
+    upheld = one("SELECT count(*) FROM appeals WHERE upheld")
+    out["appeals_filed_per_1000"] = _ratio(filed * 1000, adults)
+    out["appeals_upheld_per_1000"] = _ratio(upheld * 1000, adults)
+    out["mean_deter"] = one("SELECT avg(deter) FROM persons")
+    return out

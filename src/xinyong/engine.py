@@ -1,0 +1,287 @@
+"""The day loop (MODEL.md "Time and order within a day").
+
+Each day t, in order: 1 expiry, 2 appeals due, 3 court performance, 4 behaviour,
+5 association, 6 observation, 7 scoring, 8-9 tiers and lists, 10 consequences, 11 appeals
+filed. The layers do the work; this file only sequences them and keeps the books.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xinyong import consequences, observe, population, world
+from xinyong.recorder import Recorder
+from xinyong.scenario import Scenario
+from xinyong.scheme import lists, scoring
+from xinyong.scheme.compile import NO_TIER, Tables, compile_scenario
+from xinyong.scheme.state import SchemeState
+
+YEAR = 365  # yearly caps count in windows floor(t / 365) from day 0
+
+
+@dataclass
+class Records:
+    """One day's records, in creation order."""
+
+    person: np.ndarray
+    behaviour: np.ndarray
+    channel: np.ndarray
+    truth: np.ndarray
+    actor: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[tuple]) -> Records:
+        return cls(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+
+@dataclass
+class Pending:
+    """Work scheduled for later days: expiries, appeal decisions, re-checks."""
+
+    expiries: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    appeals: dict[int, list[dict[str, np.ndarray]]] = field(default_factory=lambda: defaultdict(list))
+    checks: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    # Record-entered listings and tier caps of the recorded world, for appeals (reading 16):
+    # person -> slot -> [[record_id, day, end(, tier)]]; slot -1 is the tier cap.
+    effects: dict[int, dict[int, list[list[int]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, recorder: Recorder | None = None) -> None:
+        self.sc = scenario
+        self.tb: Tables = compile_scenario(scenario)
+        seeds = np.random.SeedSequence(scenario.seed).spawn(6)
+        self.pop = population.generate(scenario, seeds[0])
+        self.rng_world, self.rng_assoc, self.rng_observe, self.rng_court, self.rng_appeals = (
+            np.random.default_rng(s) for s in seeds[1:]
+        )
+        self.state = SchemeState.new(self.tb, self.pop.city)
+        self.risk_buckets = world.TraitBuckets.of(self.pop.risk)
+        self.civic_buckets = world.TraitBuckets.of(self.pop.civic)
+        self.groups = observe.GroupIndex.of(self.pop.city, self.pop.group, len(scenario.cities))
+        self.pending = Pending()
+        n = self.pop.adults
+        self.stamp = np.zeros(n + 1, dtype=np.int32)  # last slot: call counter of lists.evaluate
+        self.scratch = np.zeros(n, dtype=np.int32)
+        self.is_distressed = np.zeros(n, dtype=np.uint8)
+        self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
+        self.recorder = recorder or Recorder(self.tb, self.pop)
+        self.next_record_id = 0
+        self.t = 0
+
+    # -- the day -----------------------------------------------------------------------------
+
+    def run(self, on_day: Callable[[int], None] | None = None) -> None:
+        for t in range(self.sc.days):
+            self.step(t)
+            if on_day is not None:
+                on_day(t)
+        self.recorder.finish(self)
+
+    def step(self, t: int) -> None:
+        self.t = t
+        start_of_day = self.scan_lists()
+        touched = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
+        touched += self.expire(t)  # 1
+        touched += self.decide_appeals(t)  # 2
+        self.court_performance(t, start_of_day["settle"])  # 3
+        actor, beh = self.behaviour(start_of_day["distressed"])  # 4
+        met = self.association(start_of_day["assoc"])  # 5
+        records = self.observe(actor, beh, met)  # 6
+        applied, expiry_day = self.score(t, records)  # 7 (and 10: deterrence per record)
+        touched.append(records.person)
+        touched += self.pending.checks.pop(t, [])
+        self.tiers_and_lists(t, np.concatenate(touched), full=True)  # 8-9
+        appealed = self.file_appeals(t, records, applied, expiry_day)  # 11
+        self.recorder.day(self, t, actor, beh, met, records, applied, expiry_day, appealed)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def scan_lists(self) -> dict[str, np.ndarray]:
+        """The recorded lists as they stood after the previous day's step 9."""
+        distressed, assoc, settle = consequences.scan_members(
+            self.state.bits[0], self.pop.city, self.tb.distress_mask, self.tb.assoc_bit,
+            self.tb.settle_mask, self.is_distressed,
+        )
+        return {"distressed": distressed, "assoc": assoc, "settle": settle}
+
+    def expire(self, t: int) -> list[np.ndarray]:
+        if t > 0 and t % YEAR == 0:
+            self.state.cap_used[:] = 0  # a new yearly-cap window begins
+        out = []
+        for person, delta in self.pending.expiries.pop(t, []):
+            scoring.reverse_points(self.state.score, person, delta)
+            out.append(person)
+        return out
+
+    def decide_appeals(self, t: int) -> list[np.ndarray]:
+        due = self.pending.appeals.pop(t, [])
+        if not due:
+            return []
+        ap = {k: np.concatenate([d[k] for d in due]) for k in due[0]}
+        upheld = self.rng_appeals.random(len(ap["person"])) < self.sc.appeals.upheld
+        self.recorder.appeals_decided(ap["record_id"], upheld)
+        live = upheld & ((ap["expiry_day"] < 0) | (ap["expiry_day"] > t))
+        person = ap["person"][live]
+        delta = np.zeros((2, person.size), dtype=np.int32)
+        delta[0] = ap["applied"][live]
+        scoring.reverse_points(self.state.score, person, delta)
+        # The record is gone: its expiry must no longer give the points back a second time.
+        for day in np.unique(ap["expiry_day"][live]):
+            if 0 <= day < self.sc.days:
+                sel = ap["expiry_day"][live] == day
+                self.pending.expiries[int(day)].append((person[sel], -delta[:, sel]))
+        with_effects = upheld & (ap["effects"] == 1)
+        if with_effects.any():
+            self.remove_effects(t, ap["record_id"][with_effects], ap["person"][with_effects])
+        return [person]
+
+    def remove_effects(self, t: int, record_ids: np.ndarray, persons: np.ndarray) -> None:
+        """An upheld appeal ends the listings and tier caps its record alone kept alive."""
+        st = self.state
+        for rid, p in zip(record_ids.tolist(), persons.tolist(), strict=True):
+            for slot, entries in self.pending.effects[p].items():
+                if not any(e[0] == rid for e in entries):
+                    continue
+                entries[:] = [e for e in entries if e[0] != rid]
+                if slot < 0:
+                    live = [e for e in entries if e[2] >= t]
+                    st.tiercap_end[0, p] = max((e[2] for e in live), default=-1)
+                    st.tiercap[0, p] = max((e[3] for e in live), default=NO_TIER)
+                    continue
+                li = int(np.flatnonzero(self.tb.direct_slot == slot)[0])
+                spell = st.since[0, li, p] if st.bits[0, p] >> li & 1 else t + 1
+                live = [e for e in entries if e[1] >= spell]
+                st.direct_end[0, slot, p] = max((e[2] for e in live), default=-1)
+        self.tiers_and_lists(t, persons.astype(np.int32), full=False)
+
+    def court_performance(self, t: int, members: np.ndarray) -> None:
+        settled = consequences.settle(
+            self.rng_court, self.sc.consequences.pi, members, self.tb.settle_mask,
+            self.state.bits, self.tb.direct_slot, self.state.direct_end,
+        )
+        self.recorder.settlements += len(settled)
+        if len(settled):
+            self.tiers_and_lists(t, settled, full=False)
+
+    def behaviour(self, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rb, cb, tb = self.risk_buckets, self.civic_buckets, self.tb
+        return world.sample_behaviour(
+            self.rng_world, tb.base, tb.negative, tb.distress_context,
+            self.sc.consequences.distress_factor, self.pop.risk, self.pop.civic, self.state.deter,
+            rb.order, rb.start, rb.upper, cb.order, cb.start, cb.upper,
+            self.is_distressed, distressed,
+        )
+
+    def association(self, listed: np.ndarray) -> np.ndarray:
+        return world.sample_association(
+            self.rng_assoc, self.sc.consequences.rho, listed, self.pop.nbr_start, self.pop.nbr,
+            self.scratch,
+        )
+
+    def observe(self, actor: np.ndarray, beh: np.ndarray, met: np.ndarray) -> Records:
+        tb, g, pop = self.tb, self.groups, self.pop
+        actor = np.concatenate([actor, met])
+        beh = np.concatenate([beh, np.full(met.size, tb.assoc_behaviour, dtype=np.int16)])
+        seen = observe.observe(
+            self.rng_observe, actor, beh, tb.channel, tb.detect, tb.misattribute, tb.weight,
+            pop.city, pop.group, g.members, g.start, g.size,
+        )
+        c = tb.false_report_channel
+        false = observe.false_reports(
+            self.rng_observe, self.sc.observation.false_report_rate, tb.false_report_behaviours,
+            c, tb.weight[c], pop.city, pop.group, g.members, g.start, g.size,
+        )
+        return Records.concat([seen, false])
+
+    def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray]:
+        tb, st = self.tb, self.state
+        applied, expiry_day, check_day = scoring.score_records(
+            t, rec.person, rec.behaviour, rec.truth, self.pop.city, tb.city_pack, tb.points,
+            tb.expiry, tb.cap, tb.cap_slot, tb.score_lo, tb.score_hi, tb.negative, tb.tier_cap,
+            tb.direct_days, tb.direct_slot, self.sc.consequences.eta,
+            self.sc.consequences.deter_floor, st.score, st.cap_used, st.direct_end, st.tiercap,
+            st.tiercap_end, st.deter,
+        )
+        # Points given back at expiry; expiries after the last day need no bookkeeping.
+        keep = (expiry_day >= 0) & (expiry_day < self.sc.days) & (applied != 0).any(axis=0)
+        for day in np.unique(expiry_day[keep]):
+            sel = keep & (expiry_day == day)
+            self.pending.expiries[int(day)].append((rec.person[sel], applied[:, sel]))
+        due = (check_day >= 0) & (check_day < self.sc.days)
+        for day in np.unique(check_day[due]):
+            self.pending.checks[int(day)].append(rec.person[due & (check_day == day)])
+        self.register_effects(t, rec, expiry_day)
+        return applied, expiry_day
+
+    def register_effects(self, t: int, rec: Records, expiry_day: np.ndarray) -> None:
+        """Remember which records keep which listings alive, for appeals (reading 16)."""
+        tb = self.tb
+        k = self.pop.city[rec.person]
+        has_list = (tb.direct_days[k, rec.behaviour] != 0).any(axis=1)
+        has_cap = tb.tier_cap[tb.city_pack[k], rec.behaviour] != NO_TIER
+        for r in np.flatnonzero(has_list | has_cap).tolist():
+            rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
+            for li in np.flatnonzero(tb.direct_days[k[r], b]).tolist():
+                days = int(tb.direct_days[k[r], b, li])
+                end = np.iinfo(np.int32).max if days < 0 else t + days - 1
+                self.pending.effects[p][int(tb.direct_slot[li])].append([rid, t, end])
+            if has_cap[r]:
+                tier = int(tb.tier_cap[tb.city_pack[k[r]], b])
+                self.pending.effects[p][-1].append([rid, t, int(expiry_day[r]) - 1, tier])
+
+    def tiers_and_lists(self, t: int, persons: np.ndarray, full: bool) -> None:
+        tb, st, pop = self.tb, self.state, self.pop
+        spells, ck_person, ck_day = lists.evaluate(
+            t, persons, full, self.stamp, pop.city, pop.group, tb.city_pack, self.n_tiers,
+            tb.thresholds, tb.entry_kind, tb.entry_tier, tb.exit_kind, tb.exit_tier, tb.min_stay,
+            tb.direct_slot, st.score, st.tier, st.bits, st.cond_bits, st.since, st.direct_end,
+            st.tiercap, st.tiercap_end, st.tier_count, st.list_count, st.wrong_count,
+        )
+        self.recorder.spells_ended(spells)
+        due = ck_day < self.sc.days
+        for day in np.unique(ck_day[due]):
+            self.pending.checks[int(day)].append(ck_person[due & (ck_day == day)])
+
+    def file_appeals(
+        self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray
+    ) -> np.ndarray:
+        tb = self.tb
+        wrong = rec.truth != 0
+        idx = consequences.file_appeals(
+            self.rng_appeals, self.sc.appeals.alpha, tb.negative, rec.behaviour, wrong
+        )
+        k = self.pop.city[rec.person[idx]]
+        b = rec.behaviour[idx]
+        effects = (tb.direct_days[k, b] != 0).any(axis=1) | (
+            tb.tier_cap[tb.city_pack[k], b] != NO_TIER
+        )
+        decision = t + self.sc.appeals.appeal_days
+        record_id = self.next_record_id + idx
+        if decision < self.sc.days and idx.size:
+            self.pending.appeals[decision].append({
+                "record_id": record_id, "person": rec.person[idx], "applied": applied[0, idx],
+                "expiry_day": expiry_day[idx], "effects": effects.astype(np.uint8),
+            })
+        self.next_record_id += len(rec)
+        return idx
+
+
+def simulate(
+    scenario: Scenario, recorder: Recorder | None = None, on_day: Callable[[int], None] | None = None
+) -> Simulation:
+    sim = Simulation(scenario, recorder)
+    sim.run(on_day)
+    return sim
+

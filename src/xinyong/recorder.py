@@ -1,0 +1,292 @@
+"""Keeps the books of a run: streams records and spells to Parquet, tallies each day, and
+writes the end-of-run tables. Without a folder it keeps everything in memory (tests, API)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from xinyong.scenario import GROUPS
+from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
+from xinyong.store import ChunkWriter, dictionary, write_json, write_table
+
+if TYPE_CHECKING:
+    from xinyong.engine import Records, Simulation
+    from xinyong.population import Population
+
+WORLDS = ("recorded", "shadow")
+
+
+CODE = pa.dictionary(pa.int16(), pa.string())
+STREAM_SCHEMAS = {
+    "records": pa.schema([
+        ("record_id", pa.int64()), ("day", pa.int32()), ("person", pa.int32()),
+        ("behaviour", CODE), ("channel", CODE), ("truth", CODE), ("actor", pa.int32()),
+        ("points", pa.int32()), ("shadow_points", pa.int32()), ("expiry_day", pa.int32()),
+        ("appealed", pa.bool_()),
+    ]),
+    "spells": pa.schema([
+        ("person", pa.int32()), ("list", CODE), ("world", CODE), ("start", pa.int32()),
+        ("end", pa.int32()),
+    ]),
+}
+
+
+class Recorder:
+    def __init__(self, tables: Tables, pop: Population, out: Path | None = None,
+                 rows_per_part: int = 2_000_000) -> None:
+        self.tb = tables
+        self.pop = pop
+        self.out = out
+        self.started = time.perf_counter()
+        self.writers: dict[str, ChunkWriter] = {}
+        self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
+        if out is not None:
+            self.writers = {
+                "records": ChunkWriter(out / "records", rows_per_part),
+                "spells": ChunkWriter(out / "spells", rows_per_part),
+            }
+        self.daily: list[dict[str, Any]] = []
+        self.beh_daily: list[np.ndarray] = []
+        self.appeals_filed: list[tuple[np.ndarray, ...]] = []
+        self.decisions: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self.settlements = 0
+        self.upheld_today = 0
+        self.decided_today = 0
+        self.tables: dict[str, pa.Table] = {}
+        self.wall_seconds = 0.0
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    def _emit(self, name: str, batch: pa.RecordBatch) -> None:
+        if name in self.writers:
+            self.writers[name].add(batch)
+        else:
+            self.memory[name].append(batch)
+
+    def day(self, sim: Simulation, t: int, actor: np.ndarray, beh: np.ndarray, met: np.ndarray,
+            rec: Records, applied: np.ndarray, expiry_day: np.ndarray, appealed: np.ndarray) -> None:
+        tb = self.tb
+        n = len(rec)
+        first = sim.next_record_id - n
+        was_appealed = np.zeros(n, dtype=bool)
+        was_appealed[appealed] = True
+        self._emit("records", pa.record_batch(schema=STREAM_SCHEMAS["records"], data={
+            "record_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
+            "day": pa.array(np.full(n, t, dtype=np.int32)),
+            "person": pa.array(rec.person),
+            "behaviour": dictionary(rec.behaviour, tb.behaviours),
+            "channel": dictionary(rec.channel, tb.channels),
+            "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
+            "actor": pa.array(rec.actor, mask=rec.truth == FALSE_REPORT),
+            "points": pa.array(applied[0]),
+            "shadow_points": pa.array(applied[1]),
+            "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
+            "appealed": pa.array(was_appealed),
+        }))
+        if len(appealed):
+            self.appeals_filed.append((first + appealed, rec.person[appealed],
+                                       np.full(len(appealed), t, dtype=np.int32)))
+        # True events and records per behaviour and group (for detection and chilling audits).
+        B = len(tb.behaviours)
+        all_actor = np.concatenate([actor, met])
+        all_beh = np.concatenate([beh, np.full(len(met), tb.assoc_behaviour, dtype=np.int16)])
+        grp = self.pop.group
+        counts = np.zeros((4, B * 2), dtype=np.int64)
+        counts[0] = np.bincount(all_beh * 2 + grp[all_actor], minlength=B * 2)
+        rkey = rec.behaviour.astype(np.int64) * 2 + grp[rec.person]
+        counts[1] = np.bincount(rkey, minlength=B * 2)
+        counts[2] = np.bincount(rkey[rec.truth == MISATTRIBUTED], minlength=B * 2)
+        counts[3] = np.bincount(rkey[rec.truth == FALSE_REPORT], minlength=B * 2)
+        self.beh_daily.append(counts)
+
+        st = sim.state
+        negative = tb.negative[rec.behaviour] == 1
+        row: dict[str, Any] = {
+            "day": t,
+            "true_negative": int((tb.negative[all_beh] == 1).sum()),
+            "true_positive": int((tb.negative[all_beh] == 0).sum()),
+            "association_events": len(met),
+            "records_negative": int(negative.sum()),
+            "records_positive": int((~negative).sum()),
+            "records_correct": int((rec.truth == CORRECT).sum()),
+            "records_misattributed": int((rec.truth == MISATTRIBUTED).sum()),
+            "records_false_report": int((rec.truth == FALSE_REPORT).sum()),
+            "appeals_filed": len(appealed),
+            "appeals_decided": self.decided_today,
+            "appeals_upheld": self.upheld_today,
+            "settlements": self.settlements,
+            "mean_score": float(st.score[0].mean()),
+            "mean_shadow_score": float(st.score[1].mean()),
+        }
+        for li, name in enumerate(tb.lists):
+            row[f"list.{name}"] = int(st.list_count[0, li])
+            row[f"shadow_list.{name}"] = int(st.list_count[1, li])
+            row[f"wrongly_listed.{name}"] = int(st.wrong_count[li].sum())
+        for name, count in self._tier_counts(st.tier_count[0]).items():
+            row[f"tier.{name}"] = count
+        self.daily.append(row)
+        self.settlements = self.upheld_today = self.decided_today = 0
+
+    def _tier_counts(self, tier_count: np.ndarray) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p, names in enumerate(self.tb.tier_names):
+            for k, name in enumerate(names):
+                out[name] = out.get(name, 0) + int(tier_count[p, k])
+        return out
+
+    def appeals_decided(self, record_ids: np.ndarray, upheld: np.ndarray) -> None:
+        self.decisions.append((record_ids, upheld, -1))
+        self.decided_today += len(upheld)
+        self.upheld_today += int(upheld.sum())
+
+    def spells_ended(self, spells: tuple[np.ndarray, ...]) -> None:
+        person, li, world, start, end = spells
+        if len(person):
+            self._emit("spells", self._spell_batch(person, li, world, start, end))
+
+    def _spell_batch(self, person, li, world, start, end) -> pa.RecordBatch:
+        return pa.record_batch(schema=STREAM_SCHEMAS["spells"], data={
+            "person": pa.array(person, type=pa.int32()),
+            "list": dictionary(li, self.tb.lists),
+            "world": dictionary(world, list(WORLDS)),
+            "start": pa.array(start, type=pa.int32()),
+            "end": pa.array(end, type=pa.int32(), mask=end < 0),
+        })
+
+    # -- end of run ----------------------------------------------------------------------------
+
+    def finish(self, sim: Simulation) -> None:
+        self.wall_seconds = time.perf_counter() - self.started
+        st, tb, pop = sim.state, self.tb, self.pop
+        open_w, open_l, open_p = np.nonzero(st.since >= 0)
+        self.spells_ended((open_p.astype(np.int32), open_l.astype(np.int8), open_w.astype(np.int8),
+                           st.since[open_w, open_l, open_p], np.full(len(open_p), -1, np.int32)))
+        tables: dict[str, pa.Table] = {
+            "daily": pa.Table.from_pylist(self.daily),
+            "behaviour_daily": self._behaviour_daily(),
+            "appeals": self._appeals(),
+            "persons": self._persons(sim),
+            "children": self._children(sim),
+            "edges": self._edges(),
+        }
+        self.tables = tables
+        if self.out is None:
+            for name, batches in self.memory.items():
+                self.tables[name] = pa.Table.from_batches(batches, schema=STREAM_SCHEMAS[name])
+            return
+        for name, writer in self.writers.items():
+            writer.close(STREAM_SCHEMAS[name])
+        for name, table in tables.items():
+            write_table(self.out / f"{name}.parquet", table)
+        write_json(self.out / "meta.json", self.meta())
+
+    def meta(self) -> dict[str, Any]:
+        tb = self.tb
+        return {
+            "behaviours": tb.behaviours,
+            "channels": tb.channels,
+            "lists": tb.lists,
+            "tiers": dict(zip(tb.packs, tb.tier_names, strict=True)),
+            "negative": [bool(x) for x in tb.negative],
+            "association_behaviour": tb.behaviours[tb.assoc_behaviour],
+            "consequences": tb.consequences,
+            "groups": list(GROUPS),
+        }
+
+    def _behaviour_daily(self) -> pa.Table:
+        B = len(self.tb.behaviours)
+        if not self.beh_daily:
+            counts = np.zeros((0, 4, 2 * B), dtype=np.int64)
+        else:
+            counts = np.stack(self.beh_daily)  # [T, 4, B*2]
+        T = counts.shape[0]
+        day = np.repeat(np.arange(T, dtype=np.int32), 2 * B)
+        code = np.tile(np.arange(2 * B), T)
+        return pa.table({
+            "day": day,
+            "behaviour": dictionary(code // 2, self.tb.behaviours),
+            "group": dictionary(code % 2, list(GROUPS)),
+            "true_events": counts[:, 0].ravel(),
+            "records": counts[:, 1].ravel(),
+            "misattributed": counts[:, 2].ravel(),
+            "false_reports": counts[:, 3].ravel(),
+        })
+
+    def _appeals(self) -> pa.Table:
+        if self.appeals_filed:
+            rid, person, day = (np.concatenate(c) for c in zip(*self.appeals_filed, strict=True))
+        else:
+            rid = np.empty(0, np.int64)
+            person = day = np.empty(0, np.int32)
+        upheld = np.zeros(len(rid), dtype=bool)
+        decided = np.zeros(len(rid), dtype=bool)
+        if self.decisions:
+            d_rid = np.concatenate([d[0] for d in self.decisions])
+            d_up = np.concatenate([d[1] for d in self.decisions])
+            pos = np.searchsorted(rid, d_rid)  # record ids are filed in increasing order
+            decided[pos] = True
+            upheld[pos] = d_up
+        return pa.table({
+            "record_id": pa.array(rid, type=pa.int64()),
+            "person": pa.array(person, type=pa.int32()),
+            "filed_day": pa.array(day, type=pa.int32()),
+            "upheld": pa.array(upheld, mask=~decided),
+        })
+
+    def _persons(self, sim: Simulation) -> pa.Table:
+        st, tb, pop = sim.state, self.tb, self.pop
+        names = sorted({n for t in tb.tier_names for n in t}, key=lambda n: n)
+        code = np.zeros((len(tb.packs), max(len(t) for t in tb.tier_names)), dtype=np.int16)
+        for p, tiers in enumerate(tb.tier_names):
+            for k, name in enumerate(tiers):
+                code[p, k] = names.index(name)
+        pk = tb.city_pack[pop.city]
+        cols: dict[str, Any] = {
+            "person": np.arange(pop.adults, dtype=np.int32),
+            "city": dictionary(pop.city, [c.name for c in sim.sc.cities]),
+            "group": dictionary(pop.group, list(GROUPS)),
+            "risk": pop.risk,
+            "civic": pop.civic,
+            "partner": pop.partner(np.arange(pop.adults)).astype(np.int32),
+            "degree": pop.degree().astype(np.int32),
+            "score": st.score[0],
+            "shadow_score": st.score[1],
+            "tier": dictionary(code[pk, st.tier[0]], names),
+            "shadow_tier": dictionary(code[pk, st.tier[1]], names),
+            "deter": st.deter,
+        }
+        for li, name in enumerate(tb.lists):
+            cols[f"on.{name}"] = (st.bits[0] >> li & 1).astype(bool)
+            cols[f"shadow_on.{name}"] = (st.bits[1] >> li & 1).astype(bool)
+        return pa.table(cols)
+
+    def _children(self, sim: Simulation) -> pa.Table:
+        pop, tb, bits = self.pop, self.tb, sim.state.bits[0]
+
+        def parents_have(mask: np.ndarray) -> np.ndarray:
+            m = mask[pop.child_city]
+            has = (bits[pop.parent1] & m) != 0
+            two = pop.parent2 >= 0
+            has[two] |= (bits[pop.parent2[two]] & m[two]) != 0
+            return has
+
+        return pa.table({
+            "child": np.arange(pop.children, dtype=np.int32),
+            "city": dictionary(pop.child_city, [c.name for c in sim.sc.cities]),
+            "group": dictionary(pop.child_group, list(GROUPS)),
+            "parent1": pop.parent1,
+            "parent2": pa.array(pop.parent2, mask=pop.parent2 < 0),
+            "restricted": parents_have(tb.child_sanction_mask),
+            "privileged": parents_have(tb.child_privilege_mask),
+        })
+
+    def _edges(self) -> pa.Table:
+        pop = self.pop
+        src = np.repeat(np.arange(pop.adults, dtype=np.int32), pop.degree())
+        keep = src < pop.nbr
+        return pa.table({"a": src[keep], "b": pop.nbr[keep]})

@@ -1,0 +1,362 @@
+"""Scenarios: population, cities and their packs, channels, behaviours, consequences.
+
+A scenario file may `extends:` another (a built-in name or a path) and `set:` dotted keys,
+the same overrides the command line takes with `--set key=value`. The resolved scenario embeds
+its packs, so a run directory's `scenario.yaml` repeats the run exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from xinyong.errors import XinyongError
+from xinyong.scheme.schema import Pack, pack_path, parse_pack, pydantic_problems, raise_first
+from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml
+
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+GROUPS = ("majority", "minority")  # index 0 and 1 in every array
+
+
+def _fraction(v: Any) -> Any:
+    """Accept '1/200' as well as 0.005: the spec writes rates as fractions."""
+    if isinstance(v, str) and "/" in v:
+        try:
+            return float(Fraction(v.replace(" ", "")))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"not a number or fraction: {v!r}") from None
+    return v
+
+
+Probability = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Population(Strict):
+    adults: int = Field(ge=1)
+    child_ratio: NonNegative = 0.25
+    minority_share: Probability = 0.10
+    risk_sigma: NonNegative = 1.0
+    civic_sigma: NonNegative = 1.0
+    trait_min: float = Field(default=0.1, gt=0.0)
+    trait_max: float = Field(default=10.0, gt=0.0)
+    two_parent_share: Probability = 0.8
+    edges_per_adult: int = Field(default=4, ge=0)
+    cross_city_share: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _bounds_reachable(self) -> Population:
+        if self.trait_min >= self.trait_max:
+            raise ValueError("trait_min must be below trait_max")
+        for sigma in (self.risk_sigma, self.civic_sigma):
+            if lognormal_mass(sigma, self.trait_min, self.trait_max) < 1e-6:
+                raise ValueError("trait bounds hold almost none of the lognormal's mass")
+        return self
+
+
+def lognormal_mass(sigma: float, lo: float, hi: float) -> float:
+    """P(lo <= X <= hi) for X lognormal with mean 1 (log-mean -sigma^2/2)."""
+    if sigma == 0:
+        return 1.0 if lo <= 1.0 <= hi else 0.0
+    mu = -(sigma**2) / 2
+
+    def cdf(x: float) -> float:
+        return 0.5 * (1 + math.erf((math.log(x) - mu) / (sigma * math.sqrt(2))))
+
+    return cdf(hi) - cdf(lo)
+
+
+class City(Strict):
+    name: str
+    share: Probability
+    pack: str
+
+
+class GroupWeights(Strict):
+    minority: float = Field(default=1.0, gt=0.0)
+    majority: float = Field(default=1.0, gt=0.0)
+
+
+class Channel(Strict):
+    detect: Probability
+    misattribute: Probability = 0.0
+    weights: GroupWeights = GroupWeights()
+
+
+class Behaviour(Strict):
+    sign: Literal["negative", "positive"]
+    context: str
+    gravity: int | None = Field(default=None, ge=1, le=5)
+    channel: str
+    base: Probability
+
+    @model_validator(mode="after")
+    def _gravity(self) -> Behaviour:
+        if self.sign == "negative" and self.gravity is None:
+            raise ValueError("a negative behaviour needs a gravity from 1 to 5")
+        return self
+
+
+class Consequences(Strict):
+    rho: Probability = 0.2
+    association_behaviour: str = "associating_with_blacklisted"
+    association_list: str = "blacklist"
+    pi: Probability = 1 / 200
+    eta: Probability = 0.05
+    deter_floor: Probability = 0.5
+    distress_factor: NonNegative = 2.0
+    distress_sanction: str = "loan_ban"
+    distress_context: str = "finance"
+
+
+class Observation(Strict):
+    false_report_rate: Probability = 2e-5
+    false_report_behaviours: tuple[str, ...] = ()
+    false_report_channel: str = "informant"
+
+
+class Appeals(Strict):
+    alpha: Probability = 0.3
+    appeal_days: int = Field(default=60, ge=1)
+    upheld: Probability = 0.5
+
+
+class Scenario(Strict):
+    name: str
+    description: str = ""
+    days: int = Field(ge=1)
+    seed: int = Field(default=0, ge=0)
+    population: Population
+    cities: tuple[City, ...] = Field(min_length=1)
+    national_packs: tuple[str, ...] = ()
+    channels: dict[str, Channel]
+    behaviours: dict[str, Behaviour]
+    consequences: Consequences = Consequences()
+    observation: Observation = Observation()
+    appeals: Appeals = Appeals()
+    packs: dict[str, Pack]
+
+    @property
+    def adults(self) -> int:
+        return self.population.adults
+
+    def with_(self, **changes: Any) -> Scenario:
+        """A copy with dotted-key overrides, e.g. `with_(**{"population.adults": 1000})`."""
+        data = self.model_dump(mode="json")
+        for key, value in changes.items():
+            set_dotted(data, key.replace("__", "."), value)
+        return validate_scenario(data, "<overrides>", {})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def check(self) -> list[tuple[str, tuple]]:
+        problems: list[tuple[str, tuple]] = []
+        if abs(sum(c.share for c in self.cities) - 1.0) > 1e-9:
+            problems.append(("city shares must add up to 1", ("cities",)))
+        if len({c.name for c in self.cities}) != len(self.cities):
+            problems.append(("city names repeat", ("cities",)))
+        for i, city in enumerate(self.cities):
+            pack = self.packs.get(city.pack)
+            if pack is None:
+                problems.append((f"pack '{city.pack}' is not loaded", ("cities", i, "pack")))
+            elif pack.kind != "municipal":
+                problems.append((f"pack '{city.pack}' is not municipal", ("cities", i, "pack")))
+        for i, ref in enumerate(self.national_packs):
+            pack = self.packs.get(ref)
+            if pack is None or pack.kind != "national":
+                problems.append((f"'{ref}' is not a loaded national pack", ("national_packs", i)))
+        for b, beh in self.behaviours.items():
+            if beh.channel not in self.channels:
+                problems.append((f"unknown channel '{beh.channel}'", ("behaviours", b, "channel")))
+        cons = self.consequences
+        if cons.association_behaviour not in self.behaviours:
+            problems.append((
+                f"unknown behaviour '{cons.association_behaviour}'",
+                ("consequences", "association_behaviour"),
+            ))
+        obs = self.observation
+        if obs.false_report_channel not in self.channels:
+            problems.append((
+                f"unknown channel '{obs.false_report_channel}'",
+                ("observation", "false_report_channel"),
+            ))
+        for i, b in enumerate(obs.false_report_behaviours):
+            if b not in self.behaviours:
+                problems.append((f"unknown behaviour '{b}'", ("observation", "false_report_behaviours", i)))
+        if obs.false_report_rate > 0 and not obs.false_report_behaviours:
+            problems.append((
+                "false reports need false_report_behaviours",
+                ("observation", "false_report_behaviours"),
+            ))
+        names = set(self.behaviours)
+        list_owner: dict[str, str] = {}
+        for pid, pack in self.packs.items():
+            for msg, loc in pack.check(names):
+                problems.append((msg, ("packs", pid, *loc)))
+            for lname in pack.lists:
+                if pack.kind == "national" and lname in list_owner:
+                    problems.append((f"list '{lname}' is defined twice", ("packs", pid, "lists", lname)))
+                list_owner.setdefault(lname, pid)
+        return problems
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = data
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        if part not in node or node[part] is None:
+            node[part] = {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def validate_scenario(data: Any, file: str | Path, lines: Lines) -> Scenario:
+    if not isinstance(data, dict):
+        raise XinyongError("a scenario is a YAML mapping", file=file, line=1)
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise_first(pydantic_problems(exc), file, lines)
+        raise
+    raise_first(sc.check(), file, lines)
+    return sc
+
+
+def scenario_path(ref: str | Path) -> Path:
+    s = str(ref)
+    if s.endswith((".yaml", ".yml")) or "/" in s:
+        return Path(s)
+    path = SCENARIOS_DIR / f"{s}.yaml"
+    if not path.exists():
+        known = ", ".join(builtin_scenarios())
+        raise XinyongError(f"unknown scenario '{s}' (built-in: {known}; or give a .yaml path)")
+    return path
+
+
+def builtin_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.yaml"))
+
+
+def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
+    """Read a scenario file and everything it extends, with the `set:` block applied."""
+    if depth > 8:
+        raise XinyongError("scenarios extend each other too deeply", file=path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise XinyongError("a scenario is a YAML mapping", file=path, line=1)
+    overrides = data.pop("set", None) or {}
+    parent = data.pop("extends", None)
+    if parent is not None:
+        base, _ = _raw_scenario(scenario_path_or_file(parent, path.parent), depth + 1)
+        base.pop("name", None)
+        base.pop("description", None)
+        for key, value in data.items():
+            base[key] = value
+        data = base
+    if not isinstance(overrides, dict):
+        raise XinyongError("'set' maps dotted keys to values", file=path, line=lines.get(("set",)))
+    _load_packs(data, path, lines)
+    for key, value in overrides.items():
+        try:
+            set_dotted(data, str(key), value)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise XinyongError(
+                "no such key to set", file=path, line=lines.get(("set", key)), field=str(key)
+            ) from None
+    return data, lines
+
+
+def scenario_path_or_file(ref: str, here: Path) -> Path:
+    s = str(ref)
+    if s.endswith((".yaml", ".yml")) or "/" in s:
+        p = Path(s)
+        return p if p.is_absolute() else here / p
+    return scenario_path(s)
+
+
+def _load_packs(data: dict, path: Path, lines: Lines) -> None:
+    """Embed every pack the scenario names (cities and national) under `packs:`."""
+    packs = data.setdefault("packs", {}) or {}
+    data["packs"] = packs
+    refs: list[tuple[str, tuple]] = []
+    for i, city in enumerate(data.get("cities") or []):
+        if isinstance(city, dict) and "pack" in city:
+            refs.append((str(city["pack"]), ("cities", i, "pack")))
+    for i, ref in enumerate(data.get("national_packs") or []):
+        refs.append((str(ref), ("national_packs", i)))
+    for ref, loc in refs:
+        file = pack_path(ref, path.parent)
+        if not file.exists():
+            raise XinyongError(
+                f"pack '{ref}' not found", file=path, line=line_of(lines, loc), field=".".join(map(str, loc))
+            )
+        pack_data, pack_lines = load_yaml(file)
+        pack = parse_pack(pack_data, file, pack_lines)
+        # The pack's id is how cities refer to it once embedded.
+        _rename_ref(data, ref, pack.id)
+        packs.setdefault(pack.id, pack_data)
+
+
+def _rename_ref(data: dict, ref: str, pack_id: str) -> None:
+    for city in data.get("cities") or []:
+        if isinstance(city, dict) and city.get("pack") == ref:
+            city["pack"] = pack_id
+    data["national_packs"] = [pack_id if r == ref else r for r in data.get("national_packs") or []]
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value, read as a YAML scalar ('0.1' -> 0.1, 'true' -> True)."""
+    value, _ = parse_yaml(text, "<--set>")
+    return value
+
+
+def load_scenario(
+    ref: str | Path = "r1",
+    *,
+    overrides: dict[str, Any] | None = None,
+    adults: int | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+) -> Scenario:
+    """Load a built-in scenario by name or a YAML file, applying overrides."""
+    path = scenario_path(ref)
+    data, lines = _raw_scenario(path)
+    extra = dict(overrides or {})
+    if adults is not None:
+        extra["population.adults"] = adults
+    if days is not None:
+        extra["days"] = days
+    if seed is not None:
+        extra["seed"] = seed
+    for key, value in extra.items():
+        try:
+            set_dotted(data, key, value)
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise XinyongError("no such key to set", field=key) from None
+    if extra:
+        data = copy.deepcopy(data)
+    try:
+        return validate_scenario(data, path, lines)
+    except XinyongError as err:
+        # A problem in an override is reported against the override, not the file.
+        if err.field is not None and any(err.field.startswith(k) for k in extra):
+            raise XinyongError(err.message, field=err.field + " (from --set)") from None
+        raise

@@ -1,0 +1,244 @@
+"""Compile a scenario's packs and catalogue into flat lookup tables for the kernels.
+
+Indices: behaviours and channels in scenario order; lists by name across all packs (a list
+named in two municipal packs is one list with per-city rules); municipal packs in city order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xinyong.errors import XinyongError
+from xinyong.scenario import Scenario
+from xinyong.scheme.schema import Condition, Pack
+
+MAX_LISTS = 16
+NO_TIER = 255
+UNTIMED = -1  # direct listing with no end day (left by settlement or appeal only)
+FOREVER = np.iinfo(np.int32).max
+
+# Tier-condition kinds (entry and exit).
+COND_NONE, COND_AT_MOST, COND_AT_LEAST = 0, 1, 2
+# Exit kinds.
+EXIT_NOT_ENTRY, EXIT_AT_MOST, EXIT_AT_LEAST, EXIT_NEVER, EXIT_SETTLEMENT = 0, 1, 2, 3, 4
+TRUTH_NAMES = ("correct", "misattributed", "false_report")
+CORRECT, MISATTRIBUTED, FALSE_REPORT = 0, 1, 2
+
+
+@dataclass
+class Tables:
+    behaviours: list[str]
+    channels: list[str]
+    lists: list[str]
+    packs: list[str]  # municipal packs, index p
+    tier_names: list[list[str]]  # per municipal pack, best first
+    # behaviours
+    negative: np.ndarray  # uint8 [B]
+    base: np.ndarray  # float64 [B]
+    channel: np.ndarray  # int64 [B]
+    distress_context: np.ndarray  # uint8 [B] behaviour is in the distress context
+    gravity: np.ndarray  # int8 [B], 0 for positive
+    # channels
+    detect: np.ndarray  # float64 [C]
+    misattribute: np.ndarray  # float64 [C]
+    weight: np.ndarray  # float64 [C, 2] victim weight per group (majority, minority)
+    # cities
+    city_pack: np.ndarray  # int64 [K]
+    # packs
+    start_score: np.ndarray  # int64 [P]
+    score_lo: np.ndarray  # int64 [P]
+    score_hi: np.ndarray  # int64 [P]
+    thresholds: np.ndarray  # int64 [P, maxT]; tier k needs score >= thresholds[p, k]
+    points: np.ndarray  # int64 [P, B]
+    expiry: np.ndarray  # int64 [P, B], 0 = never expires
+    cap: np.ndarray  # int64 [P, B], 0 = no yearly cap
+    cap_slot: np.ndarray  # int64 [B], -1 when no pack caps the behaviour
+    tier_cap: np.ndarray  # int64 [P, B], NO_TIER = none
+    # lists, per city
+    direct_days: np.ndarray  # int64 [K, B, L]: 0 none, UNTIMED, or days
+    direct_slot: np.ndarray  # int64 [L], -1 for lists never entered by a record
+    entry_kind: np.ndarray  # int64 [K, L]
+    entry_tier: np.ndarray  # int64 [K, L]
+    exit_kind: np.ndarray  # int64 [K, L]
+    exit_tier: np.ndarray  # int64 [K, L]
+    min_stay: np.ndarray  # int64 [K, L]
+    settle_mask: int  # lists left by settlement (bit mask)
+    distress_mask: np.ndarray  # int64 [K] lists switching the distress sanction on
+    child_sanction_mask: np.ndarray  # int64 [K]
+    child_privilege_mask: np.ndarray  # int64 [K]
+    assoc_behaviour: int
+    assoc_bit: int  # bit mask of the association list (0 if no such list)
+    false_report_behaviours: np.ndarray  # int64
+    false_report_channel: int
+    consequences: dict[str, list[dict]] = field(default_factory=dict)  # per list, for the audit
+
+    @property
+    def n_direct(self) -> int:
+        return int((self.direct_slot >= 0).sum())
+
+    @property
+    def n_cap_slots(self) -> int:
+        return int(self.cap_slot.max()) + 1 if self.cap_slot.size else 0
+
+
+def compile_scenario(sc: Scenario) -> Tables:
+    behaviours = list(sc.behaviours)
+    channels = list(sc.channels)
+    bidx = {b: i for i, b in enumerate(behaviours)}
+    cidx = {c: i for i, c in enumerate(channels)}
+    packs: list[str] = []
+    for city in sc.cities:
+        if city.pack not in packs:
+            packs.append(city.pack)
+    all_packs: list[Pack] = [sc.packs[p] for p in packs] + [sc.packs[p] for p in sc.national_packs]
+    lists: list[str] = []
+    for pack in all_packs:
+        for name in pack.lists:
+            if name not in lists:
+                lists.append(name)
+    if len(lists) > MAX_LISTS:
+        raise XinyongError(f"at most {MAX_LISTS} lists are supported, got {len(lists)}")
+    lidx = {name: i for i, name in enumerate(lists)}
+    B, C, L, P, K = len(behaviours), len(channels), len(lists), len(packs), len(sc.cities)
+
+    beh = [sc.behaviours[b] for b in behaviours]
+    cons = sc.consequences
+    negative = np.array([b.sign == "negative" for b in beh], dtype=np.uint8)
+    ch = [sc.channels[c] for c in channels]
+    weight = np.array([[c.weights.majority, c.weights.minority] for c in ch], dtype=np.float64)
+
+    tier_names = [sc.packs[p].tier_names for p in packs]
+    max_t = max(len(t) for t in tier_names)
+    thresholds = np.full((P, max_t), np.iinfo(np.int64).min // 4, dtype=np.int64)
+    start = np.zeros(P, dtype=np.int64)
+    lo = np.full(P, np.iinfo(np.int32).min, dtype=np.int64)
+    hi = np.full(P, np.iinfo(np.int32).max, dtype=np.int64)
+    points = np.zeros((P, B), dtype=np.int64)
+    expiry = np.zeros((P, B), dtype=np.int64)
+    cap = np.zeros((P, B), dtype=np.int64)
+    tier_cap = np.full((P, B), NO_TIER, dtype=np.int64)
+    for p, pid in enumerate(packs):
+        pack = sc.packs[pid]
+        start[p] = pack.start_score.value
+        if pack.score_bounds is not None:
+            if pack.score_bounds.min is not None:
+                lo[p] = pack.score_bounds.min
+            if pack.score_bounds.max is not None:
+                hi[p] = pack.score_bounds.max
+        for k, tier in enumerate(pack.tiers):
+            if tier.min_score is not None:
+                thresholds[p, k] = tier.min_score
+        for b, rule in pack.rules.items():
+            points[p, bidx[b]] = rule.points
+            expiry[p, bidx[b]] = rule.expiry_days or 0
+            cap[p, bidx[b]] = rule.yearly_cap or 0
+            for eff in rule.effects:
+                if eff.tier_at_most is not None:
+                    tier_cap[p, bidx[b]] = pack.tier_names.index(eff.tier_at_most)
+    capped = np.flatnonzero((cap > 0).any(axis=0))
+    cap_slot = np.full(B, -1, dtype=np.int64)
+    cap_slot[capped] = np.arange(len(capped))
+
+    direct_days = np.zeros((K, B, L), dtype=np.int64)
+    entry_kind = np.zeros((K, L), dtype=np.int64)
+    entry_tier = np.zeros((K, L), dtype=np.int64)
+    exit_kind = np.zeros((K, L), dtype=np.int64)
+    exit_tier = np.zeros((K, L), dtype=np.int64)
+    min_stay = np.zeros((K, L), dtype=np.int64)
+    distress_mask = np.zeros(K, dtype=np.int64)
+    child_sanction = np.zeros(K, dtype=np.int64)
+    child_privilege = np.zeros(K, dtype=np.int64)
+    settle_mask = 0
+    consequences: dict[str, list[dict]] = {}
+    for k, city in enumerate(sc.cities):
+        governing = [sc.packs[city.pack]] + [sc.packs[p] for p in sc.national_packs]
+        for pack in governing:
+            tiers = pack.tier_names
+            for b, rule in pack.rules.items():
+                for eff in rule.effects:
+                    if eff.list is not None:
+                        direct_days[k, bidx[b], lidx[eff.list]] = eff.days or UNTIMED
+            for name, lst in pack.lists.items():
+                li = lidx[name]
+                bit = 1 << li
+                consequences.setdefault(name, [c.model_dump() | {"kind": lst.kind} for c in lst.consequences])
+                entry = lst.entry
+                if entry is not None and entry.record is not None:
+                    direct_days[k, bidx[entry.record], li] = entry.days or UNTIMED
+                elif entry is not None:
+                    entry_kind[k, li], entry_tier[k, li] = _tier_condition(entry, tiers)
+                    min_stay[k, li] = lst.min_stay_days
+                if lst.permanent:
+                    exit_kind[k, li] = EXIT_NEVER
+                elif lst.exit == "settlement":
+                    exit_kind[k, li] = EXIT_SETTLEMENT
+                    settle_mask |= bit
+                elif isinstance(lst.exit, Condition):
+                    kind, tier = _tier_condition(lst.exit, tiers)
+                    exit_kind[k, li] = EXIT_AT_MOST if kind == COND_AT_MOST else EXIT_AT_LEAST
+                    exit_tier[k, li] = tier
+                for c in lst.consequences:
+                    if c.target == "children":
+                        if lst.kind == "sanction":
+                            child_sanction[k] |= bit
+                        else:
+                            child_privilege[k] |= bit
+                    elif c.name == cons.distress_sanction:
+                        distress_mask[k] |= bit
+    direct_lists = np.flatnonzero((direct_days != 0).any(axis=(0, 1)))
+    direct_slot = np.full(L, -1, dtype=np.int64)
+    direct_slot[direct_lists] = np.arange(len(direct_lists))
+
+    obs = sc.observation
+    return Tables(
+        behaviours=behaviours,
+        channels=channels,
+        lists=lists,
+        packs=packs,
+        tier_names=tier_names,
+        negative=negative,
+        base=np.array([b.base for b in beh], dtype=np.float64),
+        channel=np.array([cidx[b.channel] for b in beh], dtype=np.int64),
+        distress_context=np.array([b.context == cons.distress_context for b in beh], dtype=np.uint8),
+        gravity=np.array([b.gravity or 0 for b in beh], dtype=np.int8),
+        detect=np.array([c.detect for c in ch], dtype=np.float64),
+        misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),
+        weight=weight,
+        city_pack=np.array([packs.index(c.pack) for c in sc.cities], dtype=np.int64),
+        start_score=start,
+        score_lo=lo,
+        score_hi=hi,
+        thresholds=thresholds,
+        points=points,
+        expiry=expiry,
+        cap=cap,
+        cap_slot=cap_slot,
+        tier_cap=tier_cap,
+        direct_days=direct_days,
+        direct_slot=direct_slot,
+        entry_kind=entry_kind,
+        entry_tier=entry_tier,
+        exit_kind=exit_kind,
+        exit_tier=exit_tier,
+        min_stay=min_stay,
+        settle_mask=settle_mask,
+        distress_mask=distress_mask,
+        child_sanction_mask=child_sanction,
+        child_privilege_mask=child_privilege,
+        assoc_behaviour=bidx[cons.association_behaviour],
+        assoc_bit=(1 << lidx[cons.association_list]) if cons.association_list in lidx else 0,
+        false_report_behaviours=np.array(
+            [bidx[b] for b in obs.false_report_behaviours], dtype=np.int64
+        ),
+        false_report_channel=cidx[obs.false_report_channel],
+        consequences=consequences,
+    )
+
+
+def _tier_condition(cond: Condition, tiers: list[str]) -> tuple[int, int]:
+    # Tiers are indexed best first, so "at most D" means index >= index(D).
+    if cond.tier_at_most is not None:
+        return COND_AT_MOST, tiers.index(cond.tier_at_most)
+    return COND_AT_LEAST, tiers.index(cond.tier_at_least)

@@ -1,0 +1,276 @@
+"""The rule-pack schema (data, never code), its loader and its cross-checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from xinyong.errors import XinyongError
+from xinyong.yamlio import Lines, line_of, load_yaml
+
+PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
+ILLUSTRATIVE = "illustrative"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    title: str
+    url: str | None = None
+    unverified: bool = False
+    note: str | None = None
+
+
+class Sourced(Strict):
+    """Anything carrying a documented number names its source, or says it is illustrative."""
+
+    source: str
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _illustrative_needs_reason(self) -> Sourced:
+        if self.source == ILLUSTRATIVE and not (self.note and self.note.strip()):
+            raise ValueError("an illustrative value needs a 'note' giving the reasoning")
+        return self
+
+
+class StartScore(Sourced):
+    value: int
+
+
+class ScoreBounds(Sourced):
+    min: int | None = None
+    max: int | None = None
+
+
+class Tier(Sourced):
+    name: str
+    min_score: int | None = None
+
+
+class Effect(Strict):
+    """A rule's direct effect: put on a list (for `days`, or until it is left) or cap the tier."""
+
+    list: str | None = None
+    days: int | None = Field(default=None, ge=1)
+    tier_at_most: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Effect:
+        if (self.list is None) == (self.tier_at_most is None):
+            raise ValueError("an effect sets exactly one of 'list' or 'tier_at_most'")
+        if self.tier_at_most is not None and self.days is not None:
+            raise ValueError("a tier cap lasts while its record is live; 'days' is not allowed")
+        return self
+
+
+class Rule(Sourced):
+    points: int = 0
+    expiry_days: int | None = Field(default=None, ge=1)
+    yearly_cap: int | None = Field(default=None, ge=1)
+    effects: tuple[Effect, ...] = ()
+
+    @model_validator(mode="after")
+    def _points_need_expiry(self) -> Rule:
+        if self.points != 0 and self.expiry_days is None:
+            raise ValueError("a rule with points needs 'expiry_days'")
+        return self
+
+
+class Condition(Strict):
+    tier_at_most: str | None = None
+    tier_at_least: str | None = None
+    record: str | None = None
+    days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = [k for k in ("tier_at_most", "tier_at_least", "record") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a condition sets exactly one of tier_at_most, tier_at_least, record")
+        if self.days is not None and self.record is None:
+            raise ValueError("'days' belongs to a record condition")
+        return self
+
+
+class Consequence(Strict):
+    name: str
+    context: str
+    target: Literal["person", "children"] = "person"
+
+
+class ListDef(Sourced):
+    kind: Literal["sanction", "privilege"]
+    description: str | None = None
+    entry: Condition | None = None
+    min_stay_days: int = Field(default=0, ge=0)
+    exit: Condition | Literal["settlement"] | None = None
+    permanent: bool = False
+    consequences: tuple[Consequence, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ListDef:
+        if self.permanent and self.exit is not None:
+            raise ValueError("a permanent list has no 'exit'")
+        if isinstance(self.exit, Condition) and self.exit.record is not None:
+            raise ValueError("an exit condition is a tier condition or 'settlement'")
+        return self
+
+
+class Pack(Strict):
+    id: str
+    kind: Literal["municipal", "national"]
+    title: str
+    description: str | None = None
+    sources: dict[str, Source] = {}
+    start_score: StartScore | None = None
+    score_bounds: ScoreBounds | None = None
+    tiers: tuple[Tier, ...] = ()
+    rules: dict[str, Rule] = {}
+    lists: dict[str, ListDef] = {}
+
+    @property
+    def tier_names(self) -> list[str]:
+        return [t.name for t in self.tiers]
+
+    def check(self, behaviours: set[str] | None = None) -> list[tuple[str, tuple]]:
+        """Cross-field checks; returns (message, location) pairs."""
+        problems: list[tuple[str, tuple]] = []
+        names = self.tier_names
+
+        def source_ok(obj: Sourced, loc: tuple) -> None:
+            if obj.source != ILLUSTRATIVE and obj.source not in self.sources:
+                problems.append((f"unknown source '{obj.source}'", (*loc, "source")))
+
+        if self.kind == "municipal":
+            if self.start_score is None:
+                problems.append(("a municipal pack needs 'start_score'", ("start_score",)))
+            if len(self.tiers) < 1:
+                problems.append(("a municipal pack needs at least one tier", ("tiers",)))
+        else:
+            for key in ("start_score", "score_bounds"):
+                if getattr(self, key) is not None:
+                    problems.append((f"a national pack has no {key}", (key,)))
+            if self.tiers:
+                problems.append(("a national pack has no tiers", ("tiers",)))
+            for b, rule in self.rules.items():
+                if rule.points:
+                    problems.append(("a national pack's rules carry no points", ("rules", b)))
+        if self.start_score is not None:
+            source_ok(self.start_score, ("start_score",))
+        if self.score_bounds is not None:
+            source_ok(self.score_bounds, ("score_bounds",))
+            lo, hi = self.score_bounds.min, self.score_bounds.max
+            if lo is not None and hi is not None and lo > hi:
+                problems.append(("min is above max", ("score_bounds", "min")))
+        if len(set(names)) != len(names):
+            problems.append(("tier names repeat", ("tiers",)))
+        previous = None
+        for i, tier in enumerate(self.tiers):
+            source_ok(tier, ("tiers", i))
+            last = i == len(self.tiers) - 1
+            if last and tier.min_score is not None:
+                problems.append(("the last (lowest) tier has no min_score", ("tiers", i, "min_score")))
+            if not last and tier.min_score is None:
+                problems.append(("every tier but the last needs min_score", ("tiers", i)))
+            if tier.min_score is not None:
+                if previous is not None and tier.min_score >= previous:
+                    problems.append((
+                        "tier thresholds must fall strictly from best to worst "
+                        f"({tier.min_score} after {previous})",
+                        ("tiers", i, "min_score"),
+                    ))
+                previous = tier.min_score
+
+        def tier_ok(name: str | None, loc: tuple) -> None:
+            if name is not None and name not in names:
+                problems.append((f"unknown tier '{name}' (tiers: {', '.join(names) or 'none'})", loc))
+
+        def behaviour_ok(name: str, loc: tuple) -> None:
+            if behaviours is not None and name not in behaviours:
+                problems.append((f"unknown behaviour '{name}'", loc))
+
+        for b, rule in self.rules.items():
+            source_ok(rule, ("rules", b))
+            behaviour_ok(b, ("rules", b))
+            for j, eff in enumerate(rule.effects):
+                loc = ("rules", b, "effects", j)
+                if eff.list is not None and eff.list not in self.lists:
+                    problems.append((f"unknown list '{eff.list}'", (*loc, "list")))
+                tier_ok(eff.tier_at_most, (*loc, "tier_at_most"))
+        for name, lst in self.lists.items():
+            source_ok(lst, ("lists", name))
+            for part in ("entry", "exit"):
+                cond = getattr(lst, part)
+                if isinstance(cond, Condition):
+                    tier_ok(cond.tier_at_most, ("lists", name, part, "tier_at_most"))
+                    tier_ok(cond.tier_at_least, ("lists", name, part, "tier_at_least"))
+                    if cond.record is not None:
+                        behaviour_ok(cond.record, ("lists", name, part, "record"))
+            tier_entry = lst.entry is not None and lst.entry.record is None
+            if lst.exit == "settlement" and tier_entry:
+                problems.append(("settlement exits a record-entered list only", ("lists", name, "exit")))
+            if lst.min_stay_days and not tier_entry:
+                problems.append(("min_stay_days applies to tier-entered lists", ("lists", name)))
+        return problems
+
+
+def pydantic_problems(exc: ValidationError) -> list[tuple[str, tuple]]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Union branches add their type name to the location: drop those parts.
+        loc = tuple(p for p in loc if p not in ("Condition", "literal['settlement']"))
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append((msg, loc))
+    return out
+
+
+def raise_first(problems: list[tuple[str, tuple]], file: str | Path, lines: Lines) -> None:
+    if problems:
+        msg, loc = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        field = ".".join(str(p) for p in loc) or None
+        raise XinyongError(msg + more, file=file, line=line_of(lines, loc), field=field)
+
+
+def parse_pack(
+    data: object, file: str | Path, lines: Lines, behaviours: set[str] | None = None
+) -> Pack:
+    if not isinstance(data, dict):
+        raise XinyongError("a rule pack is a YAML mapping", file=file, line=1)
+    try:
+        pack = Pack.model_validate(data)
+    except ValidationError as exc:
+        raise_first(pydantic_problems(exc), file, lines)
+        raise  # pragma: no cover - raise_first always raises here
+    raise_first(pack.check(behaviours), file, lines)
+    return pack
+
+
+def pack_path(ref: str, relative_to: Path | None = None) -> Path:
+    """A pack reference is a built-in id (`rongcheng`) or a path to a YAML file."""
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        p = Path(ref)
+        if not p.is_absolute() and relative_to is not None:
+            p = relative_to / p
+        return p
+    return PACKS_DIR / f"{ref}.yaml"
+
+
+def builtin_packs() -> list[str]:
+    return sorted(p.stem for p in PACKS_DIR.glob("*.yaml"))
+
+
+def load_pack(ref: str | Path, behaviours: set[str] | None = None) -> Pack:
+    path = pack_path(str(ref))
+    if not path.exists() and not str(ref).endswith((".yaml", ".yml")):
+        raise XinyongError(
+            f"unknown pack '{ref}' (built-in: {', '.join(builtin_packs())})", field="pack"
+        )
+    data, lines = load_yaml(path)
+    return parse_pack(data, path, lines, behaviours)

@@ -1,0 +1,96 @@
+"""Scheme, points: records add their rule's points (under yearly caps and score bounds) to the
+recorded score and, when correct, to the shadow score; expiry and upheld appeals give them back
+(MODEL.md steps 1, 2 and 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
+
+
+@njit(cache=True)
+def score_records(
+    t: int,
+    person: np.ndarray,
+    beh: np.ndarray,
+    truth: np.ndarray,
+    city: np.ndarray,
+    city_pack: np.ndarray,
+    points: np.ndarray,
+    expiry: np.ndarray,
+    cap: np.ndarray,
+    cap_slot: np.ndarray,
+    score_lo: np.ndarray,
+    score_hi: np.ndarray,
+    negative: np.ndarray,
+    tier_cap: np.ndarray,
+    direct_days: np.ndarray,
+    direct_slot: np.ndarray,
+    eta: float,
+    deter_floor: float,
+    score: np.ndarray,
+    cap_used: np.ndarray,
+    direct_end: np.ndarray,
+    tiercap: np.ndarray,
+    tiercap_end: np.ndarray,
+    deter: np.ndarray,
+):
+    """Apply one day's records in order. Returns per record: points applied to the recorded
+    and shadow scores, expiry day (-1 never) and the day its timed effects end (-1 none)."""
+    n = person.shape[0]
+    applied = np.zeros((2, n), dtype=np.int32)
+    expiry_day = np.full(n, -1, dtype=np.int32)
+    check_day = np.full(n, -1, dtype=np.int32)
+    n_lists = direct_slot.shape[0]
+    for r in range(n):
+        p = person[r]
+        b = beh[r]
+        k = city[p]
+        pk = city_pack[k]
+        pts = points[pk, b]
+        if expiry[pk, b] > 0:
+            expiry_day[r] = t + expiry[pk, b]
+        for w in range(2):
+            if w == 1 and truth[r] != CORRECT:
+                break
+            a = pts
+            if cap[pk, b] > 0 and a != 0:
+                s = cap_slot[b]
+                room = cap[pk, b] - cap_used[w, s, p]
+                a = min(a, room) if a > 0 else max(a, -room)
+                cap_used[w, s, p] += abs(a)
+            new = min(max(score[w, p] + a, score_lo[pk]), score_hi[pk])
+            a = new - score[w, p]
+            score[w, p] = new
+            applied[w, r] = a
+            for li in range(n_lists):
+                days = direct_days[k, b, li]
+                if days == 0:
+                    continue
+                d = direct_slot[li]
+                end = FOREVER if days == UNTIMED else t + days - 1
+                if end > direct_end[w, d, p]:
+                    direct_end[w, d, p] = end
+                if days != UNTIMED:
+                    check_day[r] = max(check_day[r], end + 1)
+            tc = tier_cap[pk, b]
+            if tc != NO_TIER and expiry[pk, b] > 0:
+                end = t + expiry[pk, b] - 1
+                if tiercap_end[w, p] < t or tc > tiercap[w, p]:
+                    tiercap[w, p] = tc
+                tiercap_end[w, p] = max(tiercap_end[w, p], end)
+                check_day[r] = max(check_day[r], end + 1)
+        if negative[b] == 1:
+            deter[p] = max(deter_floor, deter[p] * (1.0 - eta))
+    return applied, expiry_day, check_day
+
+
+@njit(cache=True)
+def reverse_points(score: np.ndarray, person: np.ndarray, delta: np.ndarray) -> None:
+    """Give back points: score[w, person] -= delta[w] (expiry, or an upheld appeal)."""
+    for r in range(person.shape[0]):
+        p = person[r]
+        score[0, p] -= delta[0, r]
+        score[1, p] -= delta[1, r]

@@ -1,0 +1,126 @@
+"""Run directories: Parquet tables written in chunks, read back through DuckDB or Arrow.
+
+    RUN/
+      scenario.yaml          resolved scenario (packs embedded): repeats the run exactly
+      summary.json           MODEL.md's summary metrics plus adults, days, seed, wall seconds
+      meta.json              index tables: behaviours, channels, lists and their consequences
+      records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
+      spells/part-*.parquet  list spells per world (end null = still listed at T)
+      appeals.parquet        appeals filed, decision day and outcome (null if undecided at T)
+      daily.parquet          one row per day: events, records, lists, tiers, mean score
+      behaviour_daily.parquet true events and records per day, behaviour and group
+      persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from xinyong.errors import XinyongError
+
+TABLES = ("records", "spells", "appeals", "daily", "behaviour_daily", "persons", "children", "edges")
+
+
+def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int16)), pa.array(names))
+
+
+class ChunkWriter:
+    """Buffers Arrow batches and writes a complete Parquet file per chunk of rows."""
+
+    def __init__(self, folder: Path, rows_per_part: int = 2_000_000) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.rows_per_part = rows_per_part
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+        self.parts = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        if self.rows >= self.rows_per_part:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batches:
+            return
+        table = pa.Table.from_batches(self.batches).combine_chunks()
+        tmp = self.folder / f".part-{self.parts:05d}.parquet.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.rename(self.folder / f"part-{self.parts:05d}.parquet")  # atomic: no half files
+        self.parts += 1
+        self.batches, self.rows = [], 0
+
+    def close(self, schema: pa.Schema) -> None:
+        self.flush()
+        if self.parts == 0:  # an empty table still has its columns
+            pq.write_table(schema.empty_table(), self.folder / "part-00000.parquet")
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.rename(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.rename(path)
+
+
+def prepare_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not (out / "scenario.yaml").exists() and not overwrite:
+            raise XinyongError("exists and is not a run directory; choose another --out", file=out)
+        if not overwrite:
+            raise XinyongError("run directory exists; pass --overwrite to replace it", file=out)
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+class RunDir:
+    """Read side of a run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "scenario.yaml").exists():
+            raise XinyongError("not a run directory (no scenario.yaml)", file=self.path)
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.path / "summary.json").read_text())
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "meta.json").read_text())
+
+    def _source(self, name: str) -> str:
+        folder = self.path / name
+        if folder.is_dir():
+            return str(folder / "*.parquet")
+        return str(self.path / f"{name}.parquet")
+
+    def table(self, name: str) -> pa.Table:
+        if name not in TABLES:
+            raise XinyongError(f"unknown table '{name}' (tables: {', '.join(TABLES)})")
+        return self.connect().sql(f"SELECT * FROM {name}").arrow()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with one view per table of the run."""
+        con = duckdb.connect()
+        for name in TABLES:
+            src = self._source(name)
+            if Path(src).exists() or "*" in src:
+                con.sql(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{src}')")
+        return con
