@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from xinyong import consequences, observe, population, world
+from xinyong.buffers import headroom, with_capacity
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme import lists, scoring
@@ -58,7 +60,9 @@ class Pending:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, out: Path | None = None, rows_per_part: int = 2_000_000
+    ) -> None:
         self.sc = scenario
         self.tb: Tables = compile_scenario(scenario)
         seeds = np.random.SeedSequence(scenario.seed).spawn(6)
@@ -76,8 +80,13 @@ class Simulation:
         self.scratch = np.zeros(n, dtype=np.int32)
         self.is_distressed = np.zeros(n, dtype=np.uint8)
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
-        self.recorder = recorder or Recorder(self.tb, self.pop)
+        self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
+        self.candidates = world.expected_candidates(
+            self.tb.base, self.risk_buckets, self.civic_buckets, self.tb.negative
+        )
+        self.recorder = Recorder(self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
+        self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
         self.t = 0
 
     # -- the day -----------------------------------------------------------------------------
@@ -99,11 +108,12 @@ class Simulation:
         actor, beh = self.behaviour(start_of_day["distressed"])  # 4
         met = self.association(start_of_day["assoc"])  # 5
         records = self.observe(actor, beh, met)  # 6
-        applied, expiry_day = self.score(t, records)  # 7 (and 10: deterrence per record)
+        applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
         touched.append(records.person)
         touched += self.pending.checks.pop(t, [])
-        self.tiers_and_lists(t, np.concatenate(touched), full=True)  # 8-9
-        appealed = self.file_appeals(t, records, applied, expiry_day)  # 11
+        # Sorted, the persons are visited in memory order (duplicates are skipped).
+        self.tiers_and_lists(t, np.sort(np.concatenate(touched)), full=True)  # 8-9
+        appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         self.recorder.day(self, t, actor, beh, met, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -111,7 +121,7 @@ class Simulation:
     def scan_lists(self) -> dict[str, np.ndarray]:
         """The recorded lists as they stood after the previous day's step 9."""
         distressed, assoc, settle = consequences.scan_members(
-            self.state.bits[0], self.pop.city, self.tb.distress_mask, self.tb.assoc_bit,
+            self.state.bits[:, 0], self.pop.city, self.tb.distress_mask, self.tb.assoc_bit,
             self.tb.settle_mask, self.is_distressed,
         )
         return {"distressed": distressed, "assoc": assoc, "settle": settle}
@@ -122,6 +132,7 @@ class Simulation:
         out = []
         for person, delta in self.pending.expiries.pop(t, []):
             scoring.reverse_points(self.state.score, person, delta)
+            self.score_sum -= delta.sum(axis=0)
             out.append(person)
         return out
 
@@ -134,15 +145,16 @@ class Simulation:
         self.recorder.appeals_decided(ap["record_id"], upheld)
         live = upheld & ((ap["expiry_day"] < 0) | (ap["expiry_day"] > t))
         person = ap["person"][live]
-        delta = np.zeros((2, person.size), dtype=np.int32)
-        delta[0] = ap["applied"][live]
+        delta = np.zeros((person.size, 2), dtype=np.int32)
+        delta[:, 0] = ap["applied"][live]
         scoring.reverse_points(self.state.score, person, delta)
+        self.score_sum -= delta.sum(axis=0)
         # The record is gone: its expiry must no longer give the points back a second time.
         for day in np.unique(ap["expiry_day"][live]):
             if 0 <= day < self.sc.days:
                 sel = ap["expiry_day"][live] == day
-                self.pending.expiries[int(day)].append((person[sel], -delta[:, sel]))
-        with_effects = upheld & (ap["effects"] == 1)
+                self.pending.expiries[int(day)].append((person[sel], -delta[sel]))
+        with_effects = upheld & ap["effects"]
         if with_effects.any():
             self.remove_effects(t, ap["record_id"][with_effects], ap["person"][with_effects])
         return [person]
@@ -157,13 +169,13 @@ class Simulation:
                 entries[:] = [e for e in entries if e[0] != rid]
                 if slot < 0:
                     live = [e for e in entries if e[2] >= t]
-                    st.tiercap_end[0, p] = max((e[2] for e in live), default=-1)
-                    st.tiercap[0, p] = max((e[3] for e in live), default=NO_TIER)
+                    st.tiercap_end[p, 0] = max((e[2] for e in live), default=-1)
+                    st.tiercap[p, 0] = max((e[3] for e in live), default=NO_TIER)
                     continue
                 li = int(np.flatnonzero(self.tb.direct_slot == slot)[0])
-                spell = st.since[0, li, p] if st.bits[0, p] >> li & 1 else t + 1
+                spell = st.since[p, 0, li] if st.bits[p, 0] >> li & 1 else t + 1
                 live = [e for e in entries if e[1] >= spell]
-                st.direct_end[0, slot, p] = max((e[2] for e in live), default=-1)
+                st.direct_end[p, 0, slot] = max((e[2] for e in live), default=-1)
         self.tiers_and_lists(t, persons.astype(np.int32), full=False)
 
     def court_performance(self, t: int, members: np.ndarray) -> None:
@@ -177,10 +189,11 @@ class Simulation:
 
     def behaviour(self, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rb, cb, tb = self.risk_buckets, self.civic_buckets, self.tb
-        return world.sample_behaviour(
-            self.rng_world, tb.base, tb.negative, tb.distress_context,
+        expected = self.candidates + len(distressed) * float(tb.base[tb.distress_context == 1].sum())
+        return with_capacity(
+            self.rng_world, headroom(expected), world.sample_behaviour, tb.base, tb.negative, tb.distress_context,
             self.sc.consequences.distress_factor, self.pop.risk, self.pop.civic, self.state.deter,
-            rb.order, rb.start, rb.upper, cb.order, cb.start, cb.upper,
+            rb.order, rb.start, rb.upper, rb.value, cb.order, cb.start, cb.upper, cb.value,
             self.is_distressed, distressed,
         )
 
@@ -199,39 +212,49 @@ class Simulation:
             pop.city, pop.group, g.members, g.start, g.size,
         )
         c = tb.false_report_channel
-        false = observe.false_reports(
-            self.rng_observe, self.sc.observation.false_report_rate, tb.false_report_behaviours,
+        rate = self.sc.observation.false_report_rate
+        false = with_capacity(
+            self.rng_observe, headroom(rate * pop.adults), observe.false_reports, rate, tb.false_report_behaviours,
             c, tb.weight[c], pop.city, pop.group, g.members, g.start, g.size,
         )
         return Records.concat([seen, false])
 
     def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray]:
         tb, st = self.tb, self.state
-        applied, expiry_day, check_day = scoring.score_records(
-            t, rec.person, rec.behaviour, rec.truth, self.pop.city, tb.city_pack, tb.points,
+        # Scored in person order (stable, so each person's records keep their order): the
+        # same result as creation order, with memory read almost sequentially.
+        key = (rec.person.astype(np.int64) << 32) | np.arange(len(rec), dtype=np.int64)
+        order = np.sort(key) & 0xFFFFFFFF
+        applied, expiry_day, check_day, effect = scoring.score_records(
+            t, order, rec.person, rec.behaviour, rec.truth, self.pop.city, tb.city_pack, tb.points,
             tb.expiry, tb.cap, tb.cap_slot, tb.score_lo, tb.score_hi, tb.negative, tb.tier_cap,
             tb.direct_days, tb.direct_slot, self.sc.consequences.eta,
             self.sc.consequences.deter_floor, st.score, st.cap_used, st.direct_end, st.tiercap,
             st.tiercap_end, st.deter,
         )
+        self.score_sum += applied.sum(axis=0)
         # Points given back at expiry; expiries after the last day need no bookkeeping.
-        keep = (expiry_day >= 0) & (expiry_day < self.sc.days) & (applied != 0).any(axis=0)
+        keep = (expiry_day >= 0) & (expiry_day < self.sc.days) & (applied != 0).any(axis=1)
         for day in np.unique(expiry_day[keep]):
             sel = keep & (expiry_day == day)
-            self.pending.expiries[int(day)].append((rec.person[sel], applied[:, sel]))
+            self.pending.expiries[int(day)].append((rec.person[sel], applied[sel]))
         due = (check_day >= 0) & (check_day < self.sc.days)
         for day in np.unique(check_day[due]):
             self.pending.checks[int(day)].append(rec.person[due & (check_day == day)])
-        self.register_effects(t, rec, expiry_day)
-        return applied, expiry_day
+        self.register_effects(t, rec, expiry_day, effect)
+        return applied, expiry_day, effect
 
-    def register_effects(self, t: int, rec: Records, expiry_day: np.ndarray) -> None:
+    def register_effects(
+        self, t: int, rec: Records, expiry_day: np.ndarray, effect: np.ndarray
+    ) -> None:
         """Remember which records keep which listings alive, for appeals (reading 16)."""
         tb = self.tb
-        k = self.pop.city[rec.person]
-        has_list = (tb.direct_days[k, rec.behaviour] != 0).any(axis=1)
-        has_cap = tb.tier_cap[tb.city_pack[k], rec.behaviour] != NO_TIER
-        for r in np.flatnonzero(has_list | has_cap).tolist():
+        rows = np.flatnonzero(effect)
+        k = np.zeros(len(rec), dtype=np.int64)
+        k[rows] = self.pop.city[rec.person[rows]]
+        has_cap = np.zeros(len(rec), dtype=bool)
+        has_cap[rows] = tb.tier_cap[tb.city_pack[k[rows]], rec.behaviour[rows]] != NO_TIER
+        for r in rows.tolist():
             rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
             for li in np.flatnonzero(tb.direct_days[k[r], b]).tolist():
                 days = int(tb.direct_days[k[r], b, li])
@@ -248,6 +271,7 @@ class Simulation:
             tb.thresholds, tb.entry_kind, tb.entry_tier, tb.exit_kind, tb.exit_tier, tb.min_stay,
             tb.direct_slot, st.score, st.tier, st.bits, st.cond_bits, st.since, st.direct_end,
             st.tiercap, st.tiercap_end, st.tier_count, st.list_count, st.wrong_count,
+            lists.spell_capacity(st.bits, persons), len(persons) * self.min_stay_lists,
         )
         self.recorder.spells_ended(spells)
         due = ck_day < self.sc.days
@@ -255,33 +279,29 @@ class Simulation:
             self.pending.checks[int(day)].append(ck_person[due & (ck_day == day)])
 
     def file_appeals(
-        self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray
+        self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray, effect: np.ndarray
     ) -> np.ndarray:
         tb = self.tb
         wrong = rec.truth != 0
         idx = consequences.file_appeals(
             self.rng_appeals, self.sc.appeals.alpha, tb.negative, rec.behaviour, wrong
         )
-        k = self.pop.city[rec.person[idx]]
-        b = rec.behaviour[idx]
-        effects = (tb.direct_days[k, b] != 0).any(axis=1) | (
-            tb.tier_cap[tb.city_pack[k], b] != NO_TIER
-        )
         decision = t + self.sc.appeals.appeal_days
         record_id = self.next_record_id + idx
         if decision < self.sc.days and idx.size:
             self.pending.appeals[decision].append({
-                "record_id": record_id, "person": rec.person[idx], "applied": applied[0, idx],
-                "expiry_day": expiry_day[idx], "effects": effects.astype(np.uint8),
+                "record_id": record_id, "person": rec.person[idx], "applied": applied[idx, 0],
+                "expiry_day": expiry_day[idx], "effects": effect[idx],
             })
         self.next_record_id += len(rec)
         return idx
 
 
 def simulate(
-    scenario: Scenario, recorder: Recorder | None = None, on_day: Callable[[int], None] | None = None
+    scenario: Scenario, out: Path | None = None, on_day: Callable[[int], None] | None = None
 ) -> Simulation:
-    sim = Simulation(scenario, recorder)
+    """Run a scenario to its last day; with `out`, stream the run's tables there."""
+    sim = Simulation(scenario, out)
     sim.run(on_day)
     return sim
 

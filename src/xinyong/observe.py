@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from xinyong.buffers import grow
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 
 
@@ -98,6 +97,7 @@ def observe(
 @njit(cache=True)
 def false_reports(
     rng,
+    capacity: int,
     rate: float,
     behaviours: np.ndarray,
     chan: int,
@@ -108,13 +108,14 @@ def false_reports(
     start: np.ndarray,
     size: np.ndarray,
 ):
-    """Informant reports: each adult, w.p. `rate`, files a record against a victim."""
+    """Informant reports: each adult, w.p. `rate`, files a record against a victim.
+    Returns (n, records...), n = -1 when `capacity` is too small."""
     n_adults = city.shape[0]
-    person = np.empty(64, dtype=np.int32)
-    rbeh = np.empty(64, dtype=np.int16)
+    person = np.empty(capacity, dtype=np.int32)
+    rbeh = np.empty(capacity, dtype=np.int16)
     n = 0
     if rate <= 0.0 or behaviours.shape[0] == 0:
-        return person[:0], rbeh[:0], np.empty(0, np.int16), np.empty(0, np.uint8), person[:0]
+        return 0, person[:0], rbeh[:0], np.empty(0, np.int16), np.empty(0, np.uint8), person[:0]
     i = -1
     while True:
         i += 1 if rate >= 1.0 else rng.geometric(rate)
@@ -124,12 +125,12 @@ def false_reports(
         v = draw_victim(rng, i, city[i], group[i], weight, members, start, size)
         if v < 0:
             continue
-        person = grow(person, n + 1)
-        rbeh = grow(rbeh, n + 1)
+        if n == capacity:
+            return -1, person, rbeh, np.empty(0, np.int16), np.empty(0, np.uint8), person
         person[n] = v
         rbeh[n] = b
         n += 1
     rchan = np.full(n, chan, dtype=np.int16)
     truth = np.full(n, FALSE_REPORT, dtype=np.uint8)
     ractor = np.full(n, -1, dtype=np.int32)
-    return person[:n], rbeh[:n], rchan, truth, ractor
+    return n, person[:n], rbeh[:n], rchan, truth, ractor

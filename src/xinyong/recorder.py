@@ -83,8 +83,8 @@ class Recorder:
             "channel": dictionary(rec.channel, tb.channels),
             "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
             "actor": pa.array(rec.actor, mask=rec.truth == FALSE_REPORT),
-            "points": pa.array(applied[0]),
-            "shadow_points": pa.array(applied[1]),
+            "points": pa.array(applied[:, 0]),
+            "shadow_points": pa.array(applied[:, 1]),
             "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
             "appealed": pa.array(was_appealed),
         }))
@@ -120,8 +120,8 @@ class Recorder:
             "appeals_decided": self.decided_today,
             "appeals_upheld": self.upheld_today,
             "settlements": self.settlements,
-            "mean_score": float(st.score[0].mean()),
-            "mean_shadow_score": float(st.score[1].mean()),
+            "mean_score": float(sim.score_sum[0]) / self.pop.adults,
+            "mean_shadow_score": float(sim.score_sum[1]) / self.pop.adults,
         }
         for li, name in enumerate(tb.lists):
             row[f"list.{name}"] = int(st.list_count[0, li])
@@ -163,9 +163,9 @@ class Recorder:
     def finish(self, sim: Simulation) -> None:
         self.wall_seconds = time.perf_counter() - self.started
         st, tb, pop = sim.state, self.tb, self.pop
-        open_w, open_l, open_p = np.nonzero(st.since >= 0)
+        open_p, open_w, open_l = np.nonzero(st.since >= 0)
         self.spells_ended((open_p.astype(np.int32), open_l.astype(np.int8), open_w.astype(np.int8),
-                           st.since[open_w, open_l, open_p], np.full(len(open_p), -1, np.int32)))
+                           st.since[open_p, open_w, open_l], np.full(len(open_p), -1, np.int32)))
         tables: dict[str, pa.Table] = {
             "daily": pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily(),
@@ -254,19 +254,19 @@ class Recorder:
             "civic": pop.civic,
             "partner": pop.partner(np.arange(pop.adults)).astype(np.int32),
             "degree": pop.degree().astype(np.int32),
-            "score": st.score[0],
-            "shadow_score": st.score[1],
-            "tier": dictionary(code[pk, st.tier[0]], names),
-            "shadow_tier": dictionary(code[pk, st.tier[1]], names),
+            "score": st.score[:, 0].copy(),
+            "shadow_score": st.score[:, 1].copy(),
+            "tier": dictionary(code[pk, st.tier[:, 0]], names),
+            "shadow_tier": dictionary(code[pk, st.tier[:, 1]], names),
             "deter": st.deter,
         }
         for li, name in enumerate(tb.lists):
-            cols[f"on.{name}"] = (st.bits[0] >> li & 1).astype(bool)
-            cols[f"shadow_on.{name}"] = (st.bits[1] >> li & 1).astype(bool)
+            cols[f"on.{name}"] = (st.bits[:, 0] >> li & 1).astype(bool)
+            cols[f"shadow_on.{name}"] = (st.bits[:, 1] >> li & 1).astype(bool)
         return pa.table(cols)
 
     def _children(self, sim: Simulation) -> pa.Table:
-        pop, tb, bits = self.pop, self.tb, sim.state.bits[0]
+        pop, tb, bits = self.pop, self.tb, sim.state.bits[:, 0]
 
         def parents_have(mask: np.ndarray) -> np.ndarray:
             m = mask[pop.child_city]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,14 @@ from xinyong.errors import XinyongError
 TABLES = ("records", "spells", "appeals", "daily", "behaviour_daily", "persons", "children", "edges")
 
 
+@functools.cache
+def _names(names: tuple[str, ...]) -> pa.Array:
+    return pa.array(names, type=pa.string())
+
+
 def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int16)), pa.array(names))
+    """Codes into a fixed list of names: compact on disk, strings to DuckDB and Polars."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int16)), _names(tuple(names)))
 
 
 class ChunkWriter:

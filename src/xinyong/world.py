@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from xinyong.buffers import grow
 
 N_BUCKETS = 48
 
@@ -27,6 +26,7 @@ class TraitBuckets:
     order: np.ndarray  # int32
     start: np.ndarray  # int64 [G+1]
     upper: np.ndarray  # float64 [G] the largest trait value in each bucket
+    value: np.ndarray  # float64, trait[order]: read sequentially while thinning
 
     @classmethod
     def of(cls, trait: np.ndarray, n_buckets: int = N_BUCKETS) -> TraitBuckets:
@@ -41,12 +41,24 @@ class TraitBuckets:
         start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         upper = np.zeros(len(counts))
         np.maximum.at(upper, bucket, trait)
-        return cls(order, start, upper)
+        return cls(order, start, upper, trait[order])
+
+
+def expected_candidates(base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets,
+                        negative: np.ndarray) -> float:
+    """Mean number of thinning candidates per day: a bound on the mean number of events."""
+    total = 0.0
+    for b in range(len(base)):
+        tb = risk if negative[b] else civic
+        sizes = np.diff(tb.start)
+        total += float((np.minimum(1.0, base[b] * tb.upper) * sizes).sum())
+    return total
 
 
 @njit(cache=True)
 def sample_behaviour(
     rng,
+    capacity: int,
     base: np.ndarray,
     negative: np.ndarray,
     distress_context: np.ndarray,
@@ -57,15 +69,18 @@ def sample_behaviour(
     risk_order: np.ndarray,
     risk_start: np.ndarray,
     risk_upper: np.ndarray,
+    risk_value: np.ndarray,
     civic_order: np.ndarray,
     civic_start: np.ndarray,
     civic_upper: np.ndarray,
+    civic_value: np.ndarray,
     is_distressed: np.ndarray,
     distressed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """True events of one day as (actor, behaviour) arrays, at most one per pair."""
-    actor = np.empty(1024, dtype=np.int32)
-    beh = np.empty(1024, dtype=np.int16)
+    """True events of one day as (n, actor, behaviour), at most one per pair; n = -1 when
+    `capacity` is too small."""
+    actor = np.empty(capacity, dtype=np.int32)
+    beh = np.empty(capacity, dtype=np.int16)
     n = 0
     for b in range(base.shape[0]):
         if base[b] <= 0.0:
@@ -75,7 +90,7 @@ def sample_behaviour(
         order = risk_order if neg else civic_order
         start = risk_start if neg else civic_start
         upper = risk_upper if neg else civic_upper
-        trait = risk if neg else civic
+        value = risk_value if neg else civic_value
         for g in range(start.shape[0] - 1):
             lo = start[g]
             size = start[g + 1] - lo
@@ -92,12 +107,12 @@ def sample_behaviour(
                 i = order[lo + pos]
                 if skip_distressed and is_distressed[i]:
                     continue
-                p = base[b] * trait[i]
+                p = base[b] * value[lo + pos]
                 if neg:
                     p *= deter[i]
                 if rng.random() * bound < min(1.0, p):
-                    actor = grow(actor, n + 1)
-                    beh = grow(beh, n + 1)
+                    if n == capacity:
+                        return -1, actor, beh
                     actor[n] = i
                     beh[n] = b
                     n += 1
@@ -109,12 +124,12 @@ def sample_behaviour(
             i = distressed[j]
             p = min(1.0, base[b] * risk[i] * deter[i] * distress_factor)
             if rng.random() < p:
-                actor = grow(actor, n + 1)
-                beh = grow(beh, n + 1)
+                if n == capacity:
+                    return -1, actor, beh
                 actor[n] = i
                 beh[n] = b
                 n += 1
-    return actor[:n], beh[:n]
+    return n, actor[:n], beh[:n]
 
 
 @njit(cache=True)
@@ -133,14 +148,16 @@ def sample_association(
     can have k_j > 0, so candidates come from the listed persons' adjacency. `count` is a
     zeroed scratch array of adults' size and is left zeroed.
     """
-    cand = np.empty(1024, dtype=np.int32)
+    room = 0
+    for x in range(listed.shape[0]):
+        room += nbr_start[listed[x] + 1] - nbr_start[listed[x]]
+    cand = np.empty(room, dtype=np.int32)
     m = 0
     for x in range(listed.shape[0]):
         b = listed[x]
         for e in range(nbr_start[b], nbr_start[b + 1]):
             j = nbr[e]
             if count[j] == 0:
-                cand = grow(cand, m + 1)
                 cand[m] = j
                 m += 1
             count[j] += 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from xinyong.buffers import grow
 from xinyong.scheme.compile import (
     COND_AT_LEAST,
     COND_AT_MOST,
@@ -39,6 +38,19 @@ def _holds(kind: int, tier_limit: int, tier: int) -> bool:
 
 
 @njit(cache=True)
+def spell_capacity(bits: np.ndarray, persons: np.ndarray) -> int:
+    """Listings held by these persons in both worlds: at most this many spells can end."""
+    n = 0
+    for x in range(persons.shape[0]):
+        for w in range(2):
+            v = bits[persons[x], w]
+            while v:
+                v &= v - 1
+                n += 1
+    return n
+
+
+@njit(cache=True)
 def evaluate(
     t: int,
     persons: np.ndarray,
@@ -66,23 +78,26 @@ def evaluate(
     tier_count: np.ndarray,
     list_count: np.ndarray,
     wrong_count: np.ndarray,
+    spell_capacity: int,
+    check_capacity: int,
 ):
     """Re-evaluate the given persons in both worlds (each once; duplicates are skipped).
 
     With `full`, the tier is recomputed and tier conditions applied (step 8-9); without,
     only record-entered listings are (settlement and appeals, steps 2-3). Returns the spells
-    that ended (person, list, world, start, end) and min-stay checks due (person, day).
+    that ended (person, list, world, start, end) and min-stay checks due (person, day). The
+    capacities bound them: the listings held by `persons`, and persons x min-stay lists.
     """
     n_lists = direct_slot.shape[0]
-    has_cap = tiercap.shape[1] > 0
-    sp_person = np.empty(64, dtype=np.int32)
-    sp_list = np.empty(64, dtype=np.int8)
-    sp_world = np.empty(64, dtype=np.int8)
-    sp_start = np.empty(64, dtype=np.int32)
-    sp_end = np.empty(64, dtype=np.int32)
+    has_cap = tiercap.shape[0] > 0
+    sp_person = np.empty(spell_capacity, dtype=np.int32)
+    sp_list = np.empty(spell_capacity, dtype=np.int8)
+    sp_world = np.empty(spell_capacity, dtype=np.int8)
+    sp_start = np.empty(spell_capacity, dtype=np.int32)
+    sp_end = np.empty(spell_capacity, dtype=np.int32)
     ns = 0
-    ck_person = np.empty(64, dtype=np.int32)
-    ck_day = np.empty(64, dtype=np.int32)
+    ck_person = np.empty(check_capacity, dtype=np.int32)
+    ck_day = np.empty(check_capacity, dtype=np.int32)
     nc = 0
     # A distinct stamp per call lets several calls on one day each see every person once.
     mark = stamp[-1] + 1
@@ -94,21 +109,21 @@ def evaluate(
         stamp[p] = mark
         k = city[p]
         pk = city_pack[k]
-        old0 = bits[0, p]
-        old1 = bits[1, p]
+        old0 = bits[p, 0]
+        old1 = bits[p, 1]
         for w in range(2):
             if full:
-                tr = tier_of(score[w, p], thresholds[pk, : n_tiers[pk]])
-                if has_cap and tiercap_end[w, p] >= t and tiercap[w, p] > tr:
-                    tr = tiercap[w, p]
-                if tr != tier[w, p]:
-                    if tier[w, p] != NO_TIER:
-                        tier_count[w, pk, tier[w, p]] -= 1
+                tr = tier_of(score[p, w], thresholds[pk, : n_tiers[pk]])
+                if has_cap and tiercap_end[p, w] >= t and tiercap[p, w] > tr:
+                    tr = tiercap[p, w]
+                if tr != tier[p, w]:
+                    if tier[p, w] != NO_TIER:
+                        tier_count[w, pk, tier[p, w]] -= 1
                     tier_count[w, pk, tr] += 1
-                    tier[w, p] = tr
-            tr = tier[w, p]
-            old = bits[w, p]
-            cond = cond_bits[w, p]
+                    tier[p, w] = tr
+            tr = tier[p, w]
+            old = bits[p, w]
+            cond = cond_bits[p, w]
             new = 0
             for li in range(n_lists):
                 bit = 1 << li
@@ -117,13 +132,11 @@ def evaluate(
                         if _holds(entry_kind[k, li], entry_tier[k, li], tr):
                             cond |= bit
                             if min_stay[k, li] > 0:
-                                ck_person = grow(ck_person, nc + 1)
-                                ck_day = grow(ck_day, nc + 1)
                                 ck_person[nc] = p
                                 ck_day[nc] = t + min_stay[k, li]
                                 nc += 1
                     else:
-                        start = since[w, li, p] if old & bit else t
+                        start = since[p, w, li] if old & bit else t
                         ek = exit_kind[k, li]
                         if ek != EXIT_NEVER and t >= start + min_stay[k, li]:
                             leave = False
@@ -137,30 +150,25 @@ def evaluate(
                                 cond &= ~bit
                 member = cond & bit
                 d = direct_slot[li]
-                if d >= 0 and direct_end[w, d, p] >= t:
+                if d >= 0 and direct_end[p, w, d] >= t:
                     member = bit
                 new |= member
                 if member and not old & bit:
-                    since[w, li, p] = t
+                    since[p, w, li] = t
                     list_count[w, li] += 1
                 elif not member and old & bit:
                     list_count[w, li] -= 1
-                    sp_person = grow(sp_person, ns + 1)
-                    sp_list = grow(sp_list, ns + 1)
-                    sp_world = grow(sp_world, ns + 1)
-                    sp_start = grow(sp_start, ns + 1)
-                    sp_end = grow(sp_end, ns + 1)
                     sp_person[ns] = p
                     sp_list[ns] = li
                     sp_world[ns] = w
-                    sp_start[ns] = since[w, li, p]
+                    sp_start[ns] = since[p, w, li]
                     sp_end[ns] = t
                     ns += 1
-                    since[w, li, p] = -1
-            cond_bits[w, p] = cond
-            bits[w, p] = new
+                    since[p, w, li] = -1
+            cond_bits[p, w] = cond
+            bits[p, w] = new
         old_wrong = old0 & ~old1
-        new_wrong = bits[0, p] & ~bits[1, p]
+        new_wrong = bits[p, 0] & ~bits[p, 1]
         if old_wrong != new_wrong:
             g = group[p]
             for li in range(n_lists):

@@ -13,6 +13,7 @@ from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
 @njit(cache=True)
 def score_records(
     t: int,
+    order: np.ndarray,
     person: np.ndarray,
     beh: np.ndarray,
     truth: np.ndarray,
@@ -37,14 +38,17 @@ def score_records(
     tiercap_end: np.ndarray,
     deter: np.ndarray,
 ):
-    """Apply one day's records in order. Returns per record: points applied to the recorded
-    and shadow scores, expiry day (-1 never) and the day its timed effects end (-1 none)."""
+    """Apply one day's records in the given order (records of one person keep their creation
+    order). Returns per record: points applied to the recorded and shadow scores, expiry day
+    (-1 never), the day its timed effects end (-1 none), and whether it has direct effects."""
     n = person.shape[0]
-    applied = np.zeros((2, n), dtype=np.int32)
+    applied = np.zeros((n, 2), dtype=np.int32)
     expiry_day = np.full(n, -1, dtype=np.int32)
     check_day = np.full(n, -1, dtype=np.int32)
+    effect = np.zeros(n, dtype=np.bool_)
     n_lists = direct_slot.shape[0]
-    for r in range(n):
+    for x in range(n):
+        r = order[x]
         p = person[r]
         b = beh[r]
         k = city[p]
@@ -58,39 +62,41 @@ def score_records(
             a = pts
             if cap[pk, b] > 0 and a != 0:
                 s = cap_slot[b]
-                room = cap[pk, b] - cap_used[w, s, p]
+                room = cap[pk, b] - cap_used[p, w, s]
                 a = min(a, room) if a > 0 else max(a, -room)
-                cap_used[w, s, p] += abs(a)
-            new = min(max(score[w, p] + a, score_lo[pk]), score_hi[pk])
-            a = new - score[w, p]
-            score[w, p] = new
-            applied[w, r] = a
+                cap_used[p, w, s] += abs(a)
+            new = min(max(score[p, w] + a, score_lo[pk]), score_hi[pk])
+            a = new - score[p, w]
+            score[p, w] = new
+            applied[r, w] = a
             for li in range(n_lists):
                 days = direct_days[k, b, li]
                 if days == 0:
                     continue
                 d = direct_slot[li]
+                effect[r] = True
                 end = FOREVER if days == UNTIMED else t + days - 1
-                if end > direct_end[w, d, p]:
-                    direct_end[w, d, p] = end
+                if end > direct_end[p, w, d]:
+                    direct_end[p, w, d] = end
                 if days != UNTIMED:
                     check_day[r] = max(check_day[r], end + 1)
             tc = tier_cap[pk, b]
             if tc != NO_TIER and expiry[pk, b] > 0:
                 end = t + expiry[pk, b] - 1
-                if tiercap_end[w, p] < t or tc > tiercap[w, p]:
-                    tiercap[w, p] = tc
-                tiercap_end[w, p] = max(tiercap_end[w, p], end)
+                effect[r] = True
+                if tiercap_end[p, w] < t or tc > tiercap[p, w]:
+                    tiercap[p, w] = tc
+                tiercap_end[p, w] = max(tiercap_end[p, w], end)
                 check_day[r] = max(check_day[r], end + 1)
         if negative[b] == 1:
             deter[p] = max(deter_floor, deter[p] * (1.0 - eta))
-    return applied, expiry_day, check_day
+    return applied, expiry_day, check_day, effect
 
 
 @njit(cache=True)
 def reverse_points(score: np.ndarray, person: np.ndarray, delta: np.ndarray) -> None:
-    """Give back points: score[w, person] -= delta[w] (expiry, or an upheld appeal)."""
+    """Give back points: score[person, w] -= delta[r, w] (expiry, or an upheld appeal)."""
     for r in range(person.shape[0]):
         p = person[r]
-        score[0, p] -= delta[0, r]
-        score[1, p] -= delta[1, r]
+        score[p, 0] -= delta[r, 0]
+        score[p, 1] -= delta[r, 1]

@@ -13,15 +13,16 @@ RECORDED, SHADOW = 0, 1
 
 @dataclass
 class SchemeState:
-    score: np.ndarray  # int32 [2, N]
-    tier: np.ndarray  # uint8 [2, N], index into the city pack's tiers, best first
-    bits: np.ndarray  # uint16 [2, N] list membership, bit l = list l
-    cond_bits: np.ndarray  # uint16 [2, N] membership by tier condition
-    since: np.ndarray  # int32 [2, L, N] day the current spell began
-    direct_end: np.ndarray  # int32 [2, D, N] last day of a record-entered listing, -1 none
-    cap_used: np.ndarray  # int32 [2, S, N] points used of each yearly cap in this window
-    tiercap: np.ndarray  # uint8 [2, N or 0] worst tier allowed by a live capping record
-    tiercap_end: np.ndarray  # int32 [2, N or 0]
+    # Person-major: one person's values for both worlds sit together in memory.
+    score: np.ndarray  # int32 [N, 2]
+    tier: np.ndarray  # uint8 [N, 2], index into the city pack's tiers, best first
+    bits: np.ndarray  # uint16 [N, 2] list membership, bit l = list l
+    cond_bits: np.ndarray  # uint16 [N, 2] membership by tier condition
+    since: np.ndarray  # int32 [N, 2, L] day the current spell began, -1 none
+    direct_end: np.ndarray  # int32 [N, 2, D] last day of a record-entered listing, -1 none
+    cap_used: np.ndarray  # int16 [N, 2, S] points used of each yearly cap in this window
+    tiercap: np.ndarray  # uint8 [N or 0, 2] worst tier allowed by a live capping record
+    tiercap_end: np.ndarray  # int32 [N or 0, 2]
     deter: np.ndarray  # float64 [N]
     tier_count: np.ndarray  # int64 [2, P, maxT]
     list_count: np.ndarray  # int64 [2, L]
@@ -35,15 +36,15 @@ class SchemeState:
         m = n if has_cap else 0
         start = tables.start_score[tables.city_pack[city]].astype(np.int32)
         return cls(
-            score=np.stack([start, start]),
-            tier=np.full((2, n), NO_TIER, dtype=np.uint8),
-            bits=np.zeros((2, n), dtype=np.uint16),
-            cond_bits=np.zeros((2, n), dtype=np.uint16),
-            since=np.full((2, L, n), -1, dtype=np.int32),
-            direct_end=np.full((2, D, n), -1, dtype=np.int32),
-            cap_used=np.zeros((2, S, n), dtype=np.int32),
-            tiercap=np.full((2, m), NO_TIER, dtype=np.uint8),
-            tiercap_end=np.full((2, m), -1, dtype=np.int32),
+            score=np.stack([start, start], axis=1),
+            tier=np.full((n, 2), NO_TIER, dtype=np.uint8),
+            bits=np.zeros((n, 2), dtype=np.uint16),
+            cond_bits=np.zeros((n, 2), dtype=np.uint16),
+            since=np.full((n, 2, L), -1, dtype=np.int32),
+            direct_end=np.full((n, 2, D), -1, dtype=np.int32),
+            cap_used=np.zeros((n, 2, S), dtype=np.int16),
+            tiercap=np.full((m, 2), NO_TIER, dtype=np.uint8),
+            tiercap_end=np.full((m, 2), -1, dtype=np.int32),
             deter=np.ones(n, dtype=np.float64),
             tier_count=np.zeros((2, len(tables.packs), tables.thresholds.shape[1]), np.int64),
             list_count=np.zeros((2, L), dtype=np.int64),

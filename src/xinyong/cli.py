@@ -1,0 +1,155 @@
+"""Command line: `xinyong run | validate | show | list | sql`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from xinyong.errors import XinyongError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Simulate and audit social credit systems on synthetic populations.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _overrides(items: list[str]) -> dict[str, object]:
+    from xinyong.scenario import parse_value
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise XinyongError(f"--set takes KEY=VALUE, got '{item}'")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")] = "r1",
+    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any scenario key, e.g. channels.camera.misattribute=0.1")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
+) -> None:
+    """Run a scenario and write its run directory."""
+    from xinyong.api import run as run_scenario
+    from xinyong.scenario import load_scenario
+
+    sc = load_scenario(scenario, overrides=_overrides(set_ or []), adults=adults, days=days, seed=seed)
+    path = out or Path("runs") / f"{sc.name}-s{sc.seed}"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("days"), TimeRemainingColumn(), console=err_console,
+                  disable=quiet, transient=True) as progress:
+        task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
+        try:
+            result = run_scenario(sc, path, overwrite=overwrite,
+                                  on_day=lambda t: progress.update(task, completed=t + 1))
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted; what was written so far is in {path}")
+            raise typer.Exit(130) from None
+    if not quiet:
+        _print_summary(result.summary)
+    out_console.print(f"run directory: {path}")
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title="summary", show_header=False)
+    for key, value in summary.items():
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        table.add_row(key, text)
+    out_console.print(table)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="A rule pack or scenario YAML file.")],
+    scenario: Annotated[str, typer.Option(
+        help="Scenario whose behaviour catalogue a pack is checked against.")] = "r1",
+) -> None:
+    """Check a rule pack or a scenario; print what it holds or the first problem."""
+    from xinyong.scenario import load_scenario
+    from xinyong.scheme.schema import parse_pack
+    from xinyong.yamlio import load_yaml
+
+    data, lines = load_yaml(file)
+    if isinstance(data, dict) and data.get("kind") in ("municipal", "national"):
+        catalogue = set(load_scenario(scenario).behaviours)
+        pack = parse_pack(data, file, lines, catalogue)
+        out_console.print(f"ok: pack '{pack.id}' ({pack.kind}): {len(pack.rules)} rules, "
+                          f"{len(pack.lists)} lists, tiers {', '.join(pack.tier_names) or 'none'}")
+        return
+    sc = load_scenario(file)
+    out_console.print(f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
+                      f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}")
+
+
+@app.command()
+def show(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")] = "r1",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
+) -> None:
+    """Print the resolved scenario (packs embedded) as YAML."""
+    from xinyong.scenario import load_scenario
+
+    sys.stdout.write(load_scenario(scenario, overrides=_overrides(set_ or [])).to_yaml())
+
+
+@app.command(name="list")
+def list_builtins() -> None:
+    """List the built-in scenarios and rule packs."""
+    from xinyong.scenario import builtin_scenarios
+    from xinyong.scheme.schema import builtin_packs
+
+    out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
+    out_console.print("packs: " + ", ".join(builtin_packs()))
+
+
+@app.command()
+def sql(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    query: Annotated[str, typer.Argument(help="SQL over the run's tables (records, spells, ...).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON lines.")] = False,
+) -> None:
+    """Query a run directory with DuckDB."""
+    import duckdb
+
+    from xinyong.store import RunDir
+
+    try:
+        rel = RunDir(run_dir).connect().sql(query)
+        rows, columns = rel.fetchall(), rel.columns
+    except duckdb.Error as exc:
+        raise XinyongError(str(exc).splitlines()[0], field="query") from None
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out_console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except XinyongError as err:
+        err_console.print(f"[red]error:[/red] {err.format()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
