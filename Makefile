@@ -22,6 +22,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q
 
 bench: setup
@@ -29,3 +30,4 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks

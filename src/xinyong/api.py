@@ -1,11 +1,11 @@
 """Python API for notebooks and scripts.
 
-    import xinyong
-    sc = xinyong.load_scenario("r1", adults=50_000).with_(**{"channels.camera.misattribute": 0.05})
-    run = xinyong.run(sc)                 # in memory; or run(sc, out="runs/x") for a directory
-    run.summary["wrongly_listed_share.blacklist"]
-    run.table("records")                  # pyarrow.Table; run.polars("records") for Polars
-    run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
+import xinyong
+sc = xinyong.load_scenario("r1", adults=50_000).with_(**{"channels.camera.misattribute": 0.05})
+run = xinyong.run(sc)                 # in memory; or run(sc, out="runs/x") for a directory
+run.summary["wrongly_listed_share.blacklist"]
+run.table("records")                  # pyarrow.Table; run.polars("records") for Polars
+run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ from xinyong.store import TABLES, RunDir, prepare_dir, write_json
 class Run:
     """A finished run: its summary and tables, in memory or in a run directory."""
 
-    def __init__(self, summary: dict[str, Any], path: Path | None = None,
-                 tables: dict[str, pa.Table] | None = None) -> None:
+    def __init__(
+        self,
+        summary: dict[str, Any],
+        path: Path | None = None,
+        tables: dict[str, pa.Table] | None = None,
+    ) -> None:
         self.summary = summary
         self.path = path
         self._tables = tables or {}
@@ -59,7 +63,7 @@ class Run:
         return pl.from_arrow(self.table(name))
 
     def sql(self, query: str) -> pa.Table:
-        return self.connect().sql(query).arrow()
+        return self.connect().sql(query).to_arrow_table()
 
 
 def run(
@@ -82,9 +86,16 @@ def run(
     wall = time.perf_counter() - started
     result = Run({}, path, None if path is not None else sim.recorder.tables)
     metrics = summary_metrics(result.connect(), sim.recorder.meta(), sc.days)
-    summary = {"scenario": sc.name, "adults": sc.adults, "children": sim.pop.children,
-               "days": sc.days, "seed": sc.seed, "wall_seconds": round(wall, 3),
-               "records": sim.next_record_id, **metrics}
+    summary = {
+        "scenario": sc.name,
+        "adults": sc.adults,
+        "children": sim.pop.children,
+        "days": sc.days,
+        "seed": sc.seed,
+        "wall_seconds": round(wall, 3),
+        "records": sim.next_record_id,
+        **metrics,
+    }
     result.summary = summary
     if path is not None:
         write_json(path / "summary.json", summary)

@@ -14,8 +14,12 @@ from rich.table import Table
 
 from xinyong.errors import XinyongError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Simulate and audit social credit systems on synthetic populations.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Simulate and audit social credit systems on synthetic populations.",
+)
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -38,9 +42,15 @@ def run(
     adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
     days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")] = None,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override any scenario key, e.g. channels.camera.misattribute=0.1")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override any scenario key, e.g. channels.camera.misattribute=0.1"
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
 ) -> None:
@@ -48,15 +58,28 @@ def run(
     from xinyong.api import run as run_scenario
     from xinyong.scenario import load_scenario
 
-    sc = load_scenario(scenario, overrides=_overrides(set_ or []), adults=adults, days=days, seed=seed)
+    sc = load_scenario(
+        scenario, overrides=_overrides(set_ or []), adults=adults, days=days, seed=seed
+    )
     path = out or Path("runs") / f"{sc.name}-s{sc.seed}"
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("days"), TimeRemainingColumn(), console=err_console,
-                  disable=quiet, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
         task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
         try:
-            result = run_scenario(sc, path, overwrite=overwrite,
-                                  on_day=lambda t: progress.update(task, completed=t + 1))
+            result = run_scenario(
+                sc,
+                path,
+                overwrite=overwrite,
+                on_day=lambda t: progress.update(task, completed=t + 1),
+            )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; what was written so far is in {path}")
             raise typer.Exit(130) from None
@@ -76,8 +99,9 @@ def _print_summary(summary: dict) -> None:
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="A rule pack or scenario YAML file.")],
-    scenario: Annotated[str, typer.Option(
-        help="Scenario whose behaviour catalogue a pack is checked against.")] = "r1",
+    scenario: Annotated[
+        str, typer.Option(help="Scenario whose behaviour catalogue a pack is checked against.")
+    ] = "r1",
 ) -> None:
     """Check a rule pack or a scenario; print what it holds or the first problem."""
     from xinyong.scenario import load_scenario
@@ -88,12 +112,16 @@ def validate(
     if isinstance(data, dict) and data.get("kind") in ("municipal", "national"):
         catalogue = set(load_scenario(scenario).behaviours)
         pack = parse_pack(data, file, lines, catalogue)
-        out_console.print(f"ok: pack '{pack.id}' ({pack.kind}): {len(pack.rules)} rules, "
-                          f"{len(pack.lists)} lists, tiers {', '.join(pack.tier_names) or 'none'}")
+        out_console.print(
+            f"ok: pack '{pack.id}' ({pack.kind}): {len(pack.rules)} rules, "
+            f"{len(pack.lists)} lists, tiers {', '.join(pack.tier_names) or 'none'}"
+        )
         return
     sc = load_scenario(file)
-    out_console.print(f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
-                      f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}")
+    out_console.print(
+        f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
+        f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}"
+    )
 
 
 @app.command()

@@ -74,12 +74,11 @@ def settle(
         done = False
         for li in range(direct_slot.shape[0]):
             bit = 1 << li
-            if settle_mask & bit and bits[p, 0] & bit:
-                if rng.random() < pi:
-                    d = direct_slot[li]
-                    direct_end[p, 0, d] = -1
-                    direct_end[p, 1, d] = -1
-                    done = True
+            if settle_mask & bit and bits[p, 0] & bit and rng.random() < pi:
+                d = direct_slot[li]
+                direct_end[p, 0, d] = -1
+                direct_end[p, 1, d] = -1
+                done = True
         if done:
             out[n] = p
             n += 1

@@ -8,7 +8,7 @@ filed. The layers do the work; this file only sequences them and keeps the books
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,9 @@ class Pending:
     expiries: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    appeals: dict[int, list[dict[str, np.ndarray]]] = field(default_factory=lambda: defaultdict(list))
+    appeals: dict[int, list[dict[str, np.ndarray]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     checks: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     # Record-entered listings and tier caps of the recorded world, for appeals (reading 16):
     # person -> slot -> [[record_id, day, end(, tier)]]; slot -1 is the tier cap.
@@ -61,10 +63,22 @@ class Pending:
 
 class Simulation:
     def __init__(
-        self, scenario: Scenario, out: Path | None = None, rows_per_part: int = 2_000_000
+        self,
+        scenario: Scenario,
+        out: Path | None = None,
+        rows_per_part: int = 2_000_000,
+        script: Mapping[int, list[tuple[int, str]]] | None = None,
     ) -> None:
+        """`script` adds true events by hand: {day: [(adult, behaviour), ...]} (teaching, tests)."""
         self.sc = scenario
         self.tb: Tables = compile_scenario(scenario)
+        self.script = {
+            day: (
+                np.array([a for a, _ in evs], dtype=np.int32),
+                np.array([self.tb.behaviours.index(b) for _, b in evs], dtype=np.int16),
+            )
+            for day, evs in (script or {}).items()
+        }
         seeds = np.random.SeedSequence(scenario.seed).spawn(6)
         self.pop = population.generate(scenario, seeds[0])
         self.rng_world, self.rng_assoc, self.rng_observe, self.rng_court, self.rng_appeals = (
@@ -105,7 +119,7 @@ class Simulation:
         touched += self.expire(t)  # 1
         touched += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
-        actor, beh = self.behaviour(start_of_day["distressed"])  # 4
+        actor, beh = self.behaviour(t, start_of_day["distressed"])  # 4
         met = self.association(start_of_day["assoc"])  # 5
         records = self.observe(actor, beh, met)  # 6
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
@@ -121,8 +135,12 @@ class Simulation:
     def scan_lists(self) -> dict[str, np.ndarray]:
         """The recorded lists as they stood after the previous day's step 9."""
         distressed, assoc, settle = consequences.scan_members(
-            self.state.bits[:, 0], self.pop.city, self.tb.distress_mask, self.tb.assoc_bit,
-            self.tb.settle_mask, self.is_distressed,
+            self.state.bits[:, 0],
+            self.pop.city,
+            self.tb.distress_mask,
+            self.tb.assoc_bit,
+            self.tb.settle_mask,
+            self.is_distressed,
         )
         return {"distressed": distressed, "assoc": assoc, "settle": settle}
 
@@ -180,26 +198,57 @@ class Simulation:
 
     def court_performance(self, t: int, members: np.ndarray) -> None:
         settled = consequences.settle(
-            self.rng_court, self.sc.consequences.pi, members, self.tb.settle_mask,
-            self.state.bits, self.tb.direct_slot, self.state.direct_end,
+            self.rng_court,
+            self.sc.consequences.pi,
+            members,
+            self.tb.settle_mask,
+            self.state.bits,
+            self.tb.direct_slot,
+            self.state.direct_end,
         )
         self.recorder.settlements += len(settled)
         if len(settled):
             self.tiers_and_lists(t, settled, full=False)
 
-    def behaviour(self, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def behaviour(self, t: int, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rb, cb, tb = self.risk_buckets, self.civic_buckets, self.tb
-        expected = self.candidates + len(distressed) * float(tb.base[tb.distress_context == 1].sum())
-        return with_capacity(
-            self.rng_world, headroom(expected), world.sample_behaviour, tb.base, tb.negative, tb.distress_context,
-            self.sc.consequences.distress_factor, self.pop.risk, self.pop.civic, self.state.deter,
-            rb.order, rb.start, rb.upper, rb.value, cb.order, cb.start, cb.upper, cb.value,
-            self.is_distressed, distressed,
+        expected = self.candidates + len(distressed) * float(
+            tb.base[tb.distress_context == 1].sum()
         )
+        actor, beh = with_capacity(
+            self.rng_world,
+            headroom(expected),
+            world.sample_behaviour,
+            tb.base,
+            tb.negative,
+            tb.distress_context,
+            self.sc.consequences.distress_factor,
+            self.pop.risk,
+            self.pop.civic,
+            self.state.deter,
+            rb.order,
+            rb.start,
+            rb.upper,
+            rb.value,
+            cb.order,
+            cb.start,
+            cb.upper,
+            cb.value,
+            self.is_distressed,
+            distressed,
+        )
+        if t in self.script:
+            actor = np.concatenate([actor, self.script[t][0]])
+            beh = np.concatenate([beh, self.script[t][1]])
+        return actor, beh
 
     def association(self, listed: np.ndarray) -> np.ndarray:
         return world.sample_association(
-            self.rng_assoc, self.sc.consequences.rho, listed, self.pop.nbr_start, self.pop.nbr,
+            self.rng_assoc,
+            self.sc.consequences.rho,
+            listed,
+            self.pop.nbr_start,
+            self.pop.nbr,
             self.scratch,
         )
 
@@ -208,14 +257,34 @@ class Simulation:
         actor = np.concatenate([actor, met])
         beh = np.concatenate([beh, np.full(met.size, tb.assoc_behaviour, dtype=np.int16)])
         seen = observe.observe(
-            self.rng_observe, actor, beh, tb.channel, tb.detect, tb.misattribute, tb.weight,
-            pop.city, pop.group, g.members, g.start, g.size,
+            self.rng_observe,
+            actor,
+            beh,
+            tb.channel,
+            tb.detect,
+            tb.misattribute,
+            tb.weight,
+            pop.city,
+            pop.group,
+            g.members,
+            g.start,
+            g.size,
         )
         c = tb.false_report_channel
         rate = self.sc.observation.false_report_rate
         false = with_capacity(
-            self.rng_observe, headroom(rate * pop.adults), observe.false_reports, rate, tb.false_report_behaviours,
-            c, tb.weight[c], pop.city, pop.group, g.members, g.start, g.size,
+            self.rng_observe,
+            headroom(rate * pop.adults),
+            observe.false_reports,
+            rate,
+            tb.false_report_behaviours,
+            c,
+            tb.weight[c],
+            pop.city,
+            pop.group,
+            g.members,
+            g.start,
+            g.size,
         )
         return Records.concat([seen, false])
 
@@ -226,11 +295,31 @@ class Simulation:
         key = (rec.person.astype(np.int64) << 32) | np.arange(len(rec), dtype=np.int64)
         order = np.sort(key) & 0xFFFFFFFF
         applied, expiry_day, check_day, effect = scoring.score_records(
-            t, order, rec.person, rec.behaviour, rec.truth, self.pop.city, tb.city_pack, tb.points,
-            tb.expiry, tb.cap, tb.cap_slot, tb.score_lo, tb.score_hi, tb.negative, tb.tier_cap,
-            tb.direct_days, tb.direct_slot, self.sc.consequences.eta,
-            self.sc.consequences.deter_floor, st.score, st.cap_used, st.direct_end, st.tiercap,
-            st.tiercap_end, st.deter,
+            t,
+            order,
+            rec.person,
+            rec.behaviour,
+            rec.truth,
+            self.pop.city,
+            tb.city_pack,
+            tb.points,
+            tb.expiry,
+            tb.cap,
+            tb.cap_slot,
+            tb.score_lo,
+            tb.score_hi,
+            tb.negative,
+            tb.tier_cap,
+            tb.direct_days,
+            tb.direct_slot,
+            self.sc.consequences.eta,
+            self.sc.consequences.deter_floor,
+            st.score,
+            st.cap_used,
+            st.direct_end,
+            st.tiercap,
+            st.tiercap_end,
+            st.deter,
         )
         self.score_sum += applied.sum(axis=0)
         # Points given back at expiry; expiries after the last day need no bookkeeping.
@@ -267,11 +356,34 @@ class Simulation:
     def tiers_and_lists(self, t: int, persons: np.ndarray, full: bool) -> None:
         tb, st, pop = self.tb, self.state, self.pop
         spells, ck_person, ck_day = lists.evaluate(
-            t, persons, full, self.stamp, pop.city, pop.group, tb.city_pack, self.n_tiers,
-            tb.thresholds, tb.entry_kind, tb.entry_tier, tb.exit_kind, tb.exit_tier, tb.min_stay,
-            tb.direct_slot, st.score, st.tier, st.bits, st.cond_bits, st.since, st.direct_end,
-            st.tiercap, st.tiercap_end, st.tier_count, st.list_count, st.wrong_count,
-            lists.spell_capacity(st.bits, persons), len(persons) * self.min_stay_lists,
+            t,
+            persons,
+            full,
+            self.stamp,
+            pop.city,
+            pop.group,
+            tb.city_pack,
+            self.n_tiers,
+            tb.thresholds,
+            tb.entry_kind,
+            tb.entry_tier,
+            tb.exit_kind,
+            tb.exit_tier,
+            tb.min_stay,
+            tb.direct_slot,
+            st.score,
+            st.tier,
+            st.bits,
+            st.cond_bits,
+            st.since,
+            st.direct_end,
+            st.tiercap,
+            st.tiercap_end,
+            st.tier_count,
+            st.list_count,
+            st.wrong_count,
+            lists.spell_capacity(st.bits, persons),
+            len(persons) * self.min_stay_lists,
         )
         self.recorder.spells_ended(spells)
         due = ck_day < self.sc.days
@@ -289,19 +401,26 @@ class Simulation:
         decision = t + self.sc.appeals.appeal_days
         record_id = self.next_record_id + idx
         if decision < self.sc.days and idx.size:
-            self.pending.appeals[decision].append({
-                "record_id": record_id, "person": rec.person[idx], "applied": applied[idx, 0],
-                "expiry_day": expiry_day[idx], "effects": effect[idx],
-            })
+            self.pending.appeals[decision].append(
+                {
+                    "record_id": record_id,
+                    "person": rec.person[idx],
+                    "applied": applied[idx, 0],
+                    "expiry_day": expiry_day[idx],
+                    "effects": effect[idx],
+                }
+            )
         self.next_record_id += len(rec)
         return idx
 
 
 def simulate(
-    scenario: Scenario, out: Path | None = None, on_day: Callable[[int], None] | None = None
+    scenario: Scenario,
+    out: Path | None = None,
+    on_day: Callable[[int], None] | None = None,
+    script: Mapping[int, list[tuple[int, str]]] | None = None,
 ) -> Simulation:
     """Run a scenario to its last day; with `out`, stream the run's tables there."""
-    sim = Simulation(scenario, out)
+    sim = Simulation(scenario, out, script=script)
     sim.run(on_day)
     return sim
-

@@ -89,7 +89,7 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     risk = truncated_lognormal(s_traits, n, pop.risk_sigma, pop.trait_min, pop.trait_max)
     civic = truncated_lognormal(s_traits, n, pop.civic_sigma, pop.trait_min, pop.trait_max)
 
-    m = int(round(pop.child_ratio * n))  # Python's round: half to even, as the spec reads
+    m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
     parent1 = s_child.integers(0, n, m).astype(np.int32)  # uniform over adults: city by size
     child_city = city[parent1]
     child_group = (s_child.random(m) < pop.minority_share).astype(np.uint8)
@@ -100,7 +100,17 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share)
     nbr_start, nbr = build_csr(n, pop.edges_per_adult, targets)
     return Population(
-        city_start, city, group, risk, civic, nbr_start, nbr, child_city, child_group, parent1, parent2
+        city_start,
+        city,
+        group,
+        risk,
+        civic,
+        nbr_start,
+        nbr,
+        child_city,
+        child_group,
+        parent1,
+        parent2,
     )
 
 

@@ -23,22 +23,41 @@ WORLDS = ("recorded", "shadow")
 
 CODE = pa.dictionary(pa.int16(), pa.string())
 STREAM_SCHEMAS = {
-    "records": pa.schema([
-        ("record_id", pa.int64()), ("day", pa.int32()), ("person", pa.int32()),
-        ("behaviour", CODE), ("channel", CODE), ("truth", CODE), ("actor", pa.int32()),
-        ("points", pa.int32()), ("shadow_points", pa.int32()), ("expiry_day", pa.int32()),
-        ("appealed", pa.bool_()),
-    ]),
-    "spells": pa.schema([
-        ("person", pa.int32()), ("list", CODE), ("world", CODE), ("start", pa.int32()),
-        ("end", pa.int32()),
-    ]),
+    "records": pa.schema(
+        [
+            ("record_id", pa.int64()),
+            ("day", pa.int32()),
+            ("person", pa.int32()),
+            ("behaviour", CODE),
+            ("channel", CODE),
+            ("truth", CODE),
+            ("actor", pa.int32()),
+            ("points", pa.int32()),
+            ("shadow_points", pa.int32()),
+            ("expiry_day", pa.int32()),
+            ("appealed", pa.bool_()),
+        ]
+    ),
+    "spells": pa.schema(
+        [
+            ("person", pa.int32()),
+            ("list", CODE),
+            ("world", CODE),
+            ("start", pa.int32()),
+            ("end", pa.int32()),
+        ]
+    ),
 }
 
 
 class Recorder:
-    def __init__(self, tables: Tables, pop: Population, out: Path | None = None,
-                 rows_per_part: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        pop: Population,
+        out: Path | None = None,
+        rows_per_part: int = 2_000_000,
+    ) -> None:
         self.tb = tables
         self.pop = pop
         self.out = out
@@ -68,29 +87,46 @@ class Recorder:
         else:
             self.memory[name].append(batch)
 
-    def day(self, sim: Simulation, t: int, actor: np.ndarray, beh: np.ndarray, met: np.ndarray,
-            rec: Records, applied: np.ndarray, expiry_day: np.ndarray, appealed: np.ndarray) -> None:
+    def day(
+        self,
+        sim: Simulation,
+        t: int,
+        actor: np.ndarray,
+        beh: np.ndarray,
+        met: np.ndarray,
+        rec: Records,
+        applied: np.ndarray,
+        expiry_day: np.ndarray,
+        appealed: np.ndarray,
+    ) -> None:
         tb = self.tb
         n = len(rec)
         first = sim.next_record_id - n
         was_appealed = np.zeros(n, dtype=bool)
         was_appealed[appealed] = True
-        self._emit("records", pa.record_batch(schema=STREAM_SCHEMAS["records"], data={
-            "record_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
-            "day": pa.array(np.full(n, t, dtype=np.int32)),
-            "person": pa.array(rec.person),
-            "behaviour": dictionary(rec.behaviour, tb.behaviours),
-            "channel": dictionary(rec.channel, tb.channels),
-            "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
-            "actor": pa.array(rec.actor, mask=rec.truth == FALSE_REPORT),
-            "points": pa.array(applied[:, 0]),
-            "shadow_points": pa.array(applied[:, 1]),
-            "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
-            "appealed": pa.array(was_appealed),
-        }))
+        self._emit(
+            "records",
+            pa.record_batch(
+                schema=STREAM_SCHEMAS["records"],
+                data={
+                    "record_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
+                    "day": pa.array(np.full(n, t, dtype=np.int32)),
+                    "person": pa.array(rec.person),
+                    "behaviour": dictionary(rec.behaviour, tb.behaviours),
+                    "channel": dictionary(rec.channel, tb.channels),
+                    "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
+                    "actor": pa.array(rec.actor, mask=rec.truth == FALSE_REPORT),
+                    "points": pa.array(applied[:, 0]),
+                    "shadow_points": pa.array(applied[:, 1]),
+                    "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
+                    "appealed": pa.array(was_appealed),
+                },
+            ),
+        )
         if len(appealed):
-            self.appeals_filed.append((first + appealed, rec.person[appealed],
-                                       np.full(len(appealed), t, dtype=np.int32)))
+            self.appeals_filed.append(
+                (first + appealed, rec.person[appealed], np.full(len(appealed), t, dtype=np.int32))
+            )
         # True events and records per behaviour and group (for detection and chilling audits).
         B = len(tb.behaviours)
         all_actor = np.concatenate([actor, met])
@@ -150,22 +186,32 @@ class Recorder:
             self._emit("spells", self._spell_batch(person, li, world, start, end))
 
     def _spell_batch(self, person, li, world, start, end) -> pa.RecordBatch:
-        return pa.record_batch(schema=STREAM_SCHEMAS["spells"], data={
-            "person": pa.array(person, type=pa.int32()),
-            "list": dictionary(li, self.tb.lists),
-            "world": dictionary(world, list(WORLDS)),
-            "start": pa.array(start, type=pa.int32()),
-            "end": pa.array(end, type=pa.int32(), mask=end < 0),
-        })
+        return pa.record_batch(
+            schema=STREAM_SCHEMAS["spells"],
+            data={
+                "person": pa.array(person, type=pa.int32()),
+                "list": dictionary(li, self.tb.lists),
+                "world": dictionary(world, list(WORLDS)),
+                "start": pa.array(start, type=pa.int32()),
+                "end": pa.array(end, type=pa.int32(), mask=end < 0),
+            },
+        )
 
     # -- end of run ----------------------------------------------------------------------------
 
     def finish(self, sim: Simulation) -> None:
         self.wall_seconds = time.perf_counter() - self.started
-        st, tb, pop = sim.state, self.tb, self.pop
+        st, _tb, _pop = sim.state, self.tb, self.pop
         open_p, open_w, open_l = np.nonzero(st.since >= 0)
-        self.spells_ended((open_p.astype(np.int32), open_l.astype(np.int8), open_w.astype(np.int8),
-                           st.since[open_p, open_w, open_l], np.full(len(open_p), -1, np.int32)))
+        self.spells_ended(
+            (
+                open_p.astype(np.int32),
+                open_l.astype(np.int8),
+                open_w.astype(np.int8),
+                st.since[open_p, open_w, open_l],
+                np.full(len(open_p), -1, np.int32),
+            )
+        )
         tables: dict[str, pa.Table] = {
             "daily": pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily(),
@@ -207,15 +253,17 @@ class Recorder:
         T = counts.shape[0]
         day = np.repeat(np.arange(T, dtype=np.int32), 2 * B)
         code = np.tile(np.arange(2 * B), T)
-        return pa.table({
-            "day": day,
-            "behaviour": dictionary(code // 2, self.tb.behaviours),
-            "group": dictionary(code % 2, list(GROUPS)),
-            "true_events": counts[:, 0].ravel(),
-            "records": counts[:, 1].ravel(),
-            "misattributed": counts[:, 2].ravel(),
-            "false_reports": counts[:, 3].ravel(),
-        })
+        return pa.table(
+            {
+                "day": day,
+                "behaviour": dictionary(code // 2, self.tb.behaviours),
+                "group": dictionary(code % 2, list(GROUPS)),
+                "true_events": counts[:, 0].ravel(),
+                "records": counts[:, 1].ravel(),
+                "misattributed": counts[:, 2].ravel(),
+                "false_reports": counts[:, 3].ravel(),
+            }
+        )
 
     def _appeals(self) -> pa.Table:
         if self.appeals_filed:
@@ -231,12 +279,14 @@ class Recorder:
             pos = np.searchsorted(rid, d_rid)  # record ids are filed in increasing order
             decided[pos] = True
             upheld[pos] = d_up
-        return pa.table({
-            "record_id": pa.array(rid, type=pa.int64()),
-            "person": pa.array(person, type=pa.int32()),
-            "filed_day": pa.array(day, type=pa.int32()),
-            "upheld": pa.array(upheld, mask=~decided),
-        })
+        return pa.table(
+            {
+                "record_id": pa.array(rid, type=pa.int64()),
+                "person": pa.array(person, type=pa.int32()),
+                "filed_day": pa.array(day, type=pa.int32()),
+                "upheld": pa.array(upheld, mask=~decided),
+            }
+        )
 
     def _persons(self, sim: Simulation) -> pa.Table:
         st, tb, pop = sim.state, self.tb, self.pop
@@ -275,15 +325,17 @@ class Recorder:
             has[two] |= (bits[pop.parent2[two]] & m[two]) != 0
             return has
 
-        return pa.table({
-            "child": np.arange(pop.children, dtype=np.int32),
-            "city": dictionary(pop.child_city, [c.name for c in sim.sc.cities]),
-            "group": dictionary(pop.child_group, list(GROUPS)),
-            "parent1": pop.parent1,
-            "parent2": pa.array(pop.parent2, mask=pop.parent2 < 0),
-            "restricted": parents_have(tb.child_sanction_mask),
-            "privileged": parents_have(tb.child_privilege_mask),
-        })
+        return pa.table(
+            {
+                "child": np.arange(pop.children, dtype=np.int32),
+                "city": dictionary(pop.child_city, [c.name for c in sim.sc.cities]),
+                "group": dictionary(pop.child_group, list(GROUPS)),
+                "parent1": pop.parent1,
+                "parent2": pa.array(pop.parent2, mask=pop.parent2 < 0),
+                "restricted": parents_have(tb.child_sanction_mask),
+                "privileged": parents_have(tb.child_privilege_mask),
+            }
+        )
 
     def _edges(self) -> pa.Table:
         pop = self.pop

@@ -181,24 +181,32 @@ class Scenario(Strict):
                 problems.append((f"unknown channel '{beh.channel}'", ("behaviours", b, "channel")))
         cons = self.consequences
         if cons.association_behaviour not in self.behaviours:
-            problems.append((
-                f"unknown behaviour '{cons.association_behaviour}'",
-                ("consequences", "association_behaviour"),
-            ))
+            problems.append(
+                (
+                    f"unknown behaviour '{cons.association_behaviour}'",
+                    ("consequences", "association_behaviour"),
+                )
+            )
         obs = self.observation
         if obs.false_report_channel not in self.channels:
-            problems.append((
-                f"unknown channel '{obs.false_report_channel}'",
-                ("observation", "false_report_channel"),
-            ))
+            problems.append(
+                (
+                    f"unknown channel '{obs.false_report_channel}'",
+                    ("observation", "false_report_channel"),
+                )
+            )
         for i, b in enumerate(obs.false_report_behaviours):
             if b not in self.behaviours:
-                problems.append((f"unknown behaviour '{b}'", ("observation", "false_report_behaviours", i)))
+                problems.append(
+                    (f"unknown behaviour '{b}'", ("observation", "false_report_behaviours", i))
+                )
         if obs.false_report_rate > 0 and not obs.false_report_behaviours:
-            problems.append((
-                "false reports need false_report_behaviours",
-                ("observation", "false_report_behaviours"),
-            ))
+            problems.append(
+                (
+                    "false reports need false_report_behaviours",
+                    ("observation", "false_report_behaviours"),
+                )
+            )
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
@@ -206,7 +214,9 @@ class Scenario(Strict):
                 problems.append((msg, ("packs", pid, *loc)))
             for lname in pack.lists:
                 if pack.kind == "national" and lname in list_owner:
-                    problems.append((f"list '{lname}' is defined twice", ("packs", pid, "lists", lname)))
+                    problems.append(
+                        (f"list '{lname}' is defined twice", ("packs", pid, "lists", lname))
+                    )
                 list_owner.setdefault(lname, pid)
         return problems
 
@@ -306,7 +316,10 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
         file = pack_path(ref, path.parent)
         if not file.exists():
             raise XinyongError(
-                f"pack '{ref}' not found", file=path, line=line_of(lines, loc), field=".".join(map(str, loc))
+                f"pack '{ref}' not found",
+                file=path,
+                line=line_of(lines, loc),
+                field=".".join(map(str, loc)),
             )
         pack_data, pack_lines = load_yaml(file)
         pack = parse_pack(pack_data, file, pack_lines)

@@ -1,21 +1,22 @@
 """Run directories: Parquet tables written in chunks, read back through DuckDB or Arrow.
 
-    RUN/
-      scenario.yaml          resolved scenario (packs embedded): repeats the run exactly
-      summary.json           MODEL.md's summary metrics plus adults, days, seed, wall seconds
-      meta.json              index tables: behaviours, channels, lists and their consequences
-      records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
-      spells/part-*.parquet  list spells per world (end null = still listed at T)
-      appeals.parquet        appeals filed, decision day and outcome (null if undecided at T)
-      daily.parquet          one row per day: events, records, lists, tiers, mean score
-      behaviour_daily.parquet true events and records per day, behaviour and group
-      persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
+RUN/
+  scenario.yaml          resolved scenario (packs embedded): repeats the run exactly
+  summary.json           MODEL.md's summary metrics plus adults, days, seed, wall seconds
+  meta.json              index tables: behaviours, channels, lists and their consequences
+  records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
+  spells/part-*.parquet  list spells per world (end null = still listed at T)
+  appeals.parquet        appeals filed, decision day and outcome (null if undecided at T)
+  daily.parquet          one row per day: events, records, lists, tiers, mean score
+  behaviour_daily.parquet true events and records per day, behaviour and group
+  persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,16 @@ import pyarrow.parquet as pq
 
 from xinyong.errors import XinyongError
 
-TABLES = ("records", "spells", "appeals", "daily", "behaviour_daily", "persons", "children", "edges")
+TABLES = (
+    "records",
+    "spells",
+    "appeals",
+    "daily",
+    "behaviour_daily",
+    "persons",
+    "children",
+    "edges",
+)
 
 
 @functools.cache
@@ -40,7 +50,11 @@ def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
 
 
 class ChunkWriter:
-    """Buffers Arrow batches and writes a complete Parquet file per chunk of rows."""
+    """Buffers Arrow batches and writes a complete Parquet file per chunk of rows.
+
+    Writing happens on a background thread (Arrow releases the GIL while encoding), so the
+    simulation goes on while the previous chunk is compressed; at most one chunk waits.
+    """
 
     def __init__(self, folder: Path, rows_per_part: int = 2_000_000) -> None:
         self.folder = folder
@@ -49,6 +63,8 @@ class ChunkWriter:
         self.batches: list[pa.RecordBatch] = []
         self.rows = 0
         self.parts = 0
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: Future | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -61,21 +77,30 @@ class ChunkWriter:
     def flush(self) -> None:
         if not self.batches:
             return
-        table = pa.Table.from_batches(self.batches).combine_chunks()
-        tmp = self.folder / f".part-{self.parts:05d}.parquet.tmp"
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.rename(self.folder / f"part-{self.parts:05d}.parquet")  # atomic: no half files
+        table = pa.Table.from_batches(self.batches)
+        self.wait()
+        self.pending = self.pool.submit(
+            write_table, self.folder / f"part-{self.parts:05d}.parquet", table
+        )
         self.parts += 1
         self.batches, self.rows = [], 0
 
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()  # re-raises a failed write here
+            self.pending = None
+
     def close(self, schema: pa.Schema) -> None:
         self.flush()
+        self.wait()
+        self.pool.shutdown()
         if self.parts == 0:  # an empty table still has its columns
-            pq.write_table(schema.empty_table(), self.folder / "part-00000.parquet")
+            write_table(self.folder / "part-00000.parquet", schema.empty_table())
 
 
 def write_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
+    """Write whole or not at all: a crash leaves no half-written file under the final name."""
+    tmp = path.with_name("." + path.name + ".tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.rename(path)
 
@@ -121,7 +146,7 @@ class RunDir:
     def table(self, name: str) -> pa.Table:
         if name not in TABLES:
             raise XinyongError(f"unknown table '{name}' (tables: {', '.join(TABLES)})")
-        return self.connect().sql(f"SELECT * FROM {name}").arrow()
+        return self.connect().sql(f"SELECT * FROM {name}").to_arrow_table()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with one view per table of the run."""

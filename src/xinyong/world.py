@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-
 N_BUCKETS = 48
 
 
@@ -31,10 +30,7 @@ class TraitBuckets:
     @classmethod
     def of(cls, trait: np.ndarray, n_buckets: int = N_BUCKETS) -> TraitBuckets:
         lo, hi = float(trait.min()), float(trait.max())
-        if hi <= lo:
-            edges = np.array([lo, hi])
-        else:
-            edges = np.geomspace(lo, hi, n_buckets + 1)
+        edges = np.array([lo, hi]) if hi <= lo else np.geomspace(lo, hi, n_buckets + 1)
         bucket = np.clip(np.searchsorted(edges, trait, side="right") - 1, 0, len(edges) - 2)
         order = np.argsort(bucket, kind="stable").astype(np.int32)
         counts = np.bincount(bucket, minlength=len(edges) - 1)
@@ -44,8 +40,9 @@ class TraitBuckets:
         return cls(order, start, upper, trait[order])
 
 
-def expected_candidates(base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets,
-                        negative: np.ndarray) -> float:
+def expected_candidates(
+    base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets, negative: np.ndarray
+) -> float:
     """Mean number of thinning candidates per day: a bound on the mean number of events."""
     total = 0.0
     for b in range(len(base)):

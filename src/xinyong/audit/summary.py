@@ -37,7 +37,9 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
     for name in tier_names:
         out[f"tier_share.{name}"] = _ratio(counts.get(name, 0), adults)
     for name in meta["lists"]:
-        out[f"list_share.{name}"] = _ratio(one(f'SELECT count(*) FROM persons WHERE "on.{name}"'), adults)
+        out[f"list_share.{name}"] = _ratio(
+            one(f'SELECT count(*) FROM persons WHERE "on.{name}"'), adults
+        )
     for name in meta["lists"]:
         ever = one(
             "SELECT count(DISTINCT person) FROM spells "
@@ -62,13 +64,17 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
         out[f"wrongly_listed_share.{name}"] = _ratio(
             one(f"SELECT count(*) FROM persons WHERE {wrong_on}"), adults
         )
-        by_group = dict(con.sql(
-            f"SELECT \"group\", avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) "
-            "FROM persons GROUP BY \"group\""
-        ).fetchall())
+        by_group = dict(
+            con.sql(
+                f'SELECT "group", avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) '
+                'FROM persons GROUP BY "group"'
+            ).fetchall()
+        )
         for g in reversed(GROUPS):  # minority first, as MODEL.md lists them
             out[f"wrongly_listed_share_by_group.{name}.{g}"] = by_group.get(g)
-        out[f"wrongly_listed_ratio.{name}"] = _ratio(by_group.get("minority"), by_group.get("majority"))
+        out[f"wrongly_listed_ratio.{name}"] = _ratio(
+            by_group.get("minority"), by_group.get("majority")
+        )
     out["children_restricted_share"] = _ratio(
         one("SELECT count(*) FROM children WHERE restricted"), children
     )

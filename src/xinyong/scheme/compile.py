@@ -101,7 +101,7 @@ def compile_scenario(sc: Scenario) -> Tables:
     if len(lists) > MAX_LISTS:
         raise XinyongError(f"at most {MAX_LISTS} lists are supported, got {len(lists)}")
     lidx = {name: i for i, name in enumerate(lists)}
-    B, C, L, P, K = len(behaviours), len(channels), len(lists), len(packs), len(sc.cities)
+    B, _C, L, P, K = len(behaviours), len(channels), len(lists), len(packs), len(sc.cities)
 
     beh = [sc.behaviours[b] for b in behaviours]
     cons = sc.consequences
@@ -163,7 +163,9 @@ def compile_scenario(sc: Scenario) -> Tables:
             for name, lst in pack.lists.items():
                 li = lidx[name]
                 bit = 1 << li
-                consequences.setdefault(name, [c.model_dump() | {"kind": lst.kind} for c in lst.consequences])
+                consequences.setdefault(
+                    name, [c.model_dump() | {"kind": lst.kind} for c in lst.consequences]
+                )
                 entry = lst.entry
                 if entry is not None and entry.record is not None:
                     direct_days[k, bidx[entry.record], li] = entry.days or UNTIMED
@@ -201,7 +203,9 @@ def compile_scenario(sc: Scenario) -> Tables:
         negative=negative,
         base=np.array([b.base for b in beh], dtype=np.float64),
         channel=np.array([cidx[b.channel] for b in beh], dtype=np.int64),
-        distress_context=np.array([b.context == cons.distress_context for b in beh], dtype=np.uint8),
+        distress_context=np.array(
+            [b.context == cons.distress_context for b in beh], dtype=np.uint8
+        ),
         gravity=np.array([b.gravity or 0 for b in beh], dtype=np.int8),
         detect=np.array([c.detect for c in ch], dtype=np.float64),
         misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),

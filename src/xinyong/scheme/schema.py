@@ -174,21 +174,27 @@ class Pack(Strict):
             source_ok(tier, ("tiers", i))
             last = i == len(self.tiers) - 1
             if last and tier.min_score is not None:
-                problems.append(("the last (lowest) tier has no min_score", ("tiers", i, "min_score")))
+                problems.append(
+                    ("the last (lowest) tier has no min_score", ("tiers", i, "min_score"))
+                )
             if not last and tier.min_score is None:
                 problems.append(("every tier but the last needs min_score", ("tiers", i)))
             if tier.min_score is not None:
                 if previous is not None and tier.min_score >= previous:
-                    problems.append((
-                        "tier thresholds must fall strictly from best to worst "
-                        f"({tier.min_score} after {previous})",
-                        ("tiers", i, "min_score"),
-                    ))
+                    problems.append(
+                        (
+                            "tier thresholds must fall strictly from best to worst "
+                            f"({tier.min_score} after {previous})",
+                            ("tiers", i, "min_score"),
+                        )
+                    )
                 previous = tier.min_score
 
         def tier_ok(name: str | None, loc: tuple) -> None:
             if name is not None and name not in names:
-                problems.append((f"unknown tier '{name}' (tiers: {', '.join(names) or 'none'})", loc))
+                problems.append(
+                    (f"unknown tier '{name}' (tiers: {', '.join(names) or 'none'})", loc)
+                )
 
         def behaviour_ok(name: str, loc: tuple) -> None:
             if behaviours is not None and name not in behaviours:
@@ -213,7 +219,9 @@ class Pack(Strict):
                         behaviour_ok(cond.record, ("lists", name, part, "record"))
             tier_entry = lst.entry is not None and lst.entry.record is None
             if lst.exit == "settlement" and tier_entry:
-                problems.append(("settlement exits a record-entered list only", ("lists", name, "exit")))
+                problems.append(
+                    ("settlement exits a record-entered list only", ("lists", name, "exit"))
+                )
             if lst.min_stay_days and not tier_entry:
                 problems.append(("min_stay_days applies to tier-entered lists", ("lists", name)))
         return problems

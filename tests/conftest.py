@@ -1,0 +1,41 @@
+"""Shared helpers: quiet scenarios where only scripted events happen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from xinyong.scenario import Scenario, load_scenario
+
+
+def quiet_scenario(
+    adults: int = 2, days: int = 10, overrides: dict[str, Any] | None = None, base: str = "r1"
+) -> Scenario:
+    """`base` with no random behaviour, meetings or false reports; every channel sees all,
+    correctly. Only scripted events happen, so results can be computed by hand."""
+    sc = load_scenario(base)
+    quiet: dict[str, Any] = {
+        "population.adults": adults,
+        "population.child_ratio": 0,
+        "population.edges_per_adult": 0,
+        "days": days,
+        "observation.false_report_rate": 0,
+        "consequences.rho": 0,
+    }
+    for b in sc.behaviours:
+        quiet[f"behaviours.{b}.base"] = 0
+    for c in sc.channels:
+        quiet[f"channels.{c}.detect"] = 1
+        quiet[f"channels.{c}.misattribute"] = 0
+    quiet.update(overrides or {})
+    return load_scenario(base, overrides=quiet)
+
+
+@pytest.fixture(scope="session")
+def small_r1_run():
+    """One R1 run shared by the property tests (5,000 adults, 400 days: expiries happen)."""
+    import xinyong
+
+    sc = load_scenario("s1", adults=5000, days=400, seed=7)
+    return xinyong.run(sc)

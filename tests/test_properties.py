@@ -1,0 +1,124 @@
+"""Properties every run must have, checked on one stressed run (S1, 5,000 adults, 400 days)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import xinyong
+from xinyong.scenario import load_scenario
+
+
+def test_score_is_start_plus_live_records(small_r1_run) -> None:
+    """Conservation: score = start + points of records neither expired nor upheld on appeal."""
+    run, days = small_r1_run, small_r1_run.summary["days"]
+    bad = (
+        run.sql(f"""
+        WITH live AS (
+            SELECT r.person, sum(r.points) AS pts, sum(r.shadow_points) AS shadow_pts
+            FROM records r LEFT JOIN appeals a USING (record_id)
+            WHERE (r.expiry_day IS NULL OR r.expiry_day >= {days})
+              AND coalesce(a.upheld, false) = false
+            GROUP BY r.person)
+        SELECT count(*) FROM persons p LEFT JOIN live l USING (person)
+        WHERE p.score <> 1000 + coalesce(l.pts, 0)
+           OR p.shadow_score <> 1000 + coalesce(l.shadow_pts, 0)""")
+        .column(0)[0]
+        .as_py()
+    )
+    assert bad == 0
+
+
+def test_shadow_never_sees_a_wrong_record(small_r1_run) -> None:
+    wrong = small_r1_run.sql(
+        "SELECT count(*), count(*) FILTER (WHERE shadow_points <> 0) FROM records "
+        "WHERE truth <> 'correct'"
+    ).to_pylist()[0]
+    counts = list(wrong.values())
+    assert counts[0] > 0  # the stress scenario does make wrong records
+    assert counts[1] == 0
+
+
+def test_nobody_off_a_list_holds_its_sanction(small_r1_run) -> None:
+    """A child is restricted exactly when a parent is on a list with a child-directed sanction
+    (blacklist or defaulters in R1); privileged exactly when a parent is whitelisted."""
+    mismatched = (
+        small_r1_run.sql("""
+        SELECT count(*) FROM children c
+        JOIN persons p1 ON p1.person = c.parent1
+        LEFT JOIN persons p2 ON p2.person = c.parent2
+        WHERE c.restricted <> (p1."on.blacklist" OR p1."on.defaulters"
+                               OR coalesce(p2."on.blacklist" OR p2."on.defaulters", false))
+           OR c.privileged <> (p1."on.whitelist" OR coalesce(p2."on.whitelist", false))
+    """)
+        .column(0)[0]
+        .as_py()
+    )
+    assert mismatched == 0
+    assert small_r1_run.summary["children_restricted_share"] > 0
+
+
+def test_list_spells_match_end_state(small_r1_run) -> None:
+    """Open spells at T are exactly the persons on each list at T, in both worlds."""
+    run = small_r1_run
+    for lst in ("blacklist", "whitelist", "defaulters", "transport_ban"):
+        for world, col in (("recorded", "on"), ("shadow", "shadow_on")):
+            diff = (
+                run.sql(f"""
+                SELECT count(*) FROM persons p FULL JOIN (
+                    SELECT person FROM spells WHERE list = '{lst}' AND world = '{world}'
+                    AND "end" IS NULL) s USING (person)
+                WHERE coalesce(p."{col}.{lst}", false) <> (s.person IS NOT NULL)
+            """)
+                .column(0)[0]
+                .as_py()
+            )
+            assert diff == 0, (lst, world)
+
+
+def test_wrongly_listed_means_listed_without_shadow(small_r1_run) -> None:
+    s = small_r1_run.summary
+    n = (
+        small_r1_run.sql(
+            'SELECT avg(("on.blacklist" AND NOT "shadow_on.blacklist")::INT) FROM persons'
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    assert s["wrongly_listed_share.blacklist"] == n
+    assert s["wrongly_listed_share.blacklist"] > 0  # S1 promises wrongly listed persons
+
+
+def test_min_stay_is_served(small_r1_run) -> None:
+    """S1's blacklist keeps everyone at least 180 days (spells ending before T)."""
+    shortest = (
+        small_r1_run.sql("""
+        SELECT min("end" - start) FROM spells
+        WHERE list = 'blacklist' AND "end" IS NOT NULL""")
+        .column(0)[0]
+        .as_py()
+    )
+    assert shortest is None or shortest >= 180
+
+
+def test_same_seed_same_records_bit_for_bit() -> None:
+    sc = load_scenario("s1", adults=2000, days=60, seed=3)
+    a, b = xinyong.run(sc), xinyong.run(sc)
+    for name in ("records", "spells", "appeals", "persons"):
+        assert a.table(name).equals(b.table(name)), name
+    c = xinyong.run(sc.with_(seed=4))
+    assert not a.table("records").equals(c.table("records"))
+
+
+def test_daily_counts_agree_with_tables(small_r1_run) -> None:
+    run = small_r1_run
+    daily = run.table("daily").to_pydict()
+    last = {k: v[-1] for k, v in daily.items()}
+    persons = run.table("persons").to_pydict()
+    assert last["list.blacklist"] == sum(persons["on.blacklist"])
+    assert last["wrongly_listed.blacklist"] == sum(
+        a and not b
+        for a, b in zip(persons["on.blacklist"], persons["shadow_on.blacklist"], strict=True)
+    )
+    assert np.isclose(last["mean_score"], np.mean(persons["score"]))
+    n_records = run.sql("SELECT count(*) FROM records").column(0)[0].as_py()
+    assert sum(daily["records_negative"]) + sum(daily["records_positive"]) == n_records

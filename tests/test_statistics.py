@@ -1,0 +1,170 @@
+"""Observed rates against the model's probabilities.
+
+Each count is a sum of independent Bernoulli draws, so its standard deviation is
+sqrt(sum p(1-p)); every check allows 5 standard deviations (a false alarm about once in
+1.7 million runs), with fixed seeds so the suite is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.conftest import quiet_scenario
+from xinyong.engine import Simulation
+from xinyong.scenario import load_scenario
+from xinyong.world import sample_association
+
+Z = 5.0
+
+
+def within(observed: float, expected: float, var: float) -> bool:
+    return abs(observed - expected) <= Z * math.sqrt(var) + 1e-12
+
+
+@pytest.fixture(scope="module")
+def r1_short():
+    """R1 without deterrence, so event probabilities stay at base * trait every day."""
+    sc = load_scenario("r1", adults=20000, days=30, seed=11, overrides={"consequences.eta": 0.0})
+    sim = Simulation(sc)
+    sim.run()
+    return sim
+
+
+def test_behaviour_rates_follow_base_times_trait(r1_short) -> None:
+    sim = r1_short
+    bd = sim.recorder.tables["behaviour_daily"].to_pydict()
+    events: dict[str, int] = {}
+    for b, n in zip(bd["behaviour"], bd["true_events"], strict=True):
+        events[b] = events.get(b, 0) + n
+    days = sim.sc.days
+    for name in (
+        "jaywalking",
+        "traffic_violation",
+        "punctuality",
+        "volunteering",
+        "late_cancellation",
+    ):
+        beh = sim.sc.behaviours[name]
+        trait = sim.pop.risk if beh.sign == "negative" else sim.pop.civic
+        p = np.minimum(1.0, beh.base * trait)
+        if beh.context == "finance":
+            continue
+        assert within(events[name], days * p.sum(), days * (p * (1 - p)).sum()), name
+
+
+def test_detection_and_misattribution_rates(r1_short) -> None:
+    sim = r1_short
+    bd = sim.recorder.tables["behaviour_daily"].to_pydict()
+    camera = [b for b, v in sim.sc.behaviours.items() if v.channel == "camera"]
+    true = sum(n for b, n in zip(bd["behaviour"], bd["true_events"], strict=True) if b in camera)
+    rec = sim.recorder.tables["records"].to_pydict()
+    seen = [t for b, t in zip(rec["behaviour"], rec["truth"], strict=True) if b in camera]
+    detect = sim.sc.channels["camera"].detect
+    assert within(len(seen), true * detect, true * detect * (1 - detect))
+    wrong = sum(t == "misattributed" for t in seen)
+    m = sim.sc.channels["camera"].misattribute
+    assert within(wrong, len(seen) * m, len(seen) * m * (1 - m))
+
+
+def test_victims_are_drawn_by_group_weight() -> None:
+    """With certain misattribution, the victim is a minority member with probability
+    w_min n_min / (w_min n_min + w_maj n_maj) (the actor excluded; negligible here)."""
+    sc = quiet_scenario(
+        adults=4000,
+        days=1,
+        overrides={"population.minority_share": 0.1, "channels.camera.misattribute": 1.0},
+    )
+    events = [(i, "jaywalking") for i in range(4000)]
+    sim = Simulation(sc, script={0: events})
+    sim.run()
+    rec = sim.recorder.tables["records"].to_pydict()
+    group = sim.pop.group
+    n_min = int(group.sum())
+    n_maj = len(group) - n_min
+    p = 4 * n_min / (4 * n_min + n_maj)
+    victims_min = sum(int(group[v]) for v in rec["person"])
+    n = len(rec["person"])
+    assert n == 4000
+    assert all(v != a for v, a in zip(rec["person"], rec["actor"], strict=True))
+    assert within(victims_min, n * p, n * p * (1 - p))
+
+
+def test_false_reports_rate() -> None:
+    sc = quiet_scenario(adults=50000, days=20, overrides={"observation.false_report_rate": 1e-3})
+    sim = Simulation(sc)
+    sim.run()
+    rec = sim.recorder.tables["records"].to_pydict()
+    assert set(rec["truth"]) == {"false_report"}
+    assert set(rec["behaviour"]) <= {"loud_music", "unleashed_dog", "spreading_rumours"}
+    trials, p = 50000 * 20, 1e-3
+    assert within(len(rec["truth"]), trials * p, trials * p * (1 - p))
+
+
+def test_association_probability_is_rho_times_listed_share_of_neighbours() -> None:
+    """Star graphs: leaves meet their listed centre with prob rho; a node with 1 listed
+    neighbour out of 4 meets a listed one with prob rho / 4."""
+    n_hubs, leaves = 200, 3
+    # Hub h has `leaves` leaves; node "other" links to 4 hubs of which the first is listed.
+    edges = []
+    node = n_hubs
+    for h in range(n_hubs):
+        for _ in range(leaves):
+            edges.append((h, node))
+            node += 1
+    others = []
+    for k in range(2000):
+        edges += [(0, node), (1 + k % 50 + 50, node), (101 + k % 50, node), (151 + k % 49, node)]
+        others.append(node)
+        node += 1
+    n = node
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in edges:
+        adj[a].append(b)
+        adj[b].append(a)
+    start = np.concatenate([[0], np.cumsum([len(a) for a in adj])]).astype(np.int64)
+    nbr = np.concatenate([sorted(a) for a in adj]).astype(np.int32)
+    listed = np.arange(50, dtype=np.int32)  # hubs 0..49 listed: leaves of those, and `others`
+    rho = 0.4
+    rng = np.random.default_rng(5)
+    hits_leaf = hits_other = 0
+    reps = 200
+    for _ in range(reps):
+        met = sample_association(rng, rho, listed, start, nbr, np.zeros(n, dtype=np.int32))
+        met_set = set(met.tolist())
+        hits_leaf += sum(1 for v in range(n_hubs, n_hubs + 50 * leaves) if v in met_set)
+        hits_other += sum(1 for v in others if v in met_set)
+        assert not met_set & set(range(n_hubs + 50 * leaves, n_hubs + n_hubs * leaves))
+    trials = reps * 50 * leaves
+    assert within(hits_leaf, trials * rho, trials * rho * (1 - rho))
+    p = rho / 4
+    trials = reps * len(others)
+    assert within(hits_other, trials * p, trials * p * (1 - p))
+
+
+def test_population_structure() -> None:
+    sc = load_scenario("r1", adults=20001, seed=2)
+    sim = Simulation(sc)
+    pop = sim.pop
+    assert pop.children == round(0.25 * 20001) == 5000
+    # Traits: truncated to [0.1, 10] and mean close to 1.
+    for trait in (pop.risk, pop.civic):
+        assert trait.min() >= 0.1 and trait.max() <= 10
+        assert abs(trait.mean() - 1.0) < 5 * trait.std() / math.sqrt(len(trait))
+    # Partners pair (2j, 2j+1); the odd last adult has none.
+    partner = pop.partner(np.arange(20001))
+    assert partner[0] == 1 and partner[1] == 0 and partner[20000] == -1
+    # Two parents with probability 0.8 (less the children of the unpaired adult).
+    two = (pop.parent2 >= 0).mean()
+    assert within(two * pop.children, 0.8 * pop.children, pop.children * 0.16)
+    assert (pop.parent2[pop.parent2 >= 0] == partner[pop.parent1[pop.parent2 >= 0]]).all()
+    # Graph: undirected, no self-loops or duplicates, mean degree just under 8.
+    deg = pop.degree()
+    src = np.repeat(np.arange(20001), deg)
+    assert (src != pop.nbr).all()
+    pairs = set(zip(src.tolist(), pop.nbr.tolist(), strict=True))
+    assert len(pairs) == len(src)
+    assert all((b, a) in pairs for a, b in list(pairs)[:5000])
+    assert 7.9 < deg.mean() <= 8.0
