@@ -65,8 +65,13 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main() -> None:
@@ -81,22 +86,31 @@ def main() -> None:
         adults, days, scenario = int(args.child[0]), int(args.child[1]), args.child[2]
         print(json.dumps(one(adults, days, scenario, None)))
         return
-    subprocess.run([sys.executable, __file__, "--child", "2000", "10", args.scenario], check=True,
-                   capture_output=True)  # warm-up: compile cache
+    subprocess.run(
+        [sys.executable, __file__, "--child", "2000", "10", args.scenario],
+        check=True,
+        capture_output=True,
+    )  # warm-up: compile cache
     jobs = [(n, args.days) for n in args.sizes] + ([(100_000_000, 30)] if args.huge else [])
     rows = []
     for adults, days in jobs:
-        res = subprocess.run([sys.executable, __file__, "--child", str(adults), str(days),
-                              args.scenario], capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "--child", str(adults), str(days), args.scenario],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
             print(f"{adults:>12,} adults: failed\n{res.stderr[-2000:]}", file=sys.stderr)
             continue
         row = json.loads(res.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{adults:>12,} adults x {days} days: {row['wall_seconds']:8.2f} s  "
-              f"{row['adult_days_per_second'] / 1e6:8.1f} M adult-days/s  "
-              f"{row['records_per_second'] / 1e6:6.2f} M records/s  "
-              f"peak {row['peak_rss_mib']:,} MiB", flush=True)
+        print(
+            f"{adults:>12,} adults x {days} days: {row['wall_seconds']:8.2f} s  "
+            f"{row['adult_days_per_second'] / 1e6:8.1f} M adult-days/s  "
+            f"{row['records_per_second'] / 1e6:6.2f} M records/s  "
+            f"peak {row['peak_rss_mib']:,} MiB",
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"engine-{stamp}.json"

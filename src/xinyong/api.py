@@ -11,7 +11,7 @@ run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +73,17 @@ def run(
     overwrite: bool = False,
     on_day: Callable[[int], None] | None = None,
     rows_per_part: int = 2_000_000,
+    script: Mapping[int, list[tuple[int, str]]] | None = None,
 ) -> Run:
-    """Simulate a scenario; with `out`, write a run directory (records streamed to disk)."""
+    """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
+    `script` adds hand-made true events: {day: [(adult, behaviour), ...]}."""
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     path = Path(out) if out is not None else None
     if path is not None:
         prepare_dir(path, overwrite)
         (path / "scenario.yaml").write_text(sc.to_yaml())
     started = time.perf_counter()
-    sim = Simulation(sc, path, rows_per_part)
+    sim = Simulation(sc, path, rows_per_part, script=script)
     sim.run(on_day)
     wall = time.perf_counter() - started
     result = Run({}, path, None if path is not None else sim.recorder.tables)

@@ -78,6 +78,7 @@ class Recorder:
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
         self.wall_seconds = 0.0
+        self.appeal_days = 0  # set by the simulation
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -284,6 +285,7 @@ class Recorder:
                 "record_id": pa.array(rid, type=pa.int64()),
                 "person": pa.array(person, type=pa.int32()),
                 "filed_day": pa.array(day, type=pa.int32()),
+                "decision_day": pa.array(day + self.appeal_days, type=pa.int32()),
                 "upheld": pa.array(upheld, mask=~decided),
             }
         )

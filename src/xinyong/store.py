@@ -6,7 +6,8 @@ RUN/
   meta.json              index tables: behaviours, channels, lists and their consequences
   records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
   spells/part-*.parquet  list spells per world (end null = still listed at T)
-  appeals.parquet        appeals filed, decision day and outcome (null if undecided at T)
+  appeals.parquet        appeals: record, person, filed and decision day, upheld (null
+                         when the decision day is after the last day)
   daily.parquet          one row per day: events, records, lists, tiers, mean score
   behaviour_daily.parquet true events and records per day, behaviour and group
   persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
