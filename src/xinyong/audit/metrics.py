@@ -1,0 +1,477 @@
+"""Audit metrics over one run: wrongful listing, disparity, lock-in, spillover,
+proportionality, collateral, redress and the effect on behaviour.
+
+Every metric is a row {value, low, high, meaning, maps_to}: the value, its 95% interval where
+one is defined, one line on what it means, and the legal test or toolkit convention it maps to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from xinyong.audit import stats
+from xinyong.scenario import Scenario
+
+REFERENCE_GROUP = "majority"
+FOUR_FIFTHS = (0.8, 1.25)
+MINOR_GRAVITY = 2  # gravity 1-2: "minor" behaviour for the proportionality test
+
+ART_5_C_I = "EU AI Act Art. 5(1)(c)(i): detrimental treatment in unrelated social contexts"
+ART_5_C_II = "EU AI Act Art. 5(1)(c)(ii): treatment disproportionate to the behaviour's gravity"
+GDPR_22 = "GDPR Art. 22: right to contest solely automated decisions"
+FOUR_FIFTHS_RULE = "four-fifths rule (ratio within [0.8, 1.25] against the reference group)"
+AEQUITAS = "Aequitas/Fairlearn: group rates as ratio and difference to a named reference"
+
+
+def metric(
+    value: Any, low: Any = None, high: Any = None, *, meaning: str, maps_to: str = ""
+) -> dict:
+    return {"value": value, "low": low, "high": high, "meaning": meaning, "maps_to": maps_to}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    rel = con.sql(sql)
+    cols = rel.columns
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    return con.sql(sql).fetchall()[0][0]
+
+
+def _quote(names: list[str]) -> str:
+    return ", ".join("'" + n.replace("'", "''") + "'" for n in names) or "''"
+
+
+def audit_metrics(
+    con: duckdb.DuckDBPyConnection,
+    scenario: Scenario,
+    meta: dict[str, Any],
+    baseline: duckdb.DuckDBPyConnection | None = None,
+) -> dict[str, Any]:
+    """All audit metrics of one run. `baseline` is the same world with the scheme off."""
+    T = scenario.days
+    out: dict[str, Any] = {
+        "metrics": {},
+        "disparity": [],
+        "survival": {},
+        "spillover": {},
+        "channels": [],
+        "behaviour": [],
+        "proportionality": [],
+    }
+    m = out["metrics"]
+    adults = _one(con, "SELECT count(*) FROM persons")
+    groups = {
+        r["group"]: r["n"]
+        for r in _rows(con, 'SELECT "group", count(*) AS n FROM persons GROUP BY ALL')
+    }
+    sanction_lists = [
+        name
+        for name, cons in meta["consequences"].items()
+        if any(c["kind"] == "sanction" for c in cons)
+    ]
+
+    # Wrongful listing (shadow truth) per list, overall and by group.
+    for lst in meta["lists"]:
+        on, wrong = f'"on.{lst}"', f'("on.{lst}" AND NOT "shadow_on.{lst}")'
+        by = {
+            r["group"]: r
+            for r in _rows(
+                con,
+                f"""
+            SELECT "group", count(*) FILTER (WHERE {wrong}) AS wrong,
+                   count(*) FILTER (WHERE {on}) AS listed FROM persons GROUP BY ALL""",
+            )
+        }
+        k = sum(r["wrong"] for r in by.values())
+        listed = sum(r["listed"] for r in by.values())
+        m[f"wrongly_listed_share.{lst}"] = metric(
+            *stats.wilson(k, adults),
+            maps_to=AEQUITAS,
+            meaning=f"adults on {lst} at T whose correct records alone would not put them there",
+        )
+        m[f"wrongly_listed_of_listed.{lst}"] = metric(
+            *stats.wilson(k, listed),
+            meaning=f"of the adults on {lst} at T, the share listed only through wrong records",
+        )
+        _disparity(
+            out,
+            f"wrongly_listed_share.{lst}",
+            {g: (by.get(g, {}).get("wrong", 0), groups.get(g, 0)) for g in groups},
+        )
+        _disparity(
+            out,
+            f"list_share.{lst}",
+            {g: (by.get(g, {}).get("listed", 0), groups.get(g, 0)) for g in groups},
+        )
+
+    # False records by channel; detection bias by group.
+    neg = _quote([b for b, n in zip(meta["behaviours"], meta["negative"], strict=True) if n])
+    for r in _rows(
+        con,
+        f"""
+            SELECT channel, count(*) AS n, count(*) FILTER (WHERE truth <> 'correct') AS wrong
+            FROM records WHERE behaviour IN ({neg}) GROUP BY ALL ORDER BY channel""",
+    ):
+        v, lo, hi = stats.wilson(r["wrong"], r["n"])
+        out["channels"].append(
+            {
+                "channel": r["channel"],
+                "records": r["n"],
+                "wrong": r["wrong"],
+                "share": v,
+                "low": lo,
+                "high": hi,
+            }
+        )
+        m[f"false_record_share.{r['channel']}"] = metric(
+            v,
+            lo,
+            hi,
+            meaning=f"negative records from {r['channel']} that are misattributed or false reports",
+            maps_to=GDPR_22,
+        )
+    det = {
+        r["group"]: r
+        for r in _rows(
+            con,
+            f"""
+        SELECT "group", sum(true_events) AS true_events, sum(records) AS records
+        FROM behaviour_daily WHERE behaviour IN ({neg}) GROUP BY ALL""",
+        )
+    }
+    for g, r in det.items():
+        m[f"detection_ratio.{g}"] = metric(
+            r["records"] / r["true_events"] if r["true_events"] else None,
+            meaning=f"negative records against {g} adults per true negative event by them "
+            "(above the detection rate means they carry others' records)",
+            maps_to=AEQUITAS,
+        )
+    if REFERENCE_GROUP in det:
+        ref = det[REFERENCE_GROUP]
+        for g, r in det.items():
+            if g == REFERENCE_GROUP:
+                continue
+            ratio, lo, hi = stats.ratio_of_rates(
+                r["records"], r["true_events"], ref["records"], ref["true_events"]
+            )
+            out["disparity"].append(
+                _disparity_row(
+                    "detection_ratio",
+                    g,
+                    r["records"] / r["true_events"] if r["true_events"] else None,
+                    ref["records"] / ref["true_events"] if ref["true_events"] else None,
+                    ratio,
+                    lo,
+                    hi,
+                )
+            )
+
+    _lock_in(con, out, meta, T)
+    _spillover_and_proportionality(con, out, scenario, meta, sanction_lists, T)
+    _collateral(con, out, meta, sanction_lists, scenario)
+    _redress(con, out, neg, adults)
+    if baseline is not None:
+        _behaviour_change(con, baseline, out, scenario, meta, sanction_lists)
+    return out
+
+
+def _disparity_row(name: str, group: str, value, ref_value, ratio, lo, hi) -> dict:
+    flag = ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1])
+    return {
+        "metric": name,
+        "group": group,
+        "reference": REFERENCE_GROUP,
+        "value": value,
+        "reference_value": ref_value,
+        "ratio": ratio,
+        "ratio_low": lo,
+        "ratio_high": hi,
+        "difference": None if value is None or ref_value is None else value - ref_value,
+        "flag": flag,
+        "maps_to": FOUR_FIFTHS_RULE,
+    }
+
+
+def _disparity(out: dict, name: str, counts: dict[str, tuple[int, int]]) -> None:
+    if REFERENCE_GROUP not in counts:
+        return
+    k0, n0 = counts[REFERENCE_GROUP]
+    for g, (k, n) in counts.items():
+        if g == REFERENCE_GROUP:
+            continue
+        ratio, lo, hi = stats.ratio_of_shares(k, n, k0, n0)
+        out["disparity"].append(
+            _disparity_row(name, g, k / n if n else None, k0 / n0 if n0 else None, ratio, lo, hi)
+        )
+
+
+def _lock_in(con, out: dict, meta: dict, T: int) -> None:
+    m = out["metrics"]
+    for lst in meta["lists"]:
+        rows = con.sql(f"""
+            SELECT coalesce("end", {T}) - start, "end" IS NOT NULL FROM spells
+            WHERE list = '{lst}' AND world = 'recorded'""").fetchall()
+        if not rows:
+            continue
+        curve = stats.kaplan_meier([r[0] for r in rows], [r[1] for r in rows])
+        out["survival"][lst] = curve
+        m[f"median_stay_days.{lst}"] = metric(
+            stats.median_time(curve),
+            meaning=f"median time on {lst} (Kaplan-Meier, censored at T);"
+            " null when more than half are still listed",
+        )
+        if T > 365:
+            m[f"still_listed_after_1y.{lst}"] = metric(
+                *stats.survival_at(curve, 365),
+                meaning=f"share of {lst} spells lasting more than 365 days (Kaplan-Meier)",
+            )
+        m[f"spells.{lst}"] = metric(len(rows), meaning=f"spells on {lst} (recorded world)")
+
+
+def _causes_sql(meta: dict, T: int, lst: str, direct: list[str]) -> str:
+    """Causal records of each recorded spell on `lst`: for record-entered lists the entering
+    record of the start day; otherwise every live negative record at the start day."""
+    entering = (
+        f"r.behaviour IN ({_quote(direct)}) AND r.day = s.start"
+        if direct
+        else (
+            f"r.day <= s.start AND coalesce(r.expiry_day, {T + 10**6}) > s.start AND r.points < 0"
+        )
+    )
+    return f"""
+        WITH s AS (SELECT row_number() OVER () AS spell, person, start,
+                          coalesce("end", {T}) - start AS days
+                   FROM spells WHERE list = '{lst}' AND world = 'recorded')
+        SELECT s.spell, s.days, r.behaviour, abs(r.points) + (r.points = 0)::INT AS weight
+        FROM s JOIN records r ON r.person = s.person AND {entering}"""
+
+
+def _spillover_and_proportionality(con, out, scenario: Scenario, meta, sanction_lists, T) -> None:
+    m = out["metrics"]
+    context = {b: v.context for b, v in scenario.behaviours.items()}
+    gravity = {b: v.gravity for b, v in scenario.behaviours.items() if v.gravity}
+    per_behaviour_days: dict[str, float] = {}
+    minor_only = severe_spells = 0
+    for lst in sanction_lists:
+        cons = [c for c in meta["consequences"][lst] if c["kind"] == "sanction"]
+        direct = _entering_behaviours(scenario, lst)
+        rows = _rows(con, _causes_sql(meta, T, lst, direct))
+        spells: dict[int, dict] = {}
+        for r in rows:
+            sp = spells.setdefault(r["spell"], {"days": r["days"], "w": {}})
+            sp["w"][r["behaviour"]] = sp["w"].get(r["behaviour"], 0) + r["weight"]
+        if not spells:
+            continue
+        causes = sorted({context[b] for sp in spells.values() for b in sp["w"]})
+        targets = sorted({c["context"] for c in cons})
+        matrix = {c: dict.fromkeys(targets, 0.0) for c in causes}
+        for sp in spells.values():
+            total = sum(sp["w"].values())
+            for b, w in sp["w"].items():
+                share = w / total
+                per_behaviour_days[b] = per_behaviour_days.get(b, 0.0) + share * sp["days"] * len(
+                    cons
+                )
+                for c in cons:
+                    matrix[context[b]][c["context"]] += share * sp["days"]
+            severe_spells += 1
+            minor_only += all(gravity.get(b, 5) <= MINOR_GRAVITY for b in sp["w"])
+        total_days = sum(sum(row.values()) for row in matrix.values())
+        unrelated = sum(v for c, row in matrix.items() for t, v in row.items() if t != c)
+        out["spillover"][lst] = {
+            "causes": causes,
+            "sanctions": targets,
+            "sanction_days": [[matrix[c][t] for t in targets] for c in causes],
+        }
+        m[f"spillover_share.{lst}"] = metric(
+            unrelated / total_days if total_days else None,
+            maps_to=ART_5_C_I,
+            meaning=f"sanction-days of {lst} imposed in a context other than that of the records "
+            "that caused the listing",
+        )
+    counts = {
+        r["behaviour"]: r["n"]
+        for r in _rows(
+            con,
+            """
+        SELECT behaviour, count(*) AS n FROM records WHERE points < 0 GROUP BY ALL""",
+        )
+    }
+    xs, ys = [], []
+    for b, g in sorted(gravity.items()):
+        if counts.get(b):
+            severity = per_behaviour_days.get(b, 0.0) / counts[b]
+            out["proportionality"].append(
+                {
+                    "behaviour": b,
+                    "gravity": g,
+                    "records": counts[b],
+                    "sanction_days_per_record": severity,
+                }
+            )
+            xs.append(g)
+            ys.append(severity)
+    m["gravity_severity_rank_correlation"] = metric(
+        stats.spearman(xs, ys),
+        maps_to=ART_5_C_II,
+        meaning="Spearman correlation of a behaviour's gravity with the sanction-days its records "
+        "bring (near 1: proportionate ordering)",
+    )
+    m["minor_only_share"] = metric(
+        *stats.wilson(minor_only, severe_spells),
+        maps_to=ART_5_C_II,
+        meaning=f"sanction-list spells caused only by minor behaviour (gravity <= {MINOR_GRAVITY})",
+    )
+
+
+def _entering_behaviours(scenario: Scenario, lst: str) -> list[str]:
+    """Behaviours whose records put a person on `lst` directly (rule effect or record entry)."""
+    out = set()
+    for pack in scenario.packs.values():
+        for b, rule in pack.rules.items():
+            if any(e.list == lst for e in rule.effects):
+                out.add(b)
+        entry = pack.lists.get(lst).entry if lst in pack.lists else None
+        if entry is not None and entry.record is not None:
+            out.add(entry.record)
+    return sorted(out)
+
+
+def _collateral(con, out, meta, sanction_lists, scenario: Scenario) -> None:
+    m = out["metrics"]
+    child_lists = [
+        lst
+        for lst in sanction_lists
+        if any(
+            c["target"] == "children" and c["kind"] == "sanction" for c in meta["consequences"][lst]
+        )
+    ]
+    listed = _one(
+        con,
+        "SELECT count(*) FROM persons WHERE "
+        + (" OR ".join(f'"on.{lst}"' for lst in child_lists) or "false"),
+    )
+    restricted = _one(con, "SELECT count(*) FROM children WHERE restricted")
+    m["children_restricted_per_listed_adult"] = metric(
+        restricted / listed if listed else None,
+        meaning="children under a child-directed sanction at T per adult on such a list",
+    )
+    assoc_b = meta["association_behaviour"]
+    assoc_list = scenario.consequences.association_list
+    penalised = _one(
+        con, f"SELECT count(DISTINCT person) FROM records WHERE behaviour = '{assoc_b}'"
+    )
+    ever = _one(
+        con,
+        f"""SELECT count(DISTINCT person) FROM spells
+                         WHERE list = '{assoc_list}' AND world = 'recorded'""",
+    )
+    m["associates_penalised_per_listed_adult"] = metric(
+        penalised / ever if ever else None,
+        maps_to=ART_5_C_I,
+        meaning=f"adults recorded for meeting someone on {assoc_list}, per adult ever on it",
+    )
+
+
+def _redress(con, out, neg: str, adults: int) -> None:
+    m = out["metrics"]
+    a = _rows(
+        con,
+        """SELECT count(*) AS filed, count(upheld) AS decided,
+                             count(*) FILTER (WHERE upheld) AS upheld,
+                             avg(decision_day - filed_day) FILTER (WHERE upheld) AS days
+                      FROM appeals""",
+    )[0]
+    m["appeals_filed_per_1000"] = metric(
+        a["filed"] * 1000 / adults if adults else None,
+        meaning="appeals filed per 1,000 adults",
+        maps_to=GDPR_22,
+    )
+    m["appeals_upheld_share"] = metric(
+        *stats.wilson(a["upheld"], a["decided"]),
+        maps_to=GDPR_22,
+        meaning="decided appeals that were upheld",
+    )
+    m["days_to_remedy"] = metric(
+        a["days"], maps_to=GDPR_22, meaning="mean days from a wrong record to its upheld appeal"
+    )
+    w = _rows(
+        con,
+        f"""
+        SELECT count(*) AS wrong, count(*) FILTER (WHERE NOT coalesce(a.upheld, false)) AS left
+        FROM records r LEFT JOIN appeals a USING (record_id)
+        WHERE r.truth <> 'correct' AND r.behaviour IN ({neg})""",
+    )[0]
+    m["wrong_records_never_corrected"] = metric(
+        *stats.wilson(w["left"], w["wrong"]),
+        maps_to=GDPR_22,
+        meaning="wrong negative records not removed by an upheld appeal by T",
+    )
+
+
+def _behaviour_change(con, baseline, out, scenario: Scenario, meta, sanction_lists) -> None:
+    m = out["metrics"]
+    sql = "SELECT behaviour, sum(true_events) AS n FROM behaviour_daily GROUP BY ALL"
+    run = {r["behaviour"]: r["n"] for r in _rows(con, sql)}
+    base = {r["behaviour"]: r["n"] for r in _rows(baseline, sql)}
+    assoc = meta["association_behaviour"]
+    prevented = 0
+    speech_run = speech_base = 0
+    for b, beh in scenario.behaviours.items():
+        if b == assoc:
+            continue
+        r, s = run.get(b, 0), base.get(b, 0)
+        out["behaviour"].append(
+            {
+                "behaviour": b,
+                "context": beh.context,
+                "sign": beh.sign,
+                "events": r,
+                "baseline_events": s,
+                "change": (r - s) / s if s else None,
+            }
+        )
+        if beh.sign == "negative":
+            prevented += s - r
+            if beh.context == "online_speech":
+                speech_run, speech_base = speech_run + r, speech_base + s
+    neg_run = sum(x["events"] for x in out["behaviour"] if x["sign"] == "negative")
+    neg_base = sum(x["baseline_events"] for x in out["behaviour"] if x["sign"] == "negative")
+    ratio, lo, hi = stats.ratio_of_rates(neg_run, 1, neg_base, 1)
+    m["negative_events_change"] = metric(
+        None if ratio is None else ratio - 1,
+        None if lo is None else lo - 1,
+        None if hi is None else hi - 1,
+        meaning="change in true negative events against the same world with the scheme off",
+    )
+    ratio, lo, hi = stats.ratio_of_rates(speech_run, 1, speech_base, 1)
+    m["online_speech_change"] = metric(
+        None if ratio is None else ratio - 1,
+        None if lo is None else lo - 1,
+        None if hi is None else hi - 1,
+        meaning="chilling effect: change in online speech events against the scheme-off world",
+    )
+    wrongly = _one(
+        con,
+        "SELECT count(*) FROM persons WHERE "
+        + (
+            " OR ".join(f'("on.{lst}" AND NOT "shadow_on.{lst}")' for lst in sanction_lists)
+            or "false"
+        ),
+    )
+    m["events_prevented_per_wrongly_listed"] = metric(
+        prevented / wrongly if wrongly else None,
+        meaning="negative events prevented (against the scheme-off world) per adult wrongly on a "
+        "sanction list at T: the behaviour change bought with each innocent listed",
+    )
+
+
+def baseline_scenario(scenario: Scenario) -> Scenario:
+    """The same world with the scheme switched off: no deterrence, distress or association."""
+    return scenario.with_(
+        **{"consequences.eta": 0.0, "consequences.distress_factor": 1.0, "consequences.rho": 0.0}
+    )

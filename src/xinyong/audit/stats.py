@@ -1,0 +1,156 @@
+"""Interval estimates used by the audit (95% unless said otherwise)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Z95 = 1.959963984540054
+# Two-sided 95% Student t quantiles for small replicate counts (df = 1..30).
+_T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
+
+
+def t95(df: int) -> float:
+    return _T95[df - 1] if df <= len(_T95) else Z95
+
+
+def wilson(k: float, n: float) -> tuple[float | None, float | None, float | None]:
+    """Share k/n with its Wilson score interval; all None when n is 0."""
+    if not n:
+        return None, None, None
+    p = k / n
+    z2 = Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ratio_of_shares(k1: float, n1: float, k0: float, n0: float) -> tuple:
+    """(k1/n1) / (k0/n0) with the Katz log interval; None where undefined."""
+    if not n1 or not n0 or not k0:
+        return None, None, None
+    r = (k1 / n1) / (k0 / n0)
+    if not k1:
+        return r, None, None
+    se = math.sqrt(1 / k1 - 1 / n1 + 1 / k0 - 1 / n0)
+    return r, r * math.exp(-Z95 * se), r * math.exp(Z95 * se)
+
+
+def ratio_of_rates(k1: float, e1: float, k0: float, e0: float) -> tuple:
+    """(k1/e1) / (k0/e0) for Poisson counts k over exposures e, with a log interval."""
+    if not e1 or not e0 or not k0:
+        return None, None, None
+    r = (k1 / e1) / (k0 / e0)
+    if not k1:
+        return r, None, None
+    se = math.sqrt(1 / k1 + 1 / k0)
+    return r, r * math.exp(-Z95 * se), r * math.exp(Z95 * se)
+
+
+def mean_interval(values: Sequence[float | None]) -> tuple:
+    """Mean over replicates with a Student t interval; None values are left out."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None, None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None, None
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    half = t95(len(xs) - 1) * sd / math.sqrt(len(xs))
+    return m, m - half, m + half
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman rank correlation (average ranks for ties); None when undefined."""
+    if len(x) < 3:
+        return None
+
+    def ranks(v: Sequence[float]) -> list[float]:
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if not sxx or not syy:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def kaplan_meier(durations: Sequence[int], observed: Sequence[bool]) -> dict[str, list]:
+    """Product-limit survival S(t) = P(stay > t) with Greenwood 95% bounds."""
+    events: dict[int, list[int]] = {}
+    for d, e in zip(durations, observed, strict=True):
+        events.setdefault(int(d), [0, 0])[0 if e else 1] += 1
+    at_risk = len(durations)
+    s, var_sum = 1.0, 0.0
+    out: dict[str, list] = {"t": [0], "s": [1.0], "low": [1.0], "high": [1.0], "at_risk": [at_risk]}
+    for t in sorted(events):
+        died, censored = events[t]
+        if died:
+            s *= 1 - died / at_risk
+            if at_risk > died:
+                var_sum += died / (at_risk * (at_risk - died))
+            half = Z95 * s * math.sqrt(var_sum)
+            out["t"].append(t)
+            out["s"].append(s)
+            out["low"].append(max(0.0, s - half))
+            out["high"].append(min(1.0, s + half))
+            out["at_risk"].append(at_risk)
+        at_risk -= died + censored
+    return out
+
+
+def survival_at(curve: dict[str, list], t: float) -> tuple:
+    """S(t) read off a step curve, with its bounds."""
+    i = max(k for k, x in enumerate(curve["t"]) if x <= t)
+    return curve["s"][i], curve["low"][i], curve["high"][i]
+
+
+def median_time(curve: dict[str, list]) -> float | None:
+    for t, s in zip(curve["t"], curve["s"], strict=True):
+        if s <= 0.5:
+            return float(t)
+    return None
