@@ -10,8 +10,11 @@ run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,40 @@ def run(
     if path is not None:
         write_json(path / "summary.json", summary)
     return result
+
+
+def _replicate(scenario: Scenario, out: Path) -> dict[str, Any]:
+    return run(scenario, out, overwrite=True).summary
+
+
+def run_replicates(
+    scenario: Scenario,
+    out: str | Path,
+    replicates: int,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> Run:
+    """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
+    top-level summary.json holds each metric's mean and 95% interval over the replicates."""
+    from xinyong.audit.audit import REPLICATES, combine_summaries
+
+    path = Path(out)
+    prepare_dir(path, overwrite)
+    (path / "scenario.yaml").write_text(scenario.to_yaml())
+    seeds = [scenario.seed + i for i in range(replicates)]
+    workers = workers or min(replicates, os.cpu_count() or 1)
+    summaries: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_replicate, scenario.with_(seed=s), path / REPLICATES / f"seed-{s}"): s
+            for s in seeds
+        }
+        for done, fut in enumerate(as_completed(futures)):
+            summaries[futures[fut]] = fut.result()
+            if on_done is not None:
+                on_done(done)
+    summary = combine_summaries([summaries[s] for s in seeds])
+    write_json(path / "summary.json", summary)
+    return Run(summary, path)

@@ -53,9 +53,13 @@ def run(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
+    replicates: Annotated[
+        int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
+    ] = 1,
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
+    from xinyong.api import run_replicates
     from xinyong.scenario import load_scenario
 
     sc = load_scenario(
@@ -66,20 +70,29 @@ def run(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("days"),
         TimeRemainingColumn(),
         console=err_console,
         disable=quiet,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
         try:
-            result = run_scenario(
-                sc,
-                path,
-                overwrite=overwrite,
-                on_day=lambda t: progress.update(task, completed=t + 1),
-            )
+            if replicates > 1:
+                task = progress.add_task(f"{sc.name}: {replicates} seeds", total=replicates)
+                result = run_replicates(
+                    sc,
+                    path,
+                    replicates,
+                    overwrite=overwrite,
+                    on_done=lambda i: progress.update(task, completed=i + 1),
+                )
+            else:
+                task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
+                result = run_scenario(
+                    sc,
+                    path,
+                    overwrite=overwrite,
+                    on_day=lambda t: progress.update(task, completed=t + 1),
+                )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; what was written so far is in {path}")
             raise typer.Exit(130) from None
@@ -146,6 +159,66 @@ def list_builtins() -> None:
 
 
 @app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    baseline: Annotated[
+        bool, typer.Option(help="Run the scheme-off world for the behaviour metrics.")
+    ] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+) -> None:
+    """Audit a run: metrics with intervals into metrics.json, and an offline HTML report."""
+    from xinyong.audit.audit import audit as audit_run
+
+    doc = audit_run(run_dir, baseline=baseline, report=report)
+    table = Table("metric", "value", "95% interval", "meaning", title="audit")
+    for name, row in doc["metrics"].items():
+        interval = "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
+        table.add_row(name, _fmt(row["value"]), interval, row["meaning"])
+    out_console.print(table)
+    flagged = [d for d in doc["disparity"] if d["flag"]]
+    for d in flagged:
+        out_console.print(
+            f"[yellow]outside the four-fifths band:[/yellow] {d['metric']} "
+            f"{d['group']}/{d['reference']} = {_fmt(d['ratio'])}"
+        )
+    out_console.print(
+        f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
+    )
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="The base run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="The reform run directory.")],
+    out: Annotated[Path, typer.Option(help="HTML comparison to write.")] = Path("compare.html"),
+    baseline: Annotated[
+        bool, typer.Option(help="Include behaviour metrics (runs scheme-off worlds).")
+    ] = False,
+) -> None:
+    """Differences of every metric between two runs (B - A), with 95% intervals."""
+    from xinyong.audit.compare import compare as compare_runs
+    from xinyong.audit.report import render_compare
+
+    doc = compare_runs(run_a, run_b, baseline=baseline)
+    table = Table("metric", "A", "B", "B - A", "95% interval", title=f"{run_a} vs {run_b}")
+    for row in doc["rows"]:
+        interval = "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
+        mark = " *" if row["significant"] else ""
+        table.add_row(
+            row["metric"], _fmt(row["a"]), _fmt(row["b"]), _fmt(row["difference"]) + mark, interval
+        )
+    out_console.print(table)
+    render_compare(doc, out)
+    out_console.print(f"written: {out}  (* = interval excludes 0)")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
 def sql(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     query: Annotated[str, typer.Argument(help="SQL over the run's tables (records, spells, ...).")],
@@ -169,6 +242,23 @@ def sql(
     for row in rows:
         table.add_row(*(str(v) for v in row))
     out_console.print(table)
+
+
+@app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    person: Annotated[int, typer.Argument(help="Adult id (0 .. adults-1).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """One adult's timeline: records, score, grades, lists, sanctions, children, appeals."""
+    from xinyong.audit.explain import explain as explain_person
+    from xinyong.audit.explain import render
+
+    report = explain_person(run_dir, person)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    render(report, out_console)
 
 
 def main() -> None:
