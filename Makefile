@@ -18,7 +18,8 @@ $(BIN)/xinyong: pyproject.toml requirements.lock
 setup: $(BIN)/xinyong
 
 run: setup
-	$(BIN)/xinyong run $(SCENARIO) --adults $(ADULTS) --out $(OUT)
+	$(BIN)/xinyong run $(SCENARIO) --adults $(ADULTS) --out $(OUT) --overwrite
+	$(BIN)/xinyong audit $(OUT)
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
