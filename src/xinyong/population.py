@@ -152,13 +152,22 @@ def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, 
                 fill[i] += 1
                 raw[fill[j]] = i
                 fill[j] += 1
-    # Sort each row and drop duplicates, compacting in place.
+    # Sort each row in place (insertion sort: rows are short) and drop duplicates,
+    # compacting as we go; no allocation per row.
     out_start = np.zeros(n + 1, dtype=np.int64)
     w = 0
     for i in range(n):
-        row = np.sort(raw[start[i] : start[i + 1]])
+        lo, hi = start[i], start[i + 1]
+        for a in range(lo + 1, hi):
+            v = raw[a]
+            b = a - 1
+            while b >= lo and raw[b] > v:
+                raw[b + 1] = raw[b]
+                b -= 1
+            raw[b + 1] = v
         last = -1
-        for v in row:
+        for a in range(lo, hi):
+            v = raw[a]
             if v != last:
                 raw[w] = v
                 w += 1
