@@ -1,0 +1,322 @@
+"""`xinyong explain`: one adult's timeline, checked against numbers worked out by hand on quiet
+runs (only scripted events), and against the engine's final state on a stressed random run."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+import xinyong
+from tests.conftest import quiet_scenario
+from xinyong.audit.explain import Explainer, explain, render
+from xinyong.errors import XinyongError
+
+KEYS = [
+    "person",
+    "records",
+    "blamed_others",
+    "score_path",
+    "grade_changes",
+    "spells",
+    "sanctions",
+    "children",
+    "appeals",
+]
+
+
+def quiet_run(
+    tmp_path: Path, days: int, script: dict[int, list[tuple[int, str]]], **overrides: Any
+) -> Path:
+    out = tmp_path / "run"
+    xinyong.run(quiet_scenario(adults=2, days=days, overrides=overrides), out=out, script=script)
+    return out
+
+
+def path_of(report: dict[str, Any]) -> list[tuple[int, int, int]]:
+    return [(s["day"], s["score"], s["shadow_score"]) for s in report["score_path"]]
+
+
+def final_scores(report: dict[str, Any]) -> tuple[int, int]:
+    start = report["person"]["start_score"]
+    last = report["score_path"][-1] if report["score_path"] else {}
+    return last.get("score", start), last.get("shadow_score", start)
+
+
+def text_of(report: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    render(report, Console(file=buffer, width=240))
+    return buffer.getvalue()
+
+
+def test_misattributed_record_with_upheld_appeal(tmp_path: Path) -> None:
+    """Adult 0 jaywalks on day 0; the camera blames adult 1 (-3), who appeals; upheld on day 2."""
+    run = quiet_run(
+        tmp_path,
+        6,
+        {0: [(0, "jaywalking")]},
+        **{
+            "channels.camera.misattribute": 1.0,
+            "appeals.alpha": 1.0,
+            "appeals.upheld": 1.0,
+            "appeals.appeal_days": 2,
+        },
+    )
+    victim = explain(run, 1)
+    assert list(victim) == KEYS
+    (rec,) = victim["records"]
+    assert rec["truth"] == "misattributed" and rec["actor"] == 0
+    assert (rec["day"], rec["points"], rec["shadow_points"], rec["expiry_day"]) == (0, -3, 0, 365)
+    assert (rec["appealed"], rec["decision_day"], rec["upheld"]) == (True, 2, True)
+    assert path_of(victim) == [(0, 997, 1000), (2, 1000, 1000)]
+    assert victim["score_path"][1]["changes"][0]["event"] == "appeal upheld"
+    assert victim["grade_changes"] == []  # 997 is still grade A (>= 960)
+    assert [(a["record_id"], a["filed_day"], a["outcome"]) for a in victim["appeals"]] == [
+        (0, 0, "upheld")
+    ]
+    assert victim["blamed_others"] == []
+    assert (victim["person"]["score"], victim["person"]["deter"]) == (1000, 0.95)
+
+    actor = explain(run, 0)
+    assert actor["records"] == [] and actor["score_path"] == []
+    (blamed,) = actor["blamed_others"]
+    assert (blamed["record_id"], blamed["person"], blamed["points"], blamed["upheld"]) == (
+        0,
+        1,
+        -3,
+        True,
+    )
+    assert "misattributed (true actor 0)" in text_of(victim)
+    assert "upheld (day 2)" in text_of(actor)
+
+
+def test_wrong_blacklisting_reasons_sanctions_and_children(tmp_path: Path) -> None:
+    """Start 600 (grade C): one misattributed -3 on day 12 puts adult 1 at D and on the
+    blacklist; the record expires on day 22 (C again), after the 5-day minimum stay."""
+    run = quiet_run(
+        tmp_path,
+        30,
+        {12: [(0, "jaywalking")]},
+        **{
+            "packs.rongcheng.start_score.value": 600,
+            "packs.rongcheng.rules.jaywalking.expiry_days": 10,
+            "packs.rongcheng.lists.blacklist.min_stay_days": 5,
+            "channels.camera.misattribute": 1.0,
+            "appeals.alpha": 0.0,
+            "population.child_ratio": 1.0,
+            "population.two_parent_share": 1.0,
+        },
+    )
+    report = explain(run, 1)
+    assert path_of(report) == [(12, 597, 600), (22, 600, 600)]
+    assert [(g["day"], g["world"], g["from"], g["to"]) for g in report["grade_changes"]] == [
+        (12, "recorded", "C", "D"),
+        (22, "recorded", "D", "C"),
+    ]
+    (spell,) = report["spells"]  # no shadow spell: the shadow score never left 600
+    assert (spell["list"], spell["world"], spell["start"], spell["end"], spell["days"]) == (
+        "blacklist",
+        "recorded",
+        12,
+        22,
+        10,
+    )
+    assert spell["began"] == "tier fell to D on day 12 after record 0 (jaywalking, misattributed)"
+    assert spell["ended"] == (
+        "grade C on day 22 after expiry of record 0 (jaywalking, misattributed)"
+    )
+    assert (spell["wrongly_listed"], spell["wrong_days"]) == (True, 10)
+
+    (sanction,) = report["sanctions"]
+    targets = {c["name"]: (c["target"], c["kind"]) for c in sanction["consequences"]}
+    assert targets["loan_ban"] == ("person", "sanction")
+    assert targets["children_education_restricted"] == ("children", "sanction")
+    assert (sanction["days"], len(targets)) == (10, 12)
+
+    # Two children, both with parents 0 and 1 (partners); the restriction ended on day 22.
+    assert [(c["child"], c["other_parent"], c["restricted"]) for c in report["children"]] == [
+        (0, 0, False),
+        (1, 0, False),
+    ]
+    carried = report["children"][0]["consequences"]
+    assert [(c["name"], c["start"], c["end"], c["days"]) for c in carried] == [
+        ("children_education_restricted", 12, 22, 10)
+    ]
+    assert explain(run, 0)["spells"] == []
+    assert "children_education_restricted" in text_of(report)
+
+
+def test_minimum_stay_holds_a_recovered_grade(tmp_path: Path) -> None:
+    """D on day 12, C again on day 15 (expiry 3), but the 5-day stay runs to day 17."""
+    run = quiet_run(
+        tmp_path,
+        20,
+        {12: [(0, "jaywalking")]},
+        **{
+            "packs.rongcheng.start_score.value": 600,
+            "packs.rongcheng.rules.jaywalking.expiry_days": 3,
+            "packs.rongcheng.lists.blacklist.min_stay_days": 5,
+        },
+    )
+    spells = explain(run, 0)["spells"]
+    assert [(s["world"], s["start"], s["end"]) for s in spells] == [
+        ("recorded", 12, 17),
+        ("shadow", 12, 17),
+    ]
+    assert spells[0]["ended"] == "grade C on day 17 (minimum stay of 5 days served)"
+    assert (spells[0]["wrongly_listed"], spells[0]["wrong_days"]) == (False, 0)
+
+
+def test_defaulters_listing_ended_by_settlement(tmp_path: Path) -> None:
+    """A court default on day 3 lists adult 0; with pi = 1 they settle on day 4."""
+    run = quiet_run(tmp_path, 10, {3: [(0, "court_judgment_default")]}, **{"consequences.pi": 1.0})
+    report = explain(run, 0)
+    assert path_of(report) == [(3, 950, 950)]
+    assert [(g["day"], g["from"], g["to"]) for g in report["grade_changes"]] == [
+        (3, "A", "B"),
+        (3, "A", "B"),
+    ]
+    assert [(s["list"], s["world"], s["start"], s["end"], s["days"]) for s in report["spells"]] == [
+        ("defaulters", "recorded", 3, 4, 1),
+        ("defaulters", "shadow", 3, 4, 1),
+    ]
+    for spell in report["spells"]:
+        assert spell["began"] == "entered on day 3 by record 0 (court_judgment_default, correct)"
+        assert spell["ended"] == "settled on day 4"
+        assert spell["records"] == [0]
+    (sanction,) = report["sanctions"]
+    names = {c["name"]: c["target"] for c in sanction["consequences"]}
+    assert len(names) == 9 and names["flight_ban"] == "person"
+    assert names["children_private_school_ban"] == "children"
+    assert sanction["wrongly_listed"] is False
+
+
+def test_record_entered_listings_end_by_appeal_or_running_out(tmp_path: Path) -> None:
+    """A wrong court default (adult 1) is lifted by its upheld appeal on day 5; adult 0's own
+    disruptive flight on day 1, with a 4-day ban, runs out on day 5."""
+    run = quiet_run(
+        tmp_path,
+        10,
+        {3: [(0, "court_judgment_default")], 1: [(0, "disruptive_flight")]},
+        **{
+            "channels.court.misattribute": 1.0,
+            "consequences.pi": 0.0,
+            "appeals.alpha": 1.0,
+            "appeals.upheld": 1.0,
+            "appeals.appeal_days": 2,
+            "packs.rongcheng.rules.disruptive_flight.effects": [
+                {"list": "transport_ban", "days": 4}
+            ],
+        },
+    )
+    victim = explain(run, 1)
+    (spell,) = victim["spells"]
+    assert (spell["list"], spell["start"], spell["end"], spell["wrong_days"]) == (
+        "defaulters",
+        3,
+        5,
+        2,
+    )
+    assert spell["began"] == "entered on day 3 by record 1 (court_judgment_default, misattributed)"
+    assert spell["ended"] == "appeal upheld on day 5"
+    assert path_of(victim) == [(3, 950, 1000), (5, 1000, 1000)]
+
+    actor = explain(run, 0)
+    assert [(s["list"], s["world"], s["start"], s["end"]) for s in actor["spells"]] == [
+        ("transport_ban", "recorded", 1, 5),
+        ("transport_ban", "shadow", 1, 5),
+    ]
+    assert actor["spells"][0]["ended"] == "ban ran out on day 5"
+    assert [b["record_id"] for b in actor["blamed_others"]] == [1]
+
+
+def test_tier_cap_lowers_the_grade_while_its_record_is_live(tmp_path: Path) -> None:
+    """Fare evasion (-10, 990 is grade A) with a cap at C for its 3-day life."""
+    run = quiet_run(
+        tmp_path,
+        5,
+        {0: [(0, "fare_evasion")]},
+        **{
+            "packs.rongcheng.rules.fare_evasion.effects": [{"tier_at_most": "C"}],
+            "packs.rongcheng.rules.fare_evasion.expiry_days": 3,
+        },
+    )
+    report = explain(run, 0)
+    assert path_of(report) == [(0, 990, 990), (3, 1000, 1000)]
+    recorded = [g for g in report["grade_changes"] if g["world"] == "recorded"]
+    assert [(g["day"], g["from"], g["to"], g["score"]) for g in recorded] == [
+        (0, "A", "C", 990),
+        (3, "C", "A", 1000),
+    ]
+    assert "tier cap from record 0 (fare_evasion, correct)" in recorded[0]["cause"]
+    assert "end of the tier cap from record 0" in recorded[1]["cause"]
+
+
+@pytest.fixture(scope="module")
+def stressed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("explain") / "s1"
+    xinyong.run(xinyong.load_scenario("s1", adults=300, days=400, seed=5), out=out)
+    return out
+
+
+def test_rebuilt_score_and_grade_match_the_engine_for_every_adult(stressed_run: Path) -> None:
+    ex = Explainer(stressed_run)
+    listed = 0
+    for i in range(300):
+        report = ex.person(i)
+        p = report["person"]
+        assert final_scores(report) == (p["score"], p["shadow_score"]), i
+        grade = {"recorded": "A", "shadow": "A"}  # the start score 1000 is grade A
+        for change in report["grade_changes"]:
+            assert grade[change["world"]] == change["from"], i
+            grade[change["world"]] = change["to"]
+        assert grade == {"recorded": p["tier"], "shadow": p["shadow_tier"]}, i
+        for spell in report["spells"]:
+            assert spell["began"], (i, spell)
+            if spell["list"] == "blacklist":  # S1: entered at B or below, left at A or better
+                listed += 1
+                assert spell["began"].split(" on day")[0].split()[-1] in ("B", "C", "D")
+                assert spell["ended"] is None or spell["ended"].split()[1] in ("AAA", "AA", "A")
+                assert spell["end"] is None or spell["days"] >= 180
+        open_lists = {s["list"] for s in report["spells"] if s["end"] is None}
+        assert {s for s in open_lists if s in p["lists"] or s in p["shadow_lists"]} == open_lists
+        json.dumps(report)
+    assert listed > 0
+
+
+def test_unknown_person_and_not_a_run(tmp_path: Path, stressed_run: Path) -> None:
+    with pytest.raises(XinyongError, match="no adult 300"):
+        explain(stressed_run, 300)
+    with pytest.raises(XinyongError, match="not a run directory"):
+        explain(tmp_path, 0)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "xinyong.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_explain(stressed_run: Path, tmp_path: Path) -> None:
+    res = cli("explain", str(stressed_run), "999999")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no adult 999999" in lines[0], res.stderr
+
+    res = cli("explain", str(tmp_path), "0")
+    assert res.returncode == 2 and "not a run directory" in res.stderr
+
+    res = cli("explain", str(stressed_run), "7", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert list(doc) == KEYS and doc["person"]["person"] == 7
+
+    res = cli("explain", str(stressed_run), "7")
+    assert res.returncode == 0, res.stderr
+    assert "adult 7" in res.stdout and "score path" in res.stdout
