@@ -97,6 +97,30 @@ def test_illustrative_needs_a_reason(tmp_path: Path) -> None:
     assert_clean_error(res, "rules.fare_evasion", "reasoning")
 
 
+def test_tier_cap_needs_an_expiry(tmp_path: Path) -> None:
+    text = PACK.replace(
+        'heroic_act: {points: 30, expiry_days: 365, source: fp-2018, note: "heroic act +30"}',
+        'heroic_act: {source: fp-2018, note: "x", effects: [{tier_at_most: C}]}',
+    )
+    path = write(tmp_path, "pack.yaml", text)
+    assert_clean_error(cli("validate", str(path)), "rules.heroic_act", "expiry_days")
+
+
+def test_run_with_a_custom_pack_repeats_from_its_directory(tmp_path: Path) -> None:
+    write(tmp_path, "mytown.yaml", PACK.replace("id: rongcheng", "id: mytown"))
+    scenario = write(
+        tmp_path,
+        "town.yaml",
+        "extends: r1\nname: town\ncities: [{name: town, share: 1.0, pack: mytown.yaml}]\n",
+    )
+    out, again = tmp_path / "run", tmp_path / "again"
+    args = ("--adults", "500", "--days", "20", "--quiet")
+    assert cli("run", str(scenario), "--out", str(out), *args).returncode == 0
+    res = cli("run", str(out / "scenario.yaml"), "--out", str(again), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert pq.read_table(again / "records").equals(pq.read_table(out / "records"))
+
+
 def test_negative_probability_in_scenario(tmp_path: Path) -> None:
     text = "extends: r1\nname: bad\nchannels:\n  camera: {detect: -0.3}\n"
     path = write(tmp_path, "bad.yaml", text)

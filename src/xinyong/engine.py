@@ -100,6 +100,7 @@ class Simulation:
         )
         self.recorder = Recorder(self.tb, self.pop, out, rows_per_part)
         self.recorder.appeal_days = scenario.appeals.appeal_days
+        self.recorder.cities = list(scenario.cities)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
         self.t = 0
@@ -150,8 +151,7 @@ class Simulation:
             self.state.cap_used[:] = 0  # a new yearly-cap window begins
         out = []
         for person, delta in self.pending.expiries.pop(t, []):
-            scoring.reverse_points(self.state.score, person, delta)
-            self.score_sum -= delta.sum(axis=0)
+            self.score_sum += self.give_back(person, delta)
             out.append(person)
         return out
 
@@ -166,8 +166,7 @@ class Simulation:
         person = ap["person"][live]
         delta = np.zeros((person.size, 2), dtype=np.int32)
         delta[:, 0] = ap["applied"][live]
-        scoring.reverse_points(self.state.score, person, delta)
-        self.score_sum -= delta.sum(axis=0)
+        self.score_sum += self.give_back(person, delta)
         # The record is gone: its expiry must no longer give the points back a second time.
         for day in np.unique(ap["expiry_day"][live]):
             if 0 <= day < self.sc.days:
@@ -178,6 +177,12 @@ class Simulation:
             self.remove_effects(t, ap["record_id"][with_effects], ap["person"][with_effects])
         return [person]
 
+    def give_back(self, person: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        tb = self.tb
+        return scoring.reverse_points(
+            self.state.score, person, delta, self.pop.city, tb.city_pack, tb.score_lo, tb.score_hi
+        )
+
     def remove_effects(self, t: int, record_ids: np.ndarray, persons: np.ndarray) -> None:
         """An upheld appeal ends the listings and tier caps its record alone kept alive."""
         st = self.state
@@ -187,9 +192,9 @@ class Simulation:
                     continue
                 entries[:] = [e for e in entries if e[0] != rid]
                 if slot < 0:
-                    live = [e for e in entries if e[2] >= t]
-                    st.tiercap_end[p, 0] = max((e[2] for e in live), default=-1)
-                    st.tiercap[p, 0] = max((e[3] for e in live), default=NO_TIER)
+                    st.tiercap_end[p, 0, :] = -1
+                    for _, _, end, level in entries:
+                        st.tiercap_end[p, 0, level] = max(st.tiercap_end[p, 0, level], end)
                     continue
                 li = int(np.flatnonzero(self.tb.direct_slot == slot)[0])
                 spell = st.since[p, 0, li] if st.bits[p, 0] >> li & 1 else t + 1
@@ -318,7 +323,6 @@ class Simulation:
             st.score,
             st.cap_used,
             st.direct_end,
-            st.tiercap,
             st.tiercap_end,
             st.deter,
         )
@@ -378,7 +382,6 @@ class Simulation:
             st.cond_bits,
             st.since,
             st.direct_end,
-            st.tiercap,
             st.tiercap_end,
             st.tier_count,
             st.list_count,

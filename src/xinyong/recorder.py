@@ -60,6 +60,7 @@ class Recorder:
     ) -> None:
         self.tb = tables
         self.pop = pop
+        self.cities: list = []  # set by the simulation
         self.out = out
         self.started = time.perf_counter()
         self.writers: dict[str, ChunkWriter] = {}
@@ -242,6 +243,8 @@ class Recorder:
             "negative": [bool(x) for x in tb.negative],
             "association_behaviour": tb.behaviours[tb.assoc_behaviour],
             "consequences": tb.consequences,
+            "consequences_by_pack": tb.consequences_by_pack,
+            "city_pack": {c.name: c.pack for c in self.cities},
             "groups": list(GROUPS),
         }
 

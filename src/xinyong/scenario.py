@@ -313,6 +313,8 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
     for i, ref in enumerate(data.get("national_packs") or []):
         refs.append((str(ref), ("national_packs", i)))
     for ref, loc in refs:
+        if ref in packs:  # embedded (a resolved scenario, e.g. a run's scenario.yaml)
+            continue
         file = pack_path(ref, path.parent)
         if not file.exists():
             raise XinyongError(

@@ -72,7 +72,9 @@ class Tables:
     assoc_bit: int  # bit mask of the association list (0 if no such list)
     false_report_behaviours: np.ndarray  # int64
     false_report_channel: int
-    consequences: dict[str, list[dict]] = field(default_factory=dict)  # per list, for the audit
+    # For the audit: per list, the union over packs; and per pack, each list's own.
+    consequences: dict[str, list[dict]] = field(default_factory=dict)
+    consequences_by_pack: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
     @property
     def n_direct(self) -> int:
@@ -152,6 +154,13 @@ def compile_scenario(sc: Scenario) -> Tables:
     child_privilege = np.zeros(K, dtype=np.int64)
     settle_mask = 0
     consequences: dict[str, list[dict]] = {}
+    by_pack: dict[str, dict[str, list[dict]]] = {}
+    for pid, pack in sc.packs.items():
+        for name, lst in pack.lists.items():
+            rows = [c.model_dump() | {"kind": lst.kind} for c in lst.consequences]
+            by_pack.setdefault(pid, {})[name] = rows
+            union = consequences.setdefault(name, [])
+            union += [r for r in rows if r not in union]
     for k, city in enumerate(sc.cities):
         governing = [sc.packs[city.pack]] + [sc.packs[p] for p in sc.national_packs]
         for pack in governing:
@@ -163,9 +172,6 @@ def compile_scenario(sc: Scenario) -> Tables:
             for name, lst in pack.lists.items():
                 li = lidx[name]
                 bit = 1 << li
-                consequences.setdefault(
-                    name, [c.model_dump() | {"kind": lst.kind} for c in lst.consequences]
-                )
                 entry = lst.entry
                 if entry is not None and entry.record is not None:
                     direct_days[k, bidx[entry.record], li] = entry.days or UNTIMED
@@ -238,6 +244,7 @@ def compile_scenario(sc: Scenario) -> Tables:
         ),
         false_report_channel=cidx[obs.false_report_channel],
         consequences=consequences,
+        consequences_by_pack=by_pack,
     )
 
 

@@ -73,7 +73,6 @@ def evaluate(
     cond_bits: np.ndarray,
     since: np.ndarray,
     direct_end: np.ndarray,
-    tiercap: np.ndarray,
     tiercap_end: np.ndarray,
     tier_count: np.ndarray,
     list_count: np.ndarray,
@@ -89,7 +88,7 @@ def evaluate(
     capacities bound them: the listings held by `persons`, and persons x min-stay lists.
     """
     n_lists = direct_slot.shape[0]
-    has_cap = tiercap.shape[0] > 0
+    has_cap = tiercap_end.shape[0] > 0
     sp_person = np.empty(spell_capacity, dtype=np.int32)
     sp_list = np.empty(spell_capacity, dtype=np.int8)
     sp_world = np.empty(spell_capacity, dtype=np.int8)
@@ -114,8 +113,11 @@ def evaluate(
         for w in range(2):
             if full:
                 tr = tier_of(score[p, w], thresholds[pk, : n_tiers[pk]])
-                if has_cap and tiercap_end[p, w] >= t and tiercap[p, w] > tr:
-                    tr = tiercap[p, w]
+                if has_cap:
+                    for level in range(n_tiers[pk] - 1, tr, -1):
+                        if tiercap_end[p, w, level] >= t:
+                            tr = level
+                            break
                 if tr != tier[p, w]:
                     if tier[p, w] != NO_TIER:
                         tier_count[w, pk, tier[p, w]] -= 1

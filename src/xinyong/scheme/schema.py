@@ -78,6 +78,8 @@ class Rule(Sourced):
     def _points_need_expiry(self) -> Rule:
         if self.points != 0 and self.expiry_days is None:
             raise ValueError("a rule with points needs 'expiry_days'")
+        if self.expiry_days is None and any(e.tier_at_most for e in self.effects):
+            raise ValueError("a tier cap lasts while its record is live: it needs 'expiry_days'")
         return self
 
 

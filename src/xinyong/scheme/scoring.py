@@ -34,7 +34,6 @@ def score_records(
     score: np.ndarray,
     cap_used: np.ndarray,
     direct_end: np.ndarray,
-    tiercap: np.ndarray,
     tiercap_end: np.ndarray,
     deter: np.ndarray,
 ):
@@ -84,9 +83,7 @@ def score_records(
             if tc != NO_TIER and expiry[pk, b] > 0:
                 end = t + expiry[pk, b] - 1
                 effect[r] = True
-                if tiercap_end[p, w] < t or tc > tiercap[p, w]:
-                    tiercap[p, w] = tc
-                tiercap_end[p, w] = max(tiercap_end[p, w], end)
+                tiercap_end[p, w, tc] = max(tiercap_end[p, w, tc], end)
                 check_day[r] = max(check_day[r], end + 1)
         if negative[b] == 1:
             deter[p] = max(deter_floor, deter[p] * (1.0 - eta))
@@ -94,9 +91,23 @@ def score_records(
 
 
 @njit(cache=True)
-def reverse_points(score: np.ndarray, person: np.ndarray, delta: np.ndarray) -> None:
-    """Give back points: score[person, w] -= delta[r, w] (expiry, or an upheld appeal)."""
+def reverse_points(
+    score: np.ndarray,
+    person: np.ndarray,
+    delta: np.ndarray,
+    city: np.ndarray,
+    city_pack: np.ndarray,
+    score_lo: np.ndarray,
+    score_hi: np.ndarray,
+) -> np.ndarray:
+    """Give back points: score[person, w] -= delta[r, w] (expiry, or an upheld appeal), within
+    the pack's score bounds. Returns the total change per world."""
+    change = np.zeros(2, dtype=np.int64)
     for r in range(person.shape[0]):
         p = person[r]
-        score[p, 0] -= delta[r, 0]
-        score[p, 1] -= delta[r, 1]
+        pk = city_pack[city[p]]
+        for w in range(2):
+            new = min(max(score[p, w] - delta[r, w], score_lo[pk]), score_hi[pk])
+            change[w] += new - score[p, w]
+            score[p, w] = new
+    return change

@@ -21,8 +21,9 @@ class SchemeState:
     since: np.ndarray  # int32 [N, 2, L] day the current spell began, -1 none
     direct_end: np.ndarray  # int32 [N, 2, D] last day of a record-entered listing, -1 none
     cap_used: np.ndarray  # int16 [N, 2, S] points used of each yearly cap in this window
-    tiercap: np.ndarray  # uint8 [N or 0, 2] worst tier allowed by a live capping record
-    tiercap_end: np.ndarray  # int32 [N or 0, 2]
+    # Tier caps: the last day a live record caps the tier at level k (-1 none); the tier on
+    # day t is at worst the worst k whose end is >= t. Only allocated if a pack has caps.
+    tiercap_end: np.ndarray  # int32 [N or 0, 2, maxT]
     deter: np.ndarray  # float64 [N]
     tier_count: np.ndarray  # int64 [2, P, maxT]
     list_count: np.ndarray  # int64 [2, L]
@@ -43,8 +44,7 @@ class SchemeState:
             since=np.full((n, 2, L), -1, dtype=np.int32),
             direct_end=np.full((n, 2, D), -1, dtype=np.int32),
             cap_used=np.zeros((n, 2, S), dtype=np.int16),
-            tiercap=np.full((m, 2), NO_TIER, dtype=np.uint8),
-            tiercap_end=np.full((m, 2), -1, dtype=np.int32),
+            tiercap_end=np.full((m, 2, tables.thresholds.shape[1]), -1, dtype=np.int32),
             deter=np.ones(n, dtype=np.float64),
             tier_count=np.zeros((2, len(tables.packs), tables.thresholds.shape[1]), np.int64),
             list_count=np.zeros((2, L), dtype=np.int64),
