@@ -1,0 +1,199 @@
+"""The HTML report: rendered in a real headless Chromium, offline, deterministic, null-safe."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pyarrow as pa
+import pytest
+
+import xinyong
+from xinyong.audit.metrics import audit_metrics, baseline_scenario
+from xinyong.audit.report import render_compare, render_report
+from xinyong.store import RunDir
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+VOID |= {"track", "wbr"}
+
+
+class Page(HTMLParser):
+    """Plotly figure divs with the count of rendered svgs inside each, and external refs."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.open: list[tuple[str, str | None]] = []  # (tag, figure id if a plotly div)
+        self.svgs: dict[str, int] = {}
+        self.main_svgs = 0
+        self.external: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        for key in ("src", "href"):
+            if re.match(r"\s*(https?:)?//", a.get(key, ""), re.I):
+                self.external.append(f"<{tag} {key}={a[key]}>")
+        classes = a.get("class", "").split()
+        if "main-svg" in classes:
+            self.main_svgs += 1
+            inside = [fig for _, fig in self.open if fig]
+            if inside:
+                self.svgs[inside[-1]] += 1
+        figure = a["id"] if "plotly-graph-div" in classes else None
+        if figure:
+            self.svgs[figure] = 0
+        if tag not in VOID:
+            self.open.append((tag, figure))
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.open) - 1, -1, -1):
+            if self.open[i][0] == tag:
+                del self.open[i:]
+                return
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """A small real run with its scheme-off baseline: (audit doc, daily table)."""
+    tmp = tmp_path_factory.mktemp("report")
+    sc = xinyong.load_scenario("s1", adults=1500, days=400, seed=3)
+    xinyong.run(sc, out=tmp / "run")
+    xinyong.run(baseline_scenario(sc), out=tmp / "base")
+    rd = RunDir(tmp / "run")
+    metrics = audit_metrics(rd.connect(), sc, rd.meta(), RunDir(tmp / "base").connect())
+    return {"run": rd.summary(), "replicates": 1, **metrics}, rd.table("daily")
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI must run `apt-get install -y chromium`")
+        pytest.skip("chromium is not installed (apt-get install chromium): no browser test")
+    return exe
+
+
+def test_report_renders_offline_in_chromium(audited, tmp_path):
+    doc, daily = audited
+    report = tmp_path / "report.html"
+    render_report(doc, daily, report)
+    source = Page(report.read_text("utf-8"))
+    assert source.external == []
+    figures = list(source.svgs)
+    # tiers, lists, wrongly listed, survival, disparity, >= 1 spillover, proportionality,
+    # channels, behaviour
+    assert len(figures) >= 9
+
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    rendered = Page(dom)
+    assert list(rendered.svgs) == figures
+    assert rendered.main_svgs >= len(figures)
+    assert {fig: n for fig, n in rendered.svgs.items() if n == 0} == {}
+
+
+def test_report_is_deterministic(audited, tmp_path):
+    doc, daily = audited
+    render_report(doc, daily, tmp_path / "a.html")
+    render_report(copy.deepcopy(doc), daily, tmp_path / "b.html")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+    text = (tmp_path / "a.html").read_text("utf-8")
+    figures = len(Page(text).svgs)
+    assert text.count("Plotly.newPlot(") == figures
+    assert text.count("* plotly.js v") == 1  # the bundle, embedded once
+    assert len(re.findall(r"<script\b", text)) == 2 + figures  # config, bundle, one per figure
+    assert "four-fifths" in text and "GDPR Art. 22" in text
+
+
+def _nulled(x):
+    """Every scalar leaf of x set to None (lists and dicts kept)."""
+    if isinstance(x, dict):
+        return {k: _nulled(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nulled(v) for v in x]
+    return None
+
+
+def test_report_renders_nulls_and_escapes_text(audited, tmp_path):
+    doc, daily = audited
+    hostile = "<script>alert(1)</script>"
+    nulled = {
+        key: doc[key] if key in ("survival", "spillover") else _nulled(doc[key])
+        for key in doc
+        if key != "run"
+    }
+    nulled["run"] = {"scenario": hostile, "adults": None, "days": None, "seed": None}
+    nulled["behaviour"] = []
+    nulled["survival"] = {hostile: {"t": [0, None], "s": [1.0, None], "low": [], "high": None}}
+    nulled["disparity"][0].update(metric=hostile, ratio=0.0, ratio_low=None, ratio_high=3.0)
+    render_report(nulled, daily, tmp_path / "nulls.html")
+    text = (tmp_path / "nulls.html").read_text("utf-8")
+    assert "n/a" in text
+    assert "No scheme-off baseline" in text
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)" in text
+
+    render_report({}, pa.table({"day": pa.array([], pa.int64())}), tmp_path / "empty.html")
+    assert "<script" not in (tmp_path / "empty.html").read_text("utf-8")
+
+
+def test_compare_renders_deterministically(tmp_path):
+    side = {"path": "runs/a", "scenario": "s1", "seed": 1, "replicates": 3}
+    doc = {
+        "a": side,
+        "b": {**side, "path": "runs/<b>", "scenario": "s1-reform"},
+        "rows": [
+            {
+                "metric": "wrongly_listed_share.blacklist",
+                "meaning": "adults on blacklist at T only through wrong records",
+                "a": 0.004,
+                "b": 0.001,
+                "difference": -0.003,
+                "low": -0.004,
+                "high": -0.002,
+                "significant": True,
+            },
+            {
+                "metric": "days_to_remedy",
+                "meaning": None,
+                "a": 60.0,
+                "b": None,
+                "difference": None,
+                "low": None,
+                "high": None,
+                "significant": False,
+            },
+        ],
+    }
+    render_compare(doc, tmp_path / "a.html")
+    render_compare(copy.deepcopy(doc), tmp_path / "b.html")
+    first = (tmp_path / "a.html").read_bytes()
+    assert first == (tmp_path / "b.html").read_bytes()
+    text = first.decode()
+    assert "1 of 2 metrics differ significantly" in text
+    assert "runs/&lt;b&gt;" in text and "n/a" in text
+    assert Page(text).external == []
