@@ -62,6 +62,7 @@ def test_lock_in_spillover_and_proportionality(tmp_path: Path) -> None:
     # Each spell: 5 days x 2 sanctions, caused by a traffic record: half the days are spent
     # in finance, a context unrelated to the cause.
     assert m["spillover_share.blacklist"]["value"] == 0.5
+    assert doc["spillover"]["blacklist"]["related"] == [[False, True]]
     sp = doc["spillover"]["blacklist"]
     assert sp["causes"] == ["traffic"] and sp["sanctions"] == ["finance", "traffic"]
     assert sp["sanction_days"] == [[10.0, 10.0]]
@@ -72,6 +73,28 @@ def test_lock_in_spillover_and_proportionality(tmp_path: Path) -> None:
     assert m["minor_only_share"]["value"] == 1.0  # gravity 1 and 2 only
     assert m["associates_penalised_per_listed_adult"]["value"] == 0.0
     assert m["children_restricted_per_listed_adult"]["value"] is None  # no child sanction
+
+
+def test_related_contexts_decide_what_counts_as_spillover(tmp_path: Path) -> None:
+    out = tiny_run(tmp_path, **{"audit.related_contexts": {"traffic": ["finance"]}})
+    m = audit_one(out, baseline=False)["metrics"]
+    assert m["spillover_share.blacklist"]["value"] == 0.0
+
+
+def test_disparity_rows_against_the_reference_group(tmp_path: Path) -> None:
+    """Four adults; this seed draws adults 0, 1 majority and 2, 3 minority, and the camera
+    blames adult 3. Blacklisted: 0 (rightly) and 3 (wrongly): half of each group."""
+    out = tiny_run(tmp_path, days=4, **{"population.adults": 4, "population.minority_share": 0.5})
+    groups = [p["group"] for p in xinyong.Run.open(out).table("persons").to_pylist()]
+    assert groups == ["majority", "majority", "minority", "minority"]
+    rows = {r["metric"]: r for r in audit_one(out, baseline=False)["disparity"]}
+    listed = rows["list_share.blacklist"]
+    assert (listed["group"], listed["reference"]) == ("minority", "majority")
+    assert (listed["value"], listed["reference_value"]) == (0.5, 0.5)
+    assert (listed["ratio"], listed["difference"], listed["flag"]) == (1.0, 0.0, False)
+    wrong = rows["wrongly_listed_share.blacklist"]
+    assert (wrong["value"], wrong["reference_value"], wrong["difference"]) == (0.5, 0.0, 0.5)
+    assert wrong["ratio"] is None and not wrong["flag"]  # zero reference rate: no ratio
 
 
 def test_redress(tmp_path: Path) -> None:

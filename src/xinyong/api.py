@@ -121,7 +121,8 @@ def run_replicates(
     on_done: Callable[[int], None] | None = None,
 ) -> Run:
     """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
-    top-level summary.json holds each metric's mean and 95% interval over the replicates."""
+    top-level summary.json holds each metric's mean and 95% interval over the replicates.
+    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts."""
     from xinyong.audit.audit import REPLICATES, combine_summaries
 
     path = Path(out)

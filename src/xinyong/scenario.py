@@ -131,6 +131,15 @@ class Appeals(Strict):
     upheld: Probability = 0.5
 
 
+class AuditSettings(Strict):
+    """Judgments the audit needs: which sanction contexts count as related to a behaviour's
+    context (AI Act Art. 5(1)(c)(i) asks about unrelated ones). A context is always related
+    to itself."""
+
+    related_contexts: dict[str, tuple[str, ...]] = {}
+    reference_group: Literal["majority", "minority"] = "majority"
+
+
 class Scenario(Strict):
     name: str
     description: str = ""
@@ -144,6 +153,7 @@ class Scenario(Strict):
     consequences: Consequences = Consequences()
     observation: Observation = Observation()
     appeals: Appeals = Appeals()
+    audit: AuditSettings = AuditSettings()
     packs: dict[str, Pack]
 
     @property

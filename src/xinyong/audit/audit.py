@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xinyong.audit import stats
-from xinyong.audit.metrics import audit_metrics, baseline_scenario
+from xinyong.audit.metrics import audit_metrics, baseline_scenario, disparity_row
 from xinyong.errors import XinyongError
 from xinyong.scenario import load_scenario
 from xinyong.store import RunDir, write_json
@@ -64,16 +64,7 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
         value = stats.mean_interval([s["value"] for s in same])[0]
         ref = stats.mean_interval([s["reference_value"] for s in same])[0]
         disparity.append(
-            {
-                **row,
-                "value": value,
-                "reference_value": ref,
-                "ratio": r,
-                "ratio_low": lo,
-                "ratio_high": hi,
-                "difference": None if value is None or ref is None else value - ref,
-                "flag": r is not None and not (0.8 <= r <= 1.25),
-            }
+            disparity_row(row["metric"], row["group"], row["reference"], value, ref, r, lo, hi)
         )
     doc["disparity"] = disparity
     return doc

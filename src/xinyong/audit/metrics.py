@@ -14,7 +14,6 @@ import duckdb
 from xinyong.audit import stats
 from xinyong.scenario import Scenario
 
-REFERENCE_GROUP = "majority"
 FOUR_FIFTHS = (0.8, 1.25)
 MINOR_GRAVITY = 2  # gravity 1-2: "minor" behaviour for the proportionality test
 
@@ -63,6 +62,7 @@ def audit_metrics(
         "proportionality": [],
     }
     m = out["metrics"]
+    ref_group = scenario.audit.reference_group
     adults = _one(con, "SELECT count(*) FROM persons")
     groups = {
         r["group"]: r["n"]
@@ -91,22 +91,22 @@ def audit_metrics(
         m[f"wrongly_listed_share.{lst}"] = metric(
             *stats.wilson(k, adults),
             maps_to=AEQUITAS,
-            meaning=f"adults on {lst} at T whose correct records alone would not put them there",
+            meaning=f"adults on {lst} at T whose correct records alone would not put them there "
+            + (
+                "(an undeserved sanction)" if lst in sanction_lists else "(an undeserved privilege)"
+            ),
         )
         m[f"wrongly_listed_of_listed.{lst}"] = metric(
             *stats.wilson(k, listed),
             meaning=f"of the adults on {lst} at T, the share listed only through wrong records",
         )
-        _disparity(
-            out,
-            f"wrongly_listed_share.{lst}",
-            {g: (by.get(g, {}).get("wrong", 0), groups.get(g, 0)) for g in groups},
-        )
-        _disparity(
-            out,
-            f"list_share.{lst}",
-            {g: (by.get(g, {}).get("listed", 0), groups.get(g, 0)) for g in groups},
-        )
+        for key, col in (("wrongly_listed_share", "wrong"), ("list_share", "listed")):
+            _disparity(
+                out,
+                f"{key}.{lst}",
+                {g: (by.get(g, {}).get(col, 0), groups.get(g, 0)) for g in groups},
+                ref_group,
+            )
 
     # False records by channel; detection bias by group.
     neg = _quote([b for b, n in zip(meta["behaviours"], meta["negative"], strict=True) if n])
@@ -150,25 +150,13 @@ def audit_metrics(
             "(above the detection rate means they carry others' records)",
             maps_to=AEQUITAS,
         )
-    if REFERENCE_GROUP in det:
-        ref = det[REFERENCE_GROUP]
-        for g, r in det.items():
-            if g == REFERENCE_GROUP:
-                continue
-            ratio, lo, hi = stats.ratio_of_rates(
-                r["records"], r["true_events"], ref["records"], ref["true_events"]
-            )
-            out["disparity"].append(
-                _disparity_row(
-                    "detection_ratio",
-                    g,
-                    r["records"] / r["true_events"] if r["true_events"] else None,
-                    ref["records"] / ref["true_events"] if ref["true_events"] else None,
-                    ratio,
-                    lo,
-                    hi,
-                )
-            )
+    _disparity(
+        out,
+        "detection_ratio",
+        {g: (r["records"], r["true_events"]) for g, r in det.items()},
+        ref_group,
+        stats.ratio_of_rates,
+    )
 
     _lock_in(con, out, meta, T)
     _spillover_and_proportionality(con, out, scenario, meta, sanction_lists, T)
@@ -179,33 +167,44 @@ def audit_metrics(
     return out
 
 
-def _disparity_row(name: str, group: str, value, ref_value, ratio, lo, hi) -> dict:
-    flag = ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1])
+def disparity_row(name: str, group: str, reference: str, value, ref_value, ratio, lo, hi) -> dict:
+    """A group against the reference: ratio and difference, flagged outside the four-fifths
+    band; `significant` when the ratio's interval excludes 1."""
     return {
         "metric": name,
         "group": group,
-        "reference": REFERENCE_GROUP,
+        "reference": reference,
         "value": value,
         "reference_value": ref_value,
         "ratio": ratio,
         "ratio_low": lo,
         "ratio_high": hi,
         "difference": None if value is None or ref_value is None else value - ref_value,
-        "flag": flag,
+        "flag": ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1]),
+        "significant": lo is not None and (lo > 1 or hi < 1),
         "maps_to": FOUR_FIFTHS_RULE,
     }
 
 
-def _disparity(out: dict, name: str, counts: dict[str, tuple[int, int]]) -> None:
-    if REFERENCE_GROUP not in counts:
+def _disparity(
+    out: dict,
+    name: str,
+    counts: dict[str, tuple[float, float]],
+    reference: str,
+    ratio_of=stats.ratio_of_shares,
+) -> None:
+    """Rows for every group against `reference`, from (count, denominator) per group."""
+    if reference not in counts:
         return
-    k0, n0 = counts[REFERENCE_GROUP]
+    k0, n0 = counts[reference]
     for g, (k, n) in counts.items():
-        if g == REFERENCE_GROUP:
+        if g == reference:
             continue
-        ratio, lo, hi = stats.ratio_of_shares(k, n, k0, n0)
+        ratio, lo, hi = ratio_of(k, n, k0, n0)
         out["disparity"].append(
-            _disparity_row(name, g, k / n if n else None, k0 / n0 if n0 else None, ratio, lo, hi)
+            disparity_row(
+                name, g, reference, k / n if n else None, k0 / n0 if n0 else None, ratio, lo, hi
+            )
         )
 
 
@@ -268,6 +267,7 @@ def _spillover_and_proportionality(con, out, scenario: Scenario, meta, sanction_
             continue
         causes = sorted({context[b] for sp in spells.values() for b in sp["w"]})
         targets = sorted({c["context"] for c in cons})
+        related = {c: {c, *scenario.audit.related_contexts.get(c, ())} for c in causes}
         matrix = {c: dict.fromkeys(targets, 0.0) for c in causes}
         for sp in spells.values():
             total = sum(sp["w"].values())
@@ -281,17 +281,20 @@ def _spillover_and_proportionality(con, out, scenario: Scenario, meta, sanction_
             severe_spells += 1
             minor_only += all(gravity.get(b, 5) <= MINOR_GRAVITY for b in sp["w"])
         total_days = sum(sum(row.values()) for row in matrix.values())
-        unrelated = sum(v for c, row in matrix.items() for t, v in row.items() if t != c)
+        unrelated = sum(
+            v for c, row in matrix.items() for t, v in row.items() if t not in related[c]
+        )
         out["spillover"][lst] = {
             "causes": causes,
             "sanctions": targets,
             "sanction_days": [[matrix[c][t] for t in targets] for c in causes],
+            "related": [[t in related[c] for t in targets] for c in causes],
         }
         m[f"spillover_share.{lst}"] = metric(
             unrelated / total_days if total_days else None,
             maps_to=ART_5_C_I,
-            meaning=f"sanction-days of {lst} imposed in a context other than that of the records "
-            "that caused the listing",
+            meaning=f"sanction-days of {lst} imposed in a context unrelated to that of the records "
+            "that caused the listing (scenario audit.related_contexts)",
         )
     counts = {
         r["behaviour"]: r["n"]
@@ -397,7 +400,10 @@ def _redress(con, out, neg: str, adults: int) -> None:
         meaning="decided appeals that were upheld",
     )
     m["days_to_remedy"] = metric(
-        a["days"], maps_to=GDPR_22, meaning="mean days from a wrong record to its upheld appeal"
+        a["days"],
+        maps_to=GDPR_22,
+        meaning="mean days a wrong record stood before an upheld appeal removed it (victims "
+        "appeal the day the record is made, so this is the appeal's decision delay)",
     )
     w = _rows(
         con,

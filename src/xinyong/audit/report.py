@@ -581,8 +581,8 @@ def _spillover_section(page: _Page, spillover: dict, metrics: dict) -> str:
     note = (
         "Sanction-days of each sanction list by the context of the records that caused the "
         "listing (rows) and the context each sanction hits (columns). Outlined cells are the "
-        "same context; the rest is detrimental treatment in an unrelated social context "
-        "(AI Act Art. 5(1)(c)(i))."
+        "same or a related context (the scenario's audit.related_contexts); the rest is "
+        "detrimental treatment in an unrelated social context (AI Act Art. 5(1)(c)(i))."
     )
     figs = []
     for lst, sp in spillover.items():
@@ -605,17 +605,19 @@ def _spillover_section(page: _Page, spillover: dict, metrics: dict) -> str:
                 "<extra></extra>",
             ),
         ]
-        outline = [  # same-context cells, by category index
+        related = sp.get("related") or []
+        outline = [  # related-context cells, by category index
             {
                 "type": "rect",
-                "x0": sanctions.index(c) - 0.5,
-                "x1": sanctions.index(c) + 0.5,
-                "y0": causes.index(c) - 0.5,
-                "y1": causes.index(c) + 0.5,
+                "x0": j - 0.5,
+                "x1": j + 0.5,
+                "y0": i - 0.5,
+                "y1": i + 0.5,
                 "line": {"color": OK, "width": 3},
             }
-            for c in causes
-            if c in sanctions
+            for i, row in enumerate(related)
+            for j, is_related in enumerate(row)
+            if is_related
         ]
         share = _metric(metrics, f"spillover_share.{lst}")
         layout = _layout(
