@@ -203,3 +203,62 @@ def test_interval_helpers() -> None:
     assert stats.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert stats.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert stats.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(math.sqrt(3) / 2)
+
+
+def test_collateral_children_and_associates(tmp_path: Path) -> None:
+    """Both adults end blacklisted (see TINY); the blacklist restricts children; each child
+    of the pair is restricted. With rho = 1 and the pair linked, each adult meets the other
+    (listed since day 0) on days 1 and 2: four association records, both penalised."""
+    out = tiny_run(
+        tmp_path,
+        days=3,
+        **{
+            "population.child_ratio": 1.0,
+            "population.edges_per_adult": 1,
+            "consequences.rho": 1.0,
+            "packs.rongcheng.lists.blacklist.consequences": [
+                {"name": "licence_ban", "context": "traffic"},
+                {"name": "school_ban", "context": "education", "target": "children"},
+            ],
+        },
+    )
+    run = xinyong.Run.open(out)
+    assert run.table("edges").num_rows == 1  # this seed links the two adults
+    assert run.table("children").num_rows == 2
+    doc = audit_one(out, baseline=False)
+    m = doc["metrics"]
+    assert m["children_restricted_per_listed_adult"]["value"] == 2 / 2
+    assert m["associates_penalised_per_listed_adult"]["value"] == 2 / 2
+    assert run.summary["association_records_per_adult_year"] == pytest.approx(4 / 2 / (3 / 365))
+    assert run.summary["children_restricted_share"] == 1.0
+
+
+def test_still_listed_after_a_year(tmp_path: Path) -> None:
+    """Adult 0's transport ban runs days 0-364 and ends; adult 1's is extended by a second
+    flight on day 100 and is still running at T = 400 (censored): S(365) = 1 - 1/2."""
+    out = tmp_path / "run"
+    xinyong.run(
+        quiet_scenario(days=400),
+        out,
+        script={
+            0: [(0, "disruptive_flight"), (1, "disruptive_flight")],
+            100: [(1, "disruptive_flight")],
+        },
+    )
+    doc = audit_one(out, baseline=False)
+    assert doc["survival"]["transport_ban"]["t"] == [0, 365]
+    assert doc["survival"]["transport_ban"]["s"] == [1.0, 0.5]
+    assert doc["metrics"]["still_listed_after_1y.transport_ban"]["value"] == 0.5
+    assert doc["metrics"]["median_stay_days.transport_ban"]["value"] == 365
+
+
+def test_behaviour_metrics_by_hand(tmp_path: Path) -> None:
+    """Scripted events are the same with the scheme off: nothing prevented, so zero events
+    prevented per wrongly listed adult (adult 1), and no online speech to chill."""
+    doc = audit_one(tiny_run(tmp_path, days=4), baseline=True)
+    m = doc["metrics"]
+    assert m["negative_events_change"]["value"] == 0.0
+    assert m["events_prevented_per_wrongly_listed"]["value"] == 0.0
+    assert m["online_speech_change"]["value"] is None
+    rows = {r["behaviour"]: r for r in doc["behaviour"]}
+    assert rows["jaywalking"]["events"] == rows["jaywalking"]["baseline_events"] == 1

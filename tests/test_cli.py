@@ -142,6 +142,13 @@ def test_bad_override_key_and_value() -> None:
     assert_clean_error(cli("run", "r1", "--set", "nonsense", "--quiet"), "KEY=VALUE")
 
 
+def test_script_must_name_real_adults_and_behaviours() -> None:
+    res = cli("run", "r1", "--adults", "2", "--quiet", "--set", "script={0: [[5, jaywalking]]}")
+    assert_clean_error(res, "script.0.0", "no adult 5")
+    res = cli("run", "r1", "--adults", "2", "--quiet", "--set", "script={0: [[1, flying]]}")
+    assert_clean_error(res, "script.0.0", "unknown behaviour 'flying'")
+
+
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     assert_clean_error(cli("validate", str(tmp_path / "nope.yaml")), "nope.yaml", "not found")
     bad = write(tmp_path, "broken.yaml", "id: x\nrules: [unclosed\n")

@@ -78,7 +78,7 @@ def test_victims_are_drawn_by_group_weight() -> None:
         overrides={"population.minority_share": 0.1, "channels.camera.misattribute": 1.0},
     )
     events = [(i, "jaywalking") for i in range(4000)]
-    sim = Simulation(sc, script={0: events})
+    sim = Simulation(sc.with_(script={0: events}))
     sim.run()
     rec = sim.recorder.tables["records"].to_pydict()
     group = sim.pop.group

@@ -81,12 +81,14 @@ def run(
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
     `script` adds hand-made true events: {day: [(adult, behaviour), ...]}."""
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    if script is not None:
+        sc = sc.with_(script={d: [list(e) for e in evs] for d, evs in script.items()})
     path = Path(out) if out is not None else None
     if path is not None:
         prepare_dir(path, overwrite)
         (path / "scenario.yaml").write_text(sc.to_yaml())
     started = time.perf_counter()
-    sim = Simulation(sc, path, rows_per_part, script=script)
+    sim = Simulation(sc, path, rows_per_part)
     sim.run(on_day)
     wall = time.perf_counter() - started
     result = Run({}, path, None if path is not None else sim.recorder.tables)

@@ -8,7 +8,7 @@ filed. The layers do the work; this file only sequences them and keeps the books
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,13 +63,8 @@ class Pending:
 
 class Simulation:
     def __init__(
-        self,
-        scenario: Scenario,
-        out: Path | None = None,
-        rows_per_part: int = 2_000_000,
-        script: Mapping[int, list[tuple[int, str]]] | None = None,
+        self, scenario: Scenario, out: Path | None = None, rows_per_part: int = 2_000_000
     ) -> None:
-        """`script` adds true events by hand: {day: [(adult, behaviour), ...]} (teaching, tests)."""
         self.sc = scenario
         self.tb: Tables = compile_scenario(scenario)
         self.script = {
@@ -77,7 +72,7 @@ class Simulation:
                 np.array([a for a, _ in evs], dtype=np.int32),
                 np.array([self.tb.behaviours.index(b) for _, b in evs], dtype=np.int16),
             )
-            for day, evs in (script or {}).items()
+            for day, evs in scenario.script.items()
         }
         seeds = np.random.SeedSequence(scenario.seed).spawn(6)
         self.pop = population.generate(scenario, seeds[0])
@@ -419,12 +414,9 @@ class Simulation:
 
 
 def simulate(
-    scenario: Scenario,
-    out: Path | None = None,
-    on_day: Callable[[int], None] | None = None,
-    script: Mapping[int, list[tuple[int, str]]] | None = None,
+    scenario: Scenario, out: Path | None = None, on_day: Callable[[int], None] | None = None
 ) -> Simulation:
     """Run a scenario to its last day; with `out`, stream the run's tables there."""
-    sim = Simulation(scenario, out, script=script)
+    sim = Simulation(scenario, out)
     sim.run(on_day)
     return sim

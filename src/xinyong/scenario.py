@@ -154,6 +154,9 @@ class Scenario(Strict):
     observation: Observation = Observation()
     appeals: Appeals = Appeals()
     audit: AuditSettings = AuditSettings()
+    # Hand-made true events added to the drawn ones: {day: [[adult, behaviour], ...]}
+    # (teaching, tests). Part of the scenario so that a run directory repeats them.
+    script: dict[int, tuple[tuple[int, str], ...]] = {}
     packs: dict[str, Pack]
 
     @property
@@ -217,6 +220,14 @@ class Scenario(Strict):
                     ("observation", "false_report_behaviours"),
                 )
             )
+        for day, events in self.script.items():
+            if not 0 <= day < self.days:
+                problems.append((f"day {day} is outside the run (0..{self.days - 1})", ("script",)))
+            for i, (adult, behaviour) in enumerate(events):
+                if not 0 <= adult < self.adults:
+                    problems.append((f"no adult {adult}", ("script", day, i)))
+                if behaviour not in self.behaviours:
+                    problems.append((f"unknown behaviour '{behaviour}'", ("script", day, i)))
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
