@@ -210,3 +210,27 @@ def test_builtin_scenarios_run(name: str, tmp_path: Path) -> None:
         "run", name, "--adults", "2000", "--days", "30", "--out", str(tmp_path / name), "--quiet"
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_audit_compare_explain_from_the_command_line(tmp_path: Path) -> None:
+    base, reform = tmp_path / "base", tmp_path / "reform"
+    common = ("--adults", "2000", "--days", "60", "--seed", "4", "--quiet")
+    assert cli("run", "s1", "--out", str(base), *common).returncode == 0
+    res = cli("run", "s1", "--out", str(reform), *common, "--set", "appeals.alpha=0")
+    assert res.returncode == 0, res.stderr
+    res = cli("audit", str(base))
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((base / "metrics.json").read_text())
+    assert metrics["metrics"]["appeals_filed_per_1000"]["value"] > 0
+    assert (base / "report.html").exists() and (base / "baseline" / "summary.json").exists()
+    out = tmp_path / "compare.html"
+    res = cli("compare", str(base), str(reform), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "appeals_filed_per_1000" in res.stdout and out.exists()
+    # Switching appeals off removes every appeal: the reform's rate is exactly 0.
+    reform_metrics = json.loads((reform / "metrics.json").read_text())["metrics"]
+    assert reform_metrics["appeals_filed_per_1000"]["value"] == 0
+    res = cli("explain", str(base), "0", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["person"]["person"] == 0
+    assert_clean_error(cli("audit", str(tmp_path / "nothing")), "not a run directory")
