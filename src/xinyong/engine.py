@@ -19,7 +19,7 @@ from xinyong.buffers import headroom, with_capacity
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme import lists, scoring
-from xinyong.scheme.compile import NO_TIER, Tables, compile_scenario
+from xinyong.scheme.compile import FOREVER, NO_TIER, Tables, compile_scenario
 from xinyong.scheme.state import SchemeState
 
 YEAR = 365  # yearly caps count in windows floor(t / 365) from day 0
@@ -86,7 +86,7 @@ class Simulation:
         self.pending = Pending()
         n = self.pop.adults
         self.stamp = np.zeros(n + 1, dtype=np.int32)  # last slot: call counter of lists.evaluate
-        self.scratch = np.zeros(n, dtype=np.int32)
+        self.scratch = np.zeros(n, dtype=np.uint16)  # listed neighbours, for association
         self.is_distressed = np.zeros(n, dtype=np.uint8)
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
         self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
@@ -347,7 +347,7 @@ class Simulation:
             rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
             for li in np.flatnonzero(tb.direct_days[k[r], b]).tolist():
                 days = int(tb.direct_days[k[r], b, li])
-                end = np.iinfo(np.int32).max if days < 0 else t + days - 1
+                end = FOREVER if days < 0 else min(t + days - 1, FOREVER - 1)
                 self.pending.effects[p][int(tb.direct_slot[li])].append([rid, t, end])
             if has_cap[r]:
                 tier = int(tb.tier_cap[tb.city_pack[k[r]], b])

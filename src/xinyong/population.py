@@ -24,7 +24,7 @@ class Population:
     group: np.ndarray  # uint8 [N] 0 majority, 1 minority
     risk: np.ndarray  # float64 [N]
     civic: np.ndarray  # float64 [N]
-    nbr_start: np.ndarray  # int64 [N+1] CSR offsets of the social graph
+    nbr_start: np.ndarray  # int32 (int64 past 2^31 entries) [N+1] CSR offsets of the graph
     nbr: np.ndarray  # int32 [E2] neighbours (each undirected edge appears twice)
     child_city: np.ndarray  # uint8 [M]
     child_group: np.ndarray  # uint8 [M]
@@ -99,6 +99,8 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
 
     targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share)
     nbr_start, nbr = build_csr(n, pop.edges_per_adult, targets)
+    if nbr_start[-1] < np.iinfo(np.int32).max:
+        nbr_start = nbr_start.astype(np.int32)
     return Population(
         city_start,
         city,
@@ -155,7 +157,7 @@ def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, 
     # Sort each row in place (insertion sort: rows are short) and drop duplicates,
     # compacting as we go; no allocation per row.
     out_start = np.zeros(n + 1, dtype=np.int64)
-    w = 0
+    w = 0  # offsets are narrowed to int32 by the caller when they fit
     for i in range(n):
         lo, hi = start[i], start[i + 1]
         for a in range(lo + 1, hi):

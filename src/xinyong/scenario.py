@@ -143,7 +143,7 @@ class AuditSettings(Strict):
 class Scenario(Strict):
     name: str
     description: str = ""
-    days: int = Field(ge=1)
+    days: int = Field(ge=1, le=32_000)  # int16 day state
     seed: int = Field(default=0, ge=0)
     population: Population
     cities: tuple[City, ...] = Field(min_length=1)

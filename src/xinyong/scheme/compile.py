@@ -17,7 +17,7 @@ from xinyong.scheme.schema import Condition, Pack
 MAX_LISTS = 16
 NO_TIER = 255
 UNTIMED = -1  # direct listing with no end day (left by settlement or appeal only)
-FOREVER = np.iinfo(np.int32).max
+FOREVER = np.iinfo(np.int16).max  # the end day of a listing with no end
 
 # Tier-condition kinds (entry and exit).
 COND_NONE, COND_AT_MOST, COND_AT_LEAST = 0, 1, 2

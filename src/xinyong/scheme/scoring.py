@@ -74,7 +74,7 @@ def score_records(
                     continue
                 d = direct_slot[li]
                 effect[r] = True
-                end = FOREVER if days == UNTIMED else t + days - 1
+                end = FOREVER if days == UNTIMED else min(t + days - 1, FOREVER - 1)
                 if end > direct_end[p, w, d]:
                     direct_end[p, w, d] = end
                 if days != UNTIMED:

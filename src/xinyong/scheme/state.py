@@ -18,9 +18,9 @@ class SchemeState:
     tier: np.ndarray  # uint8 [N, 2], index into the city pack's tiers, best first
     bits: np.ndarray  # uint16 [N, 2] list membership, bit l = list l
     cond_bits: np.ndarray  # uint16 [N, 2] membership by tier condition
-    since: np.ndarray  # int32 [N, 2, L] day the current spell began, -1 none
-    direct_end: np.ndarray  # int32 [N, 2, D] last day of a record-entered listing, -1 none
-    cap_used: np.ndarray  # int16 [N, 2, S] points used of each yearly cap in this window
+    since: np.ndarray  # int16 [N, 2, L] day the current spell began, -1 none
+    direct_end: np.ndarray  # int16 [N, 2, D] last day of a record-entered listing, -1 none
+    cap_used: np.ndarray  # uint8 or int16 [N, 2, S] points used of each yearly cap this window
     # Tier caps: the last day a live record caps the tier at level k (-1 none); the tier on
     # day t is at worst the worst k whose end is >= t. Only allocated if a pack has caps.
     tiercap_end: np.ndarray  # int32 [N or 0, 2, maxT]
@@ -41,9 +41,9 @@ class SchemeState:
             tier=np.full((n, 2), NO_TIER, dtype=np.uint8),
             bits=np.zeros((n, 2), dtype=np.uint16),
             cond_bits=np.zeros((n, 2), dtype=np.uint16),
-            since=np.full((n, 2, L), -1, dtype=np.int32),
-            direct_end=np.full((n, 2, D), -1, dtype=np.int32),
-            cap_used=np.zeros((n, 2, S), dtype=np.int16),
+            since=np.full((n, 2, L), -1, dtype=np.int16),
+            direct_end=np.full((n, 2, D), -1, dtype=np.int16),
+            cap_used=np.zeros((n, 2, S), dtype=np.uint8 if tables.cap.max() <= 255 else np.int16),
             tiercap_end=np.full((m, 2, tables.thresholds.shape[1]), -1, dtype=np.int32),
             deter=np.ones(n, dtype=np.float64),
             tier_count=np.zeros((2, len(tables.packs), tables.thresholds.shape[1]), np.int64),
