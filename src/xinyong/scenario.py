@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from xinyong.errors import XinyongError
-from xinyong.scheme.schema import Pack, pack_path, parse_pack, pydantic_problems, raise_first
-from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml
+from xinyong.scheme.schema import Pack, pack_path, parse_pack, validated
+from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 GROUPS = ("majority", "minority")  # index 0 and 1 in every array
@@ -260,25 +260,14 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
 
 
 def validate_scenario(data: Any, file: str | Path, lines: Lines) -> Scenario:
-    if not isinstance(data, dict):
-        raise XinyongError("a scenario is a YAML mapping", file=file, line=1)
-    try:
-        sc = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise_first(pydantic_problems(exc), file, lines)
-        raise
-    raise_first(sc.check(), file, lines)
-    return sc
+    return validated(Scenario, data, file, lines, "a scenario")
 
 
-def scenario_path(ref: str | Path) -> Path:
-    s = str(ref)
-    if s.endswith((".yaml", ".yml")) or "/" in s:
-        return Path(s)
-    path = SCENARIOS_DIR / f"{s}.yaml"
-    if not path.exists():
+def scenario_path(ref: str | Path, relative_to: Path | None = None) -> Path:
+    path = resolve(ref, SCENARIOS_DIR, relative_to)
+    if path.parent == SCENARIOS_DIR and not path.exists():
         known = ", ".join(builtin_scenarios())
-        raise XinyongError(f"unknown scenario '{s}' (built-in: {known}; or give a .yaml path)")
+        raise XinyongError(f"unknown scenario '{ref}' (built-in: {known}; or give a .yaml path)")
     return path
 
 
@@ -296,7 +285,7 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
     overrides = data.pop("set", None) or {}
     parent = data.pop("extends", None)
     if parent is not None:
-        base, _ = _raw_scenario(scenario_path_or_file(parent, path.parent), depth + 1)
+        base, _ = _raw_scenario(scenario_path(parent, path.parent), depth + 1)
         base.pop("name", None)
         base.pop("description", None)
         for key, value in data.items():
@@ -313,14 +302,6 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
                 "no such key to set", file=path, line=lines.get(("set", key)), field=str(key)
             ) from None
     return data, lines
-
-
-def scenario_path_or_file(ref: str, here: Path) -> Path:
-    s = str(ref)
-    if s.endswith((".yaml", ".yml")) or "/" in s:
-        p = Path(s)
-        return p if p.is_absolute() else here / p
-    return scenario_path(s)
 
 
 def _load_packs(data: dict, path: Path, lines: Lines) -> None:

@@ -55,6 +55,16 @@ def parse_yaml(text: str, path: str | Path = "<string>") -> tuple[Any, Lines]:
     return data, lines
 
 
+def resolve(ref: str | Path, builtin_dir: Path, relative_to: Path | None = None) -> Path:
+    """A reference to a YAML file: a built-in name (`r1`) or a path, relative paths taken
+    from `relative_to` (the referring file's folder)."""
+    s = str(ref)
+    if s.endswith((".yaml", ".yml")) or "/" in s:
+        p = Path(s)
+        return relative_to / p if relative_to is not None and not p.is_absolute() else p
+    return builtin_dir / f"{s}.yaml"
+
+
 def line_of(lines: Lines, loc: tuple) -> int | None:
     """The line of the deepest known prefix of a key path."""
     loc = tuple(loc)

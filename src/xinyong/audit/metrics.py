@@ -447,19 +447,15 @@ def _behaviour_change(con, baseline, out, scenario: Scenario, meta, sanction_lis
                 speech_run, speech_base = speech_run + r, speech_base + s
     neg_run = sum(x["events"] for x in out["behaviour"] if x["sign"] == "negative")
     neg_base = sum(x["baseline_events"] for x in out["behaviour"] if x["sign"] == "negative")
-    ratio, lo, hi = stats.ratio_of_rates(neg_run, 1, neg_base, 1)
-    m["negative_events_change"] = metric(
-        None if ratio is None else ratio - 1,
-        None if lo is None else lo - 1,
-        None if hi is None else hi - 1,
-        meaning="change in true negative events against the same world with the scheme off",
+    m["negative_events_change"] = _change(
+        neg_run,
+        neg_base,
+        "change in true negative events against the same world with the scheme off",
     )
-    ratio, lo, hi = stats.ratio_of_rates(speech_run, 1, speech_base, 1)
-    m["online_speech_change"] = metric(
-        None if ratio is None else ratio - 1,
-        None if lo is None else lo - 1,
-        None if hi is None else hi - 1,
-        meaning="chilling effect: change in online speech events against the scheme-off world",
+    m["online_speech_change"] = _change(
+        speech_run,
+        speech_base,
+        "chilling effect: change in online speech events against the scheme-off world",
     )
     wrongly = _one(
         con,
@@ -474,6 +470,12 @@ def _behaviour_change(con, baseline, out, scenario: Scenario, meta, sanction_lis
         meaning="negative events prevented (against the scheme-off world) per adult wrongly on a "
         "sanction list at T: the behaviour change bought with each innocent listed",
     )
+
+
+def _change(events: int, baseline_events: int, meaning: str) -> dict:
+    """Relative change of an event count against the baseline, with a Poisson interval."""
+    ratio, lo, hi = stats.ratio_of_rates(events, 1, baseline_events, 1)
+    return metric(*(None if v is None else v - 1 for v in (ratio, lo, hi)), meaning=meaning)
 
 
 def baseline_scenario(scenario: Scenario) -> Scenario:

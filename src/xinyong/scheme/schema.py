@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xinyong.errors import XinyongError
-from xinyong.yamlio import Lines, line_of, load_yaml
+from xinyong.yamlio import Lines, line_of, load_yaml, resolve
 
 PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
 ILLUSTRATIVE = "illustrative"
+M = TypeVar("M", bound=BaseModel)
 
 
 class Strict(BaseModel):
@@ -248,28 +249,31 @@ def raise_first(problems: list[tuple[str, tuple]], file: str | Path, lines: Line
         raise XinyongError(msg + more, file=file, line=line_of(lines, loc), field=field)
 
 
-def parse_pack(
-    data: object, file: str | Path, lines: Lines, behaviours: set[str] | None = None
-) -> Pack:
+def validated(
+    model: type[M], data: object, file: str | Path, lines: Lines, what: str, *check_args: Any
+) -> M:
+    """Validate YAML data as `model`, then its cross-checks; the first problem is raised with
+    its file, line and field."""
     if not isinstance(data, dict):
-        raise XinyongError("a rule pack is a YAML mapping", file=file, line=1)
+        raise XinyongError(f"{what} is a YAML mapping", file=file, line=1)
     try:
-        pack = Pack.model_validate(data)
+        obj = model.model_validate(data)
     except ValidationError as exc:
         raise_first(pydantic_problems(exc), file, lines)
         raise  # pragma: no cover - raise_first always raises here
-    raise_first(pack.check(behaviours), file, lines)
-    return pack
+    raise_first(obj.check(*check_args), file, lines)
+    return obj
+
+
+def parse_pack(
+    data: object, file: str | Path, lines: Lines, behaviours: set[str] | None = None
+) -> Pack:
+    return validated(Pack, data, file, lines, "a rule pack", behaviours)
 
 
 def pack_path(ref: str, relative_to: Path | None = None) -> Path:
     """A pack reference is a built-in id (`rongcheng`) or a path to a YAML file."""
-    if ref.endswith((".yaml", ".yml")) or "/" in ref:
-        p = Path(ref)
-        if not p.is_absolute() and relative_to is not None:
-            p = relative_to / p
-        return p
-    return PACKS_DIR / f"{ref}.yaml"
+    return resolve(ref, PACKS_DIR, relative_to)
 
 
 def builtin_packs() -> list[str]:
