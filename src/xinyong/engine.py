@@ -411,12 +411,3 @@ class Simulation:
             )
         self.next_record_id += len(rec)
         return idx
-
-
-def simulate(
-    scenario: Scenario, out: Path | None = None, on_day: Callable[[int], None] | None = None
-) -> Simulation:
-    """Run a scenario to its last day; with `out`, stream the run's tables there."""
-    sim = Simulation(scenario, out)
-    sim.run(on_day)
-    return sim

@@ -3,7 +3,6 @@ writes the end-of-run tables. Without a folder it keeps everything in memory (te
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +61,6 @@ class Recorder:
         self.pop = pop
         self.cities: list = []  # set by the simulation
         self.out = out
-        self.started = time.perf_counter()
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
         if out is not None:
@@ -78,7 +76,6 @@ class Recorder:
         self.upheld_today = 0
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
-        self.wall_seconds = 0.0
         self.appeal_days = 0  # set by the simulation
 
     # -- streaming -----------------------------------------------------------------------------
@@ -202,7 +199,6 @@ class Recorder:
     # -- end of run ----------------------------------------------------------------------------
 
     def finish(self, sim: Simulation) -> None:
-        self.wall_seconds = time.perf_counter() - self.started
         st, _tb, _pop = sim.state, self.tb, self.pop
         open_p, open_w, open_l = np.nonzero(st.since >= 0)
         self.spells_ended(

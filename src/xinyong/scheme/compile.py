@@ -39,7 +39,6 @@ class Tables:
     base: np.ndarray  # float64 [B]
     channel: np.ndarray  # int64 [B]
     distress_context: np.ndarray  # uint8 [B] behaviour is in the distress context
-    gravity: np.ndarray  # int8 [B], 0 for positive
     # channels
     detect: np.ndarray  # float64 [C]
     misattribute: np.ndarray  # float64 [C]
@@ -212,7 +211,6 @@ def compile_scenario(sc: Scenario) -> Tables:
         distress_context=np.array(
             [b.context == cons.distress_context for b in beh], dtype=np.uint8
         ),
-        gravity=np.array([b.gravity or 0 for b in beh], dtype=np.int8),
         detect=np.array([c.detect for c in ch], dtype=np.float64),
         misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),
         weight=weight,
