@@ -262,3 +262,5 @@ def test_behaviour_metrics_by_hand(tmp_path: Path) -> None:
     assert m["online_speech_change"]["value"] is None
     rows = {r["behaviour"]: r for r in doc["behaviour"]}
     assert rows["jaywalking"]["events"] == rows["jaywalking"]["baseline_events"] == 1
+    # Every metric says what it means and which legal test or convention it maps to.
+    assert all(row["meaning"] and row["maps_to"] for row in m.values())

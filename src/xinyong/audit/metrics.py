@@ -22,6 +22,9 @@ ART_5_C_II = "EU AI Act Art. 5(1)(c)(ii): treatment disproportionate to the beha
 GDPR_22 = "GDPR Art. 22: right to contest solely automated decisions"
 FOUR_FIFTHS_RULE = "four-fifths rule (ratio within [0.8, 1.25] against the reference group)"
 AEQUITAS = "Aequitas/Fairlearn: group rates as ratio and difference to a named reference"
+FDR = "Aequitas: false discovery rate (share of those flagged who should not be)"
+EFFECT = "necessity test: does the scheme change behaviour at all (EU Charter Art. 52(1))"
+SPEECH = "chilling effect on expression (EU Charter Art. 11)"
 
 
 def metric(
@@ -99,6 +102,7 @@ def audit_metrics(
         m[f"wrongly_listed_of_listed.{lst}"] = metric(
             *stats.wilson(k, listed),
             meaning=f"of the adults on {lst} at T, the share listed only through wrong records",
+            maps_to=FDR,
         )
         for key, col in (("wrongly_listed_share", "wrong"), ("list_share", "listed")):
             _disparity(
@@ -222,13 +226,17 @@ def _lock_in(con, out: dict, meta: dict, T: int) -> None:
             stats.median_time(curve),
             meaning=f"median time on {lst} (Kaplan-Meier, censored at T);"
             " null when more than half are still listed",
+            maps_to=ART_5_C_II,
         )
         if T > 365:
             m[f"still_listed_after_1y.{lst}"] = metric(
                 *stats.survival_at(curve, 365),
                 meaning=f"share of {lst} spells lasting more than 365 days (Kaplan-Meier)",
+                maps_to=ART_5_C_II,
             )
-        m[f"spells.{lst}"] = metric(len(rows), meaning=f"spells on {lst} (recorded world)")
+        m[f"spells.{lst}"] = metric(
+            len(rows), meaning=f"spells on {lst} (recorded world)", maps_to="count (context)"
+        )
 
 
 def _causes_sql(meta: dict, T: int, lst: str, direct: list[str]) -> str:
@@ -362,6 +370,7 @@ def _collateral(con, out, meta, sanction_lists, scenario: Scenario) -> None:
     m["children_restricted_per_listed_adult"] = metric(
         restricted / listed if listed else None,
         meaning="children under a child-directed sanction at T per adult on such a list",
+        maps_to=ART_5_C_I,
     )
     assoc_b = meta["association_behaviour"]
     assoc_list = scenario.consequences.association_list
@@ -451,11 +460,13 @@ def _behaviour_change(con, baseline, out, scenario: Scenario, meta, sanction_lis
         neg_run,
         neg_base,
         "change in true negative events against the same world with the scheme off",
+        EFFECT,
     )
     m["online_speech_change"] = _change(
         speech_run,
         speech_base,
         "chilling effect: change in online speech events against the scheme-off world",
+        SPEECH,
     )
     wrongly = _one(
         con,
@@ -469,13 +480,16 @@ def _behaviour_change(con, baseline, out, scenario: Scenario, meta, sanction_lis
         prevented / wrongly if wrongly else None,
         meaning="negative events prevented (against the scheme-off world) per adult wrongly on a "
         "sanction list at T: the behaviour change bought with each innocent listed",
+        maps_to="proportionality stricto sensu: benefit weighed against harm (Art. 52(1))",
     )
 
 
-def _change(events: int, baseline_events: int, meaning: str) -> dict:
+def _change(events: int, baseline_events: int, meaning: str, maps_to: str) -> dict:
     """Relative change of an event count against the baseline, with a Poisson interval."""
     ratio, lo, hi = stats.ratio_of_rates(events, 1, baseline_events, 1)
-    return metric(*(None if v is None else v - 1 for v in (ratio, lo, hi)), meaning=meaning)
+    return metric(
+        *(None if v is None else v - 1 for v in (ratio, lo, hi)), meaning=meaning, maps_to=maps_to
+    )
 
 
 def baseline_scenario(scenario: Scenario) -> Scenario:
