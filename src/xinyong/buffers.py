@@ -4,6 +4,8 @@ A kernel must not grow an array inside its loop: numba then reference-counts the
 every iteration, which made kernels 20x slower. Kernels with unknown output size take a
 capacity and return -1 when it is too small; `with_capacity` then restores the random
 stream and runs again with more room, so results never depend on the capacity chosen.
+Outputs that outlive the day are returned as copies: a slice of a buffer keeps the whole
+buffer alive (Arrow wraps arrays without copying).
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def observe(
         truth[n] = tr
         ractor[n] = a
         n += 1
-    return person[:n], rbeh[:n], rchan[:n], truth[:n], ractor[:n]
+    # Copies, not views: the records table keeps these, and a view would pin the buffer.
+    return person[:n].copy(), rbeh[:n].copy(), rchan[:n].copy(), truth[:n].copy(), ractor[:n].copy()
 
 
 @njit(cache=True)
@@ -133,4 +134,4 @@ def false_reports(
     rchan = np.full(n, chan, dtype=np.int16)
     truth = np.full(n, FALSE_REPORT, dtype=np.uint8)
     ractor = np.full(n, -1, dtype=np.int32)
-    return n, person[:n], rbeh[:n], rchan, truth, ractor
+    return n, person[:n].copy(), rbeh[:n].copy(), rchan, truth, ractor

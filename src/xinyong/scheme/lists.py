@@ -179,5 +179,12 @@ def evaluate(
                     wrong_count[li, g] -= 1
                 elif new_wrong & bit and not old_wrong & bit:
                     wrong_count[li, g] += 1
-    spells = (sp_person[:ns], sp_list[:ns], sp_world[:ns], sp_start[:ns], sp_end[:ns])
-    return spells, ck_person[:nc], ck_day[:nc]
+    # Copies, not views: the tables keep these, and a view would pin the whole buffer.
+    spells = (
+        sp_person[:ns].copy(),
+        sp_list[:ns].copy(),
+        sp_world[:ns].copy(),
+        sp_start[:ns].copy(),
+        sp_end[:ns].copy(),
+    )
+    return spells, ck_person[:nc].copy(), ck_day[:nc].copy()
