@@ -93,9 +93,7 @@ class Simulation:
         self.candidates = world.expected_candidates(
             self.tb.base, self.risk_buckets, self.civic_buckets, self.tb.negative
         )
-        self.recorder = Recorder(self.tb, self.pop, out, rows_per_part)
-        self.recorder.appeal_days = scenario.appeals.appeal_days
-        self.recorder.cities = list(scenario.cities)
+        self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
         self.t = 0

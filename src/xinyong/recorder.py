@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from xinyong.scenario import GROUPS
+from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
 from xinyong.store import ChunkWriter, dictionary, write_json, write_table
 
@@ -52,6 +52,7 @@ STREAM_SCHEMAS = {
 class Recorder:
     def __init__(
         self,
+        scenario: Scenario,
         tables: Tables,
         pop: Population,
         out: Path | None = None,
@@ -59,7 +60,8 @@ class Recorder:
     ) -> None:
         self.tb = tables
         self.pop = pop
-        self.cities: list = []  # set by the simulation
+        self.cities = list(scenario.cities)
+        self.appeal_days = scenario.appeals.appeal_days
         self.out = out
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
@@ -71,12 +73,11 @@ class Recorder:
         self.daily: list[dict[str, Any]] = []
         self.beh_daily: list[np.ndarray] = []
         self.appeals_filed: list[tuple[np.ndarray, ...]] = []
-        self.decisions: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self.decisions: list[tuple[np.ndarray, np.ndarray]] = []
         self.settlements = 0
         self.upheld_today = 0
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
-        self.appeal_days = 0  # set by the simulation
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ class Recorder:
         return out
 
     def appeals_decided(self, record_ids: np.ndarray, upheld: np.ndarray) -> None:
-        self.decisions.append((record_ids, upheld, -1))
+        self.decisions.append((record_ids, upheld))
         self.decided_today += len(upheld)
         self.upheld_today += int(upheld.sum())
 
@@ -199,7 +200,8 @@ class Recorder:
     # -- end of run ----------------------------------------------------------------------------
 
     def finish(self, sim: Simulation) -> None:
-        st, _tb, _pop = sim.state, self.tb, self.pop
+        # Spells still open at T end with null.
+        st = sim.state
         open_p, open_w, open_l = np.nonzero(st.since >= 0)
         self.spells_ended(
             (
@@ -210,7 +212,7 @@ class Recorder:
                 np.full(len(open_p), -1, np.int32),
             )
         )
-        tables: dict[str, pa.Table] = {
+        tables = self.tables = {
             "daily": pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily(),
             "appeals": self._appeals(),
@@ -218,7 +220,6 @@ class Recorder:
             "children": self._children(sim),
             "edges": self._edges(),
         }
-        self.tables = tables
         if self.out is None:
             for name, batches in self.memory.items():
                 self.tables[name] = pa.Table.from_batches(batches, schema=STREAM_SCHEMAS[name])
@@ -291,7 +292,7 @@ class Recorder:
 
     def _persons(self, sim: Simulation) -> pa.Table:
         st, tb, pop = sim.state, self.tb, self.pop
-        names = sorted({n for t in tb.tier_names for n in t}, key=lambda n: n)
+        names = sorted({n for t in tb.tier_names for n in t})
         code = np.zeros((len(tb.packs), max(len(t) for t in tb.tier_names)), dtype=np.int16)
         for p, tiers in enumerate(tb.tier_names):
             for k, name in enumerate(tiers):
@@ -299,7 +300,7 @@ class Recorder:
         pk = tb.city_pack[pop.city]
         cols: dict[str, Any] = {
             "person": np.arange(pop.adults, dtype=np.int32),
-            "city": dictionary(pop.city, [c.name for c in sim.sc.cities]),
+            "city": dictionary(pop.city, [c.name for c in self.cities]),
             "group": dictionary(pop.group, list(GROUPS)),
             "risk": pop.risk,
             "civic": pop.civic,
@@ -329,7 +330,7 @@ class Recorder:
         return pa.table(
             {
                 "child": np.arange(pop.children, dtype=np.int32),
-                "city": dictionary(pop.child_city, [c.name for c in sim.sc.cities]),
+                "city": dictionary(pop.child_city, [c.name for c in self.cities]),
                 "group": dictionary(pop.child_group, list(GROUPS)),
                 "parent1": pop.parent1,
                 "parent2": pa.array(pop.parent2, mask=pop.parent2 < 0),
