@@ -172,8 +172,7 @@ def audit(
     doc = audit_run(run_dir, baseline=baseline, report=report)
     table = Table("metric", "value", "95% interval", "meaning", title="audit")
     for name, row in doc["metrics"].items():
-        interval = "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
-        table.add_row(name, _fmt(row["value"]), interval, row["meaning"])
+        table.add_row(name, _fmt(row["value"]), _interval(row), row["meaning"])
     out_console.print(table)
     flagged = [d for d in doc["disparity"] if d["flag"]]
     for d in flagged:
@@ -202,14 +201,21 @@ def compare(
     doc = compare_runs(run_a, run_b, baseline=baseline)
     table = Table("metric", "A", "B", "B - A", "95% interval", title=f"{run_a} vs {run_b}")
     for row in doc["rows"]:
-        interval = "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
         mark = " *" if row["significant"] else ""
         table.add_row(
-            row["metric"], _fmt(row["a"]), _fmt(row["b"]), _fmt(row["difference"]) + mark, interval
+            row["metric"],
+            _fmt(row["a"]),
+            _fmt(row["b"]),
+            _fmt(row["difference"]) + mark,
+            _interval(row),
         )
     out_console.print(table)
     render_compare(doc, out)
     out_console.print(f"written: {out}  (* = interval excludes 0)")
+
+
+def _interval(row: dict) -> str:
+    return "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
 
 
 def _fmt(value: object) -> str:
