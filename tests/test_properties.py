@@ -122,3 +122,12 @@ def test_daily_counts_agree_with_tables(small_r1_run) -> None:
     assert np.isclose(last["mean_score"], np.mean(persons["score"]))
     n_records = run.sql("SELECT count(*) FROM records").column(0)[0].as_py()
     assert sum(daily["records_negative"]) + sum(daily["records_positive"]) == n_records
+
+
+def test_several_cities_report_tiers_and_lists_per_city() -> None:
+    s = xinyong.run(load_scenario("three-cities", adults=3000, days=60, seed=2)).summary
+    for city in ("rongcheng", "suqian", "xiamen"):
+        shares = [v for k, v in s.items() if k.startswith(f"tier_share_by_city.{city}.")]
+        assert len(shares) >= 5 and abs(sum(shares) - 1) < 1e-9
+    assert "tier_share_by_city.xiamen.excellent" in s
+    assert "tier_share.AAA" in s  # MODEL.md's pooled keys stay

@@ -84,4 +84,21 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
     out["appeals_filed_per_1000"] = _ratio(filed * 1000, adults)
     out["appeals_upheld_per_1000"] = _ratio(upheld * 1000, adults)
     out["mean_deter"] = one("SELECT avg(deter) FROM persons")
+    city_pack = meta.get("city_pack", {})
+    if len(city_pack) > 1:
+        # Tier names repeat across packs with other thresholds: per city they stay apart.
+        lists = ", ".join(f'avg("on.{name}"::INT) AS "{name}"' for name in meta["lists"])
+        for row in con.sql(
+            f"SELECT city, count(*) AS n, {lists} FROM persons GROUP BY ALL ORDER BY city"
+        ).fetchall():
+            city, n, shares = row[0], row[1], row[2:]
+            tiers = dict(
+                con.sql(
+                    f"SELECT tier, count(*) FROM persons WHERE city = '{city}' GROUP BY ALL"
+                ).fetchall()
+            )
+            for name in meta["tiers"][city_pack[city]]:
+                out[f"tier_share_by_city.{city}.{name}"] = _ratio(tiers.get(name, 0), n)
+            for name, share in zip(meta["lists"], shares, strict=True):
+                out[f"list_share_by_city.{city}.{name}"] = share
     return out
