@@ -96,7 +96,6 @@ class Simulation:
         self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
-        self.t = 0
 
     # -- the day -----------------------------------------------------------------------------
 
@@ -108,7 +107,6 @@ class Simulation:
         self.recorder.finish(self)
 
     def step(self, t: int) -> None:
-        self.t = t
         start_of_day = self.scan_lists()
         touched = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
         touched += self.expire(t)  # 1
@@ -116,14 +114,16 @@ class Simulation:
         self.court_performance(t, start_of_day["settle"])  # 3
         actor, beh = self.behaviour(t, start_of_day["distressed"])  # 4
         met = self.association(start_of_day["assoc"])  # 5
-        records = self.observe(actor, beh, met)  # 6
+        actor = np.concatenate([actor, met])
+        beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
+        records = self.observe(actor, beh)  # 6 (true events of steps 4-5)
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
         touched.append(records.person)
         touched += self.pending.checks.pop(t, [])
         # Sorted, the persons are visited in memory order (duplicates are skipped).
         self.tiers_and_lists(t, np.sort(np.concatenate(touched)), full=True)  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
-        self.recorder.day(self, t, actor, beh, met, records, applied, expiry_day, appealed)
+        self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -223,7 +223,6 @@ class Simulation:
             tb.distress_context,
             self.sc.consequences.distress_factor,
             self.pop.risk,
-            self.pop.civic,
             self.state.deter,
             rb.order,
             rb.start,
@@ -251,10 +250,8 @@ class Simulation:
             self.scratch,
         )
 
-    def observe(self, actor: np.ndarray, beh: np.ndarray, met: np.ndarray) -> Records:
+    def observe(self, actor: np.ndarray, beh: np.ndarray) -> Records:
         tb, g, pop = self.tb, self.groups, self.pop
-        actor = np.concatenate([actor, met])
-        beh = np.concatenate([beh, np.full(met.size, tb.assoc_behaviour, dtype=np.int16)])
         seen = observe.observe(
             self.rng_observe,
             actor,
@@ -287,7 +284,7 @@ class Simulation:
         )
         return Records.concat([seen, false])
 
-    def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tb, st = self.tb, self.state
         # Scored in person order (stable, so each person's records keep their order): the
         # same result as creation order, with memory read almost sequentially.

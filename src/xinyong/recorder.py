@@ -93,7 +93,7 @@ class Recorder:
         t: int,
         actor: np.ndarray,
         beh: np.ndarray,
-        met: np.ndarray,
+        n_met: int,
         rec: Records,
         applied: np.ndarray,
         expiry_day: np.ndarray,
@@ -129,11 +129,9 @@ class Recorder:
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         B = len(tb.behaviours)
-        all_actor = np.concatenate([actor, met])
-        all_beh = np.concatenate([beh, np.full(len(met), tb.assoc_behaviour, dtype=np.int16)])
         grp = self.pop.group
         counts = np.zeros((4, B * 2), dtype=np.int64)
-        counts[0] = np.bincount(all_beh * 2 + grp[all_actor], minlength=B * 2)
+        counts[0] = np.bincount(beh * 2 + grp[actor], minlength=B * 2)
         rkey = rec.behaviour.astype(np.int64) * 2 + grp[rec.person]
         counts[1] = np.bincount(rkey, minlength=B * 2)
         counts[2] = np.bincount(rkey[rec.truth == MISATTRIBUTED], minlength=B * 2)
@@ -144,9 +142,9 @@ class Recorder:
         negative = tb.negative[rec.behaviour] == 1
         row: dict[str, Any] = {
             "day": t,
-            "true_negative": int((tb.negative[all_beh] == 1).sum()),
-            "true_positive": int((tb.negative[all_beh] == 0).sum()),
-            "association_events": len(met),
+            "true_negative": int((tb.negative[beh] == 1).sum()),
+            "true_positive": int((tb.negative[beh] == 0).sum()),
+            "association_events": n_met,
             "records_negative": int(negative.sum()),
             "records_positive": int((~negative).sum()),
             "records_correct": int((rec.truth == CORRECT).sum()),

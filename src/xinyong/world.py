@@ -61,7 +61,6 @@ def sample_behaviour(
     distress_context: np.ndarray,
     distress_factor: float,
     risk: np.ndarray,
-    civic: np.ndarray,
     deter: np.ndarray,
     risk_order: np.ndarray,
     risk_start: np.ndarray,
