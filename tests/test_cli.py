@@ -199,6 +199,13 @@ def test_run_writes_a_complete_run_directory(tmp_path: Path) -> None:
     assert_clean_error(
         cli("run", "s1", "--adults", "10", "--out", str(out), "--quiet"), "--overwrite"
     )
+    # Nor is a folder that is not a run directory, even with --overwrite.
+    keep = tmp_path / "documents"
+    keep.mkdir()
+    (keep / "thesis.txt").write_text("precious")
+    res = cli("run", "s1", "--adults", "10", "--out", str(keep), "--overwrite", "--quiet")
+    assert_clean_error(res, "not a run directory")
+    assert (keep / "thesis.txt").read_text() == "precious"
     res = cli("sql", str(out), "SELECT count(*) AS n FROM records", "--json")
     assert json.loads(res.stdout)["n"] == records
     assert_clean_error(cli("sql", str(out), "SELECT nope FROM records"), "query")

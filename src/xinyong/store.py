@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,11 @@ def write_json(path: Path, data: Any) -> None:
 
 def prepare_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
-        if not (out / "scenario.yaml").exists() and not overwrite:
+        # Only a run directory is ever replaced: --overwrite must not delete other folders.
+        if not (out / "scenario.yaml").exists():
             raise XinyongError("exists and is not a run directory; choose another --out", file=out)
         if not overwrite:
             raise XinyongError("run directory exists; pass --overwrite to replace it", file=out)
-        import shutil
-
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
