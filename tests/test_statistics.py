@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import quiet_scenario
 from xinyong.engine import Simulation
+from xinyong.population import block_offsets
 from xinyong.scenario import load_scenario
 from xinyong.world import sample_association
 
@@ -124,7 +125,7 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     for a, b in edges:
         adj[a].append(b)
         adj[b].append(a)
-    start = np.concatenate([[0], np.cumsum([len(a) for a in adj])]).astype(np.int64)
+    degree = np.array([len(a) for a in adj], dtype=np.uint16)  # hub 0 has 2003 neighbours
     nbr = np.concatenate([sorted(a) for a in adj]).astype(np.int32)
     listed = np.arange(50, dtype=np.int32)  # hubs 0..49 listed: leaves of those, and `others`
     rho = 0.4
@@ -132,7 +133,9 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     hits_leaf = hits_other = 0
     reps = 200
     for _ in range(reps):
-        met = sample_association(rng, rho, listed, start, nbr, np.zeros(n, dtype=np.int32))
+        met = sample_association(
+            rng, rho, listed, block_offsets(degree), degree, nbr, np.zeros(n, dtype=np.uint16)
+        )
         met_set = set(met.tolist())
         hits_leaf += sum(1 for v in range(n_hubs, n_hubs + 50 * leaves) if v in met_set)
         hits_other += sum(1 for v in others if v in met_set)

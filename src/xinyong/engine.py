@@ -79,23 +79,43 @@ class Simulation:
         self.rng_world, self.rng_assoc, self.rng_observe, self.rng_court, self.rng_appeals = (
             np.random.default_rng(s) for s in seeds[1:]
         )
-        self.state = SchemeState.new(self.tb, self.pop.city)
-        self.risk_buckets = world.TraitBuckets.of(self.pop.risk)
-        self.civic_buckets = world.TraitBuckets.of(self.pop.civic)
+        self.state = SchemeState.new(
+            self.tb, self.pop.city, scenario.consequences.eta, scenario.consequences.deter_floor
+        )
         self.groups = observe.GroupIndex.of(self.pop.city, self.pop.group, len(scenario.cities))
         self.pending = Pending()
         n = self.pop.adults
-        self.stamp = np.zeros(n + 1, dtype=np.int32)  # last slot: call counter of lists.evaluate
-        self.scratch = np.zeros(n, dtype=np.uint16)  # listed neighbours, for association
+        # A zeroed byte per adult, zeroed again after each use: step 5 counts listed
+        # neighbours in it (never more than a degree), step 8 marks persons to re-evaluate.
+        self.touched = np.zeros(n, dtype=np.uint8)
+        wide = self.pop.nbr_degree.dtype != np.uint8
+        self.listed_nbrs = np.zeros(n, dtype=np.uint16) if wide else self.touched
         self.is_distressed = np.zeros(n, dtype=np.uint8)
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
         self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
         self.candidates = world.expected_candidates(
-            self.tb.base, self.risk_buckets, self.civic_buckets, self.tb.negative
+            self.tb.base, self.pop.risk_buckets, self.pop.civic_buckets, self.tb.negative
         )
         self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
+
+    def state_nbytes(self) -> dict[str, int]:
+        """Bytes held per array of the simulation's state (population and graph included),
+        each buffer counted once."""
+        seen: dict[int, tuple[str, int]] = {}
+
+        def walk(obj: object, name: str) -> None:
+            if isinstance(obj, np.ndarray):
+                base = obj.base if isinstance(obj.base, np.ndarray) else obj
+                seen.setdefault(id(base), (name, base.nbytes))
+            elif hasattr(obj, "__dataclass_fields__"):
+                for key in obj.__dataclass_fields__:
+                    walk(getattr(obj, key), f"{name}.{key}")
+
+        for key in ("pop", "state", "groups", "touched", "listed_nbrs", "is_distressed"):
+            walk(getattr(self, key), key)
+        return dict(seen.values())
 
     # -- the day -----------------------------------------------------------------------------
 
@@ -120,8 +140,11 @@ class Simulation:
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
         touched.append(records.person)
         touched += self.pending.checks.pop(t, [])
-        # Sorted, the persons are visited in memory order (duplicates are skipped).
-        self.tiers_and_lists(t, np.sort(np.concatenate(touched)), full=True)  # 8-9
+        for persons in touched:
+            lists.mark(self.touched, persons)
+        # Each person once, in memory order.
+        persons = lists.take_marked(self.touched, sum(len(p) for p in touched))
+        self.tiers_and_lists(t, persons, full=True)  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
 
@@ -193,7 +216,7 @@ class Simulation:
                 spell = st.since[p, 0, li] if st.bits[p, 0] >> li & 1 else t + 1
                 live = [e for e in entries if e[1] >= spell]
                 st.direct_end[p, 0, slot] = max((e[2] for e in live), default=-1)
-        self.tiers_and_lists(t, persons.astype(np.int32), full=False)
+        self.tiers_and_lists(t, np.unique(persons).astype(np.int32), full=False)
 
     def court_performance(self, t: int, members: np.ndarray) -> None:
         settled = consequences.settle(
@@ -210,7 +233,7 @@ class Simulation:
             self.tiers_and_lists(t, settled, full=False)
 
     def behaviour(self, t: int, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rb, cb, tb = self.risk_buckets, self.civic_buckets, self.tb
+        rb, cb, tb = self.pop.risk_buckets, self.pop.civic_buckets, self.tb
         expected = self.candidates + len(distressed) * float(
             tb.base[tb.distress_context == 1].sum()
         )
@@ -222,8 +245,9 @@ class Simulation:
             tb.negative,
             tb.distress_context,
             self.sc.consequences.distress_factor,
-            self.pop.risk,
-            self.state.deter,
+            self.pop.risk_rank,
+            self.state.deter_level,
+            self.state.deter_table,
             rb.order,
             rb.start,
             rb.upper,
@@ -245,9 +269,10 @@ class Simulation:
             self.rng_assoc,
             self.sc.consequences.rho,
             listed,
-            self.pop.nbr_start,
+            self.pop.nbr_block,
+            self.pop.nbr_degree,
             self.pop.nbr,
-            self.scratch,
+            self.listed_nbrs,
         )
 
     def observe(self, actor: np.ndarray, beh: np.ndarray) -> Records:
@@ -262,7 +287,7 @@ class Simulation:
             tb.weight,
             pop.city,
             pop.group,
-            g.members,
+            g.minority_before,
             g.start,
             g.size,
         )
@@ -278,7 +303,7 @@ class Simulation:
             tb.weight[c],
             pop.city,
             pop.group,
-            g.members,
+            g.minority_before,
             g.start,
             g.size,
         )
@@ -308,13 +333,12 @@ class Simulation:
             tb.tier_cap,
             tb.direct_days,
             tb.direct_slot,
-            self.sc.consequences.eta,
-            self.sc.consequences.deter_floor,
             st.score,
             st.cap_used,
             st.direct_end,
             st.tiercap_end,
-            st.deter,
+            st.deter_level,
+            len(st.deter_table),
         )
         self.score_sum += applied.sum(axis=0)
         # Points given back at expiry; expiries after the last day need no bookkeeping.
@@ -354,7 +378,6 @@ class Simulation:
             t,
             persons,
             full,
-            self.stamp,
             pop.city,
             pop.group,
             tb.city_pack,
@@ -377,7 +400,7 @@ class Simulation:
             st.list_count,
             st.wrong_count,
             lists.spell_capacity(st.bits, persons),
-            len(persons) * self.min_stay_lists,
+            len(persons) * 2 * self.min_stay_lists,  # both worlds
         )
         self.recorder.spells_ended(spells)
         due = ck_day < self.sc.days

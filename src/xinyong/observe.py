@@ -16,26 +16,57 @@ from numba import njit
 
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 
+BLOCK = 64  # adults per block of the group index
+
 
 @dataclass
 class GroupIndex:
-    """Adults sorted by (city, group): members[start[k, g]:start[k, g] + size[k, g]]."""
+    """Finds the r-th adult of a group (in id order) without a list of members.
 
-    members: np.ndarray  # int32
+    Adults of city k and group g have ranks start[k, g] .. start[k, g] + size[k, g] - 1 among
+    all adults of group g; `minority_before[b]` counts minority adults below id BLOCK * b.
+    An eighth of a byte per adult instead of a 4-byte member list.
+    """
+
+    minority_before: np.ndarray  # int64 [ceil(N / BLOCK) + 1]
     start: np.ndarray  # int64 [K, 2]
     size: np.ndarray  # int64 [K, 2]
 
     @classmethod
     def of(cls, city: np.ndarray, group: np.ndarray, n_cities: int) -> GroupIndex:
+        n = len(group)
+        padded = np.zeros(-(-n // BLOCK) * BLOCK, dtype=np.int64)
+        padded[:n] = group
+        minority_before = np.concatenate([[0], np.cumsum(padded.reshape(-1, BLOCK).sum(axis=1))])
         key = city.astype(np.int64) * 2 + group
-        members = np.argsort(key, kind="stable").astype(np.int32)
         size = np.bincount(key, minlength=2 * n_cities).reshape(n_cities, 2).astype(np.int64)
-        start = (np.cumsum(size.ravel()) - size.ravel()).reshape(n_cities, 2)
-        return cls(members, start, size)
+        start = np.cumsum(size, axis=0) - size
+        return cls(minority_before, start, size)
 
 
 @njit(cache=True)
-def draw_victim(rng, actor, k, actor_group, weight, members, start, size) -> int:
+def nth_of_group(group, minority_before, g, r) -> int:
+    """The adult of group g with r adults of that group below it."""
+    n = group.shape[0]
+    lo, hi = 0, minority_before.shape[0] - 1
+    while lo < hi:  # the last block whose start has at most r adults of group g below it
+        mid = (lo + hi + 1) // 2
+        below = minority_before[mid] if g == 1 else min(mid * BLOCK, n) - minority_before[mid]
+        if below <= r:
+            lo = mid
+        else:
+            hi = mid - 1
+    seen = minority_before[lo] if g == 1 else lo * BLOCK - minority_before[lo]
+    for i in range(lo * BLOCK, n):
+        if group[i] == g:
+            if seen == r:
+                return i
+            seen += 1
+    return -1
+
+
+@njit(cache=True)
+def draw_victim(rng, actor, k, actor_group, weight, group, minority_before, start, size) -> int:
     """A victim among city k's adults other than `actor`, by group weight; -1 if none."""
     n0 = size[k, 0] - (1 if actor_group == 0 else 0)
     n1 = size[k, 1] - (1 if actor_group == 1 else 0)
@@ -44,7 +75,7 @@ def draw_victim(rng, actor, k, actor_group, weight, members, start, size) -> int
         return -1
     g = 0 if rng.random() * total < weight[0] * n0 else 1
     while True:
-        v = members[start[k, g] + rng.integers(0, size[k, g])]
+        v = nth_of_group(group, minority_before, g, start[k, g] + rng.integers(0, size[k, g]))
         if v != actor:
             return v
 
@@ -60,7 +91,7 @@ def observe(
     weight: np.ndarray,
     city: np.ndarray,
     group: np.ndarray,
-    members: np.ndarray,
+    minority_before: np.ndarray,
     start: np.ndarray,
     size: np.ndarray,
 ):
@@ -81,7 +112,9 @@ def observe(
         p = a
         tr = CORRECT
         if misattribute[c] > 0.0 and rng.random() < misattribute[c]:
-            v = draw_victim(rng, a, city[a], group[a], weight[c], members, start, size)
+            v = draw_victim(
+                rng, a, city[a], group[a], weight[c], group, minority_before, start, size
+            )
             if v >= 0:
                 p = v
                 tr = MISATTRIBUTED
@@ -105,7 +138,7 @@ def false_reports(
     weight: np.ndarray,
     city: np.ndarray,
     group: np.ndarray,
-    members: np.ndarray,
+    minority_before: np.ndarray,
     start: np.ndarray,
     size: np.ndarray,
 ):
@@ -123,7 +156,7 @@ def false_reports(
         if i >= n_adults:
             break
         b = behaviours[rng.integers(0, behaviours.shape[0])]
-        v = draw_victim(rng, i, city[i], group[i], weight, members, start, size)
+        v = draw_victim(rng, i, city[i], group[i], weight, group, minority_before, start, size)
         if v < 0:
             continue
         if n == capacity:

@@ -1,7 +1,8 @@
 """Layer 1, population: adults and children, cities, groups, traits, households, social graph.
 
 Adults of a city are contiguous (city k holds adults city_start[k] .. city_start[k+1]-1), so
-partners are simply (2j, 2j+1) counted from the city's start. Everything is generated
+partners are simply (2j, 2j+1) counted from the city's start. Traits are kept only in trait
+bucket order, the order in which behaviour sampling reads them. Everything is generated
 vectorized from seeded streams; the graph is built in compiled code as CSR arrays.
 """
 
@@ -14,6 +15,44 @@ from numba import njit
 
 from xinyong.scenario import Scenario
 
+N_BUCKETS = 48
+NBR_BLOCK = 64
+
+
+@dataclass
+class TraitBuckets:
+    """A trait with persons sorted by bucket: order[start[g]:start[g+1]] is bucket g, ids
+    ascending, and value[j] is the trait of person order[j] (read sequentially while thinning)."""
+
+    order: np.ndarray  # int32 [N]
+    start: np.ndarray  # int64 [G+1]
+    upper: np.ndarray  # float64 [G] the largest trait value in each bucket
+    value: np.ndarray  # float64 [N]
+
+    @classmethod
+    def of(cls, trait: np.ndarray, n_buckets: int = N_BUCKETS) -> TraitBuckets:
+        lo, hi = float(trait.min()), float(trait.max())
+        edges = np.array([lo, hi]) if hi <= lo else np.geomspace(lo, hi, n_buckets + 1)
+        bucket = np.clip(np.searchsorted(edges, trait, side="right") - 1, 0, len(edges) - 2)
+        order = np.argsort(bucket, kind="stable").astype(np.int32)
+        counts = np.bincount(bucket, minlength=len(edges) - 1)
+        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        upper = np.zeros(len(counts))
+        np.maximum.at(upper, bucket, trait)
+        return cls(order, start, upper, trait[order])
+
+    def by_person(self) -> np.ndarray:
+        """The trait indexed by person (a new array)."""
+        out = np.empty(len(self.order), dtype=self.value.dtype)
+        out[self.order] = self.value
+        return out
+
+    def rank(self) -> np.ndarray:
+        """Each person's position in bucket order."""
+        out = np.empty(len(self.order), dtype=np.int32)
+        out[self.order] = np.arange(len(self.order), dtype=np.int32)
+        return out
+
 
 @dataclass
 class Population:
@@ -22,10 +61,14 @@ class Population:
     city_start: np.ndarray  # int64 [K+1]: adults of city k are city_start[k]..city_start[k+1]-1
     city: np.ndarray  # uint8 [N] adult's city
     group: np.ndarray  # uint8 [N] 0 majority, 1 minority
-    risk: np.ndarray  # float64 [N]
-    civic: np.ndarray  # float64 [N]
-    nbr_start: np.ndarray  # int32 (int64 past 2^31 entries) [N+1] CSR offsets of the graph
-    nbr: np.ndarray  # int32 [E2] neighbours (each undirected edge appears twice)
+    risk_buckets: TraitBuckets
+    civic_buckets: TraitBuckets
+    risk_rank: np.ndarray  # int32 [N] position in risk bucket order (for distressed adults)
+    # The graph, CSR without a full offsets array: adult i's neighbours start at
+    # nbr_block[i // NBR_BLOCK] plus the degrees of the adults before i in its block.
+    nbr_degree: np.ndarray  # uint8 (uint16 past 255) [N]
+    nbr_block: np.ndarray  # int64 [ceil(N / NBR_BLOCK) + 1]
+    nbr: np.ndarray  # int32 [E2] neighbours, sorted per adult (each edge appears twice)
     child_city: np.ndarray  # uint8 [M]
     child_group: np.ndarray  # uint8 [M]
     parent1: np.ndarray  # int32 [M]
@@ -39,12 +82,25 @@ class Population:
     def children(self) -> int:
         return len(self.child_city)
 
+    @property
+    def risk(self) -> np.ndarray:
+        return self.risk_buckets.by_person()
+
+    @property
+    def civic(self) -> np.ndarray:
+        return self.civic_buckets.by_person()
+
     def partner(self, i: np.ndarray) -> np.ndarray:
         """Partner of each adult, -1 for the unpaired last adult of an odd-sized city."""
         return partner_of(np.asarray(i, dtype=np.int64), self.city_start, self.city)
 
     def degree(self) -> np.ndarray:
-        return np.diff(self.nbr_start)
+        return self.nbr_degree.astype(np.int64)
+
+    @property
+    def nbr_start(self) -> np.ndarray:
+        """Full CSR offsets [N+1] (a new int64 array)."""
+        return np.concatenate([[0], np.cumsum(self.nbr_degree, dtype=np.int64)])
 
 
 def partner_of(i: np.ndarray, city_start: np.ndarray, city: np.ndarray) -> np.ndarray:
@@ -86,8 +142,12 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     city_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     city = np.repeat(np.arange(len(sizes), dtype=np.uint8), sizes)
     group = (s_group.random(n) < pop.minority_share).astype(np.uint8)
-    risk = truncated_lognormal(s_traits, n, pop.risk_sigma, pop.trait_min, pop.trait_max)
-    civic = truncated_lognormal(s_traits, n, pop.civic_sigma, pop.trait_min, pop.trait_max)
+    risk = TraitBuckets.of(
+        truncated_lognormal(s_traits, n, pop.risk_sigma, pop.trait_min, pop.trait_max)
+    )
+    civic = TraitBuckets.of(
+        truncated_lognormal(s_traits, n, pop.civic_sigma, pop.trait_min, pop.trait_max)
+    )
 
     m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
     parent1 = s_child.integers(0, n, m).astype(np.int32)  # uniform over adults: city by size
@@ -98,16 +158,18 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     parent2 = np.where(two & (mate >= 0), mate, -1).astype(np.int32)
 
     targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share)
-    nbr_start, nbr = build_csr(n, pop.edges_per_adult, targets)
-    if nbr_start[-1] < np.iinfo(np.int32).max:
-        nbr_start = nbr_start.astype(np.int32)
+    degree, nbr = build_csr(n, pop.edges_per_adult, targets)
+    del targets
+    degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)
     return Population(
         city_start,
         city,
         group,
         risk,
         civic,
-        nbr_start,
+        risk.rank(),
+        degree,
+        block_offsets(degree),
         nbr,
         child_city,
         child_group,
@@ -117,47 +179,62 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
 
 
 def _propose_edges(
-    rng: np.random.Generator, city: np.ndarray, city_start: np.ndarray, per_adult: int, cross: float
+    rng: np.random.Generator,
+    city: np.ndarray,
+    city_start: np.ndarray,
+    per_adult: int,
+    cross: float,
+    chunk: int = 1 << 20,
 ) -> np.ndarray:
-    """Targets [n, per_adult]: uniform over the proposer's city, or over all with prob `cross`."""
+    """Targets [n, per_adult]: uniform over the proposer's city, or over all with prob `cross`.
+
+    Uniform doubles come from the stream in chunks (the same numbers as one call), so the
+    temporaries stay a few MB whatever the population."""
     n = len(city)
+    targets = np.empty((n, per_adult), dtype=np.int32)
     if per_adult == 0:
-        return np.empty((n, 0), dtype=np.int32)
-    u = rng.random((n, per_adult))
-    lo = city_start[city][:, None]
-    size = (city_start[city.astype(np.int64) + 1] - city_start[city])[:, None]
-    local = lo + np.floor(u * size).astype(np.int64)
+        return targets
+    for a in range(0, n, chunk):
+        c = city[a : a + chunk]
+        lo = city_start[c][:, None]
+        size = (city_start[c.astype(np.int64) + 1] - city_start[c])[:, None]
+        u = rng.random((len(c), per_adult))
+        targets[a : a + chunk] = lo + np.floor(u * size).astype(np.int64)
     if cross > 0:
-        anywhere = rng.integers(0, n, (n, per_adult))
-        local = np.where(rng.random((n, per_adult)) < cross, anywhere, local)
-    return local.astype(np.int32)
+        anywhere = rng.integers(0, n, (n, per_adult), dtype=np.int32)
+        for a in range(0, n, chunk):
+            far = rng.random((min(chunk, n - a), per_adult)) < cross
+            targets[a : a + chunk][far] = anywhere[a : a + chunk][far]
+    return targets
 
 
 @njit(cache=True)
 def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected union of proposals, without self-loops or duplicates, neighbours sorted."""
-    deg = np.zeros(n + 1, dtype=np.int64)
+    """Undirected union of proposals, without self-loops or duplicates, neighbours sorted.
+    Returns (degree int64 [n], neighbours int32)."""
+    start = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
         for k in range(per_adult):
             j = targets[i, k]
             if j != i:
-                deg[i + 1] += 1
-                deg[j + 1] += 1
-    start = np.cumsum(deg)
-    fill = start[:-1].copy()
-    raw = np.empty(start[-1], dtype=np.int32)
+                start[i + 1] += 1
+                start[j + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    filled = np.zeros(n, dtype=np.int32)
+    raw = np.empty(start[n], dtype=np.int32)
     for i in range(n):
         for k in range(per_adult):
             j = targets[i, k]
             if j != i:
-                raw[fill[i]] = j
-                fill[i] += 1
-                raw[fill[j]] = i
-                fill[j] += 1
+                raw[start[i] + filled[i]] = j
+                filled[i] += 1
+                raw[start[j] + filled[j]] = i
+                filled[j] += 1
     # Sort each row in place (insertion sort: rows are short) and drop duplicates,
     # compacting as we go; no allocation per row.
-    out_start = np.zeros(n + 1, dtype=np.int64)
-    w = 0  # offsets are narrowed to int32 by the caller when they fit
+    degree = np.zeros(n, dtype=np.int64)
+    w = 0
     for i in range(n):
         lo, hi = start[i], start[i + 1]
         for a in range(lo + 1, hi):
@@ -174,5 +251,23 @@ def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, 
                 raw[w] = v
                 w += 1
                 last = v
-        out_start[i + 1] = w
-    return out_start, raw[:w].copy()
+                degree[i] += 1
+    return degree, raw[:w].copy()
+
+
+def block_offsets(degree: np.ndarray) -> np.ndarray:
+    """Offset of the first neighbour of adults 0, NBR_BLOCK, 2 NBR_BLOCK, ..., and the total."""
+    ends = np.cumsum(degree, dtype=np.int64)
+    return np.concatenate([[0], ends[NBR_BLOCK - 1 :: NBR_BLOCK], ends[-1:]])[
+        : -(-len(degree) // NBR_BLOCK) + 1
+    ]
+
+
+@njit(cache=True)
+def neighbours_start(i: int, nbr_block: np.ndarray, nbr_degree: np.ndarray) -> int:
+    """Offset of adult i's first neighbour in `nbr`."""
+    first = i - i % NBR_BLOCK
+    off = nbr_block[i // NBR_BLOCK]
+    for j in range(first, i):
+        off += nbr_degree[j]
+    return off

@@ -2,7 +2,7 @@
 
 Negative behaviour b of adult i happens with probability min(1, base_b * risk_i * deter_i *
 distress_i,b); positive behaviour with min(1, base_b * civic_i). Sampling is by thinning:
-adults are grouped into trait buckets stored contiguously; within a bucket, candidates come
+adults are grouped into trait buckets (population.TraitBuckets); within a bucket, candidates come
 by geometric skips at the bucket's upper bound and are kept with probability p_i / bound. The
 cost grows with events, not with adults x behaviours. Distressed adults (holding the distress
 sanction) draw their distress-context behaviours directly instead, so the bound stays tight.
@@ -10,34 +10,10 @@ sanction) draw their distress-context behaviours directly instead, so the bound 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numba import njit
 
-N_BUCKETS = 48
-
-
-@dataclass
-class TraitBuckets:
-    """Persons sorted by trait bucket: order[start[g]:start[g+1]] is bucket g, ids ascending."""
-
-    order: np.ndarray  # int32
-    start: np.ndarray  # int64 [G+1]
-    upper: np.ndarray  # float64 [G] the largest trait value in each bucket
-    value: np.ndarray  # float64, trait[order]: read sequentially while thinning
-
-    @classmethod
-    def of(cls, trait: np.ndarray, n_buckets: int = N_BUCKETS) -> TraitBuckets:
-        lo, hi = float(trait.min()), float(trait.max())
-        edges = np.array([lo, hi]) if hi <= lo else np.geomspace(lo, hi, n_buckets + 1)
-        bucket = np.clip(np.searchsorted(edges, trait, side="right") - 1, 0, len(edges) - 2)
-        order = np.argsort(bucket, kind="stable").astype(np.int32)
-        counts = np.bincount(bucket, minlength=len(edges) - 1)
-        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        upper = np.zeros(len(counts))
-        np.maximum.at(upper, bucket, trait)
-        return cls(order, start, upper, trait[order])
+from xinyong.population import TraitBuckets, neighbours_start
 
 
 def expected_candidates(
@@ -60,8 +36,9 @@ def sample_behaviour(
     negative: np.ndarray,
     distress_context: np.ndarray,
     distress_factor: float,
-    risk: np.ndarray,
-    deter: np.ndarray,
+    risk_rank: np.ndarray,
+    deter_level: np.ndarray,
+    deter_table: np.ndarray,
     risk_order: np.ndarray,
     risk_start: np.ndarray,
     risk_upper: np.ndarray,
@@ -105,7 +82,7 @@ def sample_behaviour(
                     continue
                 p = base[b] * value[lo + pos]
                 if neg:
-                    p *= deter[i]
+                    p *= deter_table[deter_level[i]]
                 if rng.random() * bound < min(1.0, p):
                     if n == capacity:
                         return -1, actor, beh
@@ -118,7 +95,8 @@ def sample_behaviour(
             continue
         for j in range(distressed.shape[0]):
             i = distressed[j]
-            p = min(1.0, base[b] * risk[i] * deter[i] * distress_factor)
+            risk = risk_value[risk_rank[i]]
+            p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * distress_factor)
             if rng.random() < p:
                 if n == capacity:
                     return -1, actor, beh
@@ -133,7 +111,8 @@ def sample_association(
     rng,
     rho: float,
     listed: np.ndarray,
-    nbr_start: np.ndarray,
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
     nbr: np.ndarray,
     count: np.ndarray,
 ) -> np.ndarray:
@@ -146,12 +125,13 @@ def sample_association(
     """
     room = 0
     for x in range(listed.shape[0]):
-        room += nbr_start[listed[x] + 1] - nbr_start[listed[x]]
+        room += nbr_degree[listed[x]]
     cand = np.empty(room, dtype=np.int32)
     m = 0
     for x in range(listed.shape[0]):
         b = listed[x]
-        for e in range(nbr_start[b], nbr_start[b + 1]):
+        first = neighbours_start(b, nbr_block, nbr_degree)
+        for e in range(first, first + nbr_degree[b]):
             j = nbr[e]
             if count[j] == 0:
                 cand[m] = j
@@ -161,8 +141,7 @@ def sample_association(
     n = 0
     for x in range(m):
         j = cand[x]
-        deg = nbr_start[j + 1] - nbr_start[j]
-        if rng.random() < rho * count[j] / deg:
+        if rng.random() < rho * count[j] / nbr_degree[j]:
             out[n] = j
             n += 1
         count[j] = 0

@@ -55,7 +55,6 @@ def evaluate(
     t: int,
     persons: np.ndarray,
     full: bool,
-    stamp: np.ndarray,
     city: np.ndarray,
     group: np.ndarray,
     city_pack: np.ndarray,
@@ -80,12 +79,13 @@ def evaluate(
     spell_capacity: int,
     check_capacity: int,
 ):
-    """Re-evaluate the given persons in both worlds (each once; duplicates are skipped).
+    """Re-evaluate the given persons (distinct) in both worlds.
 
     With `full`, the tier is recomputed and tier conditions applied (step 8-9); without,
     only record-entered listings are (settlement and appeals, steps 2-3). Returns the spells
     that ended (person, list, world, start, end) and min-stay checks due (person, day). The
-    capacities bound them: the listings held by `persons`, and persons x min-stay lists.
+    capacities bound them: the listings held by `persons`, and persons x worlds x min-stay
+    lists.
     """
     n_lists = direct_slot.shape[0]
     has_cap = tiercap_end.shape[0] > 0
@@ -98,14 +98,8 @@ def evaluate(
     ck_person = np.empty(check_capacity, dtype=np.int32)
     ck_day = np.empty(check_capacity, dtype=np.int32)
     nc = 0
-    # A distinct stamp per call lets several calls on one day each see every person once.
-    mark = stamp[-1] + 1
-    stamp[-1] = mark
     for x in range(persons.shape[0]):
         p = persons[x]
-        if stamp[p] == mark:
-            continue
-        stamp[p] = mark
         k = city[p]
         pk = city_pack[k]
         old0 = bits[p, 0]
@@ -188,3 +182,23 @@ def evaluate(
         sp_end[:ns].copy(),
     )
     return spells, ck_person[:nc].copy(), ck_day[:nc].copy()
+
+
+@njit(cache=True)
+def mark(flags: np.ndarray, persons: np.ndarray) -> None:
+    for x in range(persons.shape[0]):
+        flags[persons[x]] = 1
+
+
+@njit(cache=True)
+def take_marked(flags: np.ndarray, capacity: int) -> np.ndarray:
+    """The marked persons in id order, each once, clearing their flags: a scan of one byte
+    per adult, cheaper than sorting the day's persons (and it dedupes too)."""
+    out = np.empty(capacity, dtype=np.int32)
+    n = 0
+    for i in range(flags.shape[0]):
+        if flags[i]:
+            flags[i] = 0
+            out[n] = i
+            n += 1
+    return out[:n].copy()

@@ -29,13 +29,12 @@ def score_records(
     tier_cap: np.ndarray,
     direct_days: np.ndarray,
     direct_slot: np.ndarray,
-    eta: float,
-    deter_floor: float,
     score: np.ndarray,
     cap_used: np.ndarray,
     direct_end: np.ndarray,
     tiercap_end: np.ndarray,
-    deter: np.ndarray,
+    deter_level: np.ndarray,
+    deter_levels: int,
 ):
     """Apply one day's records in the given order (records of one person keep their creation
     order). Returns per record: points applied to the recorded and shadow scores, expiry day
@@ -85,8 +84,8 @@ def score_records(
                 effect[r] = True
                 tiercap_end[p, w, tc] = max(tiercap_end[p, w, tc], end)
                 check_day[r] = max(check_day[r], end + 1)
-        if negative[b] == 1:
-            deter[p] = max(deter_floor, deter[p] * (1.0 - eta))
+        if negative[b] == 1 and deter_level[p] < deter_levels - 1:
+            deter_level[p] += 1
     return applied, expiry_day, check_day, effect
 
 
