@@ -3,15 +3,19 @@ writes the end-of-run tables. Without a folder it keeps everything in memory (te
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
+from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
-from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
-from xinyong.store import ChunkWriter, dictionary, write_json, write_table
+from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
+from xinyong.store import SORTED_COLUMNS, ChunkWriter, dictionary, write_batches, write_json
 
 if TYPE_CHECKING:
     from xinyong.engine import Records, Simulation
@@ -49,6 +53,29 @@ STREAM_SCHEMAS = {
 }
 
 
+@njit(cache=True)
+def tally(beh, actor, rbeh, person, truth, group, negative):
+    """One pass over the day's events and one over its records: counts [4, 2B] of true
+    events, records, misattributed and false reports per (behaviour, group), and the numbers
+    of negative events, negative records, misattributed and false reports."""
+    counts = np.zeros((4, 2 * negative.shape[0]), dtype=np.int64)
+    sums = np.zeros(4, dtype=np.int64)
+    for e in range(beh.shape[0]):
+        counts[0, 2 * beh[e] + group[actor[e]]] += 1
+        sums[0] += negative[beh[e]]
+    for r in range(rbeh.shape[0]):
+        key = 2 * rbeh[r] + group[person[r]]
+        counts[1, key] += 1
+        sums[1] += negative[rbeh[r]]
+        if truth[r] == MISATTRIBUTED:
+            counts[2, key] += 1
+            sums[2] += 1
+        elif truth[r] == FALSE_REPORT:
+            counts[3, key] += 1
+            sums[3] += 1
+    return counts, sums
+
+
 class Recorder:
     def __init__(
         self,
@@ -78,6 +105,11 @@ class Recorder:
         self.upheld_today = 0
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
+        if out is not None:  # the graph never changes: write it while the run goes on
+            self.background = ThreadPoolExecutor(max_workers=1)
+            self.edges_written = self.background.submit(
+                write_batches, out / "edges.parquet", self._edges(), SORTED_COLUMNS["edges"]
+            )
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -128,28 +160,22 @@ class Recorder:
                 (first + appealed, rec.person[appealed], np.full(len(appealed), t, dtype=np.int32))
             )
         # True events and records per behaviour and group (for detection and chilling audits).
-        B = len(tb.behaviours)
-        grp = self.pop.group
-        counts = np.zeros((4, B * 2), dtype=np.int64)
-        counts[0] = np.bincount(beh * 2 + grp[actor], minlength=B * 2)
-        rkey = rec.behaviour.astype(np.int64) * 2 + grp[rec.person]
-        counts[1] = np.bincount(rkey, minlength=B * 2)
-        counts[2] = np.bincount(rkey[rec.truth == MISATTRIBUTED], minlength=B * 2)
-        counts[3] = np.bincount(rkey[rec.truth == FALSE_REPORT], minlength=B * 2)
+        counts, sums = tally(
+            beh, actor, rec.behaviour, rec.person, rec.truth, self.pop.group, tb.negative
+        )
         self.beh_daily.append(counts)
 
         st = sim.state
-        negative = tb.negative[rec.behaviour] == 1
         row: dict[str, Any] = {
             "day": t,
-            "true_negative": int((tb.negative[beh] == 1).sum()),
-            "true_positive": int((tb.negative[beh] == 0).sum()),
+            "true_negative": int(sums[0]),
+            "true_positive": len(beh) - int(sums[0]),
             "association_events": n_met,
-            "records_negative": int(negative.sum()),
-            "records_positive": int((~negative).sum()),
-            "records_correct": int((rec.truth == CORRECT).sum()),
-            "records_misattributed": int((rec.truth == MISATTRIBUTED).sum()),
-            "records_false_report": int((rec.truth == FALSE_REPORT).sum()),
+            "records_negative": int(sums[1]),
+            "records_positive": n - int(sums[1]),
+            "records_correct": n - int(sums[2]) - int(sums[3]),
+            "records_misattributed": int(sums[2]),
+            "records_false_report": int(sums[3]),
             "appeals_filed": len(appealed),
             "appeals_decided": self.decided_today,
             "appeals_upheld": self.upheld_today,
@@ -210,22 +236,27 @@ class Recorder:
                 np.full(len(open_p), -1, np.int32),
             )
         )
-        tables = self.tables = {
-            "daily": pa.Table.from_pylist(self.daily),
-            "behaviour_daily": self._behaviour_daily(),
-            "appeals": self._appeals(),
-            "persons": self._persons(sim),
-            "children": self._children(sim),
-            "edges": self._edges(),
+        tables: dict[str, Callable[[], Iterator[pa.RecordBatch] | pa.Table]] = {
+            "daily": lambda: pa.Table.from_pylist(self.daily),
+            "behaviour_daily": self._behaviour_daily,
+            "appeals": self._appeals,
+            "persons": lambda: self._persons(sim),
+            "children": lambda: self._children(sim),
         }
         if self.out is None:
+            tables["edges"] = self._edges
+            for name, build in tables.items():
+                self.tables[name] = as_table(build())
             for name, batches in self.memory.items():
                 self.tables[name] = pa.Table.from_batches(batches, schema=STREAM_SCHEMAS[name])
             return
         for name, writer in self.writers.items():
             writer.close(STREAM_SCHEMAS[name])
-        for name, table in tables.items():
-            write_table(self.out / f"{name}.parquet", table)
+        # One table at a time, in row chunks: a 100 M adult run never holds a whole copy.
+        for name, build in tables.items():
+            write_batches(self.out / f"{name}.parquet", build(), SORTED_COLUMNS.get(name, ()))
+        self.edges_written.result()  # re-raises a failed write here
+        self.background.shutdown()
         write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:
@@ -288,32 +319,35 @@ class Recorder:
             }
         )
 
-    def _persons(self, sim: Simulation) -> pa.Table:
+    def _persons(self, sim: Simulation) -> Iterator[pa.RecordBatch]:
         st, tb, pop = sim.state, self.tb, self.pop
         names = sorted({n for t in tb.tier_names for n in t})
         code = np.zeros((len(tb.packs), max(len(t) for t in tb.tier_names)), dtype=np.int16)
         for p, tiers in enumerate(tb.tier_names):
             for k, name in enumerate(tiers):
                 code[p, k] = names.index(name)
-        pk = tb.city_pack[pop.city]
-        cols: dict[str, Any] = {
-            "person": np.arange(pop.adults, dtype=np.int32),
-            "city": dictionary(pop.city, [c.name for c in self.cities]),
-            "group": dictionary(pop.group, list(GROUPS)),
-            "risk": pop.risk,
-            "civic": pop.civic,
-            "partner": pop.partner(np.arange(pop.adults)).astype(np.int32),
-            "degree": pop.degree().astype(np.int32),
-            "score": st.score[:, 0].copy(),
-            "shadow_score": st.score[:, 1].copy(),
-            "tier": dictionary(code[pk, st.tier[:, 0]], names),
-            "shadow_tier": dictionary(code[pk, st.tier[:, 1]], names),
-            "deter": st.deter,
-        }
-        for li, name in enumerate(tb.lists):
-            cols[f"on.{name}"] = (st.bits[:, 0] >> li & 1).astype(bool)
-            cols[f"shadow_on.{name}"] = (st.bits[:, 1] >> li & 1).astype(bool)
-        return pa.table(cols)
+        civic = pop.civic
+        for a, b in row_chunks(pop.adults):
+            pk = tb.city_pack[pop.city[a:b]]
+            bits = st.bits[a:b]
+            cols: dict[str, Any] = {
+                "person": np.arange(a, b, dtype=np.int32),
+                "city": dictionary(pop.city[a:b], [c.name for c in self.cities]),
+                "group": dictionary(pop.group[a:b], list(GROUPS)),
+                "risk": pop.risk_buckets.value[pop.risk_rank[a:b]],
+                "civic": civic[a:b],
+                "partner": pop.partner(np.arange(a, b)).astype(np.int32),
+                "degree": pop.nbr_degree[a:b].astype(np.int32),
+                "score": st.score[a:b, 0].copy(),
+                "shadow_score": st.score[a:b, 1].copy(),
+                "tier": dictionary(code[pk, st.tier[a:b, 0]], names),
+                "shadow_tier": dictionary(code[pk, st.tier[a:b, 1]], names),
+                "deter": st.deter_table[st.deter_level[a:b]],
+            }
+            for li, name in enumerate(tb.lists):
+                cols[f"on.{name}"] = (bits[:, 0] >> li & 1).astype(bool)
+                cols[f"shadow_on.{name}"] = (bits[:, 1] >> li & 1).astype(bool)
+            yield pa.record_batch(cols)
 
     def _children(self, sim: Simulation) -> pa.Table:
         pop, tb, bits = self.pop, self.tb, sim.state.bits[:, 0]
@@ -337,8 +371,25 @@ class Recorder:
             }
         )
 
-    def _edges(self) -> pa.Table:
+    def _edges(self) -> Iterator[pa.RecordBatch]:
+        """Each undirected edge once, as (a, b) with a < b, in chunks of adults."""
         pop = self.pop
-        src = np.repeat(np.arange(pop.adults, dtype=np.int32), pop.degree())
-        keep = src < pop.nbr
-        return pa.table({"a": src[keep], "b": pop.nbr[keep]})
+        for a, b in row_chunks(pop.adults):
+            lo = pop.nbr_block[a // NBR_BLOCK]
+            hi = pop.nbr_block[-(-b // NBR_BLOCK)] if b < pop.adults else len(pop.nbr)
+            src = np.repeat(np.arange(a, b, dtype=np.int32), pop.nbr_degree[a:b])
+            nbr = pop.nbr[lo:hi]
+            keep = src < nbr
+            yield pa.record_batch({"a": src[keep], "b": nbr[keep]})
+
+
+ROWS_PER_CHUNK = 1 << 22  # a multiple of the graph's block of adults
+
+
+def row_chunks(n: int) -> Iterator[tuple[int, int]]:
+    for a in range(0, n, ROWS_PER_CHUNK):
+        yield a, min(a + ROWS_PER_CHUNK, n)
+
+
+def as_table(built: Iterator[pa.RecordBatch] | pa.Table) -> pa.Table:
+    return built if isinstance(built, pa.Table) else pa.Table.from_batches(list(built))

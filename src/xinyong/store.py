@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class ChunkWriter:
 
     def __init__(self, folder: Path, rows_per_part: int = 2_000_000) -> None:
         self.folder = folder
+        self.sorted_columns = SORTED_COLUMNS.get(folder.name, ())
         folder.mkdir(parents=True, exist_ok=True)
         self.rows_per_part = rows_per_part
         self.batches: list[pa.RecordBatch] = []
@@ -82,7 +84,10 @@ class ChunkWriter:
         table = pa.Table.from_batches(self.batches)
         self.wait()
         self.pending = self.pool.submit(
-            write_table, self.folder / f"part-{self.parts:05d}.parquet", table
+            write_batches,
+            self.folder / f"part-{self.parts:05d}.parquet",
+            table,
+            self.sorted_columns,
         )
         self.parts += 1
         self.batches, self.rows = [], 0
@@ -97,13 +102,54 @@ class ChunkWriter:
         self.wait()
         self.pool.shutdown()
         if self.parts == 0:  # an empty table still has its columns
-            write_table(self.folder / "part-00000.parquet", schema.empty_table())
+            write_batches(self.folder / "part-00000.parquet", schema.empty_table())
 
 
-def write_table(path: Path, table: pa.Table) -> None:
-    """Write whole or not at all: a crash leaves no half-written file under the final name."""
+# Columns in increasing order, per table: the only ones whose min/max statistics let a reader
+# skip row groups. Statistics and dictionaries on the other columns cost a third of the
+# writing time and save nothing (person ids, points: near-unique or tiny after zstd).
+SORTED_COLUMNS = {
+    "records": ("record_id", "day"),
+    "daily": ("day",),
+    "behaviour_daily": ("day",),
+    "appeals": ("record_id",),
+    "persons": ("person",),
+    "children": ("child",),
+    "edges": ("a",),
+}
+
+
+def write_batches(
+    path: Path, batches: pa.Table | Iterable[pa.RecordBatch], sorted_columns: tuple[str, ...] = ()
+) -> None:
+    """Write whole or not at all: a crash leaves no half-written file under the final name.
+
+    Dictionary-coded columns keep Parquet dictionaries; increasing integer columns are delta
+    encoded and keep statistics (about 3x faster than the defaults, and smaller)."""
     tmp = path.with_name("." + path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    writer = None
+    try:
+        for batch in [batches] if isinstance(batches, pa.Table) else batches:
+            if writer is None:
+                fields = {f.name: f.type for f in batch.schema}
+                writer = pq.ParquetWriter(
+                    tmp,
+                    batch.schema,
+                    compression="zstd",
+                    use_dictionary=[n for n, t in fields.items() if pa.types.is_dictionary(t)],
+                    write_statistics=[n for n in sorted_columns if n in fields],
+                    column_encoding={
+                        n: "DELTA_BINARY_PACKED"
+                        for n in sorted_columns
+                        if pa.types.is_integer(fields[n])
+                    },
+                )
+            writer.write(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"{path.name}: nothing to write (not even a schema)")
     tmp.rename(path)
 
 
