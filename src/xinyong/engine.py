@@ -7,9 +7,8 @@ filed. The layers do the work; this file only sequences them and keeps the books
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from xinyong import consequences, observe, population, world
 from xinyong.buffers import headroom, with_capacity
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
+from xinyong.schedule import Pending, by_day
 from xinyong.scheme import lists, scoring
 from xinyong.scheme.compile import FOREVER, NO_TIER, Tables, compile_scenario
 from xinyong.scheme.state import SchemeState
@@ -41,24 +41,6 @@ class Records:
 
     def __len__(self) -> int:
         return len(self.person)
-
-
-@dataclass
-class Pending:
-    """Work scheduled for later days: expiries, appeal decisions, re-checks."""
-
-    expiries: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    appeals: dict[int, list[dict[str, np.ndarray]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    checks: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
-    # Record-entered listings and tier caps of the recorded world, for appeals (reading 16):
-    # person -> slot -> [[record_id, day, end(, tier)]]; slot -1 is the tier cap.
-    effects: dict[int, dict[int, list[list[int]]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(list))
-    )
 
 
 class Simulation:
@@ -184,10 +166,8 @@ class Simulation:
         delta[:, 0] = ap["applied"][live]
         self.score_sum += self.give_back(person, delta)
         # The record is gone: its expiry must no longer give the points back a second time.
-        for day in np.unique(ap["expiry_day"][live]):
-            if 0 <= day < self.sc.days:
-                sel = ap["expiry_day"][live] == day
-                self.pending.expiries[int(day)].append((person[sel], -delta[sel]))
+        for day, sel in by_day(ap["expiry_day"][live], None, t + 1, self.sc.days):
+            self.pending.expiries[day].append((person[sel], -delta[sel]))
         with_effects = upheld & ap["effects"]
         if with_effects.any():
             self.remove_effects(t, ap["record_id"][with_effects], ap["person"][with_effects])
@@ -342,13 +322,10 @@ class Simulation:
         )
         self.score_sum += applied.sum(axis=0)
         # Points given back at expiry; expiries after the last day need no bookkeeping.
-        keep = (expiry_day >= 0) & (expiry_day < self.sc.days) & (applied != 0).any(axis=1)
-        for day in np.unique(expiry_day[keep]):
-            sel = keep & (expiry_day == day)
-            self.pending.expiries[int(day)].append((rec.person[sel], applied[sel]))
-        due = (check_day >= 0) & (check_day < self.sc.days)
-        for day in np.unique(check_day[due]):
-            self.pending.checks[int(day)].append(rec.person[due & (check_day == day)])
+        for day, sel in by_day(expiry_day, (applied != 0).any(axis=1), t + 1, self.sc.days):
+            self.pending.expiries[day].append((rec.person[sel], applied[sel]))
+        for day, sel in by_day(check_day, None, t + 1, self.sc.days):
+            self.pending.checks[day].append(rec.person[sel])
         self.register_effects(t, rec, expiry_day, effect)
         return applied, expiry_day, effect
 
@@ -403,9 +380,8 @@ class Simulation:
             len(persons) * 2 * self.min_stay_lists,  # both worlds
         )
         self.recorder.spells_ended(spells)
-        due = ck_day < self.sc.days
-        for day in np.unique(ck_day[due]):
-            self.pending.checks[int(day)].append(ck_person[due & (ck_day == day)])
+        for day, sel in by_day(ck_day, None, t + 1, self.sc.days):
+            self.pending.checks[day].append(ck_person[sel])
 
     def file_appeals(
         self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray, effect: np.ndarray
