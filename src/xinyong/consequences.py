@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_members(
     bits0: np.ndarray,
     city: np.ndarray,
@@ -55,7 +55,7 @@ def scan_members(
     return distressed, assoc, settle
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def settle(
     rng,
     pi: float,

@@ -44,7 +44,7 @@ class GroupIndex:
         return cls(minority_before, start, size)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def nth_of_group(group, minority_before, g, r) -> int:
     """The adult of group g with r adults of that group below it."""
     n = group.shape[0]
@@ -65,7 +65,7 @@ def nth_of_group(group, minority_before, g, r) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def draw_victim(rng, actor, k, actor_group, weight, group, minority_before, start, size) -> int:
     """A victim among city k's adults other than `actor`, by group weight; -1 if none."""
     n0 = size[k, 0] - (1 if actor_group == 0 else 0)
@@ -80,7 +80,7 @@ def draw_victim(rng, actor, k, actor_group, weight, group, minority_before, star
             return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def observe(
     rng,
     actor: np.ndarray,
@@ -128,7 +128,7 @@ def observe(
     return person[:n].copy(), rbeh[:n].copy(), rchan[:n].copy(), truth[:n].copy(), ractor[:n].copy()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def false_reports(
     rng,
     capacity: int,

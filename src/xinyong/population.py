@@ -208,7 +208,7 @@ def _propose_edges(
     return targets
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Undirected union of proposals, without self-loops or duplicates, neighbours sorted.
     Returns (degree int64 [n], neighbours int32)."""
@@ -263,7 +263,7 @@ def block_offsets(degree: np.ndarray) -> np.ndarray:
     ]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def neighbours_start(i: int, nbr_block: np.ndarray, nbr_degree: np.ndarray) -> int:
     """Offset of adult i's first neighbour in `nbr`."""
     first = i - i % NBR_BLOCK

@@ -4,7 +4,7 @@ writes the end-of-run tables. Without a folder it keeps everything in memory (te
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ STREAM_SCHEMAS = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tally(beh, actor, rbeh, person, truth, group, negative):
     """One pass over the day's events and one over its records: counts [4, 2B] of true
     events, records, misattributed and false reports per (behaviour, group), and the numbers
@@ -105,6 +105,8 @@ class Recorder:
         self.upheld_today = 0
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
+        self.pipeline = ThreadPoolExecutor(max_workers=1)
+        self.booking: Future | None = None
         if out is not None:  # the graph never changes: write it while the run goes on
             self.background = ThreadPoolExecutor(max_workers=1)
             self.edges_written = self.background.submit(
@@ -131,9 +133,60 @@ class Recorder:
         expiry_day: np.ndarray,
         appealed: np.ndarray,
     ) -> None:
+        """Book day t. The counters are read now; the records batch and the tallies are built
+        on the recorder's thread while the simulation goes on (the day's arrays are never
+        written again). At most one day waits, so memory stays bounded."""
+        st = sim.state
+        tallied = None  # filled in on the recorder's thread
+        row: dict[str, Any] = {
+            "day": t,
+            "true_negative": tallied,
+            "true_positive": tallied,
+            "association_events": n_met,
+            "records_negative": tallied,
+            "records_positive": tallied,
+            "records_correct": tallied,
+            "records_misattributed": tallied,
+            "records_false_report": tallied,
+            "appeals_filed": len(appealed),
+            "appeals_decided": self.decided_today,
+            "appeals_upheld": self.upheld_today,
+            "settlements": self.settlements,
+            "mean_score": float(sim.score_sum[0]) / self.pop.adults,
+            "mean_shadow_score": float(sim.score_sum[1]) / self.pop.adults,
+        }
+        for li, name in enumerate(self.tb.lists):
+            row[f"list.{name}"] = int(st.list_count[0, li])
+            row[f"shadow_list.{name}"] = int(st.list_count[1, li])
+            row[f"wrongly_listed.{name}"] = int(st.wrong_count[li].sum())
+        for name, count in self._tier_counts(st.tier_count[0]).items():
+            row[f"tier.{name}"] = count
+        self.settlements = self.upheld_today = self.decided_today = 0
+        first = sim.next_record_id - len(rec)
+        self.wait_day()
+        self.booking = self.pipeline.submit(
+            self._book, row, t, first, actor, beh, rec, applied, expiry_day, appealed
+        )
+
+    def wait_day(self) -> None:
+        if self.booking is not None:
+            self.booking.result()  # re-raises a failure of the recorder's thread here
+            self.booking = None
+
+    def _book(
+        self,
+        row: dict[str, Any],
+        t: int,
+        first: int,
+        actor: np.ndarray,
+        beh: np.ndarray,
+        rec: Records,
+        applied: np.ndarray,
+        expiry_day: np.ndarray,
+        appealed: np.ndarray,
+    ) -> None:
         tb = self.tb
         n = len(rec)
-        first = sim.next_record_id - n
         was_appealed = np.zeros(n, dtype=bool)
         was_appealed[appealed] = True
         self._emit(
@@ -164,33 +217,14 @@ class Recorder:
             beh, actor, rec.behaviour, rec.person, rec.truth, self.pop.group, tb.negative
         )
         self.beh_daily.append(counts)
-
-        st = sim.state
-        row: dict[str, Any] = {
-            "day": t,
-            "true_negative": int(sums[0]),
-            "true_positive": len(beh) - int(sums[0]),
-            "association_events": n_met,
-            "records_negative": int(sums[1]),
-            "records_positive": n - int(sums[1]),
-            "records_correct": n - int(sums[2]) - int(sums[3]),
-            "records_misattributed": int(sums[2]),
-            "records_false_report": int(sums[3]),
-            "appeals_filed": len(appealed),
-            "appeals_decided": self.decided_today,
-            "appeals_upheld": self.upheld_today,
-            "settlements": self.settlements,
-            "mean_score": float(sim.score_sum[0]) / self.pop.adults,
-            "mean_shadow_score": float(sim.score_sum[1]) / self.pop.adults,
-        }
-        for li, name in enumerate(tb.lists):
-            row[f"list.{name}"] = int(st.list_count[0, li])
-            row[f"shadow_list.{name}"] = int(st.list_count[1, li])
-            row[f"wrongly_listed.{name}"] = int(st.wrong_count[li].sum())
-        for name, count in self._tier_counts(st.tier_count[0]).items():
-            row[f"tier.{name}"] = count
+        row["true_negative"] = int(sums[0])
+        row["true_positive"] = len(beh) - int(sums[0])
+        row["records_negative"] = int(sums[1])
+        row["records_positive"] = n - int(sums[1])
+        row["records_correct"] = n - int(sums[2]) - int(sums[3])
+        row["records_misattributed"] = int(sums[2])
+        row["records_false_report"] = int(sums[3])
         self.daily.append(row)
-        self.settlements = self.upheld_today = self.decided_today = 0
 
     def _tier_counts(self, tier_count: np.ndarray) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -224,6 +258,8 @@ class Recorder:
     # -- end of run ----------------------------------------------------------------------------
 
     def finish(self, sim: Simulation) -> None:
+        self.wait_day()
+        self.pipeline.shutdown()
         # Spells still open at T end with null.
         st = sim.state
         open_p, open_w, open_l = np.nonzero(st.since >= 0)

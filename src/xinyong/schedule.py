@@ -36,7 +36,7 @@ def by_day(
     return [(lo + int(d), idx[bounds[d] : bounds[d + 1]]) for d in np.flatnonzero(np.diff(bounds))]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _group_by_day(day: np.ndarray, keep: np.ndarray, lo: int, hi: int):
     bounds = np.zeros(max(hi - lo, 0) + 1, dtype=np.int64)
     for r in range(day.shape[0]):

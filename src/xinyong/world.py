@@ -32,7 +32,7 @@ BATCH = 256
 ONE_THIRD = 0.333333333333333333333333  # numpy's switch between its two geometric methods
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def geometric_skip(rng, p: float, log_q: float) -> int:
     """rng.geometric(p), bit for bit, with log1p(-p) computed once per bucket, not per draw."""
     if p >= 1.0:
@@ -42,7 +42,7 @@ def geometric_skip(rng, p: float, log_q: float) -> int:
     return np.int64(np.ceil(-rng.standard_exponential() / log_q))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_behaviour(
     rng,
     capacity: int,
@@ -134,7 +134,7 @@ def sample_behaviour(
     return n, actor[:n], beh[:n]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_association(
     rng,
     rho: float,

@@ -19,7 +19,7 @@ from xinyong.scheme.compile import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tier_of(score: int, thresholds: np.ndarray) -> int:
     k = 0
     while k < thresholds.shape[0] - 1 and score < thresholds[k]:
@@ -27,7 +27,7 @@ def tier_of(score: int, thresholds: np.ndarray) -> int:
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _holds(kind: int, tier_limit: int, tier: int) -> bool:
     # Tiers are indexed best first: "at most D" is index >= index(D).
     if kind == COND_AT_MOST:
@@ -37,7 +37,7 @@ def _holds(kind: int, tier_limit: int, tier: int) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def spell_capacity(bits: np.ndarray, persons: np.ndarray) -> int:
     """Listings held by these persons in both worlds: at most this many spells can end."""
     n = 0
@@ -50,7 +50,7 @@ def spell_capacity(bits: np.ndarray, persons: np.ndarray) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def evaluate(
     t: int,
     persons: np.ndarray,
@@ -184,13 +184,13 @@ def evaluate(
     return spells, ck_person[:nc].copy(), ck_day[:nc].copy()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mark(flags: np.ndarray, persons: np.ndarray) -> None:
     for x in range(persons.shape[0]):
         flags[persons[x]] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def take_marked(flags: np.ndarray, capacity: int) -> np.ndarray:
     """The marked persons in id order, each once, clearing their flags: a scan of one byte
     per adult, cheaper than sorting the day's persons (and it dedupes too)."""

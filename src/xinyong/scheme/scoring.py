@@ -9,8 +9,29 @@ from numba import njit
 
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
 
+PERSONS_PER_BIN = 16  # persons whose records are scored together: their state shares a few lines
 
-@njit(cache=True)
+
+@njit(cache=True, nogil=True)
+def person_order(person: np.ndarray, adults: int) -> np.ndarray:
+    """Record indices grouped by person bin (persons p // PERSONS_PER_BIN ascending), creation
+    order kept within a bin, so each person's records keep their order. A counting sort: two
+    passes over the records, and state is then read almost sequentially."""
+    bins = adults // PERSONS_PER_BIN + 1
+    fill = np.zeros(bins + 1, dtype=np.int64)
+    for r in range(person.shape[0]):
+        fill[person[r] // PERSONS_PER_BIN + 1] += 1
+    for b in range(bins):
+        fill[b + 1] += fill[b]
+    order = np.empty(person.shape[0], dtype=np.int64)
+    for r in range(person.shape[0]):
+        b = person[r] // PERSONS_PER_BIN
+        order[fill[b]] = r
+        fill[b] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
 def score_records(
     t: int,
     order: np.ndarray,
@@ -44,18 +65,26 @@ def score_records(
     expiry_day = np.full(n, -1, dtype=np.int32)
     check_day = np.full(n, -1, dtype=np.int32)
     effect = np.zeros(n, dtype=np.bool_)
-    n_lists = direct_slot.shape[0]
+    # Gather the records in scoring order first: independent loads, so the scoring loop
+    # reads them sequentially and only waits on the persons' state.
+    by_person = np.empty(n, dtype=np.int32)
+    by_beh = np.empty(n, dtype=np.int16)
+    by_truth = np.empty(n, dtype=np.uint8)
+    for x in range(n):
+        by_person[x] = person[order[x]]
+        by_beh[x] = beh[order[x]]
+        by_truth[x] = truth[order[x]]
     for x in range(n):
         r = order[x]
-        p = person[r]
-        b = beh[r]
+        p = by_person[x]
+        b = by_beh[x]
         k = city[p]
         pk = city_pack[k]
         pts = points[pk, b]
         if expiry[pk, b] > 0:
             expiry_day[r] = t + expiry[pk, b]
         for w in range(2):
-            if w == 1 and truth[r] != CORRECT:
+            if w == 1 and by_truth[x] != CORRECT:
                 break
             a = pts
             if cap[pk, b] > 0 and a != 0:
@@ -67,7 +96,7 @@ def score_records(
             a = new - score[p, w]
             score[p, w] = new
             applied[r, w] = a
-            for li in range(n_lists):
+            for li in range(direct_slot.shape[0]):
                 days = direct_days[k, b, li]
                 if days == 0:
                     continue
@@ -89,7 +118,7 @@ def score_records(
     return applied, expiry_day, check_day, effect
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reverse_points(
     score: np.ndarray,
     person: np.ndarray,
