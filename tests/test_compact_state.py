@@ -9,6 +9,8 @@ import xinyong
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, nth_of_group
 from xinyong.population import TraitBuckets, neighbours_start
+from xinyong.scheme.lists import mark, take_marked
+from xinyong.scheme.scoring import PERSONS_PER_BIN, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
 
 
@@ -65,3 +67,45 @@ def test_state_is_at_most_120_bytes_per_adult() -> None:
     sim = Simulation(xinyong.load_scenario("r1", adults=20_000, days=1))
     per_adult = sum(sim.state_nbytes().values()) / sim.pop.adults
     assert per_adult <= 120
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_trait_buckets_are_those_a_search_of_the_edges_gives(seed: int) -> None:
+    """The compiled counting sort puts every person in the bucket np.searchsorted finds,
+    including values on an edge, and keeps ids ascending within a bucket."""
+    rng = np.random.default_rng(seed)
+    edges = np.geomspace(0.1, 10, 49)
+    trait = np.concatenate([rng.lognormal(-0.5, 1, 3000).clip(0.1, 10), edges, [0.1, 10]])
+    rng.shuffle(trait)
+    tb = TraitBuckets.of(trait)
+    edges = np.geomspace(trait.min(), trait.max(), 49)
+    bucket = np.clip(np.searchsorted(edges, trait, side="right") - 1, 0, 47)
+    assert np.array_equal(tb.order, np.argsort(bucket, kind="stable"))
+    assert np.array_equal(np.diff(tb.start), np.bincount(bucket, minlength=48))
+    assert all(tb.upper[g] == trait[bucket == g].max(initial=0) for g in range(48))
+
+
+def test_one_valued_trait_is_one_bucket() -> None:
+    tb = TraitBuckets.of(np.full(7, 2.5))
+    assert tb.start.tolist() == [0, 7] and tb.upper.tolist() == [2.5]
+
+
+def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
+    rng = np.random.default_rng(1)
+    person = rng.integers(0, 1000, 20_000).astype(np.int32)
+    order = person_order(person, 1000)
+    assert np.array_equal(np.sort(order), np.arange(len(person)))
+    bins = person[order] // PERSONS_PER_BIN
+    assert (np.diff(bins) >= 0).all()
+    for p in (0, 17, 999):
+        mine = order[person[order] == p]
+        assert np.array_equal(mine, np.flatnonzero(person == p))
+
+
+def test_take_marked_is_the_marked_ids_once_and_clears_them() -> None:
+    flags = np.zeros(1000, dtype=np.uint8)
+    persons = np.array([5, 999, 5, 0, 64, 63], dtype=np.int32)
+    mark(flags, persons)
+    assert take_marked(flags, len(persons)).tolist() == [0, 5, 63, 64, 999]
+    assert not flags.any()
+    assert take_marked(flags, 0).tolist() == []

@@ -92,15 +92,17 @@ def run(
     sim.run(on_day)
     wall = time.perf_counter() - started
     result = Run({}, path, None if path is not None else sim.recorder.tables)
-    metrics = summary_metrics(result.connect(), sim.recorder.meta(), sc.days)
+    meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+    del sim  # the state is written out: free it before the summary queries (100 M adults)
+    metrics = summary_metrics(result.connect(), meta, sc.days)
     summary = {
         "scenario": sc.name,
         "adults": sc.adults,
-        "children": sim.pop.children,
+        "children": children,
         "days": sc.days,
         "seed": sc.seed,
         "wall_seconds": round(wall, 3),
-        "records": sim.next_record_id,
+        "records": records,
         **metrics,
     }
     result.summary = summary

@@ -33,13 +33,7 @@ class TraitBuckets:
     def of(cls, trait: np.ndarray, n_buckets: int = N_BUCKETS) -> TraitBuckets:
         lo, hi = float(trait.min()), float(trait.max())
         edges = np.array([lo, hi]) if hi <= lo else np.geomspace(lo, hi, n_buckets + 1)
-        bucket = np.clip(np.searchsorted(edges, trait, side="right") - 1, 0, len(edges) - 2)
-        order = np.argsort(bucket, kind="stable").astype(np.int32)
-        counts = np.bincount(bucket, minlength=len(edges) - 1)
-        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        upper = np.zeros(len(counts))
-        np.maximum.at(upper, bucket, trait)
-        return cls(order, start, upper, trait[order])
+        return cls(*_bucket_sort(trait, edges))
 
     def by_person(self) -> np.ndarray:
         """The trait indexed by person (a new array)."""
@@ -101,6 +95,41 @@ class Population:
     def nbr_start(self) -> np.ndarray:
         """Full CSR offsets [N+1] (a new int64 array)."""
         return np.concatenate([[0], np.cumsum(self.nbr_degree, dtype=np.int64)])
+
+
+@njit(cache=True, nogil=True)
+def _bucket_sort(trait: np.ndarray, edges: np.ndarray):
+    """Counting sort of persons into buckets [edges[g], edges[g+1]) (the last one closed),
+    ids ascending within a bucket: (order, start, upper, value) of TraitBuckets."""
+    n, g_count = trait.shape[0], edges.shape[0] - 1
+    log_lo, log_step = np.log(edges[0]), np.log(edges[-1] / edges[0]) / g_count
+    bucket = np.empty(n, dtype=np.int16)  # N_BUCKETS is far below 2**15
+    start = np.zeros(g_count + 1, dtype=np.int64)
+    upper = np.zeros(g_count)
+    for i in range(n):
+        x = trait[i]
+        # A first guess from the log, then corrected against the edges themselves, so the
+        # bucket is exactly the one a search of `edges` gives.
+        g = int((np.log(x) - log_lo) / log_step) if log_step > 0 else 0
+        g = min(max(g, 0), g_count - 1)
+        while g > 0 and x < edges[g]:
+            g -= 1
+        while g < g_count - 1 and x >= edges[g + 1]:
+            g += 1
+        bucket[i] = g
+        start[g + 1] += 1
+        upper[g] = max(upper[g], x)
+    for g in range(g_count):
+        start[g + 1] += start[g]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int32)
+    value = np.empty(n, dtype=trait.dtype)
+    for i in range(n):
+        j = fill[bucket[i]]
+        order[j] = i
+        value[j] = trait[i]
+        fill[bucket[i]] += 1
+    return order, start, upper, value
 
 
 def partner_of(i: np.ndarray, city_start: np.ndarray, city: np.ndarray) -> np.ndarray:

@@ -193,12 +193,12 @@ def mark(flags: np.ndarray, persons: np.ndarray) -> None:
 @njit(cache=True, nogil=True)
 def take_marked(flags: np.ndarray, capacity: int) -> np.ndarray:
     """The marked persons in id order, each once, clearing their flags: a scan of one byte
-    per adult, cheaper than sorting the day's persons (and it dedupes too)."""
-    out = np.empty(capacity, dtype=np.int32)
+    per adult, cheaper than sorting the day's persons (and it dedupes too). Branch-free:
+    every id is written and kept only if marked, so no misprediction per adult."""
+    out = np.empty(capacity + 1, dtype=np.int32)
     n = 0
     for i in range(flags.shape[0]):
-        if flags[i]:
-            flags[i] = 0
-            out[n] = i
-            n += 1
+        out[n] = i
+        n += flags[i] != 0
+        flags[i] = 0
     return out[:n].copy()
