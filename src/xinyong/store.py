@@ -141,7 +141,7 @@ def write_batches(
                     column_encoding={
                         n: "DELTA_BINARY_PACKED"
                         for n in sorted_columns
-                        if pa.types.is_integer(fields[n])
+                        if n in fields and pa.types.is_integer(fields[n])
                     },
                 )
             writer.write(batch)
