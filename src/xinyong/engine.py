@@ -8,6 +8,7 @@ filed. The layers do the work; this file only sequences them and keeps the books
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,17 @@ class Simulation:
             )
             for day, evs in scenario.script.items()
         }
-        seeds = np.random.SeedSequence(scenario.seed).spawn(6)
+        seeds = np.random.SeedSequence(scenario.seed).spawn(8)
         self.pop = population.generate(scenario, seeds[0])
-        self.rng_world, self.rng_assoc, self.rng_observe, self.rng_court, self.rng_appeals = (
-            np.random.default_rng(s) for s in seeds[1:]
-        )
+        (
+            self.rng_world,
+            self.rng_assoc,
+            self.rng_observe,
+            self.rng_court,
+            self.rng_appeals,
+            self.rng_world_positive,
+            self.rng_observe_positive,
+        ) = (np.random.default_rng(s) for s in seeds[1:])
         self.state = SchemeState.new(
             self.tb, self.pop.city, scenario.consequences.eta, scenario.consequences.deter_floor
         )
@@ -81,9 +88,16 @@ class Simulation:
         self.is_distressed = np.zeros(n, dtype=np.uint8)
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
         self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
-        self.candidates = world.expected_candidates(
-            self.tb.base, self.pop.risk_buckets, self.pop.civic_buckets, self.tb.negative
-        )
+        self.candidates = {
+            which: world.expected_candidates(
+                self.tb.base, self.pop.risk_buckets, self.pop.civic_buckets, self.tb.negative, which
+            )
+            for which in (world.NEGATIVE, world.POSITIVE)
+        }
+        # Positive behaviour and its observation read only fixed traits and population data,
+        # so the next day's are drawn on a worker thread while the current day runs.
+        self.ahead = ThreadPoolExecutor(max_workers=1)
+        self.positive_next: tuple[int, Future] | None = None
         self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
@@ -112,6 +126,7 @@ class Simulation:
             self.step(t)
             if on_day is not None:
                 on_day(t)
+        self.ahead.shutdown()
         self.recorder.finish(self)
 
     def step(self, t: int) -> None:
@@ -120,11 +135,13 @@ class Simulation:
         touched += self.expire(t)  # 1
         touched += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
+        pos_actor, pos_beh, pos_records = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh = self.behaviour(t, start_of_day["distressed"])  # 4
         met = self.association(start_of_day["assoc"])  # 5
         actor = np.concatenate([actor, met])
         beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
-        records = self.observe(actor, beh)  # 6 (true events of steps 4-5)
+        records = self.observe(actor, beh, pos_records)  # 6 (true events of steps 4-5)
+        actor, beh = np.concatenate([actor, pos_actor]), np.concatenate([beh, pos_beh])
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
         touched.append(records.person)
         touched += self.pending.checks.pop(t, [])
@@ -219,14 +236,47 @@ class Simulation:
             self.tiers_and_lists(t, settled, full=False)
 
     def behaviour(self, t: int, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rb, cb, tb = self.pop.risk_buckets, self.pop.civic_buckets, self.tb
-        expected = self.candidates + len(distressed) * float(
+        """Negative behaviour (and the day's scripted events)."""
+        tb = self.tb
+        expected = self.candidates[world.NEGATIVE] + len(distressed) * float(
             tb.base[tb.distress_context == 1].sum()
         )
-        actor, beh = with_capacity(
-            self.rng_world,
+        actor, beh = self.sample_behaviour(self.rng_world, expected, world.NEGATIVE, distressed)
+        if t in self.script:
+            actor = np.concatenate([actor, self.script[t][0]])
+            beh = np.concatenate([beh, self.script[t][1]])
+        return actor, beh
+
+    def positive_behaviour(self, t: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Day t's positive events and their records, as drawn ahead, and the next day's
+        drawing started."""
+        if self.positive_next is not None and self.positive_next[0] == t:
+            drawn = self.positive_next[1].result()
+        else:  # not drawn ahead: the first day, or days stepped out of order
+            drawn = self.draw_positive()
+        self.positive_next = None
+        if t + 1 < self.sc.days:
+            self.positive_next = (t + 1, self.ahead.submit(self.draw_positive))
+        return drawn
+
+    def draw_positive(self) -> tuple[np.ndarray, np.ndarray, tuple]:
+        actor, beh = self.sample_behaviour(
+            self.rng_world_positive,
+            self.candidates[world.POSITIVE],
+            world.POSITIVE,
+            np.empty(0, dtype=np.int32),
+        )
+        return actor, beh, self.detect(self.rng_observe_positive, actor, beh)
+
+    def sample_behaviour(
+        self, rng: np.random.Generator, expected: float, which: int, distressed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rb, cb, tb = self.pop.risk_buckets, self.pop.civic_buckets, self.tb
+        return with_capacity(
+            rng,
             headroom(expected),
             world.sample_behaviour,
+            which,
             tb.base,
             tb.negative,
             tb.distress_context,
@@ -245,10 +295,6 @@ class Simulation:
             self.is_distressed,
             distressed,
         )
-        if t in self.script:
-            actor = np.concatenate([actor, self.script[t][0]])
-            beh = np.concatenate([beh, self.script[t][1]])
-        return actor, beh
 
     def association(self, listed: np.ndarray) -> np.ndarray:
         return world.sample_association(
@@ -261,22 +307,11 @@ class Simulation:
             self.listed_nbrs,
         )
 
-    def observe(self, actor: np.ndarray, beh: np.ndarray) -> Records:
+    def observe(self, actor: np.ndarray, beh: np.ndarray, positive: tuple) -> Records:
+        """Records of the negative and association events, then the positive events' records
+        (observed ahead), then false reports."""
         tb, g, pop = self.tb, self.groups, self.pop
-        seen = observe.observe(
-            self.rng_observe,
-            actor,
-            beh,
-            tb.channel,
-            tb.detect,
-            tb.misattribute,
-            tb.weight,
-            pop.city,
-            pop.group,
-            g.minority_before,
-            g.start,
-            g.size,
-        )
+        seen = self.detect(self.rng_observe, actor, beh)
         c = tb.false_report_channel
         rate = self.sc.observation.false_report_rate
         false = with_capacity(
@@ -293,7 +328,24 @@ class Simulation:
             g.start,
             g.size,
         )
-        return Records.concat([seen, false])
+        return Records.concat([seen, positive, false])
+
+    def detect(self, rng: np.random.Generator, actor: np.ndarray, beh: np.ndarray) -> tuple:
+        tb, g, pop = self.tb, self.groups, self.pop
+        return observe.observe(
+            rng,
+            actor,
+            beh,
+            tb.channel,
+            tb.detect,
+            tb.misattribute,
+            tb.weight,
+            pop.city,
+            pop.group,
+            g.minority_before,
+            g.start,
+            g.size,
+        )
 
     def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tb, st = self.tb, self.state

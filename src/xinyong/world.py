@@ -15,13 +15,16 @@ from numba import njit
 
 from xinyong.population import TraitBuckets, neighbours_start
 
+NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
+
 
 def expected_candidates(
-    base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets, negative: np.ndarray
+    base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets, negative: np.ndarray, which: int
 ) -> float:
-    """Mean number of thinning candidates per day: a bound on the mean number of events."""
+    """Mean number of thinning candidates per day for the negative or the positive
+    behaviours: a bound on the mean number of their events."""
     total = 0.0
-    for b in range(len(base)):
+    for b in np.flatnonzero(negative == which):
         tb = risk if negative[b] else civic
         sizes = np.diff(tb.start)
         total += float((np.minimum(1.0, base[b] * tb.upper) * sizes).sum())
@@ -46,6 +49,7 @@ def geometric_skip(rng, p: float, log_q: float) -> int:
 def sample_behaviour(
     rng,
     capacity: int,
+    which: int,
     base: np.ndarray,
     negative: np.ndarray,
     distress_context: np.ndarray,
@@ -64,15 +68,15 @@ def sample_behaviour(
     is_distressed: np.ndarray,
     distressed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """True events of one day as (n, actor, behaviour), at most one per pair; n = -1 when
-    `capacity` is too small."""
+    """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
+    as (n, actor, behaviour), at most one per pair; n = -1 when `capacity` is too small."""
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
     cand = np.empty(BATCH, dtype=np.int64)
     u = np.empty(BATCH, dtype=np.float64)
     n = 0
     for b in range(base.shape[0]):
-        if base[b] <= 0.0:
+        if base[b] <= 0.0 or negative[b] != which:
             continue
         neg = negative[b] == 1
         skip_distressed = neg and distress_context[b] == 1 and distressed.shape[0] > 0
@@ -119,7 +123,7 @@ def sample_behaviour(
                         n += 1
     # Distressed adults: their distress-context behaviours at the raised probability.
     for b in range(base.shape[0]):
-        if base[b] <= 0.0 or negative[b] == 0 or distress_context[b] == 0:
+        if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or distress_context[b] == 0:
             continue
         for j in range(distressed.shape[0]):
             i = distressed[j]
