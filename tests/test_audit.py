@@ -12,6 +12,7 @@ from tests.conftest import quiet_scenario
 from xinyong.audit import stats
 from xinyong.audit.audit import audit, audit_one
 from xinyong.audit.compare import compare
+from xinyong.audit.metrics import baseline_scenario
 
 # Two adults start at 600 (grade C). Adult 0 jaywalks on a camera that always blames the
 # other adult, and runs a red light on a sensor that is always right: both fall to grade D
@@ -134,6 +135,27 @@ def test_scheme_off_world_is_the_same_world_when_nothing_feeds_back(tmp_path: Pa
     doc = audit_one(tmp_path / "run", baseline=True)
     assert all(r["events"] == r["baseline_events"] for r in doc["behaviour"])
     assert doc["metrics"]["negative_events_change"]["value"] == 0.0
+
+
+def test_positive_events_are_common_to_both_worlds_when_negative_ones_feed_back() -> None:
+    """Positive behaviour has streams of its own: strong deterrence changes the negative
+    events of the scheme-on world, and not one positive event or record."""
+    sc = xinyong.load_scenario(
+        "r1", adults=2000, days=60, seed=5, overrides={"consequences.eta": 0.3}
+    )
+    on, off = xinyong.run(sc), xinyong.run(baseline_scenario(sc))
+    names: dict[bool, str] = {}
+    for negative in (True, False):
+        names[negative] = ", ".join(
+            f"'{name}'" for name, b in sc.behaviours.items() if (b.sign == "negative") == negative
+        )
+    events = "SELECT behaviour, sum(true_events)::BIGINT FROM behaviour_daily WHERE behaviour IN "
+    for negative in (True, False):
+        query = f"{events} ({names[negative]}) GROUP BY ALL ORDER BY ALL"
+        same = on.sql(query) == off.sql(query)
+        assert same != negative  # negative events differ, positive events are the same
+    records = f"SELECT * EXCLUDE (record_id) FROM records WHERE behaviour IN ({names[False]})"
+    assert on.sql(records + " ORDER BY ALL") == off.sql(records + " ORDER BY ALL")
 
 
 def test_deterrence_lowers_negative_events(tmp_path: Path) -> None:
