@@ -9,7 +9,7 @@ import xinyong
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, nth_of_group
 from xinyong.population import TraitBuckets, neighbours_start
-from xinyong.scheme.lists import mark, take_marked
+from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, mark, take_marked
 from xinyong.scheme.scoring import PERSONS_PER_BIN, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
 
@@ -102,10 +102,12 @@ def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
         assert np.array_equal(mine, np.flatnonzero(person == p))
 
 
-def test_take_marked_is_the_marked_ids_once_and_clears_them() -> None:
+def test_take_marked_is_the_marked_ids_once_with_their_reasons_and_clears_them() -> None:
     flags = np.zeros(1000, dtype=np.uint8)
-    persons = np.array([5, 999, 5, 0, 64, 63], dtype=np.int32)
-    mark(flags, persons)
-    assert take_marked(flags, len(persons)).tolist() == [0, 5, 63, 64, 999]
+    mark(flags, np.array([5, 999, 5, 0, 64], dtype=np.int32), SCORE_CHANGED)
+    mark(flags, np.array([63, 5], dtype=np.int32), RECHECK)
+    persons, reasons = take_marked(flags, 7)
+    assert persons.tolist() == [0, 5, 63, 64, 999]
+    assert reasons.tolist() == [1, 3, 2, 1, 1]
     assert not flags.any()
-    assert take_marked(flags, 0).tolist() == []
+    assert [a.tolist() for a in take_marked(flags, 0)] == [[], []]

@@ -131,3 +131,19 @@ def test_several_cities_report_tiers_and_lists_per_city() -> None:
         assert len(shares) >= 5 and abs(sum(shares) - 1) < 1e-9
     assert "tier_share_by_city.xiamen.excellent" in s
     assert "tier_share.AAA" in s  # MODEL.md's pooled keys stay
+
+
+def test_skipping_rules_when_the_tier_holds_changes_nothing(monkeypatch) -> None:
+    """Persons whose score changed but whose tier did not keep their lists without the rules
+    being read. Evaluating everyone's rules instead gives the same spells, lists and daily
+    counts (a stressed run with minimum stays, direct listings and settlement)."""
+    from xinyong.scheme import lists
+
+    sc = load_scenario("s1", adults=3000, days=400, seed=11)
+    fast = xinyong.run(sc)
+    monkeypatch.setattr(lists, "SCORE_CHANGED", lists.RECHECK)  # every mark asks for the rules
+    full = xinyong.run(sc)
+    for table in ("spells", "persons", "daily"):
+        query = f"SELECT * FROM {table} ORDER BY ALL"
+        assert fast.sql(query) == full.sql(query), table
+    assert fast.sql("SELECT count(*) FROM spells").column(0)[0].as_py() > 100

@@ -131,9 +131,11 @@ class Simulation:
 
     def step(self, t: int) -> None:
         start_of_day = self.scan_lists()
-        touched = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
-        touched += self.expire(t)  # 1
-        touched += self.decide_appeals(t)  # 2
+        # Persons to re-evaluate at steps 8-9: whose score changed, and whom a rule may move
+        # without a change of tier (a listing or tier cap begun or ended, a minimum stay over).
+        recheck = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
+        changed = self.expire(t)  # 1
+        changed += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
         pos_actor, pos_beh, pos_records = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh = self.behaviour(t, start_of_day["distressed"])  # 4
@@ -143,13 +145,15 @@ class Simulation:
         records = self.observe(actor, beh, pos_records)  # 6 (true events of steps 4-5)
         actor, beh = np.concatenate([actor, pos_actor]), np.concatenate([beh, pos_beh])
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
-        touched.append(records.person)
-        touched += self.pending.checks.pop(t, [])
-        for persons in touched:
-            lists.mark(self.touched, persons)
+        changed.append(records.person)
+        recheck.append(records.person[effect])
+        recheck += self.pending.checks.pop(t, [])
+        for group, reason in ((changed, lists.SCORE_CHANGED), (recheck, lists.RECHECK)):
+            for persons in group:
+                lists.mark(self.touched, persons, reason)
         # Each person once, in memory order.
-        persons = lists.take_marked(self.touched, sum(len(p) for p in touched))
-        self.tiers_and_lists(t, persons, full=True)  # 8-9
+        persons, reasons = lists.take_marked(self.touched, sum(map(len, changed + recheck)))
+        self.tiers_and_lists(t, persons, reasons)  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
 
@@ -219,7 +223,7 @@ class Simulation:
                 spell = st.since[p, 0, li] if st.bits[p, 0] >> li & 1 else t + 1
                 live = [e for e in entries if e[1] >= spell]
                 st.direct_end[p, 0, slot] = max((e[2] for e in live), default=-1)
-        self.tiers_and_lists(t, np.unique(persons).astype(np.int32), full=False)
+        self.record_entered_lists(t, np.unique(persons).astype(np.int32))
 
     def court_performance(self, t: int, members: np.ndarray) -> None:
         settled = consequences.settle(
@@ -233,7 +237,7 @@ class Simulation:
         )
         self.recorder.settlements += len(settled)
         if len(settled):
-            self.tiers_and_lists(t, settled, full=False)
+            self.record_entered_lists(t, settled)
 
     def behaviour(self, t: int, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Negative behaviour (and the day's scripted events)."""
@@ -407,11 +411,19 @@ class Simulation:
                 tier = int(tb.tier_cap[tb.city_pack[k[r]], b])
                 self.pending.effects[p][-1].append([rid, t, int(expiry_day[r]) - 1, tier])
 
-    def tiers_and_lists(self, t: int, persons: np.ndarray, full: bool) -> None:
+    def record_entered_lists(self, t: int, persons: np.ndarray) -> None:
+        """Settlement and upheld appeals end record-entered listings at once (steps 2-3)."""
+        reasons = np.full(len(persons), lists.RECHECK, dtype=np.uint8)
+        self.tiers_and_lists(t, persons, reasons, full=False)
+
+    def tiers_and_lists(
+        self, t: int, persons: np.ndarray, reasons: np.ndarray, full: bool = True
+    ) -> None:
         tb, st, pop = self.tb, self.state, self.pop
         spells, ck_person, ck_day = lists.evaluate(
             t,
             persons,
+            reasons,
             full,
             pop.city,
             pop.group,

@@ -18,6 +18,11 @@ from xinyong.scheme.compile import (
     NO_TIER,
 )
 
+# Why a person is re-evaluated at steps 8-9 (flags, or-ed). A person whose score changed but
+# whose tier did not keeps its lists: the rules read the tier, the day (only where a minimum
+# stay or a timed listing ends, which schedules a re-check) and record-entered listings.
+SCORE_CHANGED, RECHECK = 1, 2
+
 
 @njit(cache=True, nogil=True)
 def tier_of(score: int, thresholds: np.ndarray) -> int:
@@ -54,6 +59,7 @@ def spell_capacity(bits: np.ndarray, persons: np.ndarray) -> int:
 def evaluate(
     t: int,
     persons: np.ndarray,
+    reasons: np.ndarray,
     full: bool,
     city: np.ndarray,
     group: np.ndarray,
@@ -117,6 +123,8 @@ def evaluate(
                         tier_count[w, pk, tier[p, w]] -= 1
                     tier_count[w, pk, tr] += 1
                     tier[p, w] = tr
+                elif reasons[x] == SCORE_CHANGED:
+                    continue  # same tier and nothing else due: no rule's outcome can change
             tr = tier[p, w]
             old = bits[p, w]
             cond = cond_bits[p, w]
@@ -185,20 +193,22 @@ def evaluate(
 
 
 @njit(cache=True, nogil=True)
-def mark(flags: np.ndarray, persons: np.ndarray) -> None:
+def mark(flags: np.ndarray, persons: np.ndarray, reason: int) -> None:
     for x in range(persons.shape[0]):
-        flags[persons[x]] = 1
+        flags[persons[x]] |= reason
 
 
 @njit(cache=True, nogil=True)
-def take_marked(flags: np.ndarray, capacity: int) -> np.ndarray:
-    """The marked persons in id order, each once, clearing their flags: a scan of one byte
-    per adult, cheaper than sorting the day's persons (and it dedupes too). Branch-free:
-    every id is written and kept only if marked, so no misprediction per adult."""
+def take_marked(flags: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """The marked persons in id order, each once, and their reasons, clearing the flags: a
+    scan of one byte per adult, cheaper than sorting the day's persons (and it dedupes too).
+    Branch-free: every id is written and kept only if marked, so no misprediction per adult."""
     out = np.empty(capacity + 1, dtype=np.int32)
+    reasons = np.empty(capacity + 1, dtype=np.uint8)
     n = 0
     for i in range(flags.shape[0]):
         out[n] = i
+        reasons[n] = flags[i]
         n += flags[i] != 0
         flags[i] = 0
-    return out[:n].copy()
+    return out[:n].copy(), reasons[:n].copy()
