@@ -9,7 +9,7 @@ from numba import njit
 
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
 
-PERSONS_PER_BIN = 16  # persons whose records are scored together: their state shares a few lines
+PERSONS_PER_BIN = 32  # persons whose records are scored together: their state shares lines
 
 
 @njit(cache=True, nogil=True)
