@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import xinyong
+from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, nth_of_group
 from xinyong.population import TraitBuckets, neighbours_start
-from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, mark, take_marked
+from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import PERSONS_PER_BIN, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
 
@@ -102,12 +103,34 @@ def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
         assert np.array_equal(mine, np.flatnonzero(person == p))
 
 
-def test_take_marked_is_the_marked_ids_once_with_their_reasons_and_clears_them() -> None:
-    flags = np.zeros(1000, dtype=np.uint8)
-    mark(flags, np.array([5, 999, 5, 0, 64], dtype=np.int32), SCORE_CHANGED)
-    mark(flags, np.array([63, 5], dtype=np.int32), RECHECK)
-    persons, reasons = take_marked(flags, 7)
-    assert persons.tolist() == [0, 5, 63, 64, 999]
-    assert reasons.tolist() == [1, 3, 2, 1, 1]
-    assert not flags.any()
-    assert [a.tolist() for a in take_marked(flags, 0)] == [[], []]
+@pytest.mark.parametrize("adults", [1, 2, 1000, 5000, 1 << 24, (1 << 24) + 1])
+def test_sorted_unique_is_each_person_once_in_id_order_with_reasons_or_ed(adults: int) -> None:
+    rng = np.random.default_rng(adults)
+    persons = rng.integers(0, adults, 3000).astype(np.int32)
+    reasons = rng.choice(np.array([SCORE_CHANGED, RECHECK], dtype=np.uint8), 3000)
+    got, why = sorted_unique(persons, reasons, adults)
+    assert np.array_equal(got, np.unique(persons))
+    for p, r in zip(got[:50], why[:50], strict=True):
+        assert r == np.bitwise_or.reduce(reasons[persons == p])
+    empty = sorted_unique(np.empty(0, np.int32), np.empty(0, np.uint8), adults)
+    assert [a.tolist() for a in empty] == [[], []]
+
+
+def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
+    """The incremental start-of-day members equal a scan of every adult's bits."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    city = rng.integers(0, 2, n).astype(np.uint8)
+    mask_by_city = np.array([0b01, 0b10], dtype=np.int64)
+    bits = rng.integers(0, 4, n).astype(np.uint8)
+    members = np.flatnonzero(bits & mask_by_city[city]).astype(np.int32)
+    flags = np.zeros(n, dtype=np.uint8)
+    flags[members] = 1
+    for _ in range(5):
+        moved = np.unique(rng.integers(0, n, 300)).astype(np.int32)
+        bits[moved] = rng.integers(0, 4, len(moved))
+        members = update_members(members, moved, bits, city, mask_by_city)
+        set_flags(flags, moved, members)
+        expected = np.flatnonzero(bits & mask_by_city[city])
+        assert np.array_equal(members, expected)
+        assert np.array_equal(np.flatnonzero(flags), expected)

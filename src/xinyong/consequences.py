@@ -13,46 +13,45 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def scan_members(
+def update_members(
+    members: np.ndarray,
+    moved: np.ndarray,
     bits0: np.ndarray,
     city: np.ndarray,
-    distress_mask: np.ndarray,
-    assoc_bit: int,
-    settle_mask: int,
-    is_distressed: np.ndarray,
-):
-    """Start-of-day view of the recorded lists: who is distressed (fills `is_distressed`), who
-    is on the association list, who is on a list left by settlement."""
-    n = bits0.shape[0]
-    nd = na = ns = 0
-    for i in range(n):
-        b = bits0[i]
-        if b == 0:
-            is_distressed[i] = 0
-            continue
-        d = (b & distress_mask[city[i]]) != 0
-        is_distressed[i] = d
-        nd += d
-        na += (b & assoc_bit) != 0
-        ns += (b & settle_mask) != 0
-    distressed = np.empty(nd, dtype=np.int32)
-    assoc = np.empty(na, dtype=np.int32)
-    settle = np.empty(ns, dtype=np.int32)
-    nd = na = ns = 0
-    for i in range(n):
-        b = bits0[i]
-        if b == 0:
-            continue
-        if is_distressed[i]:
-            distressed[nd] = i
-            nd += 1
-        if b & assoc_bit:
-            assoc[na] = i
-            na += 1
-        if b & settle_mask:
-            settle[ns] = i
-            ns += 1
-    return distressed, assoc, settle
+    mask_by_city: np.ndarray,
+) -> np.ndarray:
+    """The adults whose recorded lists meet a city's mask, kept up to date from the last
+    members and the adults whose lists changed since (both in id order): a merge, so the
+    cost grows with the changes and the members, not with all adults."""
+    out = np.empty(members.shape[0] + moved.shape[0], dtype=np.int32)
+    n = i = 0
+    for j in range(moved.shape[0] + 1):
+        stop = moved[j] if j < moved.shape[0] else np.iinfo(np.int32).max
+        while i < members.shape[0] and members[i] < stop:
+            out[n] = members[i]
+            n += 1
+            i += 1
+        if j == moved.shape[0]:
+            break
+        if i < members.shape[0] and members[i] == stop:
+            i += 1  # re-decided below
+        p = moved[j]
+        if bits0[p] & mask_by_city[city[p]]:
+            out[n] = p
+            n += 1
+    return out[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def set_flags(flags: np.ndarray, persons: np.ndarray, members: np.ndarray) -> None:
+    """flags[p] = 1 if p is among `members`, else 0, for each of `persons` (both in id
+    order)."""
+    i = 0
+    for x in range(persons.shape[0]):
+        p = persons[x]
+        while i < members.shape[0] and members[i] < p:
+            i += 1
+        flags[p] = 1 if i < members.shape[0] and members[i] == p else 0
 
 
 @njit(cache=True, nogil=True)

@@ -80,12 +80,21 @@ class Simulation:
         self.groups = observe.GroupIndex.of(self.pop.city, self.pop.group, len(scenario.cities))
         self.pending = Pending()
         n = self.pop.adults
-        # A zeroed byte per adult, zeroed again after each use: step 5 counts listed
-        # neighbours in it (never more than a degree), step 8 marks persons to re-evaluate.
-        self.touched = np.zeros(n, dtype=np.uint8)
-        wide = self.pop.nbr_degree.dtype != np.uint8
-        self.listed_nbrs = np.zeros(n, dtype=np.uint16) if wide else self.touched
+        # Zeroed, and zeroed again after each use: step 5 counts listed neighbours in it.
+        self.listed_nbrs = np.zeros(n, dtype=self.pop.nbr_degree.dtype)
         self.is_distressed = np.zeros(n, dtype=np.uint8)
+        # Start-of-day members of the recorded lists that steps 3-5 read (nobody is listed
+        # before day 0), and the adults whose recorded lists changed since.
+        self.members = {
+            name: np.empty(0, dtype=np.int32) for name in ("distressed", "assoc", "settle")
+        }
+        k = len(scenario.cities)
+        self.member_masks = {
+            "distressed": self.tb.distress_mask,
+            "assoc": np.full(k, self.tb.assoc_bit, dtype=np.int64),
+            "settle": np.full(k, self.tb.settle_mask, dtype=np.int64),
+        }
+        self.moved: list[np.ndarray] = []
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
         self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
         self.candidates = {
@@ -115,7 +124,7 @@ class Simulation:
                 for key in obj.__dataclass_fields__:
                     walk(getattr(obj, key), f"{name}.{key}")
 
-        for key in ("pop", "state", "groups", "touched", "listed_nbrs", "is_distressed"):
+        for key in ("pop", "state", "groups", "listed_nbrs", "is_distressed"):
             walk(getattr(self, key), key)
         return dict(seen.values())
 
@@ -130,7 +139,7 @@ class Simulation:
         self.recorder.finish(self)
 
     def step(self, t: int) -> None:
-        start_of_day = self.scan_lists()
+        start_of_day = self.lists_at_start_of_day()
         # Persons to re-evaluate at steps 8-9: whose score changed, and whom a rule may move
         # without a change of tier (a listing or tier cap begun or ended, a minimum stay over).
         recheck = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
@@ -148,28 +157,32 @@ class Simulation:
         changed.append(records.person)
         recheck.append(records.person[effect])
         recheck += self.pending.checks.pop(t, [])
-        for group, reason in ((changed, lists.SCORE_CHANGED), (recheck, lists.RECHECK)):
-            for persons in group:
-                lists.mark(self.touched, persons, reason)
+        reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
+        reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
         # Each person once, in memory order.
-        persons, reasons = lists.take_marked(self.touched, sum(map(len, changed + recheck)))
+        persons, reasons = lists.sorted_unique(
+            np.concatenate(changed + recheck), np.concatenate(reasons), self.pop.adults
+        )
         self.tiers_and_lists(t, persons, reasons)  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def scan_lists(self) -> dict[str, np.ndarray]:
-        """The recorded lists as they stood after the previous day's step 9."""
-        distressed, assoc, settle = consequences.scan_members(
-            self.state.bits[:, 0],
-            self.pop.city,
-            self.tb.distress_mask,
-            self.tb.assoc_bit,
-            self.tb.settle_mask,
-            self.is_distressed,
-        )
-        return {"distressed": distressed, "assoc": assoc, "settle": settle}
+    def lists_at_start_of_day(self) -> dict[str, np.ndarray]:
+        """The recorded lists as they stood after the previous day's step 9: who is
+        distressed (also flagged in `is_distressed`), who is on the association list, who is on
+        a list left by settlement. Kept up to date from the adults whose lists changed."""
+        if self.moved:
+            moved = np.concatenate(self.moved)
+            moved, _ = lists.sorted_unique(moved, np.zeros(len(moved), np.uint8), self.pop.adults)
+            for name, members in self.members.items():
+                self.members[name] = consequences.update_members(
+                    members, moved, self.state.bits[:, 0], self.pop.city, self.member_masks[name]
+                )
+            consequences.set_flags(self.is_distressed, moved, self.members["distressed"])
+            self.moved = []
+        return self.members
 
     def expire(self, t: int) -> list[np.ndarray]:
         if t > 0 and t % YEAR == 0:
@@ -420,7 +433,7 @@ class Simulation:
         self, t: int, persons: np.ndarray, reasons: np.ndarray, full: bool = True
     ) -> None:
         tb, st, pop = self.tb, self.state, self.pop
-        spells, ck_person, ck_day = lists.evaluate(
+        spells, ck_person, ck_day, moved = lists.evaluate(
             t,
             persons,
             reasons,
@@ -450,6 +463,7 @@ class Simulation:
             len(persons) * 2 * self.min_stay_lists,  # both worlds
         )
         self.recorder.spells_ended(spells)
+        self.moved.append(moved)
         for day, sel in by_day(ck_day, None, t + 1, self.sc.days):
             self.pending.checks[day].append(ck_person[sel])
 

@@ -89,9 +89,9 @@ def evaluate(
 
     With `full`, the tier is recomputed and tier conditions applied (step 8-9); without,
     only record-entered listings are (settlement and appeals, steps 2-3). Returns the spells
-    that ended (person, list, world, start, end) and min-stay checks due (person, day). The
-    capacities bound them: the listings held by `persons`, and persons x worlds x min-stay
-    lists.
+    that ended (person, list, world, start, end), min-stay checks due (person, day) and the
+    persons whose recorded lists changed. The capacities bound them: the listings held by
+    `persons`, and persons x worlds x min-stay lists.
     """
     n_lists = direct_slot.shape[0]
     has_cap = tiercap_end.shape[0] > 0
@@ -104,6 +104,8 @@ def evaluate(
     ck_person = np.empty(check_capacity, dtype=np.int32)
     ck_day = np.empty(check_capacity, dtype=np.int32)
     nc = 0
+    moved = np.empty(persons.shape[0], dtype=np.int32)
+    nm = 0
     for x in range(persons.shape[0]):
         p = persons[x]
         k = city[p]
@@ -172,6 +174,9 @@ def evaluate(
             cond_bits[p, w] = cond
             bits[p, w] = new
         old_wrong = old0 & ~old1
+        if bits[p, 0] != old0:
+            moved[nm] = p
+            nm += 1
         new_wrong = bits[p, 0] & ~bits[p, 1]
         if old_wrong != new_wrong:
             g = group[p]
@@ -189,26 +194,47 @@ def evaluate(
         sp_start[:ns].copy(),
         sp_end[:ns].copy(),
     )
-    return spells, ck_person[:nc].copy(), ck_day[:nc].copy()
+    return spells, ck_person[:nc].copy(), ck_day[:nc].copy(), moved[:nm].copy()
+
+
+RADIX_BITS = 12  # at most: digits of 4,096 buckets keep each pass's scatter in cache
 
 
 @njit(cache=True, nogil=True)
-def mark(flags: np.ndarray, persons: np.ndarray, reason: int) -> None:
-    for x in range(persons.shape[0]):
-        flags[persons[x]] |= reason
-
-
-@njit(cache=True, nogil=True)
-def take_marked(flags: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
-    """The marked persons in id order, each once, and their reasons, clearing the flags: a
-    scan of one byte per adult, cheaper than sorting the day's persons (and it dedupes too).
-    Branch-free: every id is written and kept only if marked, so no misprediction per adult."""
-    out = np.empty(capacity + 1, dtype=np.int32)
-    reasons = np.empty(capacity + 1, dtype=np.uint8)
-    n = 0
-    for i in range(flags.shape[0]):
-        out[n] = i
-        reasons[n] = flags[i]
-        n += flags[i] != 0
-        flags[i] = 0
-    return out[:n].copy(), reasons[:n].copy()
+def sorted_unique(
+    persons: np.ndarray, reasons: np.ndarray, adults: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The persons in id order, each once, with their reasons or-ed. An LSD radix sort: the
+    cost grows with the persons given, not with the number of adults."""
+    n = persons.shape[0]
+    width = 1
+    while (1 << width) < adults:
+        width += 1
+    passes = (width + RADIX_BITS - 1) // RADIX_BITS
+    digit = (width + passes - 1) // passes
+    mask = (1 << digit) - 1
+    key, why = persons.astype(np.int32), reasons.astype(np.uint8)
+    key_to, why_to = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
+    for k in range(passes):
+        shift = k * digit
+        fill = np.zeros(mask + 2, dtype=np.int64)
+        for i in range(n):
+            fill[((key[i] >> shift) & mask) + 1] += 1
+        for d in range(mask + 1):
+            fill[d + 1] += fill[d]
+        for i in range(n):
+            d = (key[i] >> shift) & mask
+            key_to[fill[d]] = key[i]
+            why_to[fill[d]] = why[i]
+            fill[d] += 1
+        key, key_to = key_to, key
+        why, why_to = why_to, why
+    m = 0
+    for i in range(n):
+        if m > 0 and key_to[m - 1] == key[i]:
+            why_to[m - 1] |= why[i]
+        else:
+            key_to[m] = key[i]
+            why_to[m] = why[i]
+            m += 1
+    return key_to[:m].copy(), why_to[:m].copy()
