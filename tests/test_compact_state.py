@@ -11,8 +11,9 @@ from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, nth_of_group
 from xinyong.population import TraitBuckets, neighbours_start
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
-from xinyong.scheme.scoring import PERSONS_PER_BIN, person_order
+from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
+from xinyong.sorting import radix_sort
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 1000])
@@ -96,7 +97,7 @@ def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
     person = rng.integers(0, 1000, 20_000).astype(np.int32)
     order = person_order(person, 1000)
     assert np.array_equal(np.sort(order), np.arange(len(person)))
-    bins = person[order] // PERSONS_PER_BIN
+    bins = person[order] >> BIN_BITS
     assert (np.diff(bins) >= 0).all()
     for p in (0, 17, 999):
         mine = order[person[order] == p]
@@ -134,3 +135,11 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
         expected = np.flatnonzero(bits & mask_by_city[city])
         assert np.array_equal(members, expected)
         assert np.array_equal(np.flatnonzero(flags), expected)
+
+
+@pytest.mark.parametrize(("bound", "skip"), [(1, 0), (2, 0), (1 << 11, 0), (5000, 3), (1 << 27, 5)])
+def test_radix_sort_is_a_stable_sort(bound: int, skip: int) -> None:
+    key = np.random.default_rng(bound).integers(0, bound, 4000).astype(np.int32)
+    sorted_key, order = radix_sort(key, bound, skip)
+    assert np.array_equal(order, np.argsort(key >> skip, kind="stable"))
+    assert np.array_equal(sorted_key, key[order])

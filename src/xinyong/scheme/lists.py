@@ -17,6 +17,7 @@ from xinyong.scheme.compile import (
     EXIT_NOT_ENTRY,
     NO_TIER,
 )
+from xinyong.sorting import radix_sort
 
 # Why a person is re-evaluated at steps 8-9 (flags, or-ed). A person whose score changed but
 # whose tier did not keeps its lists: the rules read the tier, the day (only where a minimum
@@ -197,44 +198,19 @@ def evaluate(
     return spells, ck_person[:nc].copy(), ck_day[:nc].copy(), moved[:nm].copy()
 
 
-RADIX_BITS = 12  # at most: digits of 4,096 buckets keep each pass's scatter in cache
-
-
 @njit(cache=True, nogil=True)
 def sorted_unique(
     persons: np.ndarray, reasons: np.ndarray, adults: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The persons in id order, each once, with their reasons or-ed. An LSD radix sort: the
-    cost grows with the persons given, not with the number of adults."""
-    n = persons.shape[0]
-    width = 1
-    while (1 << width) < adults:
-        width += 1
-    passes = (width + RADIX_BITS - 1) // RADIX_BITS
-    digit = (width + passes - 1) // passes
-    mask = (1 << digit) - 1
-    key, why = persons.astype(np.int32), reasons.astype(np.uint8)
-    key_to, why_to = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
-    for k in range(passes):
-        shift = k * digit
-        fill = np.zeros(mask + 2, dtype=np.int64)
-        for i in range(n):
-            fill[((key[i] >> shift) & mask) + 1] += 1
-        for d in range(mask + 1):
-            fill[d + 1] += fill[d]
-        for i in range(n):
-            d = (key[i] >> shift) & mask
-            key_to[fill[d]] = key[i]
-            why_to[fill[d]] = why[i]
-            fill[d] += 1
-        key, key_to = key_to, key
-        why, why_to = why_to, why
+    """The persons in id order, each once, with their reasons or-ed."""
+    key, order = radix_sort(persons, adults)
+    why = np.empty(key.shape[0], dtype=np.uint8)
     m = 0
-    for i in range(n):
-        if m > 0 and key_to[m - 1] == key[i]:
-            why_to[m - 1] |= why[i]
+    for i in range(key.shape[0]):
+        if m > 0 and key[m - 1] == key[i]:
+            why[m - 1] |= reasons[order[i]]
         else:
-            key_to[m] = key[i]
-            why_to[m] = why[i]
+            key[m] = key[i]
+            why[m] = reasons[order[i]]
             m += 1
-    return key_to[:m].copy(), why_to[:m].copy()
+    return key[:m].copy(), why[:m].copy()

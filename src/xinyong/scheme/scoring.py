@@ -8,27 +8,16 @@ import numpy as np
 from numba import njit
 
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
+from xinyong.sorting import radix_sort
 
-PERSONS_PER_BIN = 32  # persons whose records are scored together: their state shares lines
+BIN_BITS = 5  # records of 2**BIN_BITS persons are scored together: their state shares lines
 
 
-@njit(cache=True, nogil=True)
 def person_order(person: np.ndarray, adults: int) -> np.ndarray:
-    """Record indices grouped by person bin (persons p // PERSONS_PER_BIN ascending), creation
-    order kept within a bin, so each person's records keep their order. A counting sort: two
-    passes over the records, and state is then read almost sequentially."""
-    bins = adults // PERSONS_PER_BIN + 1
-    fill = np.zeros(bins + 1, dtype=np.int64)
-    for r in range(person.shape[0]):
-        fill[person[r] // PERSONS_PER_BIN + 1] += 1
-    for b in range(bins):
-        fill[b + 1] += fill[b]
-    order = np.empty(person.shape[0], dtype=np.int64)
-    for r in range(person.shape[0]):
-        b = person[r] // PERSONS_PER_BIN
-        order[fill[b]] = r
-        fill[b] += 1
-    return order
+    """Record indices grouped by person bin (persons p >> BIN_BITS ascending), creation
+    order kept within a bin, so each person's records keep their order and state is then read
+    almost sequentially."""
+    return radix_sort(person, adults, BIN_BITS)[1]
 
 
 @njit(cache=True, nogil=True)
