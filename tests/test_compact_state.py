@@ -9,7 +9,7 @@ import xinyong
 from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, nth_of_group
-from xinyong.population import TraitBuckets, neighbours_start
+from xinyong.population import TraitBuckets, build_csr, neighbours_start
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -143,3 +143,15 @@ def test_radix_sort_is_a_stable_sort(bound: int, skip: int) -> None:
     sorted_key, order = radix_sort(key, bound, skip)
     assert np.array_equal(order, np.argsort(key >> skip, kind="stable"))
     assert np.array_equal(sorted_key, key[order])
+
+
+@pytest.mark.parametrize(("n", "per_adult"), [(1, 4), (2, 4), (300, 4), (300, 0), (50, 30)])
+def test_graph_is_the_sorted_union_of_proposals_both_ways(n: int, per_adult: int) -> None:
+    targets = np.random.default_rng(n).integers(0, n, (n, per_adult)).astype(np.int32)
+    degree, nbr = build_csr(n, per_adult, targets)
+    src = np.repeat(np.arange(n), per_adult)
+    dst = targets.ravel()
+    keep = src != dst
+    pairs = np.unique(np.concatenate([src * n + dst, dst * n + src])[np.tile(keep, 2)])
+    assert np.array_equal(degree, np.bincount(pairs // n, minlength=n))
+    assert np.array_equal(nbr, pairs % n)
