@@ -13,7 +13,7 @@ from xinyong.population import TraitBuckets, build_csr, neighbours_start
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
-from xinyong.sorting import radix_sort
+from xinyong.sorting import radix_order
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 1000])
@@ -104,16 +104,25 @@ def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
         assert np.array_equal(mine, np.flatnonzero(person == p))
 
 
-@pytest.mark.parametrize("adults", [1, 2, 1000, 5000, 1 << 24, (1 << 24) + 1])
-def test_sorted_unique_is_each_person_once_in_id_order_with_reasons_or_ed(adults: int) -> None:
-    rng = np.random.default_rng(adults)
-    persons = rng.integers(0, adults, 3000).astype(np.int32)
-    reasons = rng.choice(np.array([SCORE_CHANGED, RECHECK], dtype=np.uint8), 3000)
-    got, why = sorted_unique(persons, reasons, adults)
+@pytest.mark.parametrize(
+    ("adults", "given"),
+    [(1, 3), (2, 3), (1000, 3000), (5000, 3000), (1 << 17, 3000), (1 << 17, 100)],
+)
+def test_sorted_unique_is_each_person_once_in_id_order_with_reasons_or_ed(
+    adults: int, given: int
+) -> None:
+    """Both ways (flags when many adults are given, a radix sort when few) agree with
+    np.unique, and leave the flags zeroed."""
+    rng = np.random.default_rng(adults + given)
+    persons = rng.integers(0, adults, given).astype(np.int32)
+    reasons = rng.choice(np.array([SCORE_CHANGED, RECHECK], dtype=np.uint8), given)
+    flags = np.zeros(adults, dtype=np.uint8)
+    got, why = sorted_unique(persons, reasons, flags)
     assert np.array_equal(got, np.unique(persons))
     for p, r in zip(got[:50], why[:50], strict=True):
         assert r == np.bitwise_or.reduce(reasons[persons == p])
-    empty = sorted_unique(np.empty(0, np.int32), np.empty(0, np.uint8), adults)
+    assert not flags.any()
+    empty = sorted_unique(np.empty(0, np.int32), np.empty(0, np.uint8), flags)
     assert [a.tolist() for a in empty] == [[], []]
 
 
@@ -137,12 +146,16 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
         assert np.array_equal(np.flatnonzero(flags), expected)
 
 
-@pytest.mark.parametrize(("bound", "skip"), [(1, 0), (2, 0), (1 << 11, 0), (5000, 3), (1 << 27, 5)])
-def test_radix_sort_is_a_stable_sort(bound: int, skip: int) -> None:
+@pytest.mark.parametrize(
+    ("bound", "skip"), [(1, 0), (2, 0), (1 << 11, 0), (5000, 3), (1 << 20, 0), (1 << 27, 5)]
+)
+def test_radix_order_is_a_stable_sort(bound: int, skip: int) -> None:
+    """One counting pass up to 2**19 buckets, several passes beyond."""
     key = np.random.default_rng(bound).integers(0, bound, 4000).astype(np.int32)
-    sorted_key, order = radix_sort(key, bound, skip)
+    order, sorted_key = radix_order(key, bound, skip, True)
     assert np.array_equal(order, np.argsort(key >> skip, kind="stable"))
     assert np.array_equal(sorted_key, key[order])
+    assert np.array_equal(radix_order(key, bound, skip)[0], order)
 
 
 @pytest.mark.parametrize(("n", "per_adult"), [(1, 4), (2, 4), (300, 4), (300, 0), (50, 30)])

@@ -80,8 +80,11 @@ class Simulation:
         self.groups = observe.GroupIndex.of(self.pop.city, self.pop.group, len(scenario.cities))
         self.pending = Pending()
         n = self.pop.adults
-        # Zeroed, and zeroed again after each use: step 5 counts listed neighbours in it.
-        self.listed_nbrs = np.zeros(n, dtype=self.pop.nbr_degree.dtype)
+        # Zeroed, and zeroed again after each use: step 5 counts listed neighbours in it,
+        # steps 8-9 flag the persons to re-evaluate in it.
+        self.touched = np.zeros(n, dtype=np.uint8)
+        wide = self.pop.nbr_degree.dtype != np.uint8
+        self.listed_nbrs = np.zeros(n, dtype=np.uint16) if wide else self.touched
         self.is_distressed = np.zeros(n, dtype=np.uint8)
         # Start-of-day members of the recorded lists that steps 3-5 read (nobody is listed
         # before day 0), and the adults whose recorded lists changed since.
@@ -124,7 +127,7 @@ class Simulation:
                 for key in obj.__dataclass_fields__:
                     walk(getattr(obj, key), f"{name}.{key}")
 
-        for key in ("pop", "state", "groups", "listed_nbrs", "is_distressed"):
+        for key in ("pop", "state", "groups", "touched", "listed_nbrs", "is_distressed"):
             walk(getattr(self, key), key)
         return dict(seen.values())
 
@@ -161,7 +164,7 @@ class Simulation:
         reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
         # Each person once, in memory order.
         persons, reasons = lists.sorted_unique(
-            np.concatenate(changed + recheck), np.concatenate(reasons), self.pop.adults
+            np.concatenate(changed + recheck), np.concatenate(reasons), self.touched
         )
         self.tiers_and_lists(t, persons, reasons)  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
@@ -175,7 +178,7 @@ class Simulation:
         a list left by settlement. Kept up to date from the adults whose lists changed."""
         if self.moved:
             moved = np.concatenate(self.moved)
-            moved, _ = lists.sorted_unique(moved, np.zeros(len(moved), np.uint8), self.pop.adults)
+            moved, _ = lists.sorted_unique(moved, np.ones(len(moved), np.uint8), self.touched)
             for name, members in self.members.items():
                 self.members[name] = consequences.update_members(
                     members, moved, self.state.bits[:, 0], self.pop.city, self.member_masks[name]

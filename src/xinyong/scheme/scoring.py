@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
-from xinyong.sorting import radix_sort
+from xinyong.sorting import radix_order
 
 BIN_BITS = 5  # records of 2**BIN_BITS persons are scored together: their state shares lines
 
@@ -17,7 +17,7 @@ def person_order(person: np.ndarray, adults: int) -> np.ndarray:
     """Record indices grouped by person bin (persons p >> BIN_BITS ascending), creation
     order kept within a bin, so each person's records keep their order and state is then read
     almost sequentially."""
-    return radix_sort(person, adults, BIN_BITS)[1]
+    return radix_order(person, adults, BIN_BITS)[0]
 
 
 @njit(cache=True, nogil=True)
