@@ -1,7 +1,7 @@
 """Engine benchmark: R1 at several population sizes, records written to disk.
 
-    python benchmarks/bench_engine.py                 # 100k and 1M adults, 365 days
-    python benchmarks/bench_engine.py --sizes 10000000
+    python benchmarks/bench_engine.py                 # 100k, 1M and 10M adults, 365 days
+    python benchmarks/bench_engine.py --sizes 1000000
     python benchmarks/bench_engine.py --huge          # adds 100M adults x 30 days
 
 Each size runs in its own process (so peak memory is that run's), after a warm-up that fills
@@ -76,7 +76,7 @@ def machine() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--scenario", default="r1")
     ap.add_argument("--huge", action="store_true", help="also 100M adults x 30 days")

@@ -158,19 +158,22 @@ class Simulation:
         actor, beh = np.concatenate([actor, pos_actor]), np.concatenate([beh, pos_beh])
         applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
         changed.append(records.person)
-        recheck.append(records.person[effect])
-        recheck += self.pending.checks.pop(t, [])
-        reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
-        reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
-        # Each person once, in memory order.
-        persons, reasons = lists.sorted_unique(
-            np.concatenate(changed + recheck), np.concatenate(reasons), self.touched
-        )
-        self.tiers_and_lists(t, persons, reasons)  # 8-9
+        recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
+        self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck))  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def to_reevaluate(
+        self, changed: list[np.ndarray], recheck: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each person once, in id order, with why (lists.SCORE_CHANGED, lists.RECHECK)."""
+        reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
+        reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
+        return lists.sorted_unique(
+            np.concatenate(changed + recheck), np.concatenate(reasons), self.touched
+        )
 
     def lists_at_start_of_day(self) -> dict[str, np.ndarray]:
         """The recorded lists as they stood after the previous day's step 9: who is
