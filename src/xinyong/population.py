@@ -17,6 +17,7 @@ from xinyong.scenario import Scenario
 
 N_BUCKETS = 48
 NBR_BLOCK = 64
+ROW_BLOCKS = 4096  # blocks of rows the graph build scatters into first
 
 
 @dataclass
@@ -241,17 +242,41 @@ def _propose_edges(
 def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Undirected union of proposals, without self-loops or duplicates, neighbours sorted.
     Returns (degree int64 [n], neighbours int32)."""
-    start = np.zeros(n + 1, dtype=np.int64)
+    # The proposals made to each adult are gathered in two steps so that each stays in
+    # cache: first into blocks of rows (a few thousand write streams), then block by block
+    # into the rows, in proposer order, so each row's incoming part comes out sorted.
+    shift = 0
+    while (n - 1) >> shift >= ROW_BLOCKS:
+        shift += 1
+    blocks = ((n - 1) >> shift) + 1 if n > 0 else 0
+    block_start = np.zeros(blocks + 1, dtype=np.int64)
     for i in range(n):
         for k in range(per_adult):
             j = targets[i, k]
             if j != i:
+                block_start[(j >> shift) + 1] += 1
+    for b in range(blocks):
+        block_start[b + 1] += block_start[b]
+    fill = block_start[:-1].copy()
+    incoming = np.empty((block_start[blocks], 2), dtype=np.int32)  # (to, from)
+    for i in range(n):
+        for k in range(per_adult):
+            j = targets[i, k]
+            if j != i:
+                b = j >> shift
+                incoming[fill[b], 0] = j
+                incoming[fill[b], 1] = i
+                fill[b] += 1
+    # Row sizes (own proposals, then incoming ones), row starts, and the rows filled.
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        for k in range(per_adult):
+            if targets[i, k] != i:
                 start[i + 1] += 1
-                start[j + 1] += 1
+    for e in range(incoming.shape[0]):
+        start[incoming[e, 0] + 1] += 1
     for i in range(n):
         start[i + 1] += start[i]
-    # Each row gets its own proposals first (sequential writes), then the proposals made to
-    # it, by a separate scatter pass: half the random accesses of doing both at once.
     pos = start[:-1].copy()
     raw = np.empty(start[n], dtype=np.int32)
     for i in range(n):
@@ -260,12 +285,11 @@ def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, 
             if j != i:
                 raw[pos[i]] = j
                 pos[i] += 1
-    for i in range(n):
-        for k in range(per_adult):
-            j = targets[i, k]
-            if j != i:
-                raw[pos[j]] = i
-                pos[j] += 1
+    for e in range(incoming.shape[0]):
+        j = incoming[e, 0]
+        raw[pos[j]] = incoming[e, 1]
+        pos[j] += 1
+    incoming = np.empty((0, 2), dtype=np.int32)  # freed before the rows are sorted
     # Sort each row in place (insertion sort: rows are short) and drop its duplicates, rows
     # in parallel; then copy the rows together.
     degree = np.zeros(n, dtype=np.int64)
