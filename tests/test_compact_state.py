@@ -158,7 +158,9 @@ def test_radix_order_is_a_stable_sort(bound: int, skip: int) -> None:
     assert np.array_equal(radix_order(key, bound, skip)[0], order)
 
 
-@pytest.mark.parametrize(("n", "per_adult"), [(1, 4), (2, 4), (300, 4), (300, 0), (50, 30)])
+@pytest.mark.parametrize(
+    ("n", "per_adult"), [(1, 4), (2, 4), (300, 4), (300, 0), (50, 30), (10_000, 4)]
+)
 def test_graph_is_the_sorted_union_of_proposals_both_ways(n: int, per_adult: int) -> None:
     targets = np.random.default_rng(n).integers(0, n, (n, per_adult)).astype(np.int32)
     degree, nbr = build_csr(n, per_adult, targets)
