@@ -1,0 +1,103 @@
+"""Where a simulated day's time goes: each step of the day loop and its main kernels, timed.
+
+    python benchmarks/profile_steps.py                      # R1, 10M adults, days 5..60
+    python benchmarks/profile_steps.py --adults 1000000 --days 365
+
+Records are written to a temporary run directory, as in a real run. Times are wall time on
+the main thread, per simulated day, over the days after `--warm-up` (day 0 evaluates every
+adult). Work on the other threads (records batches, Parquet encoding, positive behaviour
+drawn ahead) shows only where the main thread waits for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import xinyong
+from xinyong import recorder, store
+from xinyong.engine import Simulation
+from xinyong.scheme import lists, scoring
+
+STEPS = [
+    (Simulation, "lists_at_start_of_day", "start-of-day lists"),
+    (Simulation, "expire", "1 expiry"),
+    (Simulation, "decide_appeals", "2 appeals decided"),
+    (Simulation, "court_performance", "3 settlement"),
+    (Simulation, "positive_behaviour", "4 positive behaviour (wait)"),
+    (Simulation, "behaviour", "4 negative behaviour"),
+    (Simulation, "association", "5 association"),
+    (Simulation, "observe", "6 observation"),
+    (Simulation, "score", "7 scoring"),
+    (scoring, "person_order", "  order of scoring"),
+    (scoring, "score_records", "  scoring kernel"),
+    (Simulation, "to_reevaluate", "8-9 persons to re-evaluate"),
+    (Simulation, "tiers_and_lists", "8-9 tiers and lists"),
+    (lists, "evaluate", "  rules kernel"),
+    (Simulation, "file_appeals", "11 appeals filed"),
+    (recorder.Recorder, "wait_day", "recorder (wait)"),
+    (store.ChunkWriter, "wait", "Parquet writer (wait)"),
+]
+
+
+def timed(owner: type | ModuleType, name: str, label: str, totals: Counter) -> None:
+    inner: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[label] += time.perf_counter() - start
+
+    setattr(owner, name, wrapper)  # the engine looks kernels up on their module at each call
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default="r1")
+    ap.add_argument("--adults", type=int, default=10_000_000)
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--warm-up", type=int, default=5)
+    args = ap.parse_args()
+    if args.days <= args.warm_up:
+        ap.error("--days must exceed --warm-up")
+    totals: Counter = Counter()
+    for owner, name, label in STEPS:
+        timed(owner, name, label, totals)
+    out = Path(tempfile.mkdtemp(prefix="xinyong-profile-")) / "run"
+    try:
+        sc = xinyong.load_scenario(args.scenario, adults=args.adults, days=args.days)
+        start = time.perf_counter()
+        sim = Simulation(sc, out)
+        setup = time.perf_counter() - start
+        for t in range(args.days):
+            if t == args.warm_up:
+                totals.clear()
+                loop_start = time.perf_counter()
+            sim.step(t)
+        per_day = (time.perf_counter() - loop_start) / (args.days - args.warm_up)
+        start = time.perf_counter()
+        sim.ahead.shutdown()
+        sim.recorder.finish(sim)
+        finish = time.perf_counter() - start
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    n = args.days - args.warm_up
+    print(f"{sc.name}, {args.adults:,} adults: set-up {setup:.1f} s, end of run {finish:.1f} s")
+    print(f"days {args.warm_up}..{args.days - 1}: {1e3 * per_day:.1f} ms a day")
+    for _, _, label in STEPS:
+        print(f"  {label:32s} {1e3 * totals[label] / n:7.1f} ms")
+    state = sum(sim.state_nbytes().values()) / sim.pop.adults
+    print(f"simulation state: {state:.1f} bytes per adult")
+
+
+if __name__ == "__main__":
+    main()
