@@ -415,19 +415,15 @@ class Simulation:
     ) -> None:
         """Remember which records keep which listings alive, for appeals (reading 16)."""
         tb = self.tb
-        rows = np.flatnonzero(effect)
-        k = np.zeros(len(rec), dtype=np.int64)
-        k[rows] = self.pop.city[rec.person[rows]]
-        has_cap = np.zeros(len(rec), dtype=bool)
-        has_cap[rows] = tb.tier_cap[tb.city_pack[k[rows]], rec.behaviour[rows]] != NO_TIER
-        for r in rows.tolist():
+        for r in np.flatnonzero(effect).tolist():  # a handful a day
             rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
-            for li in np.flatnonzero(tb.direct_days[k[r], b]).tolist():
-                days = int(tb.direct_days[k[r], b, li])
+            k = int(self.pop.city[p])
+            for li in np.flatnonzero(tb.direct_days[k, b]).tolist():
+                days = int(tb.direct_days[k, b, li])
                 end = FOREVER if days < 0 else min(t + days - 1, FOREVER - 1)
                 self.pending.effects[p][int(tb.direct_slot[li])].append([rid, t, end])
-            if has_cap[r]:
-                tier = int(tb.tier_cap[tb.city_pack[k[r]], b])
+            tier = int(tb.tier_cap[tb.city_pack[k], b])
+            if tier != NO_TIER:
                 self.pending.effects[p][-1].append([rid, t, int(expiry_day[r]) - 1, tier])
 
     def record_entered_lists(self, t: int, persons: np.ndarray) -> None:
