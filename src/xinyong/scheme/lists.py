@@ -109,7 +109,7 @@ def evaluate(
     nm = 0
     for x in range(persons.shape[0]):
         p = persons[x]
-        k = city[p]
+        k = city[p] if city_pack.shape[0] > 1 else 0  # one city: no read
         pk = city_pack[k]
         old0 = bits[p, 0]
         old1 = bits[p, 1]

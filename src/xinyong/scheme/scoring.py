@@ -67,7 +67,7 @@ def score_records(
         r = order[x]
         p = by_person[x]
         b = by_beh[x]
-        k = city[p]
+        k = city[p] if city_pack.shape[0] > 1 else 0  # one city: no read
         pk = city_pack[k]
         pts = points[pk, b]
         if expiry[pk, b] > 0:
