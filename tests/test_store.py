@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import xinyong
-from xinyong import recorder
+from xinyong import recorder, store
 
 
 @pytest.mark.parametrize("chunk", [64, 192])
@@ -35,3 +35,19 @@ def plain(table: pa.Table) -> pa.Table:
             for name, col in zip(table.column_names, table.columns, strict=True)
         }
     )
+
+
+def test_only_the_layouts_nullable_columns_are_written_as_optional(tmp_path: Path) -> None:
+    xinyong.run(xinyong.load_scenario("r1", adults=1000, days=5), tmp_path / "run")
+    for name, layout in store.LAYOUTS.items():
+        folder = tmp_path / "run" / name
+        path = next(folder.glob("*.parquet")) if folder.is_dir() else folder.with_suffix(".parquet")
+        schema = pq.read_schema(path)
+        assert {f.name for f in schema if f.nullable} == set(layout.nullable), name
+
+
+def test_a_required_column_with_nulls_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    batch = pa.record_batch({"a": pa.array([1, None, 3]), "b": pa.array([1, 2, 3])})
+    with pytest.raises(ValueError, match="column 'a' has nulls but is required"):
+        store.write_batches(tmp_path / "t.parquet", [batch], store.Layout(nullable=("b",)))
+    assert list(tmp_path.iterdir()) == []

@@ -375,7 +375,7 @@ class Simulation:
         # Scored grouped by person (each person's records keep their order): the same result
         # as creation order, with memory read almost sequentially.
         order = scoring.person_order(rec.person, self.pop.adults)
-        applied, expiry_day, check_day, effect = scoring.score_records(
+        applied, with_effect, check_day = scoring.score_records(
             t,
             order,
             rec.person,
@@ -401,21 +401,28 @@ class Simulation:
             len(st.deter_table),
         )
         self.score_sum += column_totals(applied)
+        expiry_day = scoring.expiry_days(
+            t, rec.person, rec.behaviour, self.pop.city, tb.city_pack, tb.expiry
+        )
         # Points given back at expiry; expiries after the last day need no bookkeeping.
         gives_back = (applied[:, 0] != 0) | (applied[:, 1] != 0)
         for day, sel in by_day(expiry_day, gives_back, t + 1, self.sc.days):
             self.pending.expiries[day].append((rec.person[sel], applied[sel]))
+        in_order = np.argsort(with_effect, kind="stable")  # a handful a day
+        with_effect, check_day = with_effect[in_order], check_day[in_order]
         for day, sel in by_day(check_day, None, t + 1, self.sc.days):
-            self.pending.checks[day].append(rec.person[sel])
-        self.register_effects(t, rec, expiry_day, effect)
+            self.pending.checks[day].append(rec.person[with_effect[sel]])
+        self.register_effects(t, rec, expiry_day, with_effect)
+        effect = np.zeros(len(rec), dtype=bool)
+        effect[with_effect] = True
         return applied, expiry_day, effect
 
     def register_effects(
-        self, t: int, rec: Records, expiry_day: np.ndarray, effect: np.ndarray
+        self, t: int, rec: Records, expiry_day: np.ndarray, with_effect: np.ndarray
     ) -> None:
         """Remember which records keep which listings alive, for appeals (reading 16)."""
         tb = self.tb
-        for r in np.flatnonzero(effect).tolist():  # a handful a day
+        for r in with_effect.tolist():
             rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
             k = int(self.pop.city[p])
             for li in np.flatnonzero(tb.direct_days[k, b]).tolist():

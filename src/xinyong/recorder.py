@@ -15,7 +15,7 @@ from numba import njit
 from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
-from xinyong.store import SORTED_COLUMNS, ChunkWriter, dictionary, write_batches, write_json
+from xinyong.store import LAYOUTS, ChunkWriter, dictionary, write_batches, write_json
 
 if TYPE_CHECKING:
     from xinyong.engine import Records, Simulation
@@ -110,7 +110,7 @@ class Recorder:
         if out is not None:  # the graph never changes: write it while the run goes on
             self.background = ThreadPoolExecutor(max_workers=1)
             self.edges_written = self.background.submit(
-                write_batches, out / "edges.parquet", self._edges(), SORTED_COLUMNS["edges"]
+                write_batches, out / "edges.parquet", self._edges(), LAYOUTS["edges"]
             )
 
     # -- streaming -----------------------------------------------------------------------------
@@ -290,7 +290,7 @@ class Recorder:
             writer.close(STREAM_SCHEMAS[name])
         # One table at a time, in row chunks: a 100 M adult run never holds a whole copy.
         for name, build in tables.items():
-            write_batches(self.out / f"{name}.parquet", build(), SORTED_COLUMNS.get(name, ()))
+            write_batches(self.out / f"{name}.parquet", build(), LAYOUTS[name])
         self.edges_written.result()  # re-raises a failed write here
         self.background.shutdown()
         write_json(self.out / "meta.json", self.meta())

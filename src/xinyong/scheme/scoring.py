@@ -47,15 +47,32 @@ def score_records(
     deter_levels: int,
 ):
     """Apply one day's records in the given order (records of one person keep their creation
-    order). Returns per record: points applied to the recorded and shadow scores, expiry day
-    (-1 never), the day its timed effects end (-1 none), and whether it has direct effects."""
+    order). Returns the points applied to the recorded and shadow scores per record, and the
+    records with direct effects (in scoring order) with the day their timed effects end (-1
+    none)."""
     n = person.shape[0]
-    applied = np.zeros((n, 2), dtype=np.int32)
-    expiry_day = np.full(n, -1, dtype=np.int32)
-    check_day = np.full(n, -1, dtype=np.int32)
-    effect = np.zeros(n, dtype=np.bool_)
+    K, B = direct_days.shape[0], direct_days.shape[1]
+    # Each (city, behaviour)'s rule, flattened once so the loop reads one small table and
+    # takes no branch on the rule: no cap is a cap that cannot be reached, charged to slot 0
+    # with weight 0.
+    r_points = np.zeros((K, B), dtype=np.int32)
+    r_cap = np.zeros((K, B), dtype=np.int32)
+    r_capped = np.zeros((K, B), dtype=np.int32)
+    r_slot = np.zeros((K, B), dtype=np.int64)
+    r_effects = np.zeros((K, B), dtype=np.bool_)
+    for k in range(K):
+        pk = city_pack[k]
+        for b in range(B):
+            r_points[k, b] = points[pk, b]
+            r_capped[k, b] = cap[pk, b] > 0
+            r_cap[k, b] = cap[pk, b] if cap[pk, b] > 0 else 1 << 30
+            r_slot[k, b] = max(cap_slot[b], 0)
+            r_effects[k, b] = tier_cap[pk, b] != NO_TIER and expiry[pk, b] > 0
+            for li in range(direct_slot.shape[0]):
+                r_effects[k, b] |= direct_days[k, b, li] != 0
     # Gather the records in scoring order first: independent loads, so the scoring loop
-    # reads them sequentially and only waits on the persons' state.
+    # reads them sequentially and only waits on the persons' state. Results are written in
+    # scoring order too and put back in creation order at the end, in one pass.
     by_person = np.empty(n, dtype=np.int32)
     by_beh = np.empty(n, dtype=np.int16)
     by_truth = np.empty(n, dtype=np.uint8)
@@ -63,48 +80,78 @@ def score_records(
         by_person[x] = person[order[x]]
         by_beh[x] = beh[order[x]]
         by_truth[x] = truth[order[x]]
+    scored = np.empty((n, 2), dtype=np.int32)
+    with_effect = np.empty(16, dtype=np.int64)
+    check_day = np.empty(16, dtype=np.int32)
+    n_effect = 0
+    one_city = city_pack.shape[0] == 1
+    top = deter_levels - 1
     for x in range(n):
-        r = order[x]
         p = by_person[x]
         b = by_beh[x]
-        k = city[p] if city_pack.shape[0] > 1 else 0  # one city: no read
+        k = 0 if one_city else city[p]  # one city: no read
         pk = city_pack[k]
-        pts = points[pk, b]
-        if expiry[pk, b] > 0:
-            expiry_day[r] = t + expiry[pk, b]
-        for w in range(2):
-            if w == 1 and by_truth[x] != CORRECT:
-                break
-            a = pts
-            if cap[pk, b] > 0 and a != 0:
-                s = cap_slot[b]
-                room = cap[pk, b] - cap_used[p, w, s]
-                a = min(a, room) if a > 0 else max(a, -room)
-                cap_used[p, w, s] += abs(a)
-            new = min(max(score[p, w] + a, score_lo[pk]), score_hi[pk])
-            a = new - score[p, w]
+        worlds = 2 if by_truth[x] == CORRECT else 1
+        scored[x, 1] = 0
+        for w in range(worlds):
+            used = np.int32(cap_used[p, w, r_slot[k, b]])
+            room = r_cap[k, b] - used
+            a = min(max(r_points[k, b], -room), room)
+            cap_used[p, w, r_slot[k, b]] = used + r_capped[k, b] * abs(a)
+            old = score[p, w]
+            new = min(max(old + a, score_lo[pk]), score_hi[pk])
             score[p, w] = new
-            applied[r, w] = a
+            scored[x, w] = new - old
+        level = deter_level[p]
+        deter_level[p] = level + (negative[b] & (level < top))
+        if not r_effects[k, b]:
+            continue
+        check = -1
+        for w in range(worlds):
             for li in range(direct_slot.shape[0]):
                 days = direct_days[k, b, li]
                 if days == 0:
                     continue
                 d = direct_slot[li]
-                effect[r] = True
                 end = FOREVER if days == UNTIMED else min(t + days - 1, FOREVER - 1)
-                if end > direct_end[p, w, d]:
-                    direct_end[p, w, d] = end
+                direct_end[p, w, d] = max(direct_end[p, w, d], end)
                 if days != UNTIMED:
-                    check_day[r] = max(check_day[r], end + 1)
+                    check = max(check, end + 1)
             tc = tier_cap[pk, b]
             if tc != NO_TIER and expiry[pk, b] > 0:
                 end = t + expiry[pk, b] - 1
-                effect[r] = True
                 tiercap_end[p, w, tc] = max(tiercap_end[p, w, tc], end)
-                check_day[r] = max(check_day[r], end + 1)
-        if negative[b] == 1 and deter_level[p] < deter_levels - 1:
-            deter_level[p] += 1
-    return applied, expiry_day, check_day, effect
+                check = max(check, end + 1)
+        if n_effect == with_effect.shape[0]:
+            with_effect = np.concatenate((with_effect, np.empty(n_effect, dtype=np.int64)))
+            check_day = np.concatenate((check_day, np.empty(n_effect, dtype=np.int32)))
+        with_effect[n_effect] = order[x]
+        check_day[n_effect] = check
+        n_effect += 1
+    applied = np.empty((n, 2), dtype=np.int32)
+    for x in range(n):
+        applied[order[x], 0] = scored[x, 0]
+        applied[order[x], 1] = scored[x, 1]
+    return applied, with_effect[:n_effect], check_day[:n_effect]
+
+
+@njit(cache=True, nogil=True)
+def expiry_days(
+    t: int,
+    person: np.ndarray,
+    beh: np.ndarray,
+    city: np.ndarray,
+    city_pack: np.ndarray,
+    expiry: np.ndarray,
+) -> np.ndarray:
+    """The day each record's points are given back (-1: never)."""
+    out = np.empty(person.shape[0], dtype=np.int32)
+    one_city = city_pack.shape[0] == 1
+    for r in range(person.shape[0]):
+        pk = city_pack[0 if one_city else city[person[r]]]
+        days = expiry[pk, beh[r]]
+        out[r] = t + days if days > 0 else -1
+    return out
 
 
 @njit(cache=True, nogil=True)
