@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import xinyong
+from xinyong import halves
 from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
-from xinyong.observe import GroupIndex, nth_of_group
+from xinyong.observe import GroupIndex, group_of, nth_of_group
 from xinyong.population import TraitBuckets, build_csr, neighbours_start
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
@@ -31,6 +32,7 @@ def test_group_index_finds_the_same_adult_as_a_member_list(n: int) -> None:
                 for j in range(len(members))
             ]
             assert found == members.tolist()
+    assert [group_of(gi.minority_bits, i) for i in range(n)] == group.tolist()
 
 
 def test_neighbour_offsets_from_blocks_match_full_offsets() -> None:
@@ -108,16 +110,18 @@ def test_scoring_order_keeps_each_persons_records_in_creation_order() -> None:
     ("adults", "given"),
     [(1, 3), (2, 3), (1000, 3000), (5000, 3000), (1 << 17, 3000), (1 << 17, 100)],
 )
+@pytest.mark.parametrize("split", [False, True])
 def test_sorted_unique_is_each_person_once_in_id_order_with_reasons_or_ed(
-    adults: int, given: int
+    adults: int, given: int, split: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both ways (flags when many adults are given, a radix sort when few) agree with
-    np.unique, and leave the flags zeroed."""
+    """Both ways (flags when many adults are given, a radix sort when few), the scan of flags
+    whole or in two halves, agree with np.unique, and leave the flags zeroed."""
+    monkeypatch.setattr(halves, "MIN_SPLIT", 1 if split else 1 << 40)
     rng = np.random.default_rng(adults + given)
     persons = rng.integers(0, adults, given).astype(np.int32)
     reasons = rng.choice(np.array([SCORE_CHANGED, RECHECK], dtype=np.uint8), given)
     flags = np.zeros(adults, dtype=np.uint8)
-    got, why = sorted_unique(persons, reasons, flags)
+    got, why = sorted_unique(persons, reasons, flags, halves.Halves())
     assert np.array_equal(got, np.unique(persons))
     for p, r in zip(got[:50], why[:50], strict=True):
         assert r == np.bitwise_or.reduce(reasons[persons == p])

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 import xinyong
+from xinyong import halves
 
 DIGESTS = {
     "records": "b4ecb94b0bdb5595",
@@ -44,9 +45,13 @@ def digest(table: pa.Table) -> str:
     return h.hexdigest()[:16]
 
 
-@pytest.fixture(scope="module")
-def golden_run() -> xinyong.Run:
-    return xinyong.run(xinyong.load_scenario("s1", adults=3000, days=200, seed=1))
+@pytest.fixture(scope="module", params=["one thread", "split"])
+def golden_run(request: pytest.FixtureRequest) -> xinyong.Run:
+    """The run as is, and with every step that can be split over two threads split."""
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "split":
+            mp.setattr(halves, "MIN_SPLIT", 1)
+        return xinyong.run(xinyong.load_scenario("s1", adults=3000, days=200, seed=1))
 
 
 @pytest.mark.parametrize("table", sorted(DIGESTS))

@@ -16,6 +16,7 @@ import numpy as np
 
 from xinyong import consequences, observe, population, world
 from xinyong.buffers import headroom, with_capacity
+from xinyong.halves import Halves, join
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
 from xinyong.schedule import Pending, by_day
@@ -109,8 +110,9 @@ class Simulation:
         # Positive behaviour and its observation read only fixed traits and population data,
         # so the next day's are drawn on a worker thread while the current day runs.
         self.ahead = ThreadPoolExecutor(max_workers=1)
+        self.halves = Halves()  # steps over disjoint persons, split over two threads
         self.positive_next: tuple[int, Future] | None = None
-        self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
+        self.recorder = Recorder(scenario, self.tb, self.pop, self.groups, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
 
@@ -138,7 +140,12 @@ class Simulation:
             self.step(t)
             if on_day is not None:
                 on_day(t)
+        self.finish()
+
+    def finish(self) -> None:
+        """Stop the helper threads and write the end-of-run tables."""
         self.ahead.shutdown()
+        self.halves.shutdown()
         self.recorder.finish(self)
 
     def step(self, t: int) -> None:
@@ -172,7 +179,7 @@ class Simulation:
         reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
         reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
         return lists.sorted_unique(
-            np.concatenate(changed + recheck), np.concatenate(reasons), self.touched
+            np.concatenate(changed + recheck), np.concatenate(reasons), self.touched, self.halves
         )
 
     def lists_at_start_of_day(self) -> dict[str, np.ndarray]:
@@ -375,31 +382,44 @@ class Simulation:
         # Scored grouped by person (each person's records keep their order): the same result
         # as creation order, with memory read almost sequentially.
         order = scoring.person_order(rec.person, self.pop.adults)
-        applied, with_effect, check_day = scoring.score_records(
-            t,
-            order,
-            rec.person,
-            rec.behaviour,
-            rec.truth,
-            self.pop.city,
-            tb.city_pack,
-            tb.points,
-            tb.expiry,
-            tb.cap,
-            tb.cap_slot,
-            tb.score_lo,
-            tb.score_hi,
-            tb.negative,
-            tb.tier_cap,
-            tb.direct_days,
-            tb.direct_slot,
-            st.score,
-            st.cap_used,
-            st.direct_end,
-            st.tiercap_end,
-            st.deter_level,
-            len(st.deter_table),
-        )
+        applied = np.empty((len(rec), 2), dtype=np.int32)
+
+        def score_part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            return scoring.score_records(
+                t,
+                order,
+                lo,
+                hi,
+                applied,
+                rec.person,
+                rec.behaviour,
+                rec.truth,
+                self.pop.city,
+                tb.city_pack,
+                tb.points,
+                tb.expiry,
+                tb.cap,
+                tb.cap_slot,
+                tb.score_lo,
+                tb.score_hi,
+                tb.negative,
+                tb.tier_cap,
+                tb.direct_days,
+                tb.direct_slot,
+                st.score,
+                st.cap_used,
+                st.direct_end,
+                st.tiercap_end,
+                st.deter_level,
+                len(st.deter_table),
+            )
+
+        if self.halves.split(len(rec)):  # two bins of persons, each with its own state
+            mid = scoring.middle_bin_start(order, rec.person)
+            parts = self.halves.run(lambda: score_part(0, mid), lambda: score_part(mid, len(rec)))
+            with_effect, check_day = join(*parts)
+        else:
+            with_effect, check_day = score_part(0, len(rec))
         self.score_sum += column_totals(applied)
         expiry_day = scoring.expiry_days(
             t, rec.person, rec.behaviour, self.pop.city, tb.city_pack, tb.expiry
@@ -441,8 +461,38 @@ class Simulation:
     def tiers_and_lists(
         self, t: int, persons: np.ndarray, reasons: np.ndarray, full: bool = True
     ) -> None:
+        st = self.state
+        if self.halves.split(len(persons)):
+            # Distinct persons: each half changes its own persons' state and counts into its
+            # own tallies; the second half's counts are added after.
+            mid = len(persons) // 2
+            counts = (st.tier_count, st.list_count, st.wrong_count)
+            zeros = tuple(np.zeros_like(c) for c in counts)
+            first, second = self.halves.run(
+                lambda: self.evaluate(t, persons[:mid], reasons[:mid], full, counts),
+                lambda: self.evaluate(t, persons[mid:], reasons[mid:], full, zeros),
+            )
+            for total, part in zip(counts, zeros, strict=True):
+                total += part
+            spells, ck_person, ck_day, moved = join(first, second)
+        else:
+            counts = (st.tier_count, st.list_count, st.wrong_count)
+            spells, ck_person, ck_day, moved = self.evaluate(t, persons, reasons, full, counts)
+        self.recorder.spells_ended(spells)
+        self.moved.append(moved)
+        for day, sel in by_day(ck_day, None, t + 1, self.sc.days):
+            self.pending.checks[day].append(ck_person[sel])
+
+    def evaluate(
+        self,
+        t: int,
+        persons: np.ndarray,
+        reasons: np.ndarray,
+        full: bool,
+        counts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple:
         tb, st, pop = self.tb, self.state, self.pop
-        spells, ck_person, ck_day, moved = lists.evaluate(
+        return lists.evaluate(
             t,
             persons,
             reasons,
@@ -465,16 +515,10 @@ class Simulation:
             st.since,
             st.direct_end,
             st.tiercap_end,
-            st.tier_count,
-            st.list_count,
-            st.wrong_count,
+            *counts,
             lists.spell_capacity(st.bits, persons),
             len(persons) * 2 * self.min_stay_lists,  # both worlds
         )
-        self.recorder.spells_ended(spells)
-        self.moved.append(moved)
-        for day, sel in by_day(ck_day, None, t + 1, self.sc.days):
-            self.pending.checks[day].append(ck_person[sel])
 
     def file_appeals(
         self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray, effect: np.ndarray

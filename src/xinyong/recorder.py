@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from xinyong.observe import GroupIndex, group_of
 from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
@@ -54,17 +55,17 @@ STREAM_SCHEMAS = {
 
 
 @njit(cache=True, nogil=True)
-def tally(beh, actor, rbeh, person, truth, group, negative):
+def tally(beh, actor, rbeh, person, truth, minority_bits, negative):
     """One pass over the day's events and one over its records: counts [4, 2B] of true
     events, records, misattributed and false reports per (behaviour, group), and the numbers
     of negative events, negative records, misattributed and false reports."""
     counts = np.zeros((4, 2 * negative.shape[0]), dtype=np.int64)
     sums = np.zeros(4, dtype=np.int64)
     for e in range(beh.shape[0]):
-        counts[0, 2 * beh[e] + group[actor[e]]] += 1
+        counts[0, 2 * beh[e] + group_of(minority_bits, actor[e])] += 1
         sums[0] += negative[beh[e]]
     for r in range(rbeh.shape[0]):
-        key = 2 * rbeh[r] + group[person[r]]
+        key = 2 * rbeh[r] + group_of(minority_bits, person[r])
         counts[1, key] += 1
         sums[1] += negative[rbeh[r]]
         if truth[r] == MISATTRIBUTED:
@@ -82,11 +83,13 @@ class Recorder:
         scenario: Scenario,
         tables: Tables,
         pop: Population,
+        groups: GroupIndex,
         out: Path | None = None,
         rows_per_part: int = 2_000_000,
     ) -> None:
         self.tb = tables
         self.pop = pop
+        self.minority_bits = groups.minority_bits
         self.cities = list(scenario.cities)
         self.appeal_days = scenario.appeals.appeal_days
         self.out = out
@@ -214,7 +217,7 @@ class Recorder:
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         counts, sums = tally(
-            beh, actor, rec.behaviour, rec.person, rec.truth, self.pop.group, tb.negative
+            beh, actor, rec.behaviour, rec.person, rec.truth, self.minority_bits, tb.negative
         )
         self.beh_daily.append(counts)
         row["true_negative"] = int(sums[0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong.halves import Halves, join
 from xinyong.scheme.compile import (
     COND_AT_LEAST,
     COND_AT_MOST,
@@ -198,27 +199,53 @@ def evaluate(
     return spells, ck_person[:nc].copy(), ck_day[:nc].copy(), moved[:nm].copy()
 
 
-@njit(cache=True, nogil=True)
 def sorted_unique(
-    persons: np.ndarray, reasons: np.ndarray, flags: np.ndarray
+    persons: np.ndarray, reasons: np.ndarray, flags: np.ndarray, halves: Halves | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The persons in id order, each once, with their reasons or-ed. `flags` is a zeroed
     byte per adult, left zeroed. When many adults are given (a sixteenth or more), marking
     them and scanning every adult's byte is cheaper (about 1 ns an adult against 20 ns an
-    id); otherwise a radix sort keeps the cost to the ids given."""
+    id), and the scan can be split in halves of adults; otherwise a radix sort keeps the cost
+    to the ids given."""
     adults = flags.shape[0]
-    if persons.shape[0] * 16 >= adults:
-        for x in range(persons.shape[0]):
-            flags[persons[x]] |= reasons[x]
-        key = np.empty(persons.shape[0] + 1, dtype=np.int32)
-        why = np.empty(persons.shape[0] + 1, dtype=np.uint8)
-        m = 0
-        for i in range(adults):  # branch-free: every id is written, kept only if flagged
-            key[m] = i
-            why[m] = flags[i]
-            m += flags[i] != 0
-            flags[i] = 0
-        return key[:m].copy(), why[:m].copy()
+    if persons.shape[0] * 16 < adults:
+        return _sorted_unique_ids(persons, reasons, adults)
+    _mark(persons, reasons, flags)
+    room = persons.shape[0]
+    if halves is not None and halves.split(adults):
+        mid = adults // 2
+        return join(
+            *halves.run(
+                lambda: _collect(flags, 0, mid, room), lambda: _collect(flags, mid, adults, room)
+            )
+        )
+    return _collect(flags, 0, adults, room)
+
+
+@njit(cache=True, nogil=True)
+def _mark(persons: np.ndarray, reasons: np.ndarray, flags: np.ndarray) -> None:
+    for x in range(persons.shape[0]):
+        flags[persons[x]] |= reasons[x]
+
+
+@njit(cache=True, nogil=True)
+def _collect(flags: np.ndarray, lo: int, hi: int, room: int) -> tuple[np.ndarray, np.ndarray]:
+    """The flagged adults in [lo, hi) and their flags (at most `room`), flags zeroed."""
+    key = np.empty(min(room, hi - lo) + 1, dtype=np.int32)
+    why = np.empty(key.shape[0], dtype=np.uint8)
+    m = 0
+    for i in range(lo, hi):  # branch-free: every id is written, kept only if flagged
+        key[m] = i
+        why[m] = flags[i]
+        m += flags[i] != 0
+        flags[i] = 0
+    return key[:m].copy(), why[:m].copy()
+
+
+@njit(cache=True, nogil=True)
+def _sorted_unique_ids(
+    persons: np.ndarray, reasons: np.ndarray, adults: int
+) -> tuple[np.ndarray, np.ndarray]:
     order, key = radix_order(persons, adults, 0, True)
     why = np.empty(order.shape[0], dtype=np.uint8)
     m = 0

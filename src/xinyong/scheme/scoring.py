@@ -20,10 +20,22 @@ def person_order(person: np.ndarray, adults: int) -> np.ndarray:
     return radix_order(person, adults, BIN_BITS)[0]
 
 
+def middle_bin_start(order: np.ndarray, person: np.ndarray) -> int:
+    """A position near the middle of `order` where a new person bin begins: records on
+    either side of it belong to different persons."""
+    x = len(order) // 2
+    while 0 < x < len(order) and person[order[x]] >> BIN_BITS == person[order[x - 1]] >> BIN_BITS:
+        x += 1
+    return x
+
+
 @njit(cache=True, nogil=True)
 def score_records(
     t: int,
     order: np.ndarray,
+    lo: int,
+    hi: int,
+    applied: np.ndarray,
     person: np.ndarray,
     beh: np.ndarray,
     truth: np.ndarray,
@@ -46,11 +58,11 @@ def score_records(
     deter_level: np.ndarray,
     deter_levels: int,
 ):
-    """Apply one day's records in the given order (records of one person keep their creation
-    order). Returns the points applied to the recorded and shadow scores per record, and the
-    records with direct effects (in scoring order) with the day their timed effects end (-1
-    none)."""
-    n = person.shape[0]
+    """Apply the day's records order[lo:hi] in that order (records of one person keep their
+    creation order). Fills `applied` with the points they added to the recorded and shadow
+    scores; returns the records with direct effects (in scoring order) with the day their
+    timed effects end (-1 none)."""
+    n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
     # Each (city, behaviour)'s rule, flattened once so the loop reads one small table and
     # takes no branch on the rule: no cap is a cap that cannot be reached, charged to slot 0
@@ -77,9 +89,10 @@ def score_records(
     by_beh = np.empty(n, dtype=np.int16)
     by_truth = np.empty(n, dtype=np.uint8)
     for x in range(n):
-        by_person[x] = person[order[x]]
-        by_beh[x] = beh[order[x]]
-        by_truth[x] = truth[order[x]]
+        r = order[lo + x]
+        by_person[x] = person[r]
+        by_beh[x] = beh[r]
+        by_truth[x] = truth[r]
     scored = np.empty((n, 2), dtype=np.int32)
     with_effect = np.empty(16, dtype=np.int64)
     check_day = np.empty(16, dtype=np.int32)
@@ -125,14 +138,13 @@ def score_records(
         if n_effect == with_effect.shape[0]:
             with_effect = np.concatenate((with_effect, np.empty(n_effect, dtype=np.int64)))
             check_day = np.concatenate((check_day, np.empty(n_effect, dtype=np.int32)))
-        with_effect[n_effect] = order[x]
+        with_effect[n_effect] = order[lo + x]
         check_day[n_effect] = check
         n_effect += 1
-    applied = np.empty((n, 2), dtype=np.int32)
     for x in range(n):
-        applied[order[x], 0] = scored[x, 0]
-        applied[order[x], 1] = scored[x, 1]
-    return applied, with_effect[:n_effect], check_day[:n_effect]
+        applied[order[lo + x], 0] = scored[x, 0]
+        applied[order[lo + x], 1] = scored[x, 1]
+    return with_effect[:n_effect], check_day[:n_effect]
 
 
 @njit(cache=True, nogil=True)
