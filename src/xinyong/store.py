@@ -116,22 +116,27 @@ class Layout:
     points: near-unique or tiny after zstd).
     `nullable`: the only columns that may hold nulls. The others are written as required,
     which spares encoding definition levels: a quarter of the records' writing time.
+    `ids`: columns of person ids in no order. Byte-stream split and lz4 make them a third
+    smaller than plain and zstd, and twice as fast to write (the high bytes compress).
     """
 
     sorted: tuple[str, ...] = ()
     nullable: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
 
 
 LAYOUTS = {
     # `day` repeats over a whole day's rows: plain and zstd is as small as delta, and faster.
-    "records": Layout(sorted=("record_id", "day"), nullable=("actor", "expiry_day")),
-    "spells": Layout(nullable=("end",)),
+    "records": Layout(
+        sorted=("record_id", "day"), nullable=("actor", "expiry_day"), ids=("person", "actor")
+    ),
+    "spells": Layout(nullable=("end",)),  # persons in order within each day
     "daily": Layout(sorted=("day",)),
     "behaviour_daily": Layout(sorted=("day",)),
-    "appeals": Layout(sorted=("record_id",), nullable=("upheld",)),
-    "persons": Layout(sorted=("person",)),
-    "children": Layout(sorted=("child",), nullable=("parent2",)),
-    "edges": Layout(sorted=("a",)),
+    "appeals": Layout(sorted=("record_id",), nullable=("upheld",), ids=("person",)),
+    "persons": Layout(sorted=("person",), ids=("partner",)),
+    "children": Layout(sorted=("child",), nullable=("parent2",), ids=("parent1", "parent2")),
+    "edges": Layout(sorted=("a",), ids=("b",)),
 }
 
 
@@ -151,18 +156,17 @@ def write_batches(
                     [f.with_nullable(f.name in layout.nullable) for f in batch.schema]
                 )
                 types = {f.name: f.type for f in schema}
-                key = layout.sorted[:1]
+                ints = {n for n, t in types.items() if pa.types.is_integer(t)}
+                ids = ints & set(layout.ids)
+                encoding = {n: "BYTE_STREAM_SPLIT" for n in ids}
+                encoding.update({n: "DELTA_BINARY_PACKED" for n in ints & set(layout.sorted[:1])})
                 writer = pq.ParquetWriter(
                     tmp,
                     schema,
-                    compression="zstd",
+                    compression={n: "lz4" if n in ids else "zstd" for n in types},
                     use_dictionary=[n for n, t in types.items() if pa.types.is_dictionary(t)],
                     write_statistics=[n for n in layout.sorted if n in types],
-                    column_encoding={
-                        n: "DELTA_BINARY_PACKED"
-                        for n in key
-                        if n in types and pa.types.is_integer(types[n])
-                    },
+                    column_encoding=encoding,
                 )
             writer.write(_as_required(batch, schema, path))
     except BaseException:
