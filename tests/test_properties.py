@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import xinyong
 from xinyong.scenario import load_scenario
@@ -133,15 +134,35 @@ def test_several_cities_report_tiers_and_lists_per_city() -> None:
     assert "tier_share.AAA" in s  # MODEL.md's pooled keys stay
 
 
-def test_skipping_rules_when_the_tier_holds_changes_nothing(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {  # records that cap the tier, for 30 days
+            "packs.rongcheng.rules.fare_evasion.effects": [{"tier_at_most": "C"}],
+            "packs.rongcheng.rules.fare_evasion.expiry_days": 30,
+        },
+    ],
+)
+def test_skipping_rules_when_the_tier_holds_changes_nothing(monkeypatch, changes) -> None:
     """Persons whose score changed but whose tier did not keep their lists without the rules
-    being read. Evaluating everyone's rules instead gives the same spells, lists and daily
-    counts (a stressed run with minimum stays, direct listings and settlement)."""
+    being read: scoring passes on only the persons whose score left their tier's bounds, and
+    steps 8-9 skip the rules where the tier holds. Evaluating the rules of everyone with a
+    record instead gives the same spells, lists and daily counts (a stressed run with
+    minimum stays, direct listings, tier caps and settlement)."""
+    from xinyong.engine import Simulation
     from xinyong.scheme import lists
 
-    sc = load_scenario("s1", adults=3000, days=400, seed=11)
+    sc = load_scenario("s1", adults=3000, days=400, seed=11).with_(**changes)
     fast = xinyong.run(sc)
     monkeypatch.setattr(lists, "SCORE_CHANGED", lists.RECHECK)  # every mark asks for the rules
+    score = Simulation.score
+
+    def everyone_with_a_record(self: Simulation, t: int, rec):
+        *out, _ = score(self, t, rec)
+        return (*out, rec.person)
+
+    monkeypatch.setattr(Simulation, "score", everyone_with_a_record)
     full = xinyong.run(sc)
     for table in ("spells", "persons", "daily"):
         query = f"SELECT * FROM {table} ORDER BY ALL"

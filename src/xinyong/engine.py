@@ -150,8 +150,9 @@ class Simulation:
 
     def step(self, t: int) -> None:
         start_of_day = self.lists_at_start_of_day()
-        # Persons to re-evaluate at steps 8-9: whose score changed, and whom a rule may move
-        # without a change of tier (a listing or tier cap begun or ended, a minimum stay over).
+        # Persons to re-evaluate at steps 8-9: whose score changed (by records: only where it
+        # left the bounds of their tier), and whom a rule may move without a change of tier
+        # (a listing or tier cap begun or ended, a minimum stay over).
         recheck = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
         changed = self.expire(t)  # 1
         changed += self.decide_appeals(t)  # 2
@@ -163,8 +164,8 @@ class Simulation:
         beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
         records = self.observe(actor, beh, pos_records)  # 6 (true events of steps 4-5)
         actor, beh = np.concatenate([actor, pos_actor]), np.concatenate([beh, pos_beh])
-        applied, expiry_day, effect = self.score(t, records)  # 7 (and 10: deterrence)
-        changed.append(records.person)
+        applied, expiry_day, effect, tier_may_move = self.score(t, records)  # 7 (and 10)
+        changed.append(tier_may_move)
         recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
         self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck))  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
@@ -377,7 +378,9 @@ class Simulation:
             g.size,
         )
 
-    def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score(self, t: int, rec: Records) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step 7. Returns per record the points applied and expiry day, and whether it has
+        direct effects; and the persons whose tier the day's records may move."""
         tb, st = self.tb, self.state
         # Scored grouped by person (each person's records keep their order): the same result
         # as creation order, with memory read almost sequentially.
@@ -412,14 +415,17 @@ class Simulation:
                 st.tiercap_end,
                 st.deter_level,
                 len(st.deter_table),
+                st.tier,
+                tb.thresholds,
+                self.n_tiers,
             )
 
         if self.halves.split(len(rec)):  # two bins of persons, each with its own state
             mid = scoring.middle_bin_start(order, rec.person)
             parts = self.halves.run(lambda: score_part(0, mid), lambda: score_part(mid, len(rec)))
-            with_effect, check_day = join(*parts)
+            with_effect, check_day, tier_may_move = join(*parts)
         else:
-            with_effect, check_day = score_part(0, len(rec))
+            with_effect, check_day, tier_may_move = score_part(0, len(rec))
         self.score_sum += column_totals(applied)
         expiry_day = scoring.expiry_days(
             t, rec.person, rec.behaviour, self.pop.city, tb.city_pack, tb.expiry
@@ -435,7 +441,7 @@ class Simulation:
         self.register_effects(t, rec, expiry_day, with_effect)
         effect = np.zeros(len(rec), dtype=bool)
         effect[with_effect] = True
-        return applied, expiry_day, effect
+        return applied, expiry_day, effect, tier_may_move
 
     def register_effects(
         self, t: int, rec: Records, expiry_day: np.ndarray, with_effect: np.ndarray

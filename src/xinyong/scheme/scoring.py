@@ -57,13 +57,29 @@ def score_records(
     tiercap_end: np.ndarray,
     deter_level: np.ndarray,
     deter_levels: int,
+    tier: np.ndarray,
+    thresholds: np.ndarray,
+    n_tiers: np.ndarray,
 ):
     """Apply the day's records order[lo:hi] in that order (records of one person keep their
     creation order). Fills `applied` with the points they added to the recorded and shadow
-    scores; returns the records with direct effects (in scoring order) with the day their
-    timed effects end (-1 none)."""
+    scores. Returns the records with direct effects (in scoring order) with the day their
+    timed effects end (-1 none), and the persons whose tier the new scores may move (a
+    score outside the bounds of the person's tier in either world; listed once or more):
+    steps 8-9 need not look at the others for their score."""
     n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
+    # Scores [floor, ceiling) of each pack's tiers, tier caps aside (see lists.tier_of).
+    P, T = thresholds.shape[0], thresholds.shape[1]
+    floor = np.full((P, T + 1), -(1 << 62), dtype=np.int64)
+    ceiling = np.full((P, T + 1), 1 << 62, dtype=np.int64)  # tier NO_TIER: index T
+    floor[:, T] = ceiling[:, T] = 0
+    for pk in range(P):
+        for k in range(n_tiers[pk]):
+            if k < n_tiers[pk] - 1:
+                floor[pk, k] = thresholds[pk, k]
+            if k > 0:
+                ceiling[pk, k] = thresholds[pk, k - 1]
     # Each (city, behaviour)'s rule, flattened once so the loop reads one small table and
     # takes no branch on the rule: no cap is a cap that cannot be reached, charged to slot 0
     # with weight 0.
@@ -94,6 +110,8 @@ def score_records(
         by_beh[x] = beh[r]
         by_truth[x] = truth[r]
     scored = np.empty((n, 2), dtype=np.int32)
+    may_move = np.empty(n, dtype=np.int32)
+    n_move = 0
     with_effect = np.empty(16, dtype=np.int64)
     check_day = np.empty(16, dtype=np.int32)
     n_effect = 0
@@ -106,6 +124,7 @@ def score_records(
         pk = city_pack[k]
         worlds = 2 if by_truth[x] == CORRECT else 1
         scored[x, 1] = 0
+        outside = False
         for w in range(worlds):
             used = np.int32(cap_used[p, w, r_slot[k, b]])
             room = r_cap[k, b] - used
@@ -115,6 +134,10 @@ def score_records(
             new = min(max(old + a, score_lo[pk]), score_hi[pk])
             score[p, w] = new
             scored[x, w] = new - old
+            tr = min(tier[p, w], T)
+            outside |= (new < floor[pk, tr]) | (new >= ceiling[pk, tr])
+        may_move[n_move] = p
+        n_move += outside
         level = deter_level[p]
         deter_level[p] = level + (negative[b] & (level < top))
         if not r_effects[k, b]:
@@ -144,7 +167,7 @@ def score_records(
     for x in range(n):
         applied[order[lo + x], 0] = scored[x, 0]
         applied[order[lo + x], 1] = scored[x, 1]
-    return with_effect[:n_effect], check_day[:n_effect]
+    return with_effect[:n_effect], check_day[:n_effect], may_move[:n_move].copy()
 
 
 @njit(cache=True, nogil=True)
