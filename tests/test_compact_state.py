@@ -174,3 +174,23 @@ def test_graph_is_the_sorted_union_of_proposals_both_ways(n: int, per_adult: int
     pairs = np.unique(np.concatenate([src * n + dst, dst * n + src])[np.tile(keep, 2)])
     assert np.array_equal(degree, np.bincount(pairs // n, minlength=n))
     assert np.array_equal(nbr, pairs % n)
+
+
+def test_prefetch_is_a_hint_for_c_contiguous_arrays_only() -> None:
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from xinyong.prefetch import prefetch
+
+    @njit
+    def total(a: np.ndarray) -> int:
+        s = 0
+        for i in range(a.shape[0]):
+            prefetch(a, i + 1000)  # past the end: a hint never faults
+            s += a[i]
+        return s
+
+    a = np.arange(100, dtype=np.int64)
+    assert total(a) == 4950
+    with pytest.raises(TypingError):
+        total(np.arange(200, dtype=np.int64)[::2])

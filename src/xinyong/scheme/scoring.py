@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong.prefetch import AHEAD, prefetch
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
 from xinyong.sorting import radix_order
 
@@ -105,6 +106,11 @@ def score_records(
     by_beh = np.empty(n, dtype=np.int16)
     by_truth = np.empty(n, dtype=np.uint8)
     for x in range(n):
+        if x + AHEAD < n:
+            ahead = order[lo + x + AHEAD]
+            prefetch(person, ahead)
+            prefetch(beh, ahead)
+            prefetch(truth, ahead)
         r = order[lo + x]
         by_person[x] = person[r]
         by_beh[x] = beh[r]
@@ -112,12 +118,18 @@ def score_records(
     scored = np.empty((n, 2), dtype=np.int32)
     may_move = np.empty(n, dtype=np.int32)
     n_move = 0
-    with_effect = np.empty(16, dtype=np.int64)
-    check_day = np.empty(16, dtype=np.int32)
+    with_effect = np.empty(n, dtype=np.int64)  # only a few pages are ever written
+    check_day = np.empty(n, dtype=np.int32)
     n_effect = 0
     one_city = city_pack.shape[0] == 1
     top = deter_levels - 1
+    slots = cap_used.shape[1] * cap_used.shape[2]
     for x in range(n):
+        if x + AHEAD < n:
+            ahead = by_person[x + AHEAD]
+            prefetch(score, 2 * ahead)
+            prefetch(cap_used, slots * ahead)
+            prefetch(tier, 2 * ahead)
         p = by_person[x]
         b = by_beh[x]
         k = 0 if one_city else city[p]  # one city: no read
@@ -158,16 +170,13 @@ def score_records(
                 end = t + expiry[pk, b] - 1
                 tiercap_end[p, w, tc] = max(tiercap_end[p, w, tc], end)
                 check = max(check, end + 1)
-        if n_effect == with_effect.shape[0]:
-            with_effect = np.concatenate((with_effect, np.empty(n_effect, dtype=np.int64)))
-            check_day = np.concatenate((check_day, np.empty(n_effect, dtype=np.int32)))
         with_effect[n_effect] = order[lo + x]
         check_day[n_effect] = check
         n_effect += 1
     for x in range(n):
         applied[order[lo + x], 0] = scored[x, 0]
         applied[order[lo + x], 1] = scored[x, 1]
-    return with_effect[:n_effect], check_day[:n_effect], may_move[:n_move].copy()
+    return with_effect[:n_effect].copy(), check_day[:n_effect].copy(), may_move[:n_move].copy()
 
 
 @njit(cache=True, nogil=True)
