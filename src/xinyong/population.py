@@ -8,11 +8,13 @@ vectorized from seeded streams; the graph is built in compiled code as CSR array
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 
+from xinyong.scenario import Population as PopulationSpec
 from xinyong.scenario import Scenario
 
 N_BUCKETS = 48
@@ -172,24 +174,24 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     city_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     city = np.repeat(np.arange(len(sizes), dtype=np.uint8), sizes)
     group = (s_group.random(n) < pop.minority_share).astype(np.uint8)
-    risk = TraitBuckets.of(
-        truncated_lognormal(s_traits, n, pop.risk_sigma, pop.trait_min, pop.trait_max)
-    )
-    civic = TraitBuckets.of(
-        truncated_lognormal(s_traits, n, pop.civic_sigma, pop.trait_min, pop.trait_max)
-    )
 
-    m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
-    parent1 = s_child.integers(0, n, m).astype(np.int32)  # uniform over adults: city by size
-    child_city = city[parent1]
-    child_group = (s_child.random(m) < pop.minority_share).astype(np.uint8)
-    mate = partner_of(parent1.astype(np.int64), city_start, city)
-    two = s_child.random(m) < pop.two_parent_share
-    parent2 = np.where(two & (mate >= 0), mate, -1).astype(np.int32)
+    def traits() -> tuple[TraitBuckets, TraitBuckets]:
+        risk = truncated_lognormal(s_traits, n, pop.risk_sigma, pop.trait_min, pop.trait_max)
+        risk_buckets = TraitBuckets.of(risk)
+        del risk
+        civic = truncated_lognormal(s_traits, n, pop.civic_sigma, pop.trait_min, pop.trait_max)
+        return risk_buckets, TraitBuckets.of(civic)
 
-    targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share)
-    degree, nbr = build_csr(n, pop.edges_per_adult, targets)
-    del targets
+    # Traits have a stream of their own: drawn on a second thread while the graph is built.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        drawn = pool.submit(traits)
+        parent1, child_city, child_group, parent2 = _children(s_child, pop, city, city_start)
+        targets = _propose_edges(
+            s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share
+        )
+        degree, nbr = build_csr(n, pop.edges_per_adult, targets)
+        del targets
+        risk, civic = drawn.result()
     degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)
     return Population(
         city_start,
@@ -206,6 +208,22 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
         parent1,
         parent2,
     )
+
+
+def _children(
+    rng: np.random.Generator, pop: PopulationSpec, city: np.ndarray, city_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Children: first parent (uniform over adults: city by size), city, group, second
+    parent (the first's partner, or -1)."""
+    n = len(city)
+    m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
+    parent1 = rng.integers(0, n, m).astype(np.int32)
+    child_city = city[parent1]
+    child_group = (rng.random(m) < pop.minority_share).astype(np.uint8)
+    mate = partner_of(parent1.astype(np.int64), city_start, city)
+    two = rng.random(m) < pop.two_parent_share
+    parent2 = np.where(two & (mate >= 0), mate, -1).astype(np.int32)
+    return parent1, child_city, child_group, parent2
 
 
 def _propose_edges(
