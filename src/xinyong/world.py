@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from xinyong.population import TraitBuckets, neighbours_start
+from xinyong.prefetch import prefetch
 
 NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
 
@@ -107,6 +108,8 @@ def sample_behaviour(
                     if skip_distressed and is_distressed[order[lo + pos]]:
                         continue
                     cand[m] = lo + pos
+                    prefetch(order, lo + pos)  # read in the loop below
+                    prefetch(value, lo + pos)
                     u[m] = rng.random()
                     m += 1
                 for x in range(m):
