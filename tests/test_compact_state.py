@@ -194,3 +194,16 @@ def test_prefetch_is_a_hint_for_c_contiguous_arrays_only() -> None:
     assert total(a) == 4950
     with pytest.raises(TypingError):
         total(np.arange(200, dtype=np.int64)[::2])
+
+
+def test_open_spells_are_those_np_nonzero_finds() -> None:
+    from xinyong.recorder import open_spells
+
+    rng = np.random.default_rng(0)
+    started = rng.integers(0, 300, (1000, 2, 4))
+    since = np.where(rng.random((1000, 2, 4)) < 0.1, started, -1).astype(np.int16)
+    p, w, li = np.nonzero(since >= 0)
+    person, lists, world, start, end = open_spells(since)
+    assert person.tolist() == p.tolist() and lists.tolist() == li.tolist()
+    assert world.tolist() == w.tolist() and start.tolist() == since[p, w, li].tolist()
+    assert end.tolist() == [-1] * len(p) and len(p) > 100

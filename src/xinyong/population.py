@@ -135,11 +135,14 @@ def _bucket_sort(trait: np.ndarray, edges: np.ndarray):
     return order, start, upper, value
 
 
+@njit(cache=True, nogil=True)
 def partner_of(i: np.ndarray, city_start: np.ndarray, city: np.ndarray) -> np.ndarray:
-    start = city_start[city[i]]
-    end = city_start[city[i].astype(np.int64) + 1]
-    mate = start + ((i - start) ^ 1)
-    return np.where(mate < end, mate, -1)
+    out = np.empty(i.shape[0], dtype=np.int64)
+    for x in range(i.shape[0]):
+        k = city[i[x]]
+        mate = city_start[k] + ((i[x] - city_start[k]) ^ 1)
+        out[x] = mate if mate < city_start[k + 1] else -1
+    return out
 
 
 def city_sizes(adults: int, shares: list[float]) -> np.ndarray:

@@ -77,6 +77,27 @@ def tally(beh, actor, rbeh, person, truth, minority_bits, negative):
     return counts, sums
 
 
+@njit(cache=True, nogil=True)
+def open_spells(since: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Spells still open (start >= 0) as (person, list, world, start, end = -1), in the order
+    of np.nonzero(since >= 0): one compiled pass instead of a mask of all adults' lists."""
+    n = 0
+    for v in since.ravel():
+        n += v >= 0
+    person = np.empty(n, dtype=np.int32)
+    li = np.empty(n, dtype=np.int8)
+    world = np.empty(n, dtype=np.int8)
+    start = np.empty(n, dtype=np.int32)
+    x = 0
+    for p in range(since.shape[0]):
+        for w in range(since.shape[1]):
+            for k in range(since.shape[2]):
+                if since[p, w, k] >= 0:
+                    person[x], li[x], world[x], start[x] = p, k, w, since[p, w, k]
+                    x += 1
+    return person, li, world, start, np.full(n, -1, dtype=np.int32)
+
+
 class Recorder:
     def __init__(
         self,
@@ -265,16 +286,7 @@ class Recorder:
         self.pipeline.shutdown()
         # Spells still open at T end with null.
         st = sim.state
-        open_p, open_w, open_l = np.nonzero(st.since >= 0)
-        self.spells_ended(
-            (
-                open_p.astype(np.int32),
-                open_l.astype(np.int8),
-                open_w.astype(np.int8),
-                st.since[open_p, open_w, open_l],
-                np.full(len(open_p), -1, np.int32),
-            )
-        )
+        self.spells_ended(open_spells(st.since))
         tables: dict[str, Callable[[], Iterator[pa.RecordBatch] | pa.Table]] = {
             "daily": lambda: pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily,
@@ -366,22 +378,23 @@ class Recorder:
             for k, name in enumerate(tiers):
                 code[p, k] = names.index(name)
         civic = pop.civic
+        # np.take, not fancy indexing: five times faster with small integer indices.
         for a, b in row_chunks(pop.adults):
-            pk = tb.city_pack[pop.city[a:b]]
+            first_code = np.take(tb.city_pack, pop.city[a:b]) * code.shape[1]
             bits = st.bits[a:b]
             cols: dict[str, Any] = {
                 "person": np.arange(a, b, dtype=np.int32),
                 "city": dictionary(pop.city[a:b], [c.name for c in self.cities]),
                 "group": dictionary(pop.group[a:b], list(GROUPS)),
-                "risk": pop.risk_buckets.value[pop.risk_rank[a:b]],
+                "risk": np.take(pop.risk_buckets.value, pop.risk_rank[a:b]),
                 "civic": civic[a:b],
                 "partner": pop.partner(np.arange(a, b)).astype(np.int32),
                 "degree": pop.nbr_degree[a:b].astype(np.int32),
                 "score": st.score[a:b, 0].copy(),
                 "shadow_score": st.score[a:b, 1].copy(),
-                "tier": dictionary(code[pk, st.tier[a:b, 0]], names),
-                "shadow_tier": dictionary(code[pk, st.tier[a:b, 1]], names),
-                "deter": st.deter_table[st.deter_level[a:b]],
+                "tier": dictionary(np.take(code, first_code + st.tier[a:b, 0]), names),
+                "shadow_tier": dictionary(np.take(code, first_code + st.tier[a:b, 1]), names),
+                "deter": np.take(st.deter_table, st.deter_level[a:b]),
             }
             for li, name in enumerate(tb.lists):
                 cols[f"on.{name}"] = (bits[:, 0] >> li & 1).astype(bool)
@@ -392,10 +405,10 @@ class Recorder:
         pop, tb, bits = self.pop, self.tb, sim.state.bits[:, 0]
 
         def parents_have(mask: np.ndarray) -> np.ndarray:
-            m = mask[pop.child_city]
-            has = (bits[pop.parent1] & m) != 0
+            m = np.take(mask, pop.child_city)
+            has = (np.take(bits, pop.parent1) & m) != 0
             two = pop.parent2 >= 0
-            has[two] |= (bits[pop.parent2[two]] & m[two]) != 0
+            has[two] |= (np.take(bits, pop.parent2[two]) & m[two]) != 0
             return has
 
         return pa.table(

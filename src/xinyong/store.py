@@ -108,35 +108,46 @@ class ChunkWriter:
 
 @dataclass(frozen=True)
 class Layout:
-    """How a table is written.
+    """How a table is written (measured on R1's tables; see docs/performance.md).
 
     `sorted`: columns in increasing order, the only ones whose min/max statistics let a reader
     skip row groups. Statistics and dictionaries on the other columns cost a third of the
     writing time and save nothing (person ids, points: near-unique or tiny after zstd).
     `nullable`: the only columns that may hold nulls. The others are written as required,
     which spares encoding definition levels: a quarter of the records' writing time.
-    `ids`: columns of person ids in no order. These and the key (the first sorted column) are
-    byte-stream split and lz4 compressed: person ids a third smaller than plain and zstd and
-    twice as fast to write (their high bytes compress), record ids faster than delta encoding.
-    Other columns are zstd compressed.
+    `noisy`: numbers in no order, such as person ids and traits. These and the key (the first
+    sorted column) are byte-stream split and lz4 compressed: their high bytes compress, the
+    rest would cost zstd time for nothing (person ids a third smaller than plain and zstd and
+    twice as fast to write).
+    `split`: numbers with few high bytes, such as scores and degrees: byte-stream split before
+    zstd, smaller and two to three times faster than zstd alone.
+    `dictionary`: numbers with few values (besides dictionary-typed columns).
+    Other columns are zstd compressed as they are.
     """
 
     sorted: tuple[str, ...] = ()
     nullable: tuple[str, ...] = ()
-    ids: tuple[str, ...] = ()
+    noisy: tuple[str, ...] = ()
+    split: tuple[str, ...] = ()
+    dictionary: tuple[str, ...] = ()
 
 
 LAYOUTS = {
     "records": Layout(
-        sorted=("record_id", "day"), nullable=("actor", "expiry_day"), ids=("person", "actor")
+        sorted=("record_id", "day"), nullable=("actor", "expiry_day"), noisy=("person", "actor")
     ),
     "spells": Layout(nullable=("end",)),  # persons in order within each day
     "daily": Layout(sorted=("day",)),
     "behaviour_daily": Layout(sorted=("day",)),
-    "appeals": Layout(sorted=("record_id",), nullable=("upheld",), ids=("person",)),
-    "persons": Layout(sorted=("person",), ids=("partner",)),
-    "children": Layout(sorted=("child",), nullable=("parent2",), ids=("parent1", "parent2")),
-    "edges": Layout(sorted=("a",), ids=("b",)),
+    "appeals": Layout(sorted=("record_id",), nullable=("upheld",), noisy=("person",)),
+    "persons": Layout(
+        sorted=("person",),
+        noisy=("partner", "risk", "civic"),
+        split=("degree", "score", "shadow_score"),
+        dictionary=("deter",),
+    ),
+    "children": Layout(sorted=("child",), nullable=("parent2",), noisy=("parent1", "parent2")),
+    "edges": Layout(sorted=("a",), noisy=("b",)),
 }
 
 
@@ -156,15 +167,19 @@ def write_batches(
                     [f.with_nullable(f.name in layout.nullable) for f in batch.schema]
                 )
                 types = {f.name: f.type for f in schema}
-                split = {n for n in layout.sorted[:1] + layout.ids if n in types}
-                split = {n for n in split if pa.types.is_integer(types[n])}
+                numeric = {
+                    n for n, t in types.items() if pa.types.is_integer(t) or pa.types.is_floating(t)
+                }
+                noisy = numeric & {*layout.sorted[:1], *layout.noisy}
+                split = noisy | (numeric & set(layout.split))
+                dictionary = {n for n, t in types.items() if pa.types.is_dictionary(t)}
                 writer = pq.ParquetWriter(
                     tmp,
                     schema,
-                    compression={n: "lz4" if n in split else "zstd" for n in types},
-                    use_dictionary=[n for n, t in types.items() if pa.types.is_dictionary(t)],
+                    compression={n: "lz4" if n in noisy else "zstd" for n in types},
+                    use_dictionary=sorted(dictionary | (set(layout.dictionary) & set(types))),
                     write_statistics=[n for n in layout.sorted if n in types],
-                    column_encoding=dict.fromkeys(split, "BYTE_STREAM_SPLIT"),
+                    column_encoding=dict.fromkeys(sorted(split), "BYTE_STREAM_SPLIT"),
                 )
             writer.write(_as_required(batch, schema, path))
     except BaseException:
