@@ -40,7 +40,7 @@ class SchemeState:
         m = n if has_cap else 0
         table = deter_table(eta, floor)
         bits = np.uint8 if L <= 8 else np.uint16
-        start = tables.start_score[tables.city_pack[city]].astype(np.int32)
+        start = np.take(tables.start_score, np.take(tables.city_pack, city)).astype(np.int32)
         return cls(
             score=np.stack([start, start], axis=1),
             tier=np.full((n, 2), NO_TIER, dtype=np.uint8),
