@@ -45,12 +45,6 @@ class Records:
         return len(self.person)
 
 
-def column_totals(a: np.ndarray) -> np.ndarray:
-    """Sums of the two columns of an [n, 2] array (numpy's axis=0 reduction is ten times
-    slower on two columns)."""
-    return np.array([a[:, 0].sum(dtype=np.int64), a[:, 1].sum(dtype=np.int64)])
-
-
 class Simulation:
     def __init__(
         self, scenario: Scenario, out: Path | None = None, rows_per_part: int = 2_000_000
@@ -426,14 +420,20 @@ class Simulation:
             with_effect, check_day, tier_may_move = join(*parts)
         else:
             with_effect, check_day, tier_may_move = score_part(0, len(rec))
-        self.score_sum += column_totals(applied)
-        expiry_day = scoring.expiry_days(
-            t, rec.person, rec.behaviour, self.pop.city, tb.city_pack, tb.expiry
-        )
         # Points given back at expiry; expiries after the last day need no bookkeeping.
-        gives_back = (applied[:, 0] != 0) | (applied[:, 1] != 0)
-        for day, sel in by_day(expiry_day, gives_back, t + 1, self.sc.days):
-            self.pending.expiries[day].append((rec.person[sel], applied[sel]))
+        expiry_day, totals, due = scoring.expiries(
+            t,
+            rec.person,
+            rec.behaviour,
+            applied,
+            self.pop.city,
+            tb.city_pack,
+            tb.expiry,
+            self.sc.days,
+        )
+        self.score_sum += totals
+        for day, sel in by_day(expiry_day[due], None, t + 1, self.sc.days):
+            self.pending.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
         in_order = np.argsort(with_effect, kind="stable")  # a handful a day
         with_effect, check_day = with_effect[in_order], check_day[in_order]
         for day, sel in by_day(check_day, None, t + 1, self.sc.days):

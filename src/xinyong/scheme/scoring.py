@@ -180,22 +180,35 @@ def score_records(
 
 
 @njit(cache=True, nogil=True)
-def expiry_days(
+def expiries(
     t: int,
     person: np.ndarray,
     beh: np.ndarray,
+    applied: np.ndarray,
     city: np.ndarray,
     city_pack: np.ndarray,
     expiry: np.ndarray,
-) -> np.ndarray:
-    """The day each record's points are given back (-1: never)."""
-    out = np.empty(person.shape[0], dtype=np.int32)
+    last_day: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In one pass over the day's records: the day each record's points are given back (-1:
+    never), the points applied per world, and the records that give points back before
+    `last_day` (in order)."""
+    n = person.shape[0]
+    expiry_day = np.empty(n, dtype=np.int32)
+    totals = np.zeros(2, dtype=np.int64)
+    due = np.empty(n, dtype=np.int64)
+    n_due = 0
     one_city = city_pack.shape[0] == 1
-    for r in range(person.shape[0]):
+    for r in range(n):
         pk = city_pack[0 if one_city else city[person[r]]]
         days = expiry[pk, beh[r]]
-        out[r] = t + days if days > 0 else -1
-    return out
+        day = t + days if days > 0 else -1
+        expiry_day[r] = day
+        totals[0] += applied[r, 0]
+        totals[1] += applied[r, 1]
+        due[n_due] = r
+        n_due += (applied[r, 0] != 0 or applied[r, 1] != 0) and t < day < last_day
+    return expiry_day, totals, due[:n_due].copy()
 
 
 @njit(cache=True, nogil=True)
