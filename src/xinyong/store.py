@@ -49,8 +49,11 @@ def _names(names: tuple[str, ...]) -> pa.Array:
 
 
 def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
-    """Codes into a fixed list of names: compact on disk, strings to DuckDB and Polars."""
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int16)), _names(tuple(names)))
+    """Codes into a fixed list of names: compact on disk, strings to DuckDB and Polars.
+    The codes are indices into `names` by construction (compiled tables), so they are wrapped
+    without a copy or a bounds check: the arrays a day hands over are never written again."""
+    indices = pa.array(codes.astype(np.int16, copy=False))
+    return pa.DictionaryArray.from_arrays(indices, _names(tuple(names)), safe=False)
 
 
 class ChunkWriter:
