@@ -468,11 +468,11 @@ class Simulation:
         self, t: int, persons: np.ndarray, reasons: np.ndarray, full: bool = True
     ) -> None:
         st = self.state
+        counts = (st.tier_count, st.list_count, st.wrong_count)
         if self.halves.split(len(persons)):
             # Distinct persons: each half changes its own persons' state and counts into its
             # own tallies; the second half's counts are added after.
             mid = len(persons) // 2
-            counts = (st.tier_count, st.list_count, st.wrong_count)
             zeros = tuple(np.zeros_like(c) for c in counts)
             first, second = self.halves.run(
                 lambda: self.evaluate(t, persons[:mid], reasons[:mid], full, counts),
@@ -482,7 +482,6 @@ class Simulation:
                 total += part
             spells, ck_person, ck_day, moved = join(first, second)
         else:
-            counts = (st.tier_count, st.list_count, st.wrong_count)
             spells, ck_person, ck_day, moved = self.evaluate(t, persons, reasons, full, counts)
         self.recorder.spells_ended(spells)
         self.moved.append(moved)
