@@ -4,7 +4,7 @@ A counting sort over all adults would touch a table of the population's size eve
 Here one counting pass is used while its table of buckets stays in cache (ONE_PASS_BITS),
 and beyond that LSD passes with digits of at most RADIX_BITS bits, so the cost grows with
 the ids sorted, not with the number of adults. Measured with 13 M ids of 100 M adults:
-0.31 s, where one counting pass takes 0.55 s.
+0.22 s (0.29 s with 64-bit indices), where one counting pass takes 0.55 s.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ RADIX_BITS = 11
 def radix_order(
     key: np.ndarray, bound: int, skip: int = 0, sorted_keys: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices that sort key >> skip stably, for keys in [0, bound), and the keys in that
-    order (empty unless `sorted_keys`)."""
+    """Indices (int32: fewer than 2**31 keys) that sort key >> skip stably, for keys in
+    [0, bound), and the keys in that order (empty unless `sorted_keys`)."""
     n = key.shape[0]
     width = 1
     while (1 << width) <= (bound - 1) >> skip:
@@ -31,17 +31,17 @@ def radix_order(
     mask = (1 << digit) - 1
     # Pass k reads the keys in the order of pass k - 1 (pass 0: as given); the last pass
     # carries them along only if asked.
-    sorted_key, order = key, np.empty(0, dtype=np.int64)
+    sorted_key, order = key, np.empty(0, dtype=np.int32)
     for k in range(passes):
         shift = skip + k * digit
-        fill = np.zeros(mask + 2, dtype=np.int64)
+        fill = np.zeros(mask + 2, dtype=np.int32)
         for i in range(n):
             fill[((sorted_key[i] >> shift) & mask) + 1] += 1
         for d in range(mask + 1):
             fill[d + 1] += fill[d]
         last = k == passes - 1 and not sorted_keys
         key_to = np.empty(0 if last else n, dtype=key.dtype)
-        order_to = np.empty(n, dtype=np.int64)
+        order_to = np.empty(n, dtype=np.int32)
         for i in range(n):
             d = (sorted_key[i] >> shift) & mask
             order_to[fill[d]] = order[i] if k > 0 else i
