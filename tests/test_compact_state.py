@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xinyong
-from xinyong import halves
+from xinyong import threads
 from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
@@ -116,12 +116,12 @@ def test_sorted_unique_is_each_person_once_in_id_order_with_reasons_or_ed(
 ) -> None:
     """Both ways (flags when many adults are given, a radix sort when few), the scan of flags
     whole or in two halves, agree with np.unique, and leave the flags zeroed."""
-    monkeypatch.setattr(halves, "MIN_SPLIT", 1 if split else 1 << 40)
+    monkeypatch.setattr(threads, "MIN_SPLIT", 1 if split else 1 << 40)
     rng = np.random.default_rng(adults + given)
     persons = rng.integers(0, adults, given).astype(np.int32)
     reasons = rng.choice(np.array([SCORE_CHANGED, RECHECK], dtype=np.uint8), given)
     flags = np.zeros(adults, dtype=np.uint8)
-    got, why = sorted_unique(persons, reasons, flags, halves.Halves())
+    got, why = sorted_unique(persons, reasons, flags, threads.Halves())
     assert np.array_equal(got, np.unique(persons))
     for p, r in zip(got[:50], why[:50], strict=True):
         assert r == np.bitwise_or.reduce(reasons[persons == p])

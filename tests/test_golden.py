@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import xinyong
-from xinyong import halves
+from xinyong import threads
 
 DIGESTS = {
     "records": "b4ecb94b0bdb5595",
@@ -50,7 +50,7 @@ def golden_run(request: pytest.FixtureRequest) -> xinyong.Run:
     """The run as is, and with every step that can be split over two threads split."""
     with pytest.MonkeyPatch.context() as mp:
         if request.param == "split":
-            mp.setattr(halves, "MIN_SPLIT", 1)
+            mp.setattr(threads, "MIN_SPLIT", 1)
         return xinyong.run(xinyong.load_scenario("s1", adults=3000, days=200, seed=1))
 
 

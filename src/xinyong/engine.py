@@ -8,7 +8,7 @@ filed. The layers do the work; this file only sequences them and keeps the books
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +16,13 @@ import numpy as np
 
 from xinyong import consequences, observe, population, world
 from xinyong.buffers import headroom, with_capacity
-from xinyong.halves import Halves, join
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
 from xinyong.schedule import Pending, by_day
 from xinyong.scheme import lists, scoring
 from xinyong.scheme.compile import FOREVER, NO_TIER, Tables, compile_scenario
 from xinyong.scheme.state import SchemeState
+from xinyong.threads import Halves, background, join
 
 YEAR = 365  # yearly caps count in windows floor(t / 365) from day 0
 
@@ -103,7 +103,7 @@ class Simulation:
         }
         # Positive behaviour and its observation read only fixed traits and population data,
         # so the next day's are drawn on a worker thread while the current day runs.
-        self.ahead = ThreadPoolExecutor(max_workers=1)
+        self.ahead = background()
         self.halves = Halves()  # steps over disjoint persons, split over two threads
         self.positive_next: tuple[int, Future] | None = None
         self.recorder = Recorder(scenario, self.tb, self.pop, self.groups, out, rows_per_part)

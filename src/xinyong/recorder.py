@@ -4,7 +4,7 @@ writes the end-of-run tables. Without a folder it keeps everything in memory (te
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
 from xinyong.store import LAYOUTS, ChunkWriter, dictionary, write_batches, write_json
+from xinyong.threads import background
 
 if TYPE_CHECKING:
     from xinyong.engine import Records, Simulation
@@ -129,11 +130,11 @@ class Recorder:
         self.upheld_today = 0
         self.decided_today = 0
         self.tables: dict[str, pa.Table] = {}
-        self.pipeline = ThreadPoolExecutor(max_workers=1)
+        self.pipeline = background()
         self.booking: Future | None = None
         if out is not None:  # the graph never changes: write it while the run goes on
-            self.background = ThreadPoolExecutor(max_workers=1)
-            self.edges_written = self.background.submit(
+            self.edges_pool = background()
+            self.edges_written = self.edges_pool.submit(
                 write_batches, out / "edges.parquet", self._edges(), LAYOUTS["edges"]
             )
 
@@ -307,7 +308,7 @@ class Recorder:
         for name, build in tables.items():
             write_batches(self.out / f"{name}.parquet", build(), LAYOUTS[name])
         self.edges_written.result()  # re-raises a failed write here
-        self.background.shutdown()
+        self.edges_pool.shutdown()
         write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:

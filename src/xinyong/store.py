@@ -19,7 +19,7 @@ import functools
 import json
 import shutil
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xinyong.errors import XinyongError
+from xinyong.threads import background
 
 TABLES = (
     "records",
@@ -71,7 +72,7 @@ class ChunkWriter:
         self.batches: list[pa.RecordBatch] = []
         self.rows = 0
         self.parts = 0
-        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pool = background()
         self.pending: Future | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from xinyong.halves import Halves, join
 from xinyong.scheme.compile import (
     COND_AT_LEAST,
     COND_AT_MOST,
@@ -19,6 +18,7 @@ from xinyong.scheme.compile import (
     NO_TIER,
 )
 from xinyong.sorting import radix_order
+from xinyong.threads import Halves, join
 
 # Why a person is re-evaluated at steps 8-9 (flags, or-ed). A person whose score changed but
 # whose tier did not keeps its lists: the rules read the tier, the day (only where a minimum

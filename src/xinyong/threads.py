@@ -1,14 +1,24 @@
-"""Two halves of one step's work at once: the main thread takes the first, a helper thread
-the second.
+"""The run's threads.
 
-Only work split over disjoint persons is run this way (the kernels release the GIL), and the
-halves' outputs are joined in order, so a run's results do not depend on whether, or where,
-work was split. Small days are not split: a thread hand-off costs tens of microseconds.
+`Halves`: two halves of one step's work at once, the main thread taking the first and a
+helper thread the second. Only work split over disjoint persons is run this way (the
+kernels release the GIL), and the halves' outputs are joined in order, so a run's results
+do not depend on whether, or where, work was split. Small days are not split: a thread
+hand-off costs tens of microseconds.
+
+`background`: a worker for the pipelines a day does not wait on at once (positive behaviour
+drawn ahead, records batches, Parquet encoding). On Linux its thread runs at the lowest
+priority, so that it takes the cores the day loop leaves idle rather than the main thread's:
+3% faster at 10 M adults on two cores (both kept busier). It never changes a result: the
+day loop waits for what it needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -49,3 +59,14 @@ def join(first: Any, second: Any) -> Any:
     if isinstance(first, tuple):
         return tuple(join(a, b) for a, b in zip(first, second, strict=True))
     return np.concatenate([first, second])
+
+
+def background() -> ThreadPoolExecutor:
+    """A one-thread pool whose thread yields the cores to the day loop."""
+    return ThreadPoolExecutor(max_workers=1, initializer=_lowest_priority)
+
+
+def _lowest_priority() -> None:
+    if sys.platform.startswith("linux"):  # per-thread niceness: Linux only
+        with contextlib.suppress(OSError):  # not allowed here: run as is
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
