@@ -134,8 +134,8 @@ def observe(
         truth[n] = tr
         ractor[n] = a
         n += 1
-    # Copies, not views: the records table keeps these, and a view would pin the buffer.
-    return person[:n].copy(), rbeh[:n].copy(), rchan[:n].copy(), truth[:n].copy(), ractor[:n].copy()
+    # Views: the engine joins them into the day's records (Records.concat), which copies.
+    return person[:n], rbeh[:n], rchan[:n], truth[:n], ractor[:n]
 
 
 @njit(cache=True, nogil=True)
