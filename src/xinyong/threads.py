@@ -33,9 +33,16 @@ MIN_SPLIT = 50_000  # items (records, persons) below which one thread does the w
 BACKGROUND_NICENESS = 5
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity, where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Halves:
     def __init__(self) -> None:
-        self.min_split = MIN_SPLIT if (os.cpu_count() or 1) > 1 else None
+        self.min_split = MIN_SPLIT if usable_cores() > 1 else None
         self.pool = ThreadPoolExecutor(max_workers=1) if self.min_split is not None else None
 
     def split(self, items: int) -> bool:
