@@ -207,3 +207,17 @@ def test_open_spells_are_those_np_nonzero_finds() -> None:
     assert person.tolist() == p.tolist() and lists.tolist() == li.tolist()
     assert world.tolist() == w.tolist() and start.tolist() == since[p, w, li].tolist()
     assert end.tolist() == [-1] * len(p) and len(p) > 100
+
+
+def test_tier_bounds_hold_exactly_the_scores_tier_of_gives_each_tier() -> None:
+    from xinyong.scheme.lists import tier_bounds, tier_of
+
+    thresholds = np.array([[1050, 1000, 960, 850, 0], [900, 700, 500, 0, 0]], dtype=np.int64)
+    n_tiers = np.array([5, 3], dtype=np.int64)
+    floor, ceiling = tier_bounds(thresholds, n_tiers)
+    for pk in range(2):
+        for score in range(-100, 1200, 7):
+            tier = tier_of(score, thresholds[pk, : n_tiers[pk]])
+            inside = [k for k in range(n_tiers[pk]) if floor[pk, k] <= score < ceiling[pk, k]]
+            assert inside == [tier]
+            assert not floor[pk, -1] <= score < ceiling[pk, -1]  # NO_TIER: never inside

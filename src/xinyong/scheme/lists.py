@@ -35,6 +35,23 @@ def tier_of(score: int, thresholds: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
+def tier_bounds(thresholds: np.ndarray, n_tiers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scores [floor, ceiling) for which tier_of gives each pack's tier k, tier caps
+    aside. Index maxT stands for NO_TIER (not yet evaluated): an empty range."""
+    P, T = thresholds.shape[0], thresholds.shape[1]
+    floor = np.full((P, T + 1), -(1 << 62), dtype=np.int64)
+    ceiling = np.full((P, T + 1), 1 << 62, dtype=np.int64)
+    floor[:, T] = ceiling[:, T] = 0
+    for pk in range(P):
+        for k in range(n_tiers[pk]):
+            if k < n_tiers[pk] - 1:
+                floor[pk, k] = thresholds[pk, k]
+            if k > 0:
+                ceiling[pk, k] = thresholds[pk, k - 1]
+    return floor, ceiling
+
+
+@njit(cache=True, nogil=True)
 def _holds(kind: int, tier_limit: int, tier: int) -> bool:
     # Tiers are indexed best first: "at most D" is index >= index(D).
     if kind == COND_AT_MOST:

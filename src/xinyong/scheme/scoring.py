@@ -9,6 +9,7 @@ from numba import njit
 
 from xinyong.prefetch import AHEAD, prefetch
 from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
+from xinyong.scheme.lists import tier_bounds
 from xinyong.sorting import radix_order
 
 BIN_BITS = 5  # records of 2**BIN_BITS persons are scored together: their state shares lines
@@ -70,17 +71,8 @@ def score_records(
     steps 8-9 need not look at the others for their score."""
     n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
-    # Scores [floor, ceiling) of each pack's tiers, tier caps aside (see lists.tier_of).
-    P, T = thresholds.shape[0], thresholds.shape[1]
-    floor = np.full((P, T + 1), -(1 << 62), dtype=np.int64)
-    ceiling = np.full((P, T + 1), 1 << 62, dtype=np.int64)  # tier NO_TIER: index T
-    floor[:, T] = ceiling[:, T] = 0
-    for pk in range(P):
-        for k in range(n_tiers[pk]):
-            if k < n_tiers[pk] - 1:
-                floor[pk, k] = thresholds[pk, k]
-            if k > 0:
-                ceiling[pk, k] = thresholds[pk, k - 1]
+    floor, ceiling = tier_bounds(thresholds, n_tiers)
+    T = thresholds.shape[1]  # tier NO_TIER reads the empty range at index T
     # Each (city, behaviour)'s rule, flattened once so the loop reads one small table and
     # takes no branch on the rule: no cap is a cap that cannot be reached, charged to slot 0
     # with weight 0.
