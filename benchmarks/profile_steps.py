@@ -44,7 +44,6 @@ STEPS = [
     (lists, "evaluate", "  rules kernel"),
     (Simulation, "file_appeals", "11 appeals filed"),
     (recorder.Recorder, "wait_day", "recorder (wait)"),
-    (store.ChunkWriter, "wait", "Parquet writer (wait)"),
 ]
 # Work done on the other threads, timed on their thread (wall time: it includes waiting for a
 # core while the main thread holds it).
@@ -52,6 +51,7 @@ BACKGROUND = [
     (Simulation, "draw_positive", "positive behaviour drawn ahead"),
     (recorder.Recorder, "_book", "records batch and tallies"),
     (recorder, "tally", "  tallies kernel"),
+    (store.ChunkWriter, "wait", "  waiting for the Parquet writer"),
     (store, "write_batches", "Parquet encoding"),
 ]
 
