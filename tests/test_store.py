@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -51,3 +52,21 @@ def test_a_required_column_with_nulls_is_refused_and_nothing_is_left(tmp_path: P
     with pytest.raises(ValueError, match="column 'a' has nulls but is required"):
         store.write_batches(tmp_path / "t.parquet", [batch], store.Layout(nullable=("b",)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_records_store_the_actor_of_misattributed_records_only(tmp_path: Path) -> None:
+    run = xinyong.run(xinyong.load_scenario("r1", adults=2000, days=30), tmp_path / "run")
+    raw = plain(pq.read_table(tmp_path / "run" / "records"))
+    view = run.table("records")
+    assert raw.column("record_id").equals(view.column("record_id"))
+    truth = raw.column("truth").to_numpy(zero_copy_only=False)
+    stored = raw.column("actor").is_valid().to_numpy(zero_copy_only=False)
+    assert (truth == "misattributed").sum() > 0
+    assert (stored == (truth == "misattributed")).all()
+    # The run's view fills the column back in: a correct record's actor is its person.
+    actor = view.column("actor").to_numpy(zero_copy_only=False)
+    person = view.column("person").to_numpy()
+    correct = truth == "correct"
+    assert (actor[correct] == person[correct]).all()
+    assert np.isnan(actor[truth == "false_report"].astype(float)).all()
+    assert (actor[stored] == raw.column("actor").to_numpy(zero_copy_only=False)[stored]).all()

@@ -214,6 +214,8 @@ class Recorder:
         n = len(rec)
         was_appealed = np.zeros(n, dtype=bool)
         was_appealed[appealed] = True
+        # On disk only a misattributed record's actor is kept (store.STORED_AS restores it).
+        no_actor = rec.truth != MISATTRIBUTED if self.out else rec.truth == FALSE_REPORT
         self._emit(
             "records",
             pa.record_batch(
@@ -225,7 +227,7 @@ class Recorder:
                     "behaviour": dictionary(rec.behaviour, tb.behaviours),
                     "channel": dictionary(rec.channel, tb.channels),
                     "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
-                    "actor": pa.array(rec.actor, mask=rec.truth == FALSE_REPORT),
+                    "actor": pa.array(rec.actor, mask=no_actor),
                     "points": pa.array(applied[:, 0]),
                     "shadow_points": pa.array(applied[:, 1]),
                     "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
