@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 import xinyong
 from xinyong import threads
 from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
-from xinyong.population import TraitBuckets, build_csr, neighbours_start
+from xinyong.population import TraitBuckets, build_csr, neighbours_start, trait_at
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -58,11 +59,19 @@ def test_trait_buckets_round_trip() -> None:
     trait = np.random.default_rng(0).lognormal(0, 1, 5000)
     tb = TraitBuckets.of(trait)
     assert np.array_equal(tb.by_person(), trait)
-    assert np.array_equal(tb.value[tb.rank()], trait)
+    assert np.array_equal(tb.value(tb.rank()), trait)
     for g in range(len(tb.start) - 1):
         ids = tb.order[tb.start[g] : tb.start[g + 1]]
         assert (np.diff(ids) > 0).all()
         assert (trait[ids] <= tb.upper[g]).all()
+
+
+def test_trait_at_reads_the_trait_of_a_row_in_compiled_code() -> None:
+    trait = np.random.default_rng(1).lognormal(0, 1, 1001)
+    tb = TraitBuckets.of(trait)
+    read = njit(lambda rows: np.array([trait_at(rows, j) for j in range(rows.shape[0])]))
+    assert np.array_equal(read(tb.rows), tb.value())
+    assert np.array_equal(read(tb.rows)[tb.rank()], trait)
 
 
 def test_state_is_at_most_120_bytes_per_adult() -> None:

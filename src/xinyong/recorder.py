@@ -389,7 +389,7 @@ class Recorder:
                 "person": np.arange(a, b, dtype=np.int32),
                 "city": dictionary(pop.city[a:b], [c.name for c in self.cities]),
                 "group": dictionary(pop.group[a:b], list(GROUPS)),
-                "risk": np.take(pop.risk_buckets.value, pop.risk_rank[a:b]),
+                "risk": pop.risk_buckets.value(pop.risk_rank[a:b]),
                 "civic": civic[a:b],
                 "partner": pop.partner(np.arange(a, b)).astype(np.int32),
                 "degree": pop.nbr_degree[a:b].astype(np.int32),

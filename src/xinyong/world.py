@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from xinyong.population import TraitBuckets, neighbours_start
+from xinyong.population import TraitBuckets, neighbours_start, trait_at
 from xinyong.prefetch import prefetch
 
 NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
@@ -58,14 +58,12 @@ def sample_behaviour(
     risk_rank: np.ndarray,
     deter_level: np.ndarray,
     deter_table: np.ndarray,
-    risk_order: np.ndarray,
+    risk_rows: np.ndarray,
     risk_start: np.ndarray,
     risk_upper: np.ndarray,
-    risk_value: np.ndarray,
-    civic_order: np.ndarray,
+    civic_rows: np.ndarray,
     civic_start: np.ndarray,
     civic_upper: np.ndarray,
-    civic_value: np.ndarray,
     is_distressed: np.ndarray,
     distressed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +79,9 @@ def sample_behaviour(
             continue
         neg = negative[b] == 1
         skip_distressed = neg and distress_context[b] == 1 and distressed.shape[0] > 0
-        order = risk_order if neg else civic_order
+        rows = risk_rows if neg else civic_rows
         start = risk_start if neg else civic_start
         upper = risk_upper if neg else civic_upper
-        value = risk_value if neg else civic_value
         for g in range(start.shape[0] - 1):
             lo = start[g]
             size = start[g + 1] - lo
@@ -105,17 +102,16 @@ def sample_behaviour(
                     pos += geometric_skip(rng, bound, log_q)
                     if pos >= size:
                         break
-                    if skip_distressed and is_distressed[order[lo + pos]]:
+                    if skip_distressed and is_distressed[rows[lo + pos, 0]]:
                         continue
                     cand[m] = lo + pos
-                    prefetch(order, lo + pos)  # read in the loop below
-                    prefetch(value, lo + pos)
+                    prefetch(rows, 3 * (lo + pos))  # read in the loop below
                     u[m] = rng.random()
                     m += 1
                 for x in range(m):
                     j = cand[x]
-                    i = order[j]
-                    p = base[b] * value[j]
+                    i = rows[j, 0]
+                    p = base[b] * trait_at(rows, j)
                     if neg:
                         p *= deter_table[deter_level[i]]
                     if u[x] * bound < min(1.0, p):
@@ -130,7 +126,7 @@ def sample_behaviour(
             continue
         for j in range(distressed.shape[0]):
             i = distressed[j]
-            risk = risk_value[risk_rank[i]]
+            risk = trait_at(risk_rows, risk_rank[i])
             p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * distress_factor)
             if rng.random() < p:
                 if n == capacity:
