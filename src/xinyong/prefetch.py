@@ -3,8 +3,9 @@
 Kernels that visit persons' state in (almost) increasing order but sparsely, such as scoring
 1.3 M records a day spread over 10 M adults, wait on memory for most of each record: the
 hardware prefetcher cannot guess the next person. Asking for the state of the record a few
-dozen ahead overlaps those waits (the scoring kernel: 49 to 34 ms a day at 10 M adults).
-A prefetch never faults and changes no result.
+dozen ahead overlaps those waits (the scoring kernel: 49 to 34 ms a day at 10 M adults; the
+rules of steps 8-9 over 36 k persons: 4.6 to 2.8 ms). A prefetch never faults and changes no
+result.
 """
 
 from __future__ import annotations

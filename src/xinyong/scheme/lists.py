@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong.prefetch import AHEAD, prefetch
 from xinyong.scheme.compile import (
     COND_AT_LEAST,
     COND_AT_MOST,
@@ -125,7 +126,19 @@ def evaluate(
     nc = 0
     moved = np.empty(persons.shape[0], dtype=np.int32)
     nm = 0
-    for x in range(persons.shape[0]):
+    n = persons.shape[0]
+    for x in range(n):
+        if x + AHEAD < n:  # persons are a few hundred ids apart: each one's state misses cache
+            ahead = persons[x + AHEAD]
+            prefetch(score, 2 * ahead)
+            prefetch(tier, 2 * ahead)
+            prefetch(bits, 2 * ahead)
+            prefetch(cond_bits, 2 * ahead)
+            prefetch(since, since.shape[1] * since.shape[2] * ahead)
+            if direct_end.shape[2] > 0:
+                prefetch(direct_end, direct_end.shape[1] * direct_end.shape[2] * ahead)
+            if has_cap:
+                prefetch(tiercap_end, tiercap_end.shape[1] * tiercap_end.shape[2] * ahead)
         p = persons[x]
         k = city[p] if city_pack.shape[0] > 1 else 0  # one city: no read
         pk = city_pack[k]
