@@ -51,15 +51,15 @@ class TraitBuckets:
         """Person ids in bucket order (a view)."""
         return self.rows[:, 0]
 
-    def value(self, rank: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """The trait at these positions in bucket order (a new array)."""
-        return np.ascontiguousarray(self.rows[rank, 1:]).view(np.float64).ravel()
+    def value(self, rank: np.ndarray | None = None) -> np.ndarray:
+        """The trait at these positions in bucket order, or at all (a new array)."""
+        if rank is None:
+            return np.ascontiguousarray(self.rows[:, 1:]).view(np.float64).ravel()
+        return _traits_at(self.rows, np.asarray(rank))
 
     def by_person(self) -> np.ndarray:
         """The trait indexed by person (a new array)."""
-        out = np.empty(len(self.rows), dtype=np.float64)
-        out[self.order] = self.value()
-        return out
+        return _traits_by_person(self.rows)
 
     def rank(self) -> np.ndarray:
         """Each person's position in bucket order."""
@@ -133,6 +133,22 @@ class Population:
     def nbr_start(self) -> np.ndarray:
         """Full CSR offsets [N+1] (a new int64 array)."""
         return np.concatenate([[0], np.cumsum(self.nbr_degree, dtype=np.int64)])
+
+
+@njit(cache=True, nogil=True)
+def _traits_at(rows: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    out = np.empty(rank.shape[0], dtype=np.float64)
+    for x in range(rank.shape[0]):
+        out[x] = trait_at(rows, rank[x])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _traits_by_person(rows: np.ndarray) -> np.ndarray:
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    for j in range(rows.shape[0]):
+        out[rows[j, 0]] = trait_at(rows, j)
+    return out
 
 
 @njit(cache=True, nogil=True)
