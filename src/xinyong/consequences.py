@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong.scheme.compile import CORRECT
+
 
 @njit(cache=True, nogil=True)
 def update_members(
@@ -85,8 +87,24 @@ def settle(
 
 
 def file_appeals(
-    rng: np.random.Generator, alpha: float, negative: np.ndarray, beh: np.ndarray, wrong: np.ndarray
+    rng: np.random.Generator, alpha: float, negative: np.ndarray, beh: np.ndarray, truth: np.ndarray
 ) -> np.ndarray:
     """Indices of today's wrong negative records whose victim appeals (probability alpha)."""
-    candidates = np.flatnonzero(wrong & (negative[beh] == 1))
+    candidates = _wrong_negative(negative, beh, truth)
     return candidates[rng.random(candidates.size) < alpha]
+
+
+@njit(cache=True, nogil=True)
+def _wrong_negative(negative: np.ndarray, beh: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Indices of the records that are negative and not correct (counted first: a few
+    thousand of a day's million records)."""
+    n = 0
+    for r in range(beh.shape[0]):
+        n += (truth[r] != CORRECT) & (negative[beh[r]] == 1)
+    out = np.empty(n, dtype=np.int64)
+    n = 0
+    for r in range(beh.shape[0]):
+        if truth[r] != CORRECT and negative[beh[r]] == 1:
+            out[n] = r
+            n += 1
+    return out

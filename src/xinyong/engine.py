@@ -527,9 +527,8 @@ class Simulation:
         self, t: int, rec: Records, applied: np.ndarray, expiry_day: np.ndarray, effect: np.ndarray
     ) -> np.ndarray:
         tb = self.tb
-        wrong = rec.truth != 0
         idx = consequences.file_appeals(
-            self.rng_appeals, self.sc.appeals.alpha, tb.negative, rec.behaviour, wrong
+            self.rng_appeals, self.sc.appeals.alpha, tb.negative, rec.behaviour, rec.truth
         )
         decision = t + self.sc.appeals.appeal_days
         record_id = self.next_record_id + idx
