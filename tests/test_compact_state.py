@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 from numba import njit
@@ -259,3 +261,18 @@ def test_tally_counts_each_pair_by_behaviour_and_group() -> None:
         int((truth == MISATTRIBUTED).sum()),
         int((truth == FALSE_REPORT).sum()),
     ]
+
+
+def test_trait_at_takes_32_bit_rows_past_715_million() -> None:
+    """Row j starts at word 3 j, which overflows 32 bits from j = 715,827,883: the index is
+    widened before it is multiplied. The rows are an untouched anonymous mapping (9.6 GB of
+    address space, one page of memory used)."""
+    j = 800_000_000
+    area = mmap.mmap(-1, (j + 1) * 12)
+    rows = np.frombuffer(area, dtype=np.int32).reshape(j + 1, 3)
+    rows[j, 1:] = np.array([2.5]).view(np.int32)
+    read = njit(lambda rows, j: trait_at(rows, j))
+    assert read(rows, np.int32(j)) == 2.5
+    assert read(rows, np.int64(j)) == 2.5
+    del rows
+    area.close()

@@ -70,8 +70,8 @@ class TraitBuckets:
 
 @intrinsic
 def trait_at(typingctx, rows, j):
-    """The trait in row j of TraitBuckets.rows: words 1-2 read as one float64 (a 4-byte
-    aligned load, which x86 and ARM take at full speed)."""
+    """The trait in row j of TraitBuckets.rows: words 1-2 read as one float64 (a load aligned
+    to 4 bytes, which x86-64 and AArch64 allow)."""
     if not (isinstance(rows, types.Array) and rows.layout == "C" and rows.ndim == 2):
         return None
     if rows.dtype != types.int32 or not isinstance(j, types.Integer):
@@ -79,7 +79,8 @@ def trait_at(typingctx, rows, j):
 
     def codegen(context, builder, signature, args):
         data = context.make_array(rows)(context, builder, args[0]).data
-        index = builder.add(builder.mul(args[1], args[1].type(3)), args[1].type(1))
+        row = context.cast(builder, args[1], j, types.intp)  # 3 j overflows 32 bits past 715 M
+        index = builder.add(builder.mul(row, row.type(3)), row.type(1))
         address = builder.bitcast(builder.gep(data, [index]), ir.DoubleType().as_pointer())
         return builder.load(address, align=4)
 
