@@ -13,7 +13,14 @@ from xinyong import threads
 from xinyong.consequences import set_flags, update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
-from xinyong.population import TraitBuckets, build_csr, neighbours_start, trait_at
+from xinyong.population import (
+    NBR_BLOCK,
+    TraitBuckets,
+    block_offsets,
+    build_csr,
+    neighbours_start,
+    trait_at,
+)
 from xinyong.recorder import tally
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
@@ -280,3 +287,11 @@ def test_trait_at_takes_32_bit_rows_past_715_million() -> None:
     assert read(rows, np.int64(j)) == 2.5
     del rows
     area.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 1000])
+def test_block_offsets_are_the_running_sums_at_each_block(n: int) -> None:
+    degree = np.random.default_rng(n).integers(0, 20, n).astype(np.uint8)
+    ends = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
+    expected = np.concatenate([ends[:n:NBR_BLOCK], ends[-1:]]) if n else ends
+    assert np.array_equal(block_offsets(degree), expected)
