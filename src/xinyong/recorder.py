@@ -325,11 +325,20 @@ class Recorder:
             return
         for name, writer in self.writers.items():
             writer.close(STREAM_SCHEMAS[name])
-        # One table at a time, in row chunks: a 100 M adult run never holds a whole copy.
-        for name, build in tables.items():
-            write_batches(self.out / f"{name}.parquet", build(), LAYOUTS[name])
-        self.edges_written.result()  # re-raises a failed write here
-        self.edges_pool.shutdown()
+        # Each table in row chunks: a 100 M adult run never holds a whole copy. The persons
+        # table on this thread, the others on the edges' thread beside it (after the edges).
+        out = self.out
+
+        def write(name: str) -> None:
+            write_batches(out / f"{name}.parquet", tables[name](), LAYOUTS[name])
+
+        others = self.edges_pool.submit(lambda: [write(n) for n in tables if n != "persons"])
+        try:
+            write("persons")
+        finally:
+            others.result()  # re-raises a failed write here, once both are done
+            self.edges_written.result()
+            self.edges_pool.shutdown()
         write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:
