@@ -95,6 +95,23 @@ class Simulation:
         self.moved: list[np.ndarray] = []
         self.n_tiers = np.array([len(t) for t in self.tb.tier_names], dtype=np.int64)
         self.min_stay_lists = int((self.tb.min_stay > 0).sum(axis=1).max())
+        # Per city and behaviour: the direct listings its records enter, as (slot, days), and
+        # the tier it caps (NO_TIER: none). Read for each record with effects, hundreds a
+        # day, so kept as Python values (indexing the arrays made that 10 us a record).
+        tb = self.tb
+        self.effect_rules = [
+            [
+                (
+                    [
+                        (int(tb.direct_slot[li]), int(tb.direct_days[k, b, li]))
+                        for li in np.flatnonzero(tb.direct_days[k, b]).tolist()
+                    ],
+                    int(tb.tier_cap[tb.city_pack[k], b]),
+                )
+                for b in range(len(tb.behaviours))
+            ]
+            for k in range(len(scenario.cities))
+        ]
         self.candidates = {
             which: world.expected_candidates(
                 self.tb.base, self.pop.risk_buckets, self.pop.civic_buckets, self.tb.negative, which
@@ -445,17 +462,22 @@ class Simulation:
         self, t: int, rec: Records, expiry_day: np.ndarray, with_effect: np.ndarray
     ) -> None:
         """Remember which records keep which listings alive, for appeals (reading 16)."""
-        tb = self.tb
-        for r in with_effect.tolist():
-            rid, p, b = self.next_record_id + r, int(rec.person[r]), int(rec.behaviour[r])
-            k = int(self.pop.city[p])
-            for li in np.flatnonzero(tb.direct_days[k, b]).tolist():
-                days = int(tb.direct_days[k, b, li])
+        persons = rec.person[with_effect]
+        for r, p, b, k, expiry in zip(
+            with_effect.tolist(),
+            persons.tolist(),
+            rec.behaviour[with_effect].tolist(),
+            self.pop.city[persons].tolist(),
+            expiry_day[with_effect].tolist(),
+            strict=True,
+        ):
+            rid = self.next_record_id + r
+            listings, tier = self.effect_rules[k][b]
+            for slot, days in listings:
                 end = FOREVER if days < 0 else min(t + days - 1, FOREVER - 1)
-                self.pending.effects[p][int(tb.direct_slot[li])].append([rid, t, end])
-            tier = int(tb.tier_cap[tb.city_pack[k], b])
+                self.pending.effects[p][slot].append([rid, t, end])
             if tier != NO_TIER:
-                self.pending.effects[p][-1].append([rid, t, int(expiry_day[r]) - 1, tier])
+                self.pending.effects[p][-1].append([rid, t, expiry - 1, tier])
 
     def record_entered_lists(self, t: int, persons: np.ndarray) -> None:
         """Settlement and upheld appeals end record-entered listings at once (steps 2-3)."""
