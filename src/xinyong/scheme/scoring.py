@@ -215,8 +215,9 @@ def expiries(
         expiry_day[r] = day
         totals[0] += applied[r, 0]
         totals[1] += applied[r, 1]
-        due[n_due] = r
-        n_due += (applied[r, 0] != 0 or applied[r, 1] != 0) and t < day < last_day
+        if t < day < last_day and (applied[r, 0] != 0 or applied[r, 1] != 0):  # often none
+            due[n_due] = r
+            n_due += 1
     return expiry_day, totals, due[:n_due].copy()
 
 
