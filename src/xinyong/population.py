@@ -29,7 +29,7 @@ class TraitBuckets:
     """A trait with persons sorted by bucket: rows start[g]:start[g+1] are bucket g, ids
     ascending. Row j holds a person's id and, in the next two words, their trait (a float64,
     read with `trait_at`): sampling reads both for each candidate, and in one row they come
-    in one cache line instead of two (23% faster positive sampling at 10 M adults)."""
+    in one cache line instead of two (docs/performance.md)."""
 
     rows: np.ndarray  # int32 [N, 3]
     start: np.ndarray  # int64 [G+1]
@@ -41,7 +41,7 @@ class TraitBuckets:
         edges = np.array([lo, hi]) if hi <= lo else np.geomspace(lo, hi, n_buckets + 1)
         # Allocated by NumPy, which asks Linux for huge pages on large arrays (a compiled
         # kernel's allocations get none): sampling reads rows at random, and with 4 KiB pages
-        # most of those reads also miss the TLB (positive sampling 23 -> 19 ms at 10 M).
+        # most of those reads also miss the TLB (positive sampling 23 -> 20-21 ms at 10 M).
         rows = np.empty((len(trait), 3), dtype=np.int32)
         trait = np.ascontiguousarray(trait, dtype=np.float64)
         return cls(rows, *_bucket_sort(trait, edges, rows))
