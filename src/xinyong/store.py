@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xinyong.errors import XinyongError
+from xinyong.scheme.compile import CORRECT, TRUTH_NAMES
 from xinyong.threads import background
 
 TABLES = (
@@ -49,7 +50,8 @@ TABLES = (
 # kept for misattributed records only: the column is then almost all nulls, which saves 44%
 # of the records' bytes and a seventh of their writing time (docs/performance.md).
 STORED_AS = {
-    "records": "* REPLACE (CASE WHEN truth = 'correct' THEN person ELSE actor END AS actor)",
+    "records": f"* REPLACE (CASE WHEN truth = '{TRUTH_NAMES[CORRECT]}' THEN person ELSE actor "
+    "END AS actor)",
 }
 
 
