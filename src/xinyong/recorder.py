@@ -233,8 +233,12 @@ class Recorder:
         n = len(rec)
         was_appealed = np.zeros(n, dtype=bool)
         was_appealed[appealed] = True
-        # On disk only a misattributed record's actor is kept (store.STORED_AS restores it).
-        no_actor = rec.truth != MISATTRIBUTED if self.out else rec.truth == FALSE_REPORT
+        if self.out:  # -1 for null on disk, and only a misattributed record's actor (STORED_AS)
+            actor_col = pa.array(np.where(rec.truth == MISATTRIBUTED, rec.actor, -1))
+            expiry_col = pa.array(expiry_day)  # -1: never expires
+        else:
+            actor_col = pa.array(rec.actor, mask=rec.truth == FALSE_REPORT)
+            expiry_col = pa.array(expiry_day, mask=expiry_day < 0)
         self._emit(
             "records",
             pa.record_batch(
@@ -246,10 +250,10 @@ class Recorder:
                     "behaviour": dictionary(rec.behaviour, tb.behaviours),
                     "channel": dictionary(rec.channel, tb.channels),
                     "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
-                    "actor": pa.array(rec.actor, mask=no_actor),
+                    "actor": actor_col,
                     "points": pa.array(applied[:, 0]),
                     "shadow_points": pa.array(applied[:, 1]),
-                    "expiry_day": pa.array(expiry_day, mask=expiry_day < 0),
+                    "expiry_day": expiry_col,
                     "appealed": pa.array(was_appealed),
                 },
             ),

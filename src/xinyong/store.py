@@ -4,14 +4,17 @@ RUN/
   scenario.yaml          resolved scenario (packs embedded): repeats the run exactly
   summary.json           MODEL.md's summary metrics plus adults, days, seed, wall seconds
   meta.json              index tables: behaviours, channels, lists and their consequences
-  records/part-*.parquet every record (streamed; a crash loses at most the last chunk);
-                         `actor` is stored for misattributed records only (see STORED_AS)
+  records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
   spells/part-*.parquet  list spells per world (end null = still listed at T)
   appeals.parquet        appeals: record, person, filed and decision day, upheld (null
                          when the decision day is after the last day)
   daily.parquet          one row per day: events, records, lists, tiers, mean score
   behaviour_daily.parquet true events and records per day, behaviour and group
   persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
+
+Some columns are stored in a shorter form (STORED_AS, HOW_STORED), which the run's DuckDB
+views restore: read the files through `xinyong sql` or `Run.table` to see the tables as
+MODEL.md defines them.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from xinyong.errors import XinyongError
-from xinyong.scheme.compile import CORRECT, TRUTH_NAMES
+from xinyong.scheme.compile import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
 
 TABLES = (
@@ -47,12 +51,20 @@ TABLES = (
 
 # Columns stored in a shorter form than the table users see, and the SQL that restores them.
 # A correct record's actor is its person and a false report has none, so on disk `actor` is
-# kept for misattributed records only: the column is then almost all nulls, which saves 44%
-# of the records' bytes and a seventh of their writing time (docs/performance.md).
+# kept for misattributed records only (-1 for the others): 44% of the records' bytes and a
+# seventh of their writing time saved (docs/performance.md).
 STORED_AS = {
-    "records": f"* REPLACE (CASE WHEN truth = '{TRUTH_NAMES[CORRECT]}' THEN person ELSE actor "
-    "END AS actor)",
+    "records": {
+        "actor": f"CASE truth WHEN '{TRUTH_NAMES[CORRECT]}' THEN person "
+        f"WHEN '{TRUTH_NAMES[MISATTRIBUTED]}' THEN actor END",
+    },
 }
+# Every table: booleans are stored as bytes 0 and 1 (Arrow encodes a Parquet boolean at about
+# 3.4 ns a value, a byte at 1), and the columns a layout names in `minus_one_for_null` hold -1
+# for null (definition levels cost as much as the values). Each such column says so in its
+# field metadata, from which the views restore it.
+HOW_STORED = b"xinyong.stored_as"
+BYTE_BOOLEAN, MINUS_ONE_NULL = b"boolean as a byte", b"null as -1"
 
 
 @functools.cache
@@ -66,6 +78,26 @@ def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
     without a copy or a bounds check: the arrays a day hands over are never written again."""
     indices = pa.array(codes.astype(np.int16, copy=False))
     return pa.DictionaryArray.from_arrays(indices, _names(tuple(names)), safe=False)
+
+
+def view_columns(name: str, src: str) -> str:
+    """The select list that gives a table's columns, read from `src` (a file or a glob), as
+    users see them: STORED_AS, then what each field's metadata says (HOW_STORED)."""
+    files = sorted(Path(src).parent.glob(Path(src).name)) if "*" in src else [Path(src)]
+    if not files:
+        return "*"
+    restore = dict(STORED_AS.get(name, {}))
+    for field in pq.read_schema(files[0]):
+        how = (field.metadata or {}).get(HOW_STORED)
+        if field.name in restore or how is None:
+            continue
+        quoted = f'"{field.name}"'
+        restore[field.name] = (
+            f"CAST({quoted} AS BOOLEAN)" if how == BYTE_BOOLEAN else f"NULLIF({quoted}, -1)"
+        )
+    if not restore:
+        return "*"
+    return "* REPLACE (" + ", ".join(f'{sql} AS "{c}"' for c, sql in restore.items()) + ")"
 
 
 class ChunkWriter:
@@ -130,6 +162,9 @@ class Layout:
     writing time and save nothing (person ids, points: near-unique or tiny after zstd).
     `nullable`: the only columns that may hold nulls. The others are written as required,
     which spares encoding definition levels: a quarter of the records' writing time.
+    `minus_one_for_null`: integer columns that may hold nulls, written as required with -1
+    for null (the views put the nulls back): for the records, whose nulls would cost as much
+    as their values.
     `noisy`: numbers in no order, such as person ids and traits. These and the key (the first
     sorted column) are byte-stream split and lz4 compressed: their high bytes compress, the
     rest would cost zstd time for nothing (person ids a third smaller than plain and zstd and
@@ -144,6 +179,7 @@ class Layout:
 
     sorted: tuple[str, ...] = ()
     nullable: tuple[str, ...] = ()
+    minus_one_for_null: tuple[str, ...] = ()
     codec: str = "zstd"
     noisy: tuple[str, ...] = ()
     split: tuple[str, ...] = ()
@@ -153,9 +189,9 @@ class Layout:
 LAYOUTS = {
     "records": Layout(
         sorted=("record_id", "day"),
-        nullable=("actor", "expiry_day"),
+        minus_one_for_null=("actor", "expiry_day"),
         codec="lz4",
-        noisy=("person", "actor"),
+        noisy=("person",),
     ),
     "spells": Layout(nullable=("end",)),  # persons in order within each day
     "daily": Layout(sorted=("day",)),
@@ -184,9 +220,7 @@ def write_batches(
     try:
         for batch in [batches] if isinstance(batches, pa.Table) else batches:
             if writer is None:
-                schema = pa.schema(
-                    [f.with_nullable(f.name in layout.nullable) for f in batch.schema]
-                )
+                schema = pa.schema([_stored_field(f, layout) for f in batch.schema])
                 types = {f.name: f.type for f in schema}
                 numeric = {
                     n for n, t in types.items() if pa.types.is_integer(t) or pa.types.is_floating(t)
@@ -209,7 +243,7 @@ def write_batches(
                     write_batch_size=1 << 16,
                     data_page_version="2.0",
                 )
-            writer.write(_as_required(batch, schema, path))
+            writer.write(_as_stored(batch, schema, path))
     except BaseException:
         if writer is not None:
             writer.close()
@@ -222,15 +256,31 @@ def write_batches(
     tmp.rename(path)
 
 
-def _as_required(
+def _stored_field(field: pa.Field, layout: Layout) -> pa.Field:
+    nullable = field.name in layout.nullable
+    if pa.types.is_boolean(field.type):
+        return pa.field(field.name, pa.uint8(), nullable, {HOW_STORED: BYTE_BOOLEAN})
+    if field.name in layout.minus_one_for_null:
+        return pa.field(field.name, field.type, False, {HOW_STORED: MINUS_ONE_NULL})
+    return field.with_nullable(nullable)
+
+
+def _as_stored(
     batch: pa.Table | pa.RecordBatch, schema: pa.Schema, path: Path
 ) -> pa.Table | pa.RecordBatch:
-    """The same columns under `schema` (no copy), refusing nulls in a required column."""
+    """The columns as `schema` stores them, refusing nulls in a required column."""
+    columns = []
     for field, column in zip(schema, batch.columns, strict=True):
+        how = (field.metadata or {}).get(HOW_STORED)
+        if how == BYTE_BOOLEAN:
+            column = pc.cast(column, pa.uint8())
+        elif how == MINUS_ONE_NULL and column.null_count:
+            column = pc.fill_null(column, -1)
         if not field.nullable and column.null_count:
             raise ValueError(f"{path.name}: column '{field.name}' has nulls but is required")
+        columns.append(column)
     kind = pa.Table if isinstance(batch, pa.Table) else pa.RecordBatch
-    return kind.from_arrays(batch.columns, schema=schema)
+    return kind.from_arrays(columns, schema=schema)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -281,6 +331,6 @@ class RunDir:
         for name in TABLES:
             src = self._source(name)
             if Path(src).exists() or "*" in src:
-                columns = STORED_AS.get(name, "*")
+                columns = view_columns(name, src)
                 con.sql(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{src}')")
         return con
