@@ -183,11 +183,15 @@ def test_radix_order_is_a_stable_sort(bound: int, skip: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "per_adult"), [(1, 4), (2, 4), (300, 4), (300, 0), (50, 30), (10_000, 4)]
+    ("n", "per_adult", "parts"),
+    [(1, 4, 2), (2, 4, 3), (300, 4, 1), (300, 0, 2), (50, 30, 2), (10_000, 4, 1), (10_000, 4, 3)],
 )
-def test_graph_is_the_sorted_union_of_proposals_both_ways(n: int, per_adult: int) -> None:
+def test_graph_is_the_sorted_union_of_proposals_both_ways(
+    n: int, per_adult: int, parts: int
+) -> None:
+    """Whatever the number of parts the proposers are split into for the threads."""
     targets = np.random.default_rng(n).integers(0, n, (n, per_adult)).astype(np.int32)
-    degree, nbr = build_csr(n, per_adult, targets)
+    degree, nbr = build_csr(n, per_adult, targets, parts)
     src = np.repeat(np.arange(n), per_adult)
     dst = targets.ravel()
     keep = src != dst

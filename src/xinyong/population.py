@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
 from xinyong.scenario import Population as PopulationSpec
@@ -250,7 +250,7 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
         targets = _propose_edges(
             s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share
         )
-        degree, nbr = build_csr(n, pop.edges_per_adult, targets)
+        degree, nbr = build_csr(n, pop.edges_per_adult, targets, get_num_threads())
         del targets
         risk, civic = drawn.result()
     degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)
@@ -318,56 +318,70 @@ def _propose_edges(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def build_csr(n: int, per_adult: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def build_csr(
+    n: int, per_adult: int, targets: np.ndarray, parts: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Undirected union of proposals, without self-loops or duplicates, neighbours sorted.
-    Returns (degree int64 [n], neighbours int32)."""
+    Returns (degree int64 [n], neighbours int32). `parts`: proposers' parts for the threads
+    (the result does not depend on it)."""
     # The proposals made to each adult are gathered in two steps so that each stays in
     # cache: first into blocks of rows (a few thousand write streams), then block by block
-    # into the rows, in proposer order, so each row's incoming part comes out sorted.
+    # into the rows, in proposer order, so each row's incoming part comes out sorted. Each
+    # step runs on the threads at once: proposers in parts, each part writing after the
+    # parts before it in every block; then blocks of rows, which no two threads share.
     shift = 0
     while (n - 1) >> shift >= ROW_BLOCKS:
         shift += 1
     blocks = ((n - 1) >> shift) + 1 if n > 0 else 0
+    counts = np.zeros((parts, blocks), dtype=np.int64)
+    for q in prange(parts):
+        for i in range(q * n // parts, (q + 1) * n // parts):
+            for k in range(per_adult):
+                j = targets[i, k]
+                if j != i:
+                    counts[q, j >> shift] += 1
     block_start = np.zeros(blocks + 1, dtype=np.int64)
-    for i in range(n):
-        for k in range(per_adult):
-            j = targets[i, k]
-            if j != i:
-                block_start[(j >> shift) + 1] += 1
+    fill = np.empty((parts, blocks), dtype=np.int64)
     for b in range(blocks):
-        block_start[b + 1] += block_start[b]
-    fill = block_start[:-1].copy()
+        at = block_start[b]
+        for q in range(parts):
+            fill[q, b] = at
+            at += counts[q, b]
+        block_start[b + 1] = at
     incoming = np.empty((block_start[blocks], 2), dtype=np.int32)  # (to, from)
-    for i in range(n):
-        for k in range(per_adult):
-            j = targets[i, k]
-            if j != i:
-                b = j >> shift
-                incoming[fill[b], 0] = j
-                incoming[fill[b], 1] = i
-                fill[b] += 1
+    for q in prange(parts):
+        for i in range(q * n // parts, (q + 1) * n // parts):
+            for k in range(per_adult):
+                j = targets[i, k]
+                if j != i:
+                    b = j >> shift
+                    incoming[fill[q, b], 0] = j
+                    incoming[fill[q, b], 1] = i
+                    fill[q, b] += 1
     # Row sizes (own proposals, then incoming ones), row starts, and the rows filled.
     start = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
+    for i in prange(n):
         for k in range(per_adult):
             if targets[i, k] != i:
                 start[i + 1] += 1
-    for e in range(incoming.shape[0]):
-        start[incoming[e, 0] + 1] += 1
+    for b in prange(blocks):
+        for e in range(block_start[b], block_start[b + 1]):
+            start[incoming[e, 0] + 1] += 1
     for i in range(n):
         start[i + 1] += start[i]
     pos = start[:-1].copy()
     raw = np.empty(start[n], dtype=np.int32)
-    for i in range(n):
+    for i in prange(n):
         for k in range(per_adult):
             j = targets[i, k]
             if j != i:
                 raw[pos[i]] = j
                 pos[i] += 1
-    for e in range(incoming.shape[0]):
-        j = incoming[e, 0]
-        raw[pos[j]] = incoming[e, 1]
-        pos[j] += 1
+    for b in prange(blocks):
+        for e in range(block_start[b], block_start[b + 1]):
+            j = incoming[e, 0]
+            raw[pos[j]] = incoming[e, 1]
+            pos[j] += 1
     incoming = np.empty((0, 2), dtype=np.int32)  # freed before the rows are sorted
     # Sort each row in place (insertion sort: rows are short) and drop its duplicates, rows
     # in parallel; then move the rows together, in place.

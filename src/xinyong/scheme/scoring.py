@@ -185,9 +185,11 @@ def score_records(
         with_effect[n_effect] = order[lo + x]
         check_day[n_effect] = check
         n_effect += 1
+    # Both worlds' points of a record as one 8-byte store (a random write either way).
+    applied_pairs = applied.reshape(-1).view(np.int64)
+    scored_pairs = scored.reshape(-1).view(np.int64)
     for x in range(n):
-        applied[order[lo + x], 0] = scored[x, 0]
-        applied[order[lo + x], 1] = scored[x, 1]
+        applied_pairs[order[lo + x]] = scored_pairs[x]
     return with_effect[:n_effect].copy(), check_day[:n_effect].copy(), may_move[:n_move].copy()
 
 
