@@ -297,24 +297,42 @@ def _propose_edges(
 ) -> np.ndarray:
     """Targets [n, per_adult]: uniform over the proposer's city, or over all with prob `cross`.
 
-    Uniform doubles come from the stream in chunks (the same numbers as one call), so the
-    temporaries stay a few MB whatever the population."""
+    Uniform doubles come from the stream in chunks, into one buffer (the same numbers as one
+    call), and compiled loops place them: no temporaries of the population's size, and no
+    fresh memory each chunk (new pages cost more than the arithmetic)."""
     n = len(city)
     targets = np.empty((n, per_adult), dtype=np.int32)
     if per_adult == 0:
         return targets
+    u = np.empty((min(chunk, n), per_adult))
     for a in range(0, n, chunk):
-        c = city[a : a + chunk]
-        lo = city_start[c][:, None]
-        size = (city_start[c.astype(np.int64) + 1] - city_start[c])[:, None]
-        u = rng.random((len(c), per_adult))
-        targets[a : a + chunk] = lo + np.floor(u * size).astype(np.int64)
+        m = min(chunk, n - a)
+        rng.random(out=u[:m])
+        _in_own_city(targets, a, u[:m], city, city_start)
     if cross > 0:
         anywhere = rng.integers(0, n, (n, per_adult), dtype=np.int32)
         for a in range(0, n, chunk):
-            far = rng.random((min(chunk, n - a), per_adult)) < cross
-            targets[a : a + chunk][far] = anywhere[a : a + chunk][far]
+            m = min(chunk, n - a)
+            rng.random(out=u[:m])
+            _anywhere_if(targets, a, u[:m], cross, anywhere)
     return targets
+
+
+@njit(cache=True, nogil=True)
+def _in_own_city(targets, first, u, city, city_start) -> None:
+    for r in range(u.shape[0]):
+        c = city[first + r]
+        lo, size = city_start[c], city_start[c + 1] - city_start[c]
+        for k in range(u.shape[1]):
+            targets[first + r, k] = lo + np.int64(np.floor(u[r, k] * size))
+
+
+@njit(cache=True, nogil=True)
+def _anywhere_if(targets, first, u, cross, anywhere) -> None:
+    for r in range(u.shape[0]):
+        for k in range(u.shape[1]):
+            if u[r, k] < cross:
+                targets[first + r, k] = anywhere[first + r, k]
 
 
 @njit(cache=True, nogil=True, parallel=True)
