@@ -25,6 +25,7 @@ from xinyong.scheme.state import SchemeState
 from xinyong.threads import Halves, background, join
 
 YEAR = 365  # yearly caps count in windows floor(t / 365) from day 0
+DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Simulation:
         # so the next day's are drawn on a worker thread while the current day runs.
         self.ahead = background()
         self.halves = Halves()  # steps over disjoint persons, split over two threads
-        self.positive_next: tuple[int, Future] | None = None
+        self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
         self.recorder = Recorder(scenario, self.tb, self.pop, self.groups, out, rows_per_part)
         self.next_record_id = 0
         self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
@@ -290,15 +291,19 @@ class Simulation:
         return actor, beh
 
     def positive_behaviour(self, t: int) -> tuple[np.ndarray, np.ndarray, tuple]:
-        """Day t's positive events and their records, as drawn ahead, and the next day's
-        drawing started."""
-        if self.positive_next is not None and self.positive_next[0] == t:
-            drawn = self.positive_next[1].result()
+        """Day t's positive events and their records, as drawn ahead, and the drawing of the
+        next DRAWN_AHEAD days started. Two days queued keep the worker busy whenever a core
+        is free, where one left it waiting for the day loop (and the day loop for it)."""
+        if t in self.positive_next:
+            drawn = self.positive_next.pop(t).result()
         else:  # not drawn ahead: the first day, or days stepped out of order
+            for pending in self.positive_next.values():
+                pending.result()  # the streams are used by one thread at a time
+            self.positive_next.clear()
             drawn = self.draw_positive()
-        self.positive_next = None
-        if t + 1 < self.sc.days:
-            self.positive_next = (t + 1, self.ahead.submit(self.draw_positive))
+        for day in range(t + 1, min(t + 1 + DRAWN_AHEAD, self.sc.days)):
+            if day not in self.positive_next:
+                self.positive_next[day] = self.ahead.submit(self.draw_positive)
         return drawn
 
     def draw_positive(self) -> tuple[np.ndarray, np.ndarray, tuple]:
