@@ -61,3 +61,20 @@ def test_background_threads_run_at_a_lower_priority() -> None:
     allowed = os.geteuid() == 0 or mine <= threads.BACKGROUND_NICENESS
     assert theirs == (threads.BACKGROUND_NICENESS if allowed else mine)
     assert niceness() == mine  # the caller's priority is untouched
+
+
+def test_built_ahead_gives_every_item_in_order_and_a_failure_where_it_happened() -> None:
+    built: list[int] = []
+
+    def chunks():
+        for k in range(5):
+            built.append(k)
+            yield k
+        raise ValueError("chunk 5")
+
+    got = []
+    with pytest.raises(ValueError, match="chunk 5"):
+        for item in threads.built_ahead(chunks()):
+            assert built[-1] <= item + 1  # at most one item built ahead of the one in use
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]

@@ -19,7 +19,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -80,3 +80,16 @@ def _lower_priority() -> None:
     if sys.platform.startswith("linux"):  # per-thread niceness: Linux only
         with contextlib.suppress(OSError):  # not allowed here: run as is
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+
+
+def built_ahead(items: Iterable[T]) -> Iterator[T]:
+    """The items in order, each next one built on a helper thread while the caller uses the
+    one before (for chunks of a table: built by compiled loops and NumPy while the previous
+    chunk is encoded; both release the interpreter)."""
+    source = iter(items)
+    done = object()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # on leaving, waits for a build begun
+        pending = pool.submit(next, source, done)
+        while (item := pending.result()) is not done:
+            pending = pool.submit(next, source, done)
+            yield item
