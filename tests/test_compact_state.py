@@ -258,7 +258,8 @@ def test_tally_counts_each_pair_by_behaviour_and_group() -> None:
     actor = rng.integers(0, n_adults, len(beh)).astype(np.int32)
     rbeh, person = beh[::2].copy(), rng.integers(0, n_adults, len(beh[::2])).astype(np.int32)
     truth = rng.choice([CORRECT, MISATTRIBUTED, FALSE_REPORT], len(rbeh)).astype(np.uint8)
-    counts, sums = tally(beh, actor, rbeh, person, truth, bits, negative)
+    parts = (beh[:700], beh[700:]), (actor[:700], actor[700:])  # events come in parts
+    counts, sums = tally(*parts, rbeh, person, truth, bits, negative)
     expected = np.zeros((4, 2 * B), dtype=np.int64)
     np.add.at(expected[0], 2 * beh + group[actor], 1)
     np.add.at(expected[1], 2 * rbeh + group[person], 1)

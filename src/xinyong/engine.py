@@ -175,13 +175,13 @@ class Simulation:
         actor = np.concatenate([actor, met])
         beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
         records = self.observe(actor, beh, pos_records)  # 6 (true events of steps 4-5)
-        actor, beh = np.concatenate([actor, pos_actor]), np.concatenate([beh, pos_beh])
         applied, expiry_day, effect, tier_may_move = self.score(t, records)  # 7 (and 10)
         changed.append(tier_may_move)
         recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
         self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck))  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
-        self.recorder.day(self, t, actor, beh, met.size, records, applied, expiry_day, appealed)
+        events = (actor, pos_actor), (beh, pos_beh)  # the day's true events, in two parts
+        self.recorder.day(self, t, *events, met.size, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -17,7 +17,14 @@ from xinyong.population import NBR_BLOCK
 from xinyong.prefetch import AHEAD, prefetch
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
-from xinyong.store import LAYOUTS, ChunkWriter, dictionary, write_batches, write_json
+from xinyong.store import (
+    LAYOUTS,
+    ChunkWriter,
+    dictionary,
+    stored_schema,
+    write_batches,
+    write_json,
+)
 from xinyong.threads import background, built_ahead
 
 if TYPE_CHECKING:
@@ -57,13 +64,15 @@ STREAM_SCHEMAS = {
 
 
 @njit(cache=True, nogil=True)
-def tally(beh, actor, rbeh, person, truth, minority_bits, negative):
-    """One pass over the day's events and one over its records: counts [4, 2B] of true
-    events, records, misattributed and false reports per (behaviour, group), and the numbers
-    of negative events, negative records, misattributed and false reports."""
+def tally(behs, actors, rbeh, person, truth, minority_bits, negative):
+    """One pass over the day's events (in parts: tuples of behaviour and actor arrays) and
+    one over its records: counts [4, 2B] of true events, records, misattributed and false
+    reports per (behaviour, group), and the numbers of negative events, negative records,
+    misattributed and false reports."""
     counts = np.zeros((4, 2 * negative.shape[0]), dtype=np.int64)
     sums = np.zeros(4, dtype=np.int64)
-    _count_runs(beh, actor, minority_bits, negative, counts[0], sums, 0)
+    for k in range(len(behs)):
+        _count_runs(behs[k], actors[k], minority_bits, negative, counts[0], sums, 0)
     _count_runs(rbeh, person, minority_bits, negative, counts[1], sums, 1)
     for r in range(rbeh.shape[0]):
         if truth[r] == MISATTRIBUTED or truth[r] == FALSE_REPORT:  # a few a day
@@ -134,6 +143,7 @@ class Recorder:
         self.cities = list(scenario.cities)
         self.appeal_days = scenario.appeals.appeal_days
         self.out = out
+        self.records_on_disk = stored_schema(STREAM_SCHEMAS["records"], LAYOUTS["records"])
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
         if out is not None:
@@ -169,8 +179,8 @@ class Recorder:
         self,
         sim: Simulation,
         t: int,
-        actor: np.ndarray,
-        beh: np.ndarray,
+        actors: tuple[np.ndarray, ...],
+        behs: tuple[np.ndarray, ...],
         n_met: int,
         rec: Records,
         applied: np.ndarray,
@@ -209,7 +219,7 @@ class Recorder:
         first = sim.next_record_id - len(rec)
         self.wait_day()
         self.booking = self.pipeline.submit(
-            self._book, row, t, first, actor, beh, rec, applied, expiry_day, appealed
+            self._book, row, t, first, actors, behs, rec, applied, expiry_day, appealed
         )
 
     def wait_day(self) -> None:
@@ -222,8 +232,8 @@ class Recorder:
         row: dict[str, Any],
         t: int,
         first: int,
-        actor: np.ndarray,
-        beh: np.ndarray,
+        actors: tuple[np.ndarray, ...],
+        behs: tuple[np.ndarray, ...],
         rec: Records,
         applied: np.ndarray,
         expiry_day: np.ndarray,
@@ -231,18 +241,21 @@ class Recorder:
     ) -> None:
         tb = self.tb
         n = len(rec)
-        was_appealed = np.zeros(n, dtype=bool)
-        was_appealed[appealed] = True
-        if self.out:  # -1 for null on disk, and only a misattributed record's actor (STORED_AS)
+        if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
+            schema = self.records_on_disk
             actor_col = pa.array(np.where(rec.truth == MISATTRIBUTED, rec.actor, -1))
             expiry_col = pa.array(expiry_day)  # -1: never expires
+            was_appealed = np.zeros(n, dtype=np.uint8)
         else:
+            schema = STREAM_SCHEMAS["records"]
             actor_col = pa.array(rec.actor, mask=rec.truth == FALSE_REPORT)
             expiry_col = pa.array(expiry_day, mask=expiry_day < 0)
+            was_appealed = np.zeros(n, dtype=bool)
+        was_appealed[appealed] = 1
         self._emit(
             "records",
             pa.record_batch(
-                schema=STREAM_SCHEMAS["records"],
+                schema=schema,
                 data={
                     "record_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
                     "day": pa.array(np.full(n, t, dtype=np.int32)),
@@ -264,11 +277,11 @@ class Recorder:
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         counts, sums = tally(
-            beh, actor, rec.behaviour, rec.person, rec.truth, self.minority_bits, tb.negative
+            behs, actors, rec.behaviour, rec.person, rec.truth, self.minority_bits, tb.negative
         )
         self.beh_daily.append(counts)
         row["true_negative"] = int(sums[0])
-        row["true_positive"] = len(beh) - int(sums[0])
+        row["true_positive"] = sum(len(b) for b in behs) - int(sums[0])
         row["records_negative"] = int(sums[1])
         row["records_positive"] = n - int(sums[1])
         row["records_correct"] = n - int(sums[2]) - int(sums[3])

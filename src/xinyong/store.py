@@ -220,7 +220,7 @@ def write_batches(
     try:
         for batch in [batches] if isinstance(batches, pa.Table) else batches:
             if writer is None:
-                schema = pa.schema([_stored_field(f, layout) for f in batch.schema])
+                schema = stored_schema(batch.schema, layout)
                 types = {f.name: f.type for f in schema}
                 numeric = {
                     n for n, t in types.items() if pa.types.is_integer(t) or pa.types.is_floating(t)
@@ -256,6 +256,12 @@ def write_batches(
     tmp.rename(path)
 
 
+def stored_schema(schema: pa.Schema, layout: Layout) -> pa.Schema:
+    """The columns as written: booleans as bytes, `minus_one_for_null` columns required, each
+    marked in its field metadata (HOW_STORED); only `nullable` columns optional."""
+    return pa.schema([_stored_field(f, layout) for f in schema])
+
+
 def _stored_field(field: pa.Field, layout: Layout) -> pa.Field:
     nullable = field.name in layout.nullable
     if pa.types.is_boolean(field.type):
@@ -272,7 +278,7 @@ def _as_stored(
     columns = []
     for field, column in zip(schema, batch.columns, strict=True):
         how = (field.metadata or {}).get(HOW_STORED)
-        if how == BYTE_BOOLEAN:
+        if how == BYTE_BOOLEAN and pa.types.is_boolean(column.type):
             column = pc.cast(column, pa.uint8())
         elif how == MINUS_ONE_NULL and column.null_count:
             column = pc.fill_null(column, -1)
