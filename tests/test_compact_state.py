@@ -9,8 +9,8 @@ import pytest
 from numba import njit
 
 import xinyong
-from xinyong import threads
-from xinyong.consequences import set_flags, update_members
+from xinyong import threads, world
+from xinyong.consequences import update_members
 from xinyong.engine import Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
 from xinyong.population import (
@@ -27,6 +27,7 @@ from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
 from xinyong.sorting import radix_order
+from xinyong.world import sample_behaviour
 
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 1000])
@@ -158,16 +159,12 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
     mask_by_city = np.array([0b01, 0b10], dtype=np.int64)
     bits = rng.integers(0, 4, n).astype(np.uint8)
     members = np.flatnonzero(bits & mask_by_city[city]).astype(np.int32)
-    flags = np.zeros(n, dtype=np.uint8)
-    flags[members] = 1
     for _ in range(5):
         moved = np.unique(rng.integers(0, n, 300)).astype(np.int32)
         bits[moved] = rng.integers(0, 4, len(moved))
         members = update_members(members, moved, bits, city, mask_by_city)
-        set_flags(flags, moved, members)
         expected = np.flatnonzero(bits & mask_by_city[city])
         assert np.array_equal(members, expected)
-        assert np.array_equal(np.flatnonzero(flags), expected)
 
 
 @pytest.mark.parametrize(
@@ -300,3 +297,40 @@ def test_block_offsets_are_the_running_sums_at_each_block(n: int) -> None:
     ends = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
     expected = np.concatenate([ends[:n:NBR_BLOCK], ends[-1:]]) if n else ends
     assert np.array_equal(block_offsets(degree), expected)
+
+
+def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
+    """With certain events, a distress-context behaviour's pass over the buckets gives every
+    adult but the distressed, once each in bucket order; the distressed then come from their
+    own pass. Other behaviours give everyone."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    risk = TraitBuckets.of(rng.lognormal(0.0, 0.5, n))
+    civic = TraitBuckets.of(rng.lognormal(0.0, 0.5, n))
+    distressed = np.sort(rng.choice(n, 97, replace=False)).astype(np.int32)
+    base = np.array([1e9, 1e9])  # every adult a candidate, every candidate kept
+    negative = np.array([1, 1], dtype=np.uint8)
+    context = np.array([0, 1], dtype=np.uint8)
+    _, actor, beh = sample_behaviour(
+        np.random.default_rng(1),
+        4 * n,
+        world.NEGATIVE,
+        base,
+        negative,
+        context,
+        2.0,
+        risk.rank(),
+        np.zeros(n, dtype=np.uint8),
+        np.ones(1),
+        risk.rows,
+        risk.start,
+        risk.upper,
+        civic.rows,
+        civic.start,
+        civic.upper,
+        distressed,
+    )
+    order = risk.order
+    assert np.array_equal(actor[beh == 0], order)
+    others = order[~np.isin(order, distressed)]
+    assert np.array_equal(actor[beh == 1], np.concatenate([others, distressed]))

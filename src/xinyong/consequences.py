@@ -45,18 +45,6 @@ def update_members(
 
 
 @njit(cache=True, nogil=True)
-def set_flags(flags: np.ndarray, persons: np.ndarray, members: np.ndarray) -> None:
-    """flags[p] = 1 if p is among `members`, else 0, for each of `persons` (both in id
-    order)."""
-    i = 0
-    for x in range(persons.shape[0]):
-        p = persons[x]
-        while i < members.shape[0] and members[i] < p:
-            i += 1
-        flags[p] = 1 if i < members.shape[0] and members[i] == p else 0
-
-
-@njit(cache=True, nogil=True)
 def settle(
     rng,
     pi: float,

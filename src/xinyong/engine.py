@@ -81,7 +81,6 @@ class Simulation:
         self.touched = np.zeros(n, dtype=np.uint8)
         wide = self.pop.nbr_degree.dtype != np.uint8
         self.listed_nbrs = np.zeros(n, dtype=np.uint16) if wide else self.touched
-        self.is_distressed = np.zeros(n, dtype=np.uint8)
         # Start-of-day members of the recorded lists that steps 3-5 read (nobody is listed
         # before day 0), and the adults whose recorded lists changed since.
         self.members = {
@@ -141,7 +140,7 @@ class Simulation:
                 for key in obj.__dataclass_fields__:
                     walk(getattr(obj, key), f"{name}.{key}")
 
-        for key in ("pop", "state", "groups", "touched", "listed_nbrs", "is_distressed"):
+        for key in ("pop", "state", "groups", "touched", "listed_nbrs"):
             walk(getattr(self, key), key)
         return dict(seen.values())
 
@@ -197,8 +196,8 @@ class Simulation:
 
     def lists_at_start_of_day(self) -> dict[str, np.ndarray]:
         """The recorded lists as they stood after the previous day's step 9: who is
-        distressed (also flagged in `is_distressed`), who is on the association list, who is on
-        a list left by settlement. Kept up to date from the adults whose lists changed."""
+        distressed, who is on the association list, who is on a list left by settlement. Kept
+        up to date from the adults whose lists changed."""
         if self.moved:
             moved = np.concatenate(self.moved)
             moved, _ = lists.sorted_unique(moved, np.ones(len(moved), np.uint8), self.touched)
@@ -206,7 +205,6 @@ class Simulation:
                 self.members[name] = consequences.update_members(
                     members, moved, self.state.bits[:, 0], self.pop.city, self.member_masks[name]
                 )
-            consequences.set_flags(self.is_distressed, moved, self.members["distressed"])
             self.moved = []
         return self.members
 
@@ -337,7 +335,6 @@ class Simulation:
             cb.rows,
             cb.start,
             cb.upper,
-            self.is_distressed,
             distressed,
         )
 
