@@ -11,7 +11,7 @@ from numba import njit
 import xinyong
 from xinyong import threads, world
 from xinyong.consequences import update_members
-from xinyong.engine import Simulation
+from xinyong.engine import Placed, Records, Simulation
 from xinyong.observe import GroupIndex, group_of, nth_of_group
 from xinyong.population import (
     NBR_BLOCK,
@@ -334,3 +334,28 @@ def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
     assert np.array_equal(actor[beh == 0], order)
     others = order[~np.isin(order, distressed)]
     assert np.array_equal(actor[beh == 1], np.concatenate([others, distressed]))
+
+
+@pytest.mark.parametrize(("room_before", "room_after"), [(3, 2), (5, 9), (2, 2), (3, 1)])
+def test_placed_records_take_the_day_s_others_around_them_as_a_concat_would(
+    room_before: int, room_after: int
+) -> None:
+    """In the free rows where they fit, else by copying all: the same records either way."""
+
+    def part(n: int, seed: int) -> tuple:
+        r = np.random.default_rng(seed)
+        dtypes = (np.int32, np.int16, np.int16, np.uint8, np.int32)
+        return tuple(r.integers(0, 100, n).astype(d) for d in dtypes)
+
+    before, middle, after = part(3, 1), part(4, 2), part(2, 3)
+    columns = tuple(
+        np.concatenate([np.full(room_before, 99, c.dtype), c, np.full(room_after, 99, c.dtype)])
+        for c in middle
+    )
+    placed = Placed(columns, room_before, 4)
+    got = placed.around(before, after)
+    expected = Records.concat([before, middle, after])
+    for name in ("person", "behaviour", "channel", "truth", "actor"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    fits = room_before >= 3 and room_after >= 2
+    assert np.shares_memory(got.person, columns[0]) == fits

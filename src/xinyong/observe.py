@@ -104,18 +104,21 @@ def observe(
     minority_before: np.ndarray,
     start: np.ndarray,
     size: np.ndarray,
+    before: int = 0,
+    after: int = 0,
 ):
-    """Records of detected events: (person, behaviour, channel, truth, true actor)."""
-    n_ev = actor.shape[0]
-    person = np.empty(n_ev, dtype=np.int32)
-    rbeh = np.empty(n_ev, dtype=np.int16)
-    rchan = np.empty(n_ev, dtype=np.int16)
-    truth = np.empty(n_ev, dtype=np.uint8)
-    ractor = np.empty(n_ev, dtype=np.int32)
+    """Records of detected events: (n, person, behaviour, channel, truth, true actor), the
+    columns with `before` unused rows ahead of the n records and room for `after` more."""
+    length = before + actor.shape[0] + after
+    person = np.empty(length, dtype=np.int32)
+    rbeh = np.empty(length, dtype=np.int16)
+    rchan = np.empty(length, dtype=np.int16)
+    truth = np.empty(length, dtype=np.uint8)
+    ractor = np.empty(length, dtype=np.int32)
     # Unsigned indices and count: numba then skips the wrap-around of negative indices
     # (9% of this kernel's time).
-    n = np.uint64(0)
-    for e in range(n_ev):
+    n = np.uint64(before)
+    for e in range(actor.shape[0]):
         a = actor[e]
         b = np.uint64(beh[e])
         c = np.uint64(channel[b])
@@ -136,8 +139,7 @@ def observe(
         truth[n] = tr
         ractor[n] = a
         n += np.uint64(1)
-    # Views: the engine joins them into the day's records (Records.concat), which copies.
-    return person[:n], rbeh[:n], rchan[:n], truth[:n], ractor[:n]
+    return n - np.uint64(before), person, rbeh, rchan, truth, ractor
 
 
 @njit(cache=True, nogil=True)
