@@ -192,8 +192,8 @@ class Simulation:
         start_of_day = self.lists_at_start_of_day()
         # Persons to re-evaluate at steps 8-9: whose score changed (by records: only where it
         # left the bounds of their tier), and whom a rule may move without a change of tier
-        # (a listing or tier cap begun or ended, a minimum stay over).
-        recheck = [np.arange(self.pop.adults, dtype=np.int32)] if t == 0 else []
+        # (a listing or tier cap begun or ended, a minimum stay over). Day 0: everyone.
+        recheck: list[np.ndarray] = []
         changed = self.expire(t)  # 1
         changed += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
@@ -206,7 +206,7 @@ class Simulation:
         applied, expiry_day, effect, tier_may_move = self.score(t, records)  # 7 (and 10)
         changed.append(tier_may_move)
         recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
-        self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck))  # 8-9
+        self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck, everyone=t == 0))  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
         events = (actor, pos_actor), (beh, pos_beh)  # the day's true events, in two parts
         self.recorder.day(self, t, *events, met.size, records, applied, expiry_day, appealed)
@@ -214,9 +214,14 @@ class Simulation:
     # -- steps ---------------------------------------------------------------------------------
 
     def to_reevaluate(
-        self, changed: list[np.ndarray], recheck: list[np.ndarray]
+        self, changed: list[np.ndarray], recheck: list[np.ndarray], everyone: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each person once, in id order, with why (lists.SCORE_CHANGED, lists.RECHECK)."""
+        if everyone:  # every adult rechecked: their ids in order, without sorting them
+            why = np.full(self.pop.adults, lists.RECHECK, dtype=np.uint8)
+            for persons in changed:
+                why[persons] |= lists.SCORE_CHANGED
+            return np.arange(self.pop.adults, dtype=np.int32), why
         reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
         reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
         return lists.sorted_unique(
