@@ -104,10 +104,11 @@ class ChunkWriter:
     """Buffers Arrow batches and writes a complete Parquet file per chunk of rows.
 
     Writing happens on a background thread (Arrow releases the GIL while encoding), so the
-    simulation goes on while the previous chunk is compressed; at most one chunk waits.
+    simulation goes on while earlier chunks are compressed; at most `queued` chunks wait (with
+    one, the day loop waited on the writer about 2 ms a day at 10 M adults).
     """
 
-    def __init__(self, folder: Path, rows_per_part: int = 2_000_000) -> None:
+    def __init__(self, folder: Path, rows_per_part: int = 2_000_000, queued: int = 2) -> None:
         self.folder = folder
         self.layout = LAYOUTS[folder.name]
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,8 @@ class ChunkWriter:
         self.rows = 0
         self.parts = 0
         self.pool = background()
-        self.pending: Future | None = None
+        self.queued = queued
+        self.pending: list[Future] = []  # in the order written
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
@@ -130,20 +132,22 @@ class ChunkWriter:
         if not self.batches:
             return
         table = pa.Table.from_batches(self.batches)
-        self.wait()
-        self.pending = self.pool.submit(
-            write_batches,
-            self.folder / f"part-{self.parts:05d}.parquet",
-            table,
-            self.layout,
+        self.wait(self.queued - 1)
+        self.pending.append(
+            self.pool.submit(
+                write_batches,
+                self.folder / f"part-{self.parts:05d}.parquet",
+                table,
+                self.layout,
+            )
         )
         self.parts += 1
         self.batches, self.rows = [], 0
 
-    def wait(self) -> None:
-        if self.pending is not None:
-            self.pending.result()  # re-raises a failed write here
-            self.pending = None
+    def wait(self, leave: int = 0) -> None:
+        """Until at most `leave` chunks are still being written."""
+        while len(self.pending) > leave:
+            self.pending.pop(0).result()  # re-raises a failed write here
 
     def close(self, schema: pa.Schema) -> None:
         self.flush()
