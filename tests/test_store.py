@@ -97,3 +97,18 @@ def test_booleans_and_coded_nulls_are_stored_short_and_read_back_as_written(
     back = duckdb.sql(f"SELECT {select} FROM read_parquet('{path}')").to_arrow_table()
     assert back.schema.types == table.schema.types and back.column_names == table.column_names
     assert back.to_pydict() == table.to_pydict()
+
+
+def test_a_failed_chunk_write_is_raised_and_the_chunks_before_it_stay_whole(
+    tmp_path: Path,
+) -> None:
+    good = pa.record_batch({"person": pa.array([1, 2], pa.int32())})
+    bad = pa.record_batch({"person": pa.array([3, None], pa.int32())})  # required column
+    writer = store.ChunkWriter(tmp_path / "spells", rows_per_part=2)
+    writer.add(good)
+    writer.add(bad)
+    with pytest.raises(ValueError, match="column 'person' has nulls but is required"):
+        writer.add(good)
+        writer.close(good.schema)
+    assert pq.read_table(tmp_path / "spells" / "part-00000.parquet").num_rows == 2
+    assert not (tmp_path / "spells" / "part-00001.parquet").exists()
