@@ -148,7 +148,7 @@ class Simulation:
             for which in (world.NEGATIVE, world.POSITIVE)
         }
         # Positive behaviour and its observation read only fixed traits and population data,
-        # so the next day's are drawn on a worker thread while the current day runs.
+        # so the next days' are drawn on a worker thread while the current day runs.
         self.ahead = background()
         self.halves = Halves()  # steps over disjoint persons, split over two threads
         self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
