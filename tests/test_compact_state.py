@@ -12,6 +12,7 @@ import xinyong
 from xinyong import threads, world
 from xinyong.consequences import update_members
 from xinyong.engine import Placed, Records, Simulation
+from xinyong.errors import XinyongError
 from xinyong.observe import GroupIndex, group_of, nth_of_group
 from xinyong.population import (
     NBR_BLOCK,
@@ -92,6 +93,12 @@ def test_state_is_at_most_120_bytes_per_adult() -> None:
     sim = Simulation(xinyong.load_scenario("r1", adults=20_000, days=1))
     per_adult = sum(sim.state_nbytes().values()) / sim.pop.adults
     assert per_adult <= 120
+
+
+def test_finishing_before_any_day_is_refused_with_a_clear_error() -> None:
+    sim = Simulation(xinyong.load_scenario("r1", adults=1000, days=3))
+    with pytest.raises(XinyongError, match="no day was simulated"):
+        sim.finish()
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -16,6 +16,7 @@ import numpy as np
 
 from xinyong import consequences, observe, population, world
 from xinyong.buffers import headroom, with_capacity
+from xinyong.errors import XinyongError
 from xinyong.recorder import Recorder
 from xinyong.scenario import Scenario
 from xinyong.schedule import Pending, by_day
@@ -186,6 +187,8 @@ class Simulation:
         """Stop the helper threads and write the end-of-run tables."""
         self.ahead.shutdown()
         self.halves.shutdown()
+        if not self.recorder.booked_days:  # tiers and lists are first set on day 0
+            raise XinyongError("finish() before any step(t): no day was simulated")
         self.recorder.finish(self)
 
     def step(self, t: int) -> None:

@@ -144,6 +144,7 @@ class Recorder:
         self.appeal_days = scenario.appeals.appeal_days
         self.out = out
         self.records_on_disk = stored_schema(STREAM_SCHEMAS["records"], LAYOUTS["records"])
+        self.booked_days = 0
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
         if out is not None:
@@ -217,6 +218,7 @@ class Recorder:
             row[f"tier.{name}"] = count
         self.settlements = self.upheld_today = self.decided_today = 0
         first = sim.next_record_id - len(rec)
+        self.booked_days += 1
         self.wait_day()
         self.booking = self.pipeline.submit(
             self._book, row, t, first, actors, behs, rec, applied, expiry_day, appealed
