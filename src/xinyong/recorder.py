@@ -82,6 +82,19 @@ def tally(behs, actors, rbeh, person, truth, minority_bits, negative):
     return counts, sums
 
 
+@njit(cache=True, nogil=True)
+def _record_columns(first, t, truth, actor, appealed, record_id, day, stored_actor, was_appealed):
+    """The records batch's record ids, day, actor as stored on disk (misattributed records'
+    only, -1 for the others) and appeal flags (0 or 1), in one pass."""
+    for r in range(truth.shape[0]):
+        record_id[r] = first + r
+        day[r] = t
+        stored_actor[r] = actor[r] if truth[r] == MISATTRIBUTED else -1
+        was_appealed[r] = 0
+    for r in appealed:
+        was_appealed[r] = 1
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _count_runs(beh, who, minority_bits, negative, counts, sums, which):
     """Add to counts[2b + group] and sums[which] (negative ones) for each (beh, who) pair.
@@ -243,24 +256,28 @@ class Recorder:
     ) -> None:
         tb = self.tb
         n = len(rec)
+        # Allocated by NumPy (huge pages), filled in one compiled pass.
+        record_id, day = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32)
+        stored_actor, was_appealed = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
+        _record_columns(
+            first, t, rec.truth, rec.actor, appealed, record_id, day, stored_actor, was_appealed
+        )
         if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
             schema = self.records_on_disk
-            actor_col = pa.array(np.where(rec.truth == MISATTRIBUTED, rec.actor, -1))
+            actor_col = pa.array(stored_actor)  # -1 but for misattributed records
             expiry_col = pa.array(expiry_day)  # -1: never expires
-            was_appealed = np.zeros(n, dtype=np.uint8)
         else:
             schema = STREAM_SCHEMAS["records"]
             actor_col = pa.array(rec.actor, mask=rec.truth == FALSE_REPORT)
             expiry_col = pa.array(expiry_day, mask=expiry_day < 0)
-            was_appealed = np.zeros(n, dtype=bool)
-        was_appealed[appealed] = 1
+            was_appealed = was_appealed.view(np.bool_)
         self._emit(
             "records",
             pa.record_batch(
                 schema=schema,
                 data={
-                    "record_id": pa.array(np.arange(first, first + n, dtype=np.int64)),
-                    "day": pa.array(np.full(n, t, dtype=np.int32)),
+                    "record_id": pa.array(record_id),
+                    "day": pa.array(day),
                     "person": pa.array(rec.person),
                     "behaviour": dictionary(rec.behaviour, tb.behaviours),
                     "channel": dictionary(rec.channel, tb.channels),
