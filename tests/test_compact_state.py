@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 import xinyong
-from xinyong import threads, world
+from xinyong import randomness, threads, world
 from xinyong.consequences import update_members
 from xinyong.engine import Placed, Records, Simulation
 from xinyong.errors import XinyongError
@@ -319,7 +319,7 @@ def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
     negative = np.array([1, 1], dtype=np.uint8)
     context = np.array([0, 1], dtype=np.uint8)
     _, actor, beh = sample_behaviour(
-        np.random.default_rng(1),
+        randomness.words_of(np.random.default_rng(1)),
         4 * n,
         world.NEGATIVE,
         base,

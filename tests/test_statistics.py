@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import quiet_scenario
+from xinyong import randomness
 from xinyong.engine import Simulation
 from xinyong.population import block_offsets
 from xinyong.scenario import load_scenario
@@ -133,8 +134,15 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     hits_leaf = hits_other = 0
     reps = 200
     for _ in range(reps):
-        met = sample_association(
-            rng, rho, listed, block_offsets(degree), degree, nbr, np.zeros(n, dtype=np.uint16)
+        met = randomness.drawing(
+            rng,
+            sample_association,
+            rho,
+            listed,
+            block_offsets(degree),
+            degree,
+            nbr,
+            np.zeros(n, dtype=np.uint16),
         )
         met_set = set(met.tolist())
         hits_leaf += sum(1 for v in range(n_hubs, n_hubs + 50 * leaves) if v in met_set)

@@ -2,8 +2,8 @@
 
 A kernel must not grow an array inside its loop: numba then reference-counts the array on
 every iteration, which made kernels 20x slower. Kernels with unknown output size take a
-capacity and return -1 when it is too small; `with_capacity` then restores the random
-stream and runs again with more room, so results never depend on the capacity chosen.
+capacity and return -1 when it is too small; `with_capacity` then runs them again with more
+room from the same state of the random stream, so results never depend on the capacity chosen.
 Outputs that outlive the day are returned as copies: a slice of a buffer keeps the whole
 buffer alive (Arrow wraps arrays without copying).
 """
@@ -15,16 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from xinyong import randomness
+
 
 def with_capacity(
     rng: np.random.Generator, capacity: int, kernel: Callable[..., tuple], *args: Any
 ) -> tuple:
-    state = rng.bit_generator.state
+    """kernel(words, capacity, *args) drawing from `rng` (see `randomness`), with room enough."""
+    start = randomness.words_of(rng)
     while True:
-        out = kernel(rng, capacity, *args)
+        words = start.copy()
+        out = kernel(words, capacity, *args)
         if out[0] >= 0:
+            randomness.restore(rng, words)
             return out[1:]
-        rng.bit_generator.state = state
         capacity *= 2
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong import randomness
 from xinyong.scheme.compile import CORRECT
 
 
@@ -46,7 +47,7 @@ def update_members(
 
 @njit(cache=True, nogil=True)
 def settle(
-    rng,
+    words: np.ndarray,
     pi: float,
     members: np.ndarray,
     settle_mask: int,
@@ -55,15 +56,20 @@ def settle(
     direct_end: np.ndarray,
 ) -> np.ndarray:
     """Each listed person settles with probability pi, one draw per settle-list they are on;
-    settling ends the recorded and the shadow listing. Returns who settled something."""
+    settling ends the recorded and the shadow listing. Returns who settled something. Draws
+    from the stream in `words` (`randomness`)."""
     out = np.empty(members.shape[0], dtype=np.int32)
     n = 0
+    s = randomness.load(words)
     for x in range(members.shape[0]):
         p = members[x]
         done = False
         for li in range(direct_slot.shape[0]):
             bit = 1 << li
-            if settle_mask & bit and bits[p, 0] & bit and rng.random() < pi:
+            if not (settle_mask & bit and bits[p, 0] & bit):
+                continue
+            u, s = randomness.uniform(s)
+            if u < pi:
                 d = direct_slot[li]
                 direct_end[p, 0, d] = -1
                 direct_end[p, 1, d] = -1
@@ -71,6 +77,7 @@ def settle(
         if done:
             out[n] = p
             n += 1
+    randomness.store(words, s)
     return out[:n]
 
 

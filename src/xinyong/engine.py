@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xinyong import consequences, observe, population, world
+from xinyong import consequences, observe, population, randomness, world
 from xinyong.buffers import headroom, with_capacity
 from xinyong.errors import XinyongError
 from xinyong.recorder import Recorder
@@ -300,8 +300,9 @@ class Simulation:
         self.record_entered_lists(t, np.unique(persons).astype(np.int32))
 
     def court_performance(self, t: int, members: np.ndarray) -> None:
-        settled = consequences.settle(
+        settled = randomness.drawing(
             self.rng_court,
+            consequences.settle,
             self.sc.consequences.pi,
             members,
             self.tb.settle_mask,
@@ -379,8 +380,9 @@ class Simulation:
         )
 
     def association(self, listed: np.ndarray) -> np.ndarray:
-        return world.sample_association(
+        return randomness.drawing(
             self.rng_assoc,
+            world.sample_association,
             self.sc.consequences.rho,
             listed,
             self.pop.nbr_block,
@@ -421,8 +423,9 @@ class Simulation:
         after: int = 0,
     ) -> Placed:
         tb, g, pop = self.tb, self.groups, self.pop
-        observed = observe.observe(
+        observed = randomness.drawing(
             rng,
+            observe.observe,
             actor,
             beh,
             tb.channel,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from xinyong import randomness
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 
 BLOCK = 64  # adults per block of the group index
@@ -76,23 +77,26 @@ def nth_of_group(group, minority_before, g, r) -> int:
 
 
 @njit(cache=True, nogil=True)
-def draw_victim(rng, actor, k, actor_group, weight, group, minority_before, start, size) -> int:
-    """A victim among city k's adults other than `actor`, by group weight; -1 if none."""
+def draw_victim(s, actor, k, actor_group, weight, group, minority_before, start, size):
+    """A victim among city k's adults other than `actor`, by group weight (-1 if none), and
+    the random state after it."""
     n0 = size[k, 0] - (1 if actor_group == 0 else 0)
     n1 = size[k, 1] - (1 if actor_group == 1 else 0)
     total = weight[0] * n0 + weight[1] * n1
     if total <= 0.0:
-        return -1
-    g = 0 if rng.random() * total < weight[0] * n0 else 1
+        return -1, s
+    u, s = randomness.uniform(s)
+    g = 0 if u * total < weight[0] * n0 else 1
     while True:
-        v = nth_of_group(group, minority_before, g, start[k, g] + rng.integers(0, size[k, g]))
+        r, s = randomness.integers(s, size[k, g])
+        v = nth_of_group(group, minority_before, g, start[k, g] + r)
         if v != actor:
-            return v
+            return v, s
 
 
 @njit(cache=True, nogil=True)
 def observe(
-    rng,
+    words: np.ndarray,
     actor: np.ndarray,
     beh: np.ndarray,
     channel: np.ndarray,
@@ -108,7 +112,9 @@ def observe(
     after: int = 0,
 ):
     """Records of detected events: (n, person, behaviour, channel, truth, true actor), the
-    columns with `before` unused rows ahead of the n records and room for `after` more."""
+    columns with `before` unused rows ahead of the n records and room for `after` more.
+    Draws from the stream in `words` (`randomness`)."""
+    s = randomness.load(words)
     length = before + actor.shape[0] + after
     person = np.empty(length, dtype=np.int32)
     rbeh = np.empty(length, dtype=np.int16)
@@ -122,29 +128,33 @@ def observe(
         a = actor[e]
         b = np.uint64(beh[e])
         c = np.uint64(channel[b])
-        if rng.random() >= detect[c]:
+        u, s = randomness.uniform(s)
+        if u >= detect[c]:
             continue
         p = a
         tr = CORRECT
-        if misattribute[c] > 0.0 and rng.random() < misattribute[c]:
-            v = draw_victim(
-                rng, a, city[a], group[a], weight[c], group, minority_before, start, size
-            )
-            if v >= 0:
-                p = v
-                tr = MISATTRIBUTED
+        if misattribute[c] > 0.0:
+            u, s = randomness.uniform(s)
+            if u < misattribute[c]:
+                v, s = draw_victim(
+                    s, a, city[a], group[a], weight[c], group, minority_before, start, size
+                )
+                if v >= 0:
+                    p = v
+                    tr = MISATTRIBUTED
         person[n] = p
         rbeh[n] = b
         rchan[n] = c
         truth[n] = tr
         ractor[n] = a
         n += np.uint64(1)
+    randomness.store(words, s)
     return n - np.uint64(before), person, rbeh, rchan, truth, ractor
 
 
 @njit(cache=True, nogil=True)
 def false_reports(
-    rng,
+    words: np.ndarray,
     capacity: int,
     rate: float,
     behaviours: np.ndarray,
@@ -157,7 +167,9 @@ def false_reports(
     size: np.ndarray,
 ):
     """Informant reports: each adult, w.p. `rate`, files a record against a victim.
-    Returns (n, records...), n = -1 when `capacity` is too small."""
+    Returns (n, records...), n = -1 when `capacity` is too small. Draws from the stream in
+    `words` (`randomness`), left there only when n >= 0."""
+    s = randomness.load(words)
     n_adults = city.shape[0]
     person = np.empty(capacity, dtype=np.int32)
     rbeh = np.empty(capacity, dtype=np.int16)
@@ -166,11 +178,16 @@ def false_reports(
         return 0, person[:0], rbeh[:0], np.empty(0, np.int16), np.empty(0, np.uint8), person[:0]
     i = -1
     while True:
-        i += 1 if rate >= 1.0 else rng.geometric(rate)
+        if rate >= 1.0:
+            i += 1
+        else:
+            skip, s = randomness.geometric(s, rate)
+            i += skip
         if i >= n_adults:
             break
-        b = behaviours[rng.integers(0, behaviours.shape[0])]
-        v = draw_victim(rng, i, city[i], group[i], weight, group, minority_before, start, size)
+        which, s = randomness.integers(s, behaviours.shape[0])
+        b = behaviours[which]
+        v, s = draw_victim(s, i, city[i], group[i], weight, group, minority_before, start, size)
         if v < 0:
             continue
         if n == capacity:
@@ -178,6 +195,7 @@ def false_reports(
         person[n] = v
         rbeh[n] = b
         n += 1
+    randomness.store(words, s)
     rchan = np.full(n, chan, dtype=np.int16)
     truth = np.full(n, FALSE_REPORT, dtype=np.uint8)
     ractor = np.full(n, -1, dtype=np.int32)

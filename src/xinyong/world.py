@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong import randomness
 from xinyong.population import TraitBuckets, neighbours_start, trait_at
 from xinyong.prefetch import prefetch
 
@@ -34,22 +35,22 @@ def expected_candidates(
 
 BATCH = 256
 DETER_AHEAD = 16  # candidates ahead whose deterrence is prefetched (8: slower, 32: slower)
-ONE_THIRD = 0.333333333333333333333333  # numpy's switch between its two geometric methods
 
 
-@njit(cache=True, nogil=True)
-def geometric_skip(rng, p: float, log_q: float) -> int:
-    """rng.geometric(p), bit for bit, with log1p(-p) computed once per bucket, not per draw."""
+@njit(cache=True, nogil=True, inline="always")
+def geometric_skip(s, p: float, log_q: float):
+    """rng.geometric(p), the same draws, with log1p(-p) computed once per bucket."""
     if p >= 1.0:
-        return 1
-    if p >= ONE_THIRD:
-        return rng.geometric(p)
-    return np.int64(np.ceil(-rng.standard_exponential() / log_q))
+        return np.int64(1), s
+    if p >= randomness.ONE_THIRD:
+        return randomness.geometric(s, p)
+    e, s = randomness.standard_exponential(s)
+    return np.int64(np.ceil(-e / log_q)), s
 
 
 @njit(cache=True, nogil=True)
 def sample_behaviour(
-    rng,
+    words: np.ndarray,
     capacity: int,
     which: int,
     base: np.ndarray,
@@ -68,7 +69,9 @@ def sample_behaviour(
     distressed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
-    as (n, actor, behaviour), at most one per pair; n = -1 when `capacity` is too small."""
+    as (n, actor, behaviour), at most one per pair; n = -1 when `capacity` is too small.
+    Draws from the stream in `words` (`randomness`), left there only when n >= 0."""
+    s = randomness.load(words)
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
     cand = np.empty(BATCH, dtype=np.int64)
@@ -104,7 +107,8 @@ def sample_behaviour(
                 # candidate at a time.
                 m = 0
                 while m < BATCH:
-                    pos += geometric_skip(rng, bound, log_q)
+                    skip, s = geometric_skip(s, bound, log_q)
+                    pos += skip
                     if pos >= size:
                         break
                     if skip_distressed:
@@ -114,7 +118,7 @@ def sample_behaviour(
                             continue
                     cand[m] = lo + pos
                     prefetch(rows, 3 * (lo + pos))  # read in the loop below
-                    u[m] = rng.random()
+                    u[m], s = randomness.uniform(s)
                     m += 1
                 for x in range(m):
                     if neg and x + DETER_AHEAD < m:  # its row, prefetched above, has arrived
@@ -138,18 +142,20 @@ def sample_behaviour(
             i = distressed[j]
             risk = trait_at(risk_rows, risk_rank[i])
             p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * distress_factor)
-            if rng.random() < p:
+            draw, s = randomness.uniform(s)
+            if draw < p:
                 if n == capacity:
                     return -1, actor, beh
                 actor[n] = i
                 beh[n] = b
                 n += 1
+    randomness.store(words, s)
     return n, actor[:n], beh[:n]
 
 
 @njit(cache=True, nogil=True)
 def sample_association(
-    rng,
+    words: np.ndarray,
     rho: float,
     listed: np.ndarray,
     nbr_block: np.ndarray,
@@ -162,7 +168,7 @@ def sample_association(
     Adult j meets one uniform neighbour with probability rho, so it meets a listed one with
     probability rho * k_j / deg_j, k_j its listed neighbours. Only neighbours of listed persons
     can have k_j > 0, so candidates come from the listed persons' adjacency. `count` is a
-    zeroed scratch array of adults' size and is left zeroed.
+    zeroed scratch array of adults' size and is left zeroed. Draws from the stream in `words`.
     """
     room = 0
     for x in range(listed.shape[0]):
@@ -180,10 +186,13 @@ def sample_association(
             count[j] += 1
     out = np.empty(m, dtype=np.int32)
     n = 0
+    s = randomness.load(words)
     for x in range(m):
         j = cand[x]
-        if rng.random() < rho * count[j] / nbr_degree[j]:
+        u, s = randomness.uniform(s)
+        if u < rho * count[j] / nbr_degree[j]:
             out[n] = j
             n += 1
         count[j] = 0
+    randomness.store(words, s)
     return out[:n]
