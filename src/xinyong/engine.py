@@ -155,7 +155,10 @@ class Simulation:
         self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
         self.recorder = Recorder(scenario, self.tb, self.pop, self.groups, out, rows_per_part)
         self.next_record_id = 0
-        self.score_sum = self.state.score.sum(axis=0, dtype=np.int64)  # kept for daily means
+        # Kept for daily means. Column by column: NumPy's sum over axis 0 of an (N, 2) array
+        # took ten times as long (150 ms at 10 M adults).
+        score = self.state.score
+        self.score_sum = np.array([score[:, w].sum(dtype=np.int64) for w in range(2)])
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes held per array of the simulation's state (population and graph included),
