@@ -15,7 +15,7 @@ from numba import njit
 
 from xinyong import randomness
 from xinyong.population import TraitBuckets, neighbours_start, trait_at
-from xinyong.prefetch import prefetch
+from xinyong.prefetch import prefetch_read
 
 NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
 
@@ -117,12 +117,12 @@ def sample_behaviour(
                         if d < distressed_rows.shape[0] and distressed_rows[d] == lo + pos:
                             continue
                     cand[m] = lo + pos
-                    prefetch(rows, 3 * (lo + pos))  # read in the loop below
+                    prefetch_read(rows, 3 * (lo + pos))  # read in the loop below
                     u[m], s = randomness.uniform(s)
                     m += 1
                 for x in range(m):
                     if neg and x + DETER_AHEAD < m:  # its row, prefetched above, has arrived
-                        prefetch(deter_level, rows[cand[x + DETER_AHEAD], 0])
+                        prefetch_read(deter_level, rows[cand[x + DETER_AHEAD], 0])
                     j = cand[x]
                     i = rows[j, 0]
                     p = base[b] * trait_at(rows, j)
