@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 import xinyong
-from xinyong import randomness, threads, world
+from xinyong import consequences, randomness, threads, world
 from xinyong.consequences import update_members
 from xinyong.engine import Placed, Records, Simulation
 from xinyong.errors import XinyongError
@@ -364,5 +364,22 @@ def test_placed_records_take_the_day_s_others_around_them_as_a_concat_would(
     expected = Records.concat([before, middle, after])
     for name in ("person", "behaviour", "channel", "truth", "actor"):
         assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert got.positive == slice(3, 7)  # the placed records' rows among the day's
     fits = room_before >= 3 and room_after >= 2
     assert np.shares_memory(got.person, columns[0]) == fits
+
+
+def test_appeals_skip_the_positive_rows_and_find_what_a_full_search_finds() -> None:
+    """Wrong negative records outside the positive block are the candidates either way; the
+    same draws then pick the same appeals."""
+    r = np.random.default_rng(4)
+    n = 5000
+    negative = np.array([1, 1, 0, 0], dtype=np.uint8)
+    beh = r.integers(0, 4, n).astype(np.int16)
+    block = slice(1200, 3900)
+    beh[block] = r.integers(2, 4, block.stop - block.start)  # positive behaviours only
+    truth = r.integers(0, 3, n).astype(np.uint8)
+    full = consequences.file_appeals(np.random.default_rng(9), 0.5, negative, beh, truth)
+    skipping = consequences.file_appeals(np.random.default_rng(9), 0.5, negative, beh, truth, block)
+    assert np.array_equal(full, skipping)
+    assert full.size > 0 and (full >= block.stop).any()  # candidates after the block too

@@ -82,10 +82,22 @@ def settle(
 
 
 def file_appeals(
-    rng: np.random.Generator, alpha: float, negative: np.ndarray, beh: np.ndarray, truth: np.ndarray
+    rng: np.random.Generator,
+    alpha: float,
+    negative: np.ndarray,
+    beh: np.ndarray,
+    truth: np.ndarray,
+    positive: slice = slice(0, 0),
 ) -> np.ndarray:
-    """Indices of today's wrong negative records whose victim appeals (probability alpha)."""
-    candidates = _wrong_negative(negative, beh, truth)
+    """Indices of today's wrong negative records whose victim appeals (probability alpha).
+    The rows `positive` hold positive behaviours' records only and are not searched."""
+    cut, end = positive.indices(len(beh))[:2]
+    candidates = np.concatenate(
+        [
+            _wrong_negative(negative, beh[:cut], truth[:cut]),
+            end + _wrong_negative(negative, beh[end:], truth[end:]),
+        ]
+    )
     return candidates[rng.random(candidates.size) < alpha]
 
 

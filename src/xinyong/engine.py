@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +38,13 @@ class Records:
     channel: np.ndarray
     truth: np.ndarray
     actor: np.ndarray
+    # The rows of the positive behaviours' records (most of a day's): passes that look for
+    # negative records skip them.
+    positive: slice = field(default_factory=lambda: slice(0, 0))
 
     @classmethod
-    def concat(cls, parts: list[tuple]) -> Records:
-        return cls(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+    def concat(cls, parts: list[tuple], positive: slice = slice(0, 0)) -> Records:
+        return cls(*(np.concatenate(cols) for cols in zip(*parts, strict=True)), positive)
 
     def __len__(self) -> int:
         return len(self.person)
@@ -68,12 +71,13 @@ class Placed:
     def around(self, before: tuple, after: tuple) -> Records:
         """Records `before`, these, then `after`, in the free rows where they fit."""
         lo, hi = self.first - len(before[0]), self.first + self.n + len(after[0])
+        positive = slice(len(before[0]), len(before[0]) + self.n)
         if lo < 0 or hi > len(self.columns[0]):
-            return Records.concat([before, self.view(), after])
+            return Records.concat([before, self.view(), after], positive)
         for column, ahead, behind in zip(self.columns, before, after, strict=True):
             column[lo : self.first] = ahead
             column[self.first + self.n : hi] = behind
-        return Records(*(c[lo:hi] for c in self.columns))
+        return Records(*(c[lo:hi] for c in self.columns), positive)
 
 
 class Simulation:
@@ -608,7 +612,12 @@ class Simulation:
     ) -> np.ndarray:
         tb = self.tb
         idx = consequences.file_appeals(
-            self.rng_appeals, self.sc.appeals.alpha, tb.negative, rec.behaviour, rec.truth
+            self.rng_appeals,
+            self.sc.appeals.alpha,
+            tb.negative,
+            rec.behaviour,
+            rec.truth,
+            rec.positive,
         )
         decision = t + self.sc.appeals.appeal_days
         record_id = self.next_record_id + idx
