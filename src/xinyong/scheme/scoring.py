@@ -12,6 +12,8 @@ from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
 from xinyong.scheme.lists import tier_bounds
 from xinyong.sorting import radix_order
 
+SLOT, POINTS, CAP, CAPPED, EFFECTS = range(5)  # the fields of a rule row in score_records
+RULE = 5
 BIN_BITS = 5  # records of 2**BIN_BITS persons are scored together: their state shares lines
 
 
@@ -32,21 +34,21 @@ def middle_bin_start(order: np.ndarray, person: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _add_points(p, w, rule, bounds, floor, ceiling, score, cap_used, tier) -> tuple[int, bool]:
-    """A record's points for person p in world w, under its yearly cap and the score bounds:
-    the change of score, and whether the new score left the bounds of p's tier."""
-    slot, points, cap, capped = rule
-    slot = np.uint64(slot)
-    score_lo, score_hi, pk, no_tier = bounds
-    used = np.int32(cap_used[p, w, slot])
+def _add_points(pw, rule, bounds, floor, ceiling, score, cap_used, tier) -> tuple[int, bool]:
+    """A record's points for person-world pw = 2 p + w, under its yearly cap and the score
+    bounds: the change of score, and whether the new score left the bounds of p's tier. All
+    arrays flat, indexed from `rule` and `bounds` (see score_records)."""
+    cap_index, points, cap, capped = rule
+    score_lo, score_hi, tier_row, no_tier = bounds
+    used = np.int32(cap_used[cap_index])
     room = cap - used
     a = min(max(points, -room), room)
-    cap_used[p, w, slot] = used + capped * abs(a)
-    old = score[p, w]
+    cap_used[cap_index] = used + capped * abs(a)
+    old = score[pw]
     new = min(max(old + a, score_lo), score_hi)
-    score[p, w] = new
-    tr = np.uint64(min(tier[p, w], no_tier))
-    return new - old, (new < floor[pk, tr]) | (new >= ceiling[pk, tr])
+    score[pw] = new
+    tr = tier_row + np.uint64(min(tier[pw], no_tier))
+    return new - old, (new < floor[tr]) | (new >= ceiling[tr])
 
 
 @njit(cache=True, nogil=True)
@@ -89,26 +91,33 @@ def score_records(
     steps 8-9 need not look at the others for their score."""
     n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
-    floor, ceiling = tier_bounds(thresholds, n_tiers)
+    tier_floor, tier_ceiling = tier_bounds(thresholds, n_tiers)
     T = thresholds.shape[1]  # tier NO_TIER reads the empty range at index T
-    # Each (city, behaviour)'s rule, flattened once so the loop reads one small table and
-    # takes no branch on the rule: no cap is a cap that cannot be reached, charged to slot 0
-    # with weight 0.
-    r_points = np.zeros((K, B), dtype=np.int32)
-    r_cap = np.zeros((K, B), dtype=np.int32)
-    r_capped = np.zeros((K, B), dtype=np.int32)
-    r_slot = np.zeros((K, B), dtype=np.int64)
-    r_effects = np.zeros((K, B), dtype=np.bool_)
+    # The loop's arrays as flat views indexed by unsigned integers: with the shapes of many
+    # 2-D and 3-D arrays live in the loop, the compiler kept them on the stack and read them
+    # again for every record (flat: 4% faster).
+    floor, ceiling = tier_floor.reshape(-1), tier_ceiling.reshape(-1)
+    score_flat, tier_flat = score.reshape(-1), tier.reshape(-1)
+    cap_flat = cap_used.reshape(-1)
+    S = np.uint64(cap_used.shape[2])
+    width = np.uint64(T + 1)
+    # Each (city, behaviour)'s rule as a row of RULE ints, read from one small table with no
+    # branch on the rule: no cap is a cap that cannot be reached, charged to slot 0 with
+    # weight 0.
+    rules = np.zeros(K * B * RULE, dtype=np.int32)
     for k in range(K):
         pk = city_pack[k]
         for b in range(B):
-            r_points[k, b] = points[pk, b]
-            r_capped[k, b] = cap[pk, b] > 0
-            r_cap[k, b] = cap[pk, b] if cap[pk, b] > 0 else 1 << 30
-            r_slot[k, b] = max(cap_slot[b], 0)
-            r_effects[k, b] = tier_cap[pk, b] != NO_TIER and expiry[pk, b] > 0
+            r = (k * B + b) * RULE
+            rules[r + SLOT] = max(cap_slot[b], 0)
+            rules[r + POINTS] = points[pk, b]
+            rules[r + CAP] = cap[pk, b] if cap[pk, b] > 0 else 1 << 30
+            rules[r + CAPPED] = cap[pk, b] > 0
+            effects = tier_cap[pk, b] != NO_TIER and expiry[pk, b] > 0
             for li in range(direct_slot.shape[0]):
-                r_effects[k, b] |= direct_days[k, b, li] != 0
+                effects |= direct_days[k, b, li] != 0
+            rules[r + EFFECTS] = effects
+    n_beh = np.uint64(B)
     # Gather the records in scoring order first: independent loads, so the scoring loop
     # reads them sequentially and only waits on the persons' state. Results are written in
     # scoring order too and put back in creation order at the end, in one pass.
@@ -125,7 +134,7 @@ def score_records(
         by_person[x] = person[r]
         by_beh[x] = beh[r]
         by_truth[x] = truth[r]
-    scored = np.empty((n, 2), dtype=np.int32)
+    scored = np.empty(2 * n, dtype=np.int32)
     may_move = np.empty(n, dtype=np.int32)
     n_move = 0
     with_effect = np.empty(n, dtype=np.int64)  # only a few pages are ever written
@@ -149,22 +158,32 @@ def score_records(
         worlds = 2 if by_truth[x] == CORRECT else 1
         # The rule and bounds as locals: to the compiler the stores below may alias any array,
         # so it would read them again after each store (9% of the kernel's time).
-        rule = (r_slot[k, b], r_points[k, b], r_cap[k, b], r_capped[k, b])
-        bounds = (score_lo[pk], score_hi[pk], pk, T)
-        scored[x, 0], outside = _add_points(
-            p, 0, rule, bounds, floor, ceiling, score, cap_used, tier
+        pw = np.uint64(2) * p
+        r = (k * n_beh + b) * np.uint64(RULE)
+        slot = np.uint64(rules[r + np.uint64(SLOT)])
+        rule = (
+            pw * S + slot,
+            rules[r + np.uint64(POINTS)],
+            rules[r + np.uint64(CAP)],
+            rules[r + np.uint64(CAPPED)],
         )
-        scored[x, 1] = 0
+        bounds = (score_lo[pk], score_hi[pk], pk * width, T)
+        xx = np.uint64(2) * np.uint64(x)
+        scored[xx], outside = _add_points(
+            pw, rule, bounds, floor, ceiling, score_flat, cap_flat, tier_flat
+        )
+        scored[xx + np.uint64(1)] = 0
         if worlds == 2:
-            scored[x, 1], shadow_outside = _add_points(
-                p, 1, rule, bounds, floor, ceiling, score, cap_used, tier
+            shadow = (rule[0] + S, rule[1], rule[2], rule[3])
+            scored[xx + np.uint64(1)], shadow_outside = _add_points(
+                pw + np.uint64(1), shadow, bounds, floor, ceiling, score_flat, cap_flat, tier_flat
             )
             outside |= shadow_outside
         may_move[n_move] = p
         n_move += outside
         level = deter_level[p]
         deter_level[p] = level + (negative[b] & (level < top))
-        if not r_effects[k, b]:
+        if not rules[r + np.uint64(EFFECTS)]:
             continue
         check = -1
         for w in range(worlds):
@@ -187,7 +206,7 @@ def score_records(
         n_effect += 1
     # Both worlds' points of a record as one 8-byte store (a random write either way).
     applied_pairs = applied.reshape(-1).view(np.int64)
-    scored_pairs = scored.reshape(-1).view(np.int64)
+    scored_pairs = scored.view(np.int64)
     for x in range(n):
         applied_pairs[order[lo + x]] = scored_pairs[x]
     return with_effect[:n_effect].copy(), check_day[:n_effect].copy(), may_move[:n_move].copy()
