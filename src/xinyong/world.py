@@ -74,7 +74,7 @@ def sample_behaviour(
     s = randomness.load(words)
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
-    cand = np.empty(BATCH, dtype=np.int64)
+    cand = np.empty(BATCH, dtype=np.uint64)
     u = np.empty(BATCH, dtype=np.float64)
     n = 0
     # The distressed adults' rows in the risk buckets, in order. A behaviour's candidates come
@@ -90,6 +90,7 @@ def sample_behaviour(
         rows = risk_rows if neg else civic_rows
         start = risk_start if neg else civic_start
         upper = risk_upper if neg else civic_upper
+        row_words = rows.reshape(-1)  # row j's person id is word 3 j (unsigned: no wrap-around)
         for g in range(start.shape[0] - 1):
             lo = start[g]
             size = start[g + 1] - lo
@@ -116,18 +117,19 @@ def sample_behaviour(
                             d += 1
                         if d < distressed_rows.shape[0] and distressed_rows[d] == lo + pos:
                             continue
-                    cand[m] = lo + pos
+                    cand[m] = np.uint64(lo + pos)
                     prefetch_read(rows, 3 * (lo + pos))  # read in the loop below
                     u[m], s = randomness.uniform(s)
                     m += 1
                 for x in range(m):
                     if neg and x + DETER_AHEAD < m:  # its row, prefetched above, has arrived
-                        prefetch_read(deter_level, rows[cand[x + DETER_AHEAD], 0])
+                        ahead = row_words[np.uint64(3) * cand[x + DETER_AHEAD]]
+                        prefetch_read(deter_level, ahead)
                     j = cand[x]
-                    i = rows[j, 0]
+                    i = row_words[np.uint64(3) * j]
                     p = base[b] * trait_at(rows, j)
                     if neg:
-                        p *= deter_table[deter_level[i]]
+                        p *= deter_table[deter_level[np.uint64(i)]]
                     if u[x] * bound < min(1.0, p):
                         if n == capacity:
                             return -1, actor, beh
