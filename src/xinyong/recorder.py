@@ -83,13 +83,17 @@ def tally(behs, actors, rbeh, person, truth, minority_bits, negative):
 
 
 @njit(cache=True, nogil=True)
-def _record_columns(first, t, truth, actor, appealed, record_id, day, stored_actor, was_appealed):
+def _record_columns(first, t, truth, actor, applied, appealed, columns):
     """The records batch's record ids, day, actor as stored on disk (misattributed records'
-    only, -1 for the others) and appeal flags (0 or 1), in one pass."""
+    only, -1 for the others), points of each world (contiguous: Arrow copies a strided
+    column slowly, 0.7 ms a day) and appeal flags (0 or 1), in one pass."""
+    record_id, day, stored_actor, points, shadow_points, was_appealed = columns
     for r in range(truth.shape[0]):
         record_id[r] = first + r
         day[r] = t
         stored_actor[r] = actor[r] if truth[r] == MISATTRIBUTED else -1
+        points[r] = applied[r, 0]
+        shadow_points[r] = applied[r, 1]
         was_appealed[r] = 0
     for r in appealed:
         was_appealed[r] = 1
@@ -257,11 +261,13 @@ class Recorder:
         tb = self.tb
         n = len(rec)
         # Allocated by NumPy (huge pages), filled in one compiled pass.
-        record_id, day = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32)
-        stored_actor, was_appealed = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.uint8)
-        _record_columns(
-            first, t, rec.truth, rec.actor, appealed, record_id, day, stored_actor, was_appealed
+        columns = (
+            np.empty(n, dtype=np.int64),
+            *(np.empty(n, dtype=np.int32) for _ in range(4)),
+            np.empty(n, dtype=np.uint8),
         )
+        _record_columns(first, t, rec.truth, rec.actor, applied, appealed, columns)
+        record_id, day, stored_actor, points, shadow_points, was_appealed = columns
         if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
             schema = self.records_on_disk
             actor_col = pa.array(stored_actor)  # -1 but for misattributed records
@@ -283,8 +289,8 @@ class Recorder:
                     "channel": dictionary(rec.channel, tb.channels),
                     "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
                     "actor": actor_col,
-                    "points": pa.array(applied[:, 0]),
-                    "shadow_points": pa.array(applied[:, 1]),
+                    "points": pa.array(points),
+                    "shadow_points": pa.array(shadow_points),
                     "expiry_day": expiry_col,
                     "appealed": pa.array(was_appealed),
                 },
