@@ -125,15 +125,22 @@ def uniform(s):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def standard_exponential(s):
-    """Generator.standard_exponential(): NumPy's ziggurat. The first box takes 98.9% of the
-    draws; it is inlined into the caller, the rest is a call."""
+def _ziggurat_box(s):
+    """A draw's box of NumPy's exponential ziggurat and value, and whether the value falls in
+    the box's rectangle (then it is the draw)."""
     ri, s = next_uint64(s)
     ri >>= np.uint64(3)
     idx = ri & np.uint64(0xFF)
     ri >>= np.uint64(8)
-    x = ri * we_double[idx]
-    if ri < ke_double[idx]:
+    return ri * we_double[idx], idx, ri < ke_double[idx], s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def standard_exponential(s):
+    """Generator.standard_exponential(). The first box takes 98.9% of the draws; it is
+    inlined into the caller, the rest is a call."""
+    x, idx, inside, s = _ziggurat_box(s)
+    if inside:
         return x, s
     return _exponential_rejected(s, idx, x)
 
@@ -146,12 +153,8 @@ def _exponential_rejected(s, idx, x):
             return ziggurat_exp_r - np.log1p(-u), s
         if (fe_double[idx - 1] - fe_double[idx]) * u + fe_double[idx] < np.exp(-x):
             return x, s
-        ri, s = next_uint64(s)
-        ri >>= np.uint64(3)
-        idx = ri & np.uint64(0xFF)
-        ri >>= np.uint64(8)
-        x = ri * we_double[idx]
-        if ri < ke_double[idx]:
+        x, idx, inside, s = _ziggurat_box(s)
+        if inside:
             return x, s
 
 
