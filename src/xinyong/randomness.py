@@ -164,21 +164,28 @@ def geometric(s, p: float):
     return geometric_with_log(s, p, np.log1p(-p))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def geometric_with_log(s, p: float, log_q: float):
-    """Generator.geometric(p) given log_q = log1p(-p): samplers compute it once per bucket."""
-    if p >= ONE_THIRD:  # NumPy's search
-        x = np.int64(1)
-        total = prod = p
-        q = 1.0 - p
-        u, s = uniform(s)
-        while u > total:
-            prod *= q
-            total += prod
-            x += 1
-        return x, s
+    """Generator.geometric(p) given log_q = log1p(-p): samplers compute it once per bucket.
+    Below p = 1/3 (NumPy's inversion, one exponential) it is inlined into the caller."""
+    if p >= ONE_THIRD:
+        return _geometric_search(s, p)
     e, s = standard_exponential(s)
     return np.int64(np.ceil(-e / log_q)), s
+
+
+@njit(cache=True, nogil=True)
+def _geometric_search(s, p: float):
+    """NumPy's search method, for p >= 1/3."""
+    x = np.int64(1)
+    total = prod = p
+    q = 1.0 - p
+    u, s = uniform(s)
+    while u > total:
+        prod *= q
+        total += prod
+        x += 1
+    return x, s
 
 
 @njit(cache=True, nogil=True)

@@ -42,10 +42,7 @@ def geometric_skip(s, p: float, log_q: float):
     """rng.geometric(p), the same draws, with log1p(-p) computed once per bucket."""
     if p >= 1.0:
         return np.int64(1), s
-    if p >= randomness.ONE_THIRD:
-        return randomness.geometric(s, p)
-    e, s = randomness.standard_exponential(s)
-    return np.int64(np.ceil(-e / log_q)), s
+    return randomness.geometric_with_log(s, p, log_q)
 
 
 @njit(cache=True, nogil=True)
