@@ -318,7 +318,7 @@ def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
     base = np.array([1e9, 1e9])  # every adult a candidate, every candidate kept
     negative = np.array([1, 1], dtype=np.uint8)
     context = np.array([0, 1], dtype=np.uint8)
-    _, actor, beh = sample_behaviour(
+    _, actor, beh, _ = sample_behaviour(
         randomness.words_of(np.random.default_rng(1)),
         4 * n,
         world.NEGATIVE,

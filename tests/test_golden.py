@@ -16,13 +16,13 @@ import xinyong
 from xinyong import threads
 
 DIGESTS = {
-    "records": "b4ecb94b0bdb5595",
-    "spells": "9616ffc3696d44bc",
-    "appeals": "a9eec97773be8c52",
-    "daily": "823d31c6dd77efc2",
-    "behaviour_daily": "2bc3e91b77107073",
-    "persons": "708693f4ce9c75a9",
-    "children": "3b714f50064161ba",
+    "records": "56f309f1b93edb35",
+    "spells": "6cb6b45812efb089",
+    "appeals": "d299a22234f4ea16",
+    "daily": "33f551935175170b",
+    "behaviour_daily": "5876e2183e374c02",
+    "persons": "7c2a850b196ccdff",
+    "children": "9ec429ac530442cc",
     "edges": "79d8dbed60605988",
 }
 

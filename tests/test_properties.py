@@ -168,3 +168,33 @@ def test_skipping_rules_when_the_tier_holds_changes_nothing(monkeypatch, changes
         query = f"SELECT * FROM {table} ORDER BY ALL"
         assert fast.sql(query) == full.sql(query), table
     assert fast.sql("SELECT count(*) FROM spells").column(0)[0].as_py() > 100
+
+
+def test_observation_of_an_event_is_coupled_across_reforms() -> None:
+    """Detection and misattribution read the event's own uniform, so a reform of a channel
+    changes only the events it must: with registry's misattribution raised, every positive
+    event is detected as before, and every misattribution before is one still (the victims
+    may differ); with its detection lowered, only events detected before are detected."""
+
+    def registry_records(**changes: float) -> dict[tuple[int, int, str], str]:
+        """The truth of each positive registry event's record, by (day, actor, behaviour)."""
+        overrides = {f"channels.registry.{k}": v for k, v in changes.items()}
+        sc = xinyong.load_scenario("r1", adults=3000, days=30, seed=4, overrides=overrides)
+        positive = {b for b, v in sc.behaviours.items() if v.sign == "positive"}
+        rec = xinyong.run(sc).table("records").to_pydict()
+        keys = zip(rec["day"], rec["actor"], rec["behaviour"], strict=True)
+        return {
+            k: t
+            for k, t, c in zip(keys, rec["truth"], rec["channel"], strict=True)
+            if c == "registry" and k[2] in positive
+        }
+
+    base = registry_records()
+    more_errors = registry_records(misattribute=0.05)
+    assert base.keys() == more_errors.keys()
+    wrong = {k for k, t in base.items() if t == "misattributed"}
+    wrong_after = {k for k, t in more_errors.items() if t == "misattributed"}
+    assert wrong < wrong_after
+    assert len(wrong_after) > 10 * max(1, len(wrong))
+    less_seen = registry_records(detect=0.5)
+    assert less_seen.keys() < base.keys()

@@ -134,7 +134,7 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     hits_leaf = hits_other = 0
     reps = 200
     for _ in range(reps):
-        met = randomness.drawing(
+        met, _ = randomness.drawing(
             rng,
             sample_association,
             rho,
@@ -179,3 +179,20 @@ def test_population_structure() -> None:
     assert len(pairs) == len(src)
     assert all((b, a) in pairs for a, b in list(pairs)[:5000])
     assert 7.9 < deg.mean() <= 8.0
+
+
+def test_event_residuals_are_uniform() -> None:
+    """An event's residual u / p (its thinning uniform u below its probability p) is uniform on
+    [0, 1): the share below x of n residuals is binomial(n, x)."""
+    sc = load_scenario("r1", adults=100_000, days=1, seed=3)
+    sim = Simulation(sc)
+    for which in (0, 1):  # positive, negative behaviour
+        expected = sim.candidates[which]
+        _, _, residual = sim.sample_behaviour(
+            sim.rng_world, expected, which, np.empty(0, dtype=np.int32)
+        )
+        n = len(residual)
+        assert n > 2000
+        assert residual.min() >= 0.0 and residual.max() < 1.0
+        for x in (0.001, 0.01, 0.1, 0.5, 0.9):
+            assert within(int((residual < x).sum()), n * x, n * x * (1 - x)), (which, x)

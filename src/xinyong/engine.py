@@ -208,11 +208,12 @@ class Simulation:
         changed += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
         pos_actor, pos_beh, pos_records = self.positive_behaviour(t)  # 4 and 6, drawn ahead
-        actor, beh = self.behaviour(t, start_of_day["distressed"])  # 4
-        met = self.association(start_of_day["assoc"])  # 5
+        actor, beh, residual = self.behaviour(t, start_of_day["distressed"])  # 4
+        met, met_residual = self.association(start_of_day["assoc"])  # 5
         actor = np.concatenate([actor, met])
         beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
-        records = self.observe(actor, beh, pos_records)  # 6 (true events of steps 4-5)
+        residual = np.concatenate([residual, met_residual])
+        records = self.observe(actor, beh, residual, pos_records)  # 6 (events of steps 4-5)
         applied, expiry_day, effect, tier_may_move = self.score(t, records)  # 7 (and 10)
         changed.append(tier_may_move)
         recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
@@ -321,17 +322,22 @@ class Simulation:
         if len(settled):
             self.record_entered_lists(t, settled)
 
-    def behaviour(self, t: int, distressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Negative behaviour (and the day's scripted events)."""
+    def behaviour(
+        self, t: int, distressed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Negative behaviour (and the day's scripted events), with each event's residual
+        uniform (world.sample_behaviour)."""
         tb = self.tb
         expected = self.candidates[world.NEGATIVE] + len(distressed) * float(
             tb.base[tb.distress_context == 1].sum()
         )
-        actor, beh = self.sample_behaviour(self.rng_world, expected, world.NEGATIVE, distressed)
-        if t in self.script:
-            actor = np.concatenate([actor, self.script[t][0]])
-            beh = np.concatenate([beh, self.script[t][1]])
-        return actor, beh
+        events = self.sample_behaviour(self.rng_world, expected, world.NEGATIVE, distressed)
+        if t not in self.script:
+            return events
+        actor, beh = self.script[t]
+        # Scripted events were not drawn: observation draws their uniforms.
+        scripted = (actor, beh, self.rng_observe.random(len(actor)))
+        return tuple(np.concatenate(cols) for cols in zip(events, scripted, strict=True))
 
     def positive_behaviour(self, t: int) -> tuple[np.ndarray, np.ndarray, Placed]:
         """Day t's positive events and their records, as drawn ahead, and the drawing of the
@@ -350,7 +356,7 @@ class Simulation:
         return drawn
 
     def draw_positive(self) -> tuple[np.ndarray, np.ndarray, Placed]:
-        actor, beh = self.sample_behaviour(
+        actor, beh, residual = self.sample_behaviour(
             self.rng_world_positive,
             self.candidates[world.POSITIVE],
             world.POSITIVE,
@@ -359,11 +365,12 @@ class Simulation:
         # With rows free before them for the day's other records, and after for false reports.
         before = headroom(self.candidates[world.NEGATIVE])
         after = headroom(self.sc.observation.false_report_rate * self.pop.adults)
-        return actor, beh, self.detect(self.rng_observe_positive, actor, beh, before, after)
+        records = self.detect(self.rng_observe_positive, actor, beh, residual, before, after)
+        return actor, beh, records
 
     def sample_behaviour(
         self, rng: np.random.Generator, expected: float, which: int, distressed: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rb, cb, tb = self.pop.risk_buckets, self.pop.civic_buckets, self.tb
         return with_capacity(
             rng,
@@ -386,7 +393,7 @@ class Simulation:
             distressed,
         )
 
-    def association(self, listed: np.ndarray) -> np.ndarray:
+    def association(self, listed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return randomness.drawing(
             self.rng_assoc,
             world.sample_association,
@@ -398,11 +405,13 @@ class Simulation:
             self.listed_nbrs,
         )
 
-    def observe(self, actor: np.ndarray, beh: np.ndarray, positive: Placed) -> Records:
+    def observe(
+        self, actor: np.ndarray, beh: np.ndarray, residual: np.ndarray, positive: Placed
+    ) -> Records:
         """Records of the negative and association events, then the positive events' records
         (observed ahead), then false reports."""
         tb, g, pop = self.tb, self.groups, self.pop
-        seen = self.detect(self.rng_observe, actor, beh).view()
+        seen = self.detect(self.rng_observe, actor, beh, residual).view()
         c = tb.false_report_channel
         rate = self.sc.observation.false_report_rate
         false = with_capacity(
@@ -426,6 +435,7 @@ class Simulation:
         rng: np.random.Generator,
         actor: np.ndarray,
         beh: np.ndarray,
+        residual: np.ndarray,
         before: int = 0,
         after: int = 0,
     ) -> Placed:
@@ -435,6 +445,7 @@ class Simulation:
             observe.observe,
             actor,
             beh,
+            residual,
             tb.channel,
             tb.detect,
             tb.misattribute,

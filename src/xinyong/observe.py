@@ -102,6 +102,7 @@ def observe(
     words: np.ndarray,
     actor: np.ndarray,
     beh: np.ndarray,
+    residual: np.ndarray,
     channel: np.ndarray,
     detect: np.ndarray,
     misattribute: np.ndarray,
@@ -116,7 +117,11 @@ def observe(
 ):
     """Records of detected events: (n, person, behaviour, channel, truth, true actor), the
     columns with `before` unused rows ahead of the n records and room for `after` more.
-    Draws from the stream in `words` (`randomness`)."""
+
+    Each event comes with a uniform of its own, its `residual` (world.sample_behaviour): the
+    event is detected when it is below `detect`, and misattributed when it is below
+    `detect * misattribute` (so with probability misattribute once detected). Only victims
+    are drawn, from the stream in `words` (`randomness`)."""
     s = randomness.load(words)
     length = before + actor.shape[0] + after
     person = np.empty(length, dtype=np.int32)
@@ -131,20 +136,18 @@ def observe(
         a = actor[e]
         b = np.uint64(beh[e])
         c = np.uint64(channel[b])
-        u, s = randomness.uniform(s)
+        u = residual[e]
         if u >= detect[c]:
             continue
         p = a
         tr = CORRECT
-        if misattribute[c] > 0.0:
-            u, s = randomness.uniform(s)
-            if u < misattribute[c]:
-                v, s = draw_victim(
-                    s, a, city[a], group[a], weight[c], group, minority_before, start, size
-                )
-                if v >= 0:
-                    p = v
-                    tr = MISATTRIBUTED
+        if u < detect[c] * misattribute[c]:
+            v, s = draw_victim(
+                s, a, city[a], group[a], weight[c], group, minority_before, start, size
+            )
+            if v >= 0:
+                p = v
+                tr = MISATTRIBUTED
         person[n] = p
         rbeh[n] = b
         rchan[n] = c

@@ -66,11 +66,17 @@ def sample_behaviour(
     distressed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
-    as (n, actor, behaviour), at most one per pair; n = -1 when `capacity` is too small.
-    Draws from the stream in `words` (`randomness`), left there only when n >= 0."""
+    as (n, actor, behaviour, residual), at most one per pair; n = -1 when `capacity` is too
+    small. Draws from the stream in `words` (`randomness`), left there only when n >= 0.
+
+    An event happens when its uniform u falls below its probability p; u / p is then uniform
+    on [0, 1) and independent of everything drawn before: each event's `residual`, which
+    observation uses as the event's own uniform instead of drawing one (see observe.observe).
+    """
     s = randomness.load(words)
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
+    residual = np.empty(capacity, dtype=np.float64)
     cand = np.empty(BATCH, dtype=np.uint64)
     u = np.empty(BATCH, dtype=np.float64)
     n = 0
@@ -127,11 +133,14 @@ def sample_behaviour(
                     p = base[b] * trait_at(rows, j)
                     if neg:
                         p *= deter_table[deter_level[np.uint64(i)]]
-                    if u[x] * bound < min(1.0, p):
+                    p = min(1.0, p)
+                    below = u[x] * bound
+                    if below < p:
                         if n == capacity:
-                            return -1, actor, beh
+                            return -1, actor, beh, residual
                         actor[n] = i
                         beh[n] = b
+                        residual[n] = below / p
                         n += 1
     # Distressed adults: their distress-context behaviours at the raised probability.
     for b in range(base.shape[0]):
@@ -144,12 +153,13 @@ def sample_behaviour(
             draw, s = randomness.uniform(s)
             if draw < p:
                 if n == capacity:
-                    return -1, actor, beh
+                    return -1, actor, beh, residual
                 actor[n] = i
                 beh[n] = b
+                residual[n] = draw / p
                 n += 1
     randomness.store(words, s)
-    return n, actor[:n], beh[:n]
+    return n, actor[:n], beh[:n], residual[:n]
 
 
 @njit(cache=True, nogil=True)
@@ -168,6 +178,7 @@ def sample_association(
     probability rho * k_j / deg_j, k_j its listed neighbours. Only neighbours of listed persons
     can have k_j > 0, so candidates come from the listed persons' adjacency. `count` is a
     zeroed scratch array of adults' size and is left zeroed. Draws from the stream in `words`.
+    Returns the adults and each meeting's residual uniform (see sample_behaviour).
     """
     room = 0
     for x in range(listed.shape[0]):
@@ -184,14 +195,17 @@ def sample_association(
                 m += 1
             count[j] += 1
     out = np.empty(m, dtype=np.int32)
+    residual = np.empty(m, dtype=np.float64)
     n = 0
     s = randomness.load(words)
     for x in range(m):
         j = cand[x]
         u, s = randomness.uniform(s)
-        if u < rho * count[j] / nbr_degree[j]:
+        p = rho * count[j] / nbr_degree[j]
+        if u < p:
             out[n] = j
+            residual[n] = u / p
             n += 1
         count[j] = 0
     randomness.store(words, s)
-    return out[:n]
+    return out[:n], residual[:n]
