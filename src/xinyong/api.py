@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from xinyong import memory
 from xinyong.audit.summary import summary_metrics
 from xinyong.engine import Simulation
 from xinyong.scenario import Scenario, load_scenario
@@ -94,6 +95,7 @@ def run(
     result = Run({}, path, None if path is not None else sim.recorder.tables)
     meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
     del sim  # the state is written out: free it before the summary queries (100 M adults)
+    memory.release()
     metrics = summary_metrics(result.connect(), meta, sc.days)
     summary = {
         "scenario": sc.name,
