@@ -6,7 +6,9 @@
 
 Each size runs in its own process (so peak memory is that run's), after a warm-up that fills
 numba's compile cache. Prints wall seconds, adult-days and records per second, and peak
-resident memory; appends the figures with the machine's description to results/.
+resident memory; appends the figures with the machine's description to results/. The machine's
+speed of the moment is measured before and after the runs (`calibration`): on a shared virtual
+machine it changes from day to day, and figures taken on different days compare only through it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +78,55 @@ def machine() -> dict:
     }
 
 
+def calibration() -> dict[str, float]:
+    """The machine's speed now, best of five: NumPy's PCG64 filling doubles (the engine's
+    draws), on one thread and on two at once (a run keeps both cores busy), a copy of 256 MiB
+    on one thread (bytes read and written per second), and one step of a Python loop."""
+    import numpy as np
+
+    def best(f: Callable[[], object]) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    rngs = [np.random.default_rng(seed) for seed in range(2)]
+    doubles = [np.empty(10_000_000) for _ in range(2)]
+    pool = ThreadPoolExecutor(2)  # NumPy fills without the GIL
+
+    def fill_on_two() -> None:
+        list(pool.map(lambda k: rngs[k].random(out=doubles[k]), range(2)))
+
+    src = np.ones(1 << 25)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # first touch of dst outside the timing
+
+    def loop() -> None:
+        x = 0
+        for i in range(1_000_000):
+            x += i
+
+    speed = {
+        "random_double_ns": round(best(lambda: rngs[0].random(out=doubles[0])) / 1e7 * 1e9, 2),
+        "random_double_ns_two_threads": round(best(fill_on_two) / 1e7 * 1e9, 2),
+        "copy_gb_per_s": round(2 * src.nbytes / best(lambda: np.copyto(dst, src)) / 1e9, 1),
+        "python_loop_step_ns": round(best(loop) / 1e6 * 1e9, 1),
+    }
+    pool.shutdown()
+    return speed
+
+
+def show(when: str, speed: dict[str, float]) -> None:
+    print(
+        f"machine speed {when}: {speed['random_double_ns']} ns a random double "
+        f"({speed['random_double_ns_two_threads']} on two threads at once), "
+        f"{speed['copy_gb_per_s']} GB/s copy, {speed['python_loop_step_ns']} ns a Python loop step",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
@@ -92,6 +145,8 @@ def main() -> None:
         capture_output=True,
     )  # warm-up: compile cache
     jobs = [(n, args.days) for n in args.sizes] + ([(100_000_000, 30)] if args.huge else [])
+    speed = {"before": calibration()}
+    show("before", speed["before"])
     rows = []
     for adults, days in jobs:
         res = subprocess.run(
@@ -111,10 +166,13 @@ def main() -> None:
             f"peak {row['peak_rss_mib']:,} MiB",
             flush=True,
         )
+    speed["after"] = calibration()
+    show("after", speed["after"])
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"engine-{stamp}.json"
-    path.write_text(json.dumps({"machine": machine(), "results": rows}, indent=2) + "\n")
+    record = {"machine": machine(), "calibration": speed, "results": rows}
+    path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"written: {path}")
 
 
