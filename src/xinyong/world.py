@@ -64,7 +64,7 @@ def sample_behaviour(
     civic_start: np.ndarray,
     civic_upper: np.ndarray,
     distressed: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
     as (n, actor, behaviour, residual), at most one per pair; n = -1 when `capacity` is too
     small. Draws from the stream in `words` (`randomness`), left there only when n >= 0.
@@ -171,7 +171,7 @@ def sample_association(
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
     count: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Adults whose meeting today is with a blacklisted neighbour (MODEL.md step 5).
 
     Adult j meets one uniform neighbour with probability rho, so it meets a listed one with
