@@ -49,8 +49,7 @@ STEPS = [
 # core while the main thread holds it).
 BACKGROUND = [
     (Simulation, "draw_positive", "positive behaviour drawn ahead"),
-    (recorder.Recorder, "_book", "records batch and tallies"),
-    (recorder, "tally", "  tallies kernel"),
+    (recorder.Recorder, "_book", "records batch"),
     (store.ChunkWriter, "wait", "  waiting for the Parquet writer"),
     (store, "write_batches", "Parquet encoding"),
 ]

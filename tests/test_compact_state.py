@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 import xinyong
-from xinyong import consequences, randomness, threads, world
+from xinyong import consequences, observe, randomness, threads, world
 from xinyong.consequences import update_members
 from xinyong.engine import Placed, Records, Simulation
 from xinyong.errors import XinyongError
@@ -22,8 +22,7 @@ from xinyong.population import (
     neighbours_start,
     trait_at,
 )
-from xinyong.recorder import tally
-from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
+from xinyong.scheme.compile import MISATTRIBUTED
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -251,32 +250,46 @@ def test_tier_bounds_hold_exactly_the_scores_tier_of_gives_each_tier() -> None:
             assert not floor[pk, -1] <= score < ceiling[pk, -1]  # NO_TIER: never inside
 
 
-def test_tally_counts_each_pair_by_behaviour_and_group() -> None:
+def test_observation_tallies_each_event_and_record_by_behaviour_and_group() -> None:
+    """observe.observe's counts, against the events it was given and the records it made:
+    true events by the actor's group, records and misattributed records by the recorded
+    person's group (column 2 b + g); no false reports."""
     rng = np.random.default_rng(4)
     n_adults, B = 5000, 6
     group = (rng.random(n_adults) < 0.3).astype(np.uint8)
-    bits = GroupIndex.of(np.zeros(n_adults, np.uint8), group, 1).minority_bits
-    negative = np.array([1, 1, 0, 0, 1, 0], dtype=np.uint8)
+    city = np.zeros(n_adults, np.uint8)
+    gi = GroupIndex.of(city, group, 1)
     # Runs of one behaviour, as a day's events come, and a shuffled tail.
     beh = np.concatenate([np.repeat(np.arange(B), 300), rng.integers(0, B, 500)]).astype(np.int16)
     actor = rng.integers(0, n_adults, len(beh)).astype(np.int32)
-    rbeh, person = beh[::2].copy(), rng.integers(0, n_adults, len(beh[::2])).astype(np.int32)
-    truth = rng.choice([CORRECT, MISATTRIBUTED, FALSE_REPORT], len(rbeh)).astype(np.uint8)
-    parts = (beh[:700], beh[700:]), (actor[:700], actor[700:])  # events come in parts
-    counts, sums = tally(*parts, rbeh, person, truth, bits, negative)
-    expected = np.zeros((4, 2 * B), dtype=np.int64)
-    np.add.at(expected[0], 2 * beh + group[actor], 1)
-    np.add.at(expected[1], 2 * rbeh + group[person], 1)
-    for row, kind in ((2, MISATTRIBUTED), (3, FALSE_REPORT)):
-        sel = truth == kind
-        np.add.at(expected[row], 2 * rbeh[sel] + group[person[sel]], 1)
+    channel = np.arange(B, dtype=np.int16) % 3
+    detect = np.array([1.0, 0.5, 0.8])
+    misattribute = np.array([0.0, 0.2, 0.5])
+    weight = np.ones((3, 2))
+    n, person, rbeh, _, truth, _, counts = observe.observe(
+        randomness.words_of(np.random.default_rng(1)),
+        actor,
+        beh,
+        rng.random(len(beh)),
+        channel,
+        detect,
+        misattribute,
+        weight,
+        city,
+        group,
+        gi.minority_before,
+        gi.start,
+        gi.size,
+        gi.minority_bits,
+    )
+    person, rbeh, truth = person[:n], rbeh[:n], truth[:n]
+    assert 0 < (truth == MISATTRIBUTED).sum() < n < len(beh)
+    expected = np.zeros((observe.TALLIES, 2 * B), dtype=np.int64)
+    np.add.at(expected[observe.TRUE_EVENTS], 2 * beh + group[actor], 1)
+    np.add.at(expected[observe.RECORDS], 2 * rbeh + group[person], 1)
+    wrong = truth == MISATTRIBUTED
+    np.add.at(expected[observe.MISATTRIBUTED_RECORDS], 2 * rbeh[wrong] + group[person[wrong]], 1)
     assert np.array_equal(counts, expected)
-    assert sums.tolist() == [
-        int(negative[beh].sum()),
-        int(negative[rbeh].sum()),
-        int((truth == MISATTRIBUTED).sum()),
-        int((truth == FALSE_REPORT).sum()),
-    ]
 
 
 def test_trait_at_takes_32_bit_rows_past_715_million() -> None:
@@ -359,7 +372,7 @@ def test_placed_records_take_the_day_s_others_around_them_as_a_concat_would(
         np.concatenate([np.full(room_before, 99, c.dtype), c, np.full(room_after, 99, c.dtype)])
         for c in middle
     )
-    placed = Placed(columns, room_before, 4)
+    placed = Placed(columns, room_before, 4, np.zeros((observe.TALLIES, 0), dtype=np.int64))
     got = placed.around(before, after)
     expected = Records.concat([before, middle, after])
     for name in ("person", "behaviour", "channel", "truth", "actor"):

@@ -59,11 +59,12 @@ class Placed:
     columns: tuple[np.ndarray, ...]
     first: int
     n: int
+    counts: np.ndarray  # the observed events' tallies (observe.observe)
 
     @classmethod
     def of(cls, observed: tuple, before: int = 0) -> Placed:
-        n, *columns = observed
-        return cls(tuple(columns), before, int(n))
+        n, *columns, counts = observed
+        return cls(tuple(columns), before, int(n), counts)
 
     def view(self) -> tuple[np.ndarray, ...]:
         return tuple(c[self.first : self.first + self.n] for c in self.columns)
@@ -157,7 +158,7 @@ class Simulation:
         self.ahead = background()
         self.halves = Halves()  # steps over disjoint persons, split over two threads
         self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
-        self.recorder = Recorder(scenario, self.tb, self.pop, self.groups, out, rows_per_part)
+        self.recorder = Recorder(scenario, self.tb, self.pop, out, rows_per_part)
         self.next_record_id = 0
         # Kept for daily means. Column by column: NumPy's sum over axis 0 of an (N, 2) array
         # took ten times as long (150 ms at 10 M adults).
@@ -207,20 +208,19 @@ class Simulation:
         changed = self.expire(t)  # 1
         changed += self.decide_appeals(t)  # 2
         self.court_performance(t, start_of_day["settle"])  # 3
-        pos_actor, pos_beh, pos_records = self.positive_behaviour(t)  # 4 and 6, drawn ahead
+        positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh, residual = self.behaviour(t, start_of_day["distressed"])  # 4
         met, met_residual = self.association(start_of_day["assoc"])  # 5
         actor = np.concatenate([actor, met])
         beh = np.concatenate([beh, np.full(met.size, self.tb.assoc_behaviour, dtype=np.int16)])
         residual = np.concatenate([residual, met_residual])
-        records = self.observe(actor, beh, residual, pos_records)  # 6 (events of steps 4-5)
+        records, tallies = self.observe(actor, beh, residual, positive)  # 6 (steps 4-5's events)
         applied, expiry_day, effect, tier_may_move = self.score(t, records)  # 7 (and 10)
         changed.append(tier_may_move)
         recheck += [records.person[effect], *self.pending.checks.pop(t, [])]
         self.tiers_and_lists(t, *self.to_reevaluate(changed, recheck, everyone=t == 0))  # 8-9
         appealed = self.file_appeals(t, records, applied, expiry_day, effect)  # 11
-        events = (actor, pos_actor), (beh, pos_beh)  # the day's true events, in two parts
-        self.recorder.day(self, t, *events, met.size, records, applied, expiry_day, appealed)
+        self.recorder.day(self, t, tallies, met.size, records, applied, expiry_day, appealed)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -339,7 +339,7 @@ class Simulation:
         scripted = (actor, beh, self.rng_observe.random(len(actor)))
         return tuple(np.concatenate(cols) for cols in zip(events, scripted, strict=True))
 
-    def positive_behaviour(self, t: int) -> tuple[np.ndarray, np.ndarray, Placed]:
+    def positive_behaviour(self, t: int) -> Placed:
         """Day t's positive events and their records, as drawn ahead, and the drawing of the
         next DRAWN_AHEAD days started. Two days queued keep the worker busy whenever a core
         is free, where one left it waiting for the day loop (and the day loop for it)."""
@@ -355,7 +355,7 @@ class Simulation:
                 self.positive_next[day] = self.ahead.submit(self.draw_positive)
         return drawn
 
-    def draw_positive(self) -> tuple[np.ndarray, np.ndarray, Placed]:
+    def draw_positive(self) -> Placed:
         actor, beh, residual = self.sample_behaviour(
             self.rng_world_positive,
             self.candidates[world.POSITIVE],
@@ -365,8 +365,7 @@ class Simulation:
         # With rows free before them for the day's other records, and after for false reports.
         before = headroom(self.candidates[world.NEGATIVE])
         after = headroom(self.sc.observation.false_report_rate * self.pop.adults)
-        records = self.detect(self.rng_observe_positive, actor, beh, residual, before, after)
-        return actor, beh, records
+        return self.detect(self.rng_observe_positive, actor, beh, residual, before, after)
 
     def sample_behaviour(
         self, rng: np.random.Generator, expected: float, which: int, distressed: np.ndarray
@@ -407,11 +406,12 @@ class Simulation:
 
     def observe(
         self, actor: np.ndarray, beh: np.ndarray, residual: np.ndarray, positive: Placed
-    ) -> Records:
+    ) -> tuple[Records, np.ndarray]:
         """Records of the negative and association events, then the positive events' records
-        (observed ahead), then false reports."""
+        (observed ahead), then false reports; and the day's tallies of true events and
+        records per behaviour and group (observe.TALLIES)."""
         tb, g, pop = self.tb, self.groups, self.pop
-        seen = self.detect(self.rng_observe, actor, beh, residual).view()
+        seen = self.detect(self.rng_observe, actor, beh, residual)
         c = tb.false_report_channel
         rate = self.sc.observation.false_report_rate
         false = with_capacity(
@@ -428,7 +428,11 @@ class Simulation:
             g.start,
             g.size,
         )
-        return positive.around(seen, false)
+        tallies = seen.counts + positive.counts
+        column = 2 * false[1].astype(np.int64) + pop.group[false[0]]
+        for row in (observe.RECORDS, observe.FALSE_REPORTS):
+            np.add.at(tallies[row], column, 1)
+        return positive.around(seen.view(), false), tallies
 
     def detect(
         self,
@@ -455,6 +459,7 @@ class Simulation:
             g.minority_before,
             g.start,
             g.size,
+            g.minority_bits,
             before,
             after,
         )

@@ -15,9 +15,13 @@ import numpy as np
 from numba import njit
 
 from xinyong import randomness
+from xinyong.prefetch import AHEAD, prefetch_read
 from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
 
 BLOCK = 64  # adults per block of the group index
+# Rows of the day's tallies per (behaviour, group): column 2 b + g, g = 1 for minority.
+TRUE_EVENTS, RECORDS, MISATTRIBUTED_RECORDS, FALSE_REPORTS = range(4)
+TALLIES = 4
 
 
 @dataclass
@@ -112,11 +116,14 @@ def observe(
     minority_before: np.ndarray,
     start: np.ndarray,
     size: np.ndarray,
+    minority_bits: np.ndarray,
     before: int = 0,
     after: int = 0,
 ):
-    """Records of detected events: (n, person, behaviour, channel, truth, true actor), the
-    columns with `before` unused rows ahead of the n records and room for `after` more.
+    """Records of detected events: (n, person, behaviour, channel, truth, true actor,
+    counts), the columns with `before` unused rows ahead of the n records and room for
+    `after` more; counts[TALLIES, 2 B] are the true events, records and misattributed records
+    per (behaviour, group) (row FALSE_REPORTS is left for false reports).
 
     Each event comes with a uniform of its own, its `residual` (world.sample_behaviour): the
     event is detected when it is below `detect`, and misattributed when it is below
@@ -129,12 +136,27 @@ def observe(
     rchan = np.empty(length, dtype=np.int16)
     truth = np.empty(length, dtype=np.uint8)
     ractor = np.empty(length, dtype=np.int32)
+    counts = np.zeros((TALLIES, 2 * channel.shape[0]), dtype=np.int64)
     # Unsigned indices and count: numba then skips the wrap-around of negative indices
     # (9% of this kernel's time).
     n = np.uint64(before)
-    for e in range(actor.shape[0]):
+    m = actor.shape[0]
+    # Events come in runs of one behaviour: each run's counts are kept in registers and
+    # added once (counting into memory made each count wait on the store of the one before).
+    run_beh = np.uint64(0)
+    events = events_minority = records = records_minority = 0
+    for e in range(m):
+        if e + AHEAD < m:
+            prefetch_read(minority_bits, actor[e + AHEAD] >> 6)
         a = actor[e]
         b = np.uint64(beh[e])
+        if b != run_beh:
+            _add_run(counts, run_beh, events, events_minority, records, records_minority)
+            run_beh = b
+            events = events_minority = records = records_minority = 0
+        g = np.int64(group_of(minority_bits, a))
+        events += 1
+        events_minority += g
         c = np.uint64(channel[b])
         u = residual[e]
         if u >= detect[c]:
@@ -148,14 +170,28 @@ def observe(
             if v >= 0:
                 p = v
                 tr = MISATTRIBUTED
+                g = np.int64(group[v])
+                counts[MISATTRIBUTED_RECORDS, np.uint64(2) * b + np.uint64(g)] += 1
+        records += 1
+        records_minority += g
         person[n] = p
         rbeh[n] = b
         rchan[n] = c
         truth[n] = tr
         ractor[n] = a
         n += np.uint64(1)
+    _add_run(counts, run_beh, events, events_minority, records, records_minority)
     randomness.store(words, s)
-    return n - np.uint64(before), person, rbeh, rchan, truth, ractor
+    return n - np.uint64(before), person, rbeh, rchan, truth, ractor, counts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_run(counts, b, events, events_minority, records, records_minority) -> None:
+    at = np.uint64(2) * b
+    counts[TRUE_EVENTS, at] += events - events_minority
+    counts[TRUE_EVENTS, at + np.uint64(1)] += events_minority
+    counts[RECORDS, at] += records - records_minority
+    counts[RECORDS, at + np.uint64(1)] += records_minority
 
 
 @njit(cache=True, nogil=True)
