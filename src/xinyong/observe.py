@@ -4,7 +4,8 @@ A channel detects an event with probability `detect`; a detected event is record
 actor with probability 1 - `misattribute`, otherwise against a victim drawn from the other
 adults of the actor's city in proportion to the victim's group weight. Informants add false
 reports. Each record keeps its truth: correct, misattributed (with the true actor) or
-false_report.
+false_report. Observation also tallies the events it sees and the records it makes, per
+behaviour and group, for the day's books.
 """
 
 from __future__ import annotations
