@@ -110,6 +110,8 @@ class Recorder:
         rows_per_part: int = 2_000_000,
     ) -> None:
         self.tb = tables
+        # Which columns of a day's tallies (2 b + group) belong to negative behaviours.
+        self.negative_columns = np.repeat(tables.negative.astype(bool), 2)
         self.pop = pop
         self.cities = list(scenario.cities)
         self.appeal_days = scenario.appeals.appeal_days
@@ -255,7 +257,7 @@ class Recorder:
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         self.beh_daily.append(tallies)
-        negative = np.repeat(tb.negative.astype(bool), 2)  # tallies' columns are 2 b + group
+        negative = self.negative_columns
         events, records = tallies[TRUE_EVENTS], tallies[RECORDS]
         misattributed, false = (
             int(tallies[k].sum()) for k in (MISATTRIBUTED_RECORDS, FALSE_REPORTS)
