@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import quiet_scenario
-from xinyong import randomness
+from xinyong import randomness, world
 from xinyong.engine import Simulation
 from xinyong.population import block_offsets
 from xinyong.scenario import load_scenario
@@ -186,7 +186,7 @@ def test_event_residuals_are_uniform() -> None:
     [0, 1): the share below x of n residuals is binomial(n, x)."""
     sc = load_scenario("r1", adults=100_000, days=1, seed=3)
     sim = Simulation(sc)
-    for which in (0, 1):  # positive, negative behaviour
+    for which in (world.POSITIVE, world.NEGATIVE):
         expected = sim.candidates[which]
         _, _, residual = sim.sample_behaviour(
             sim.rng_world, expected, which, np.empty(0, dtype=np.int32)
