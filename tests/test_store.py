@@ -14,17 +14,22 @@ import xinyong
 from xinyong import recorder, store
 
 
-@pytest.mark.parametrize("chunk", [64, 192])
+@pytest.mark.parametrize(("chunk", "cores"), [(64, 3), (192, 1)])
 def test_chunked_tables_on_disk_equal_the_tables_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, cores: int
 ) -> None:
     sc = xinyong.load_scenario("r1", adults=1000, days=30)  # 1000 adults: a partial last chunk
     in_memory = xinyong.run(sc)
     monkeypatch.setattr(recorder, "ROWS_PER_CHUNK", chunk)
+    monkeypatch.setattr(recorder, "MIN_SPLIT", 300)  # so 1000 adults make up to 3 parts
+    monkeypatch.setattr(recorder, "usable_cores", lambda: cores)
     on_disk = xinyong.run(sc, tmp_path / "run")
     for name in ("persons", "edges", "records", "spells", "children", "appeals", "daily"):
         assert plain(on_disk.table(name)).equals(plain(in_memory.table(name))), name
-    assert pq.ParquetFile(tmp_path / "run" / "persons.parquet").metadata.num_row_groups > 1
+    parts = sorted((tmp_path / "run" / "persons").glob("*.parquet"))
+    rows = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    assert rows == ([333, 333, 334] if cores == 3 else [1000])
+    assert pq.ParquetFile(parts[0]).metadata.num_row_groups > 1
     degrees = in_memory.table("persons").column("degree").to_numpy()
     assert on_disk.table("edges").num_rows == degrees.sum() // 2 > 0
 

@@ -10,7 +10,8 @@ RUN/
                          when the decision day is after the last day)
   daily.parquet          one row per day: events, records, lists, tiers, mean score
   behaviour_daily.parquet true events and records per day, behaviour and group
-  persons.parquet        adults at T;  children.parquet: children at T;  edges.parquet
+  persons/part-*.parquet adults at T (in parts written at once)
+  children.parquet       children at T;  edges.parquet: the social graph
 
 Some columns are stored in a shorter form (STORED_AS, HOW_STORED), which the run's DuckDB
 views restore: read the files through `xinyong sql` or `Run.table` to see the tables as

@@ -148,7 +148,7 @@ class Explainer:
 
     def __init__(self, path: str | Path) -> None:
         self.run = RunDir(path)
-        for name in ("meta.json", "persons.parquet", "appeals.parquet"):
+        for name in ("meta.json", "persons", "appeals.parquet"):
             if not (self.run.path / name).exists():
                 raise XinyongError(f"incomplete run directory (no {name})", file=self.run.path)
         data, lines = load_yaml(self.run.path / "scenario.yaml")
