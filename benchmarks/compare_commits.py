@@ -79,9 +79,13 @@ def main() -> None:
         for r in range(args.rounds):
             for adults in args.sizes:
                 for name, src in sides.items():
-                    wall = child(src, adults, args.days, args.scenario)["wall_seconds"]
+                    res = child(src, adults, args.days, args.scenario)
+                    wall, total = res["wall_seconds"], res["wall_seconds_with_summary"]
                     walls.setdefault((name, adults), []).append(wall)
-                    print(f"round {r + 1}  {name}  {adults:>12,} x {args.days}: {wall:8.2f} s")
+                    print(
+                        f"round {r + 1}  {name}  {adults:>12,} x {args.days}: {wall:8.2f} s"
+                        f"  ({total:.2f} s with the summary queries)"
+                    )
     print(f"A = {args.a}, B = {args.b}; medians:")
     for adults in args.sizes:
         a = statistics.median(walls["A", adults])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import os
 from pathlib import Path
 
 import duckdb
@@ -117,3 +120,41 @@ def test_a_failed_chunk_write_is_raised_and_the_chunks_before_it_stay_whole(
         writer.close(good.schema)
     assert pq.read_table(tmp_path / "spells" / "part-00000.parquet").num_rows == 2
     assert not (tmp_path / "spells" / "part-00001.parquet").exists()
+
+
+def test_nothing_to_write_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nothing to write"):
+        store.write_batches(tmp_path / "t.parquet", [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def resident_pages(path: Path) -> int:
+    """How many of the file's pages the page cache holds (Linux's mincore)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = path.stat().st_size
+    pages = (ctypes.c_ubyte * -(-size // mmap.PAGESIZE))()
+    with path.open("rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as mm:
+        start = ctypes.c_char.from_buffer(mm)  # maps the file, reads none of it
+        ok = libc.mincore(ctypes.addressof(start), size, pages)
+        del start  # the mapping can close only once nothing points into it
+    assert ok == 0, os.strerror(ctypes.get_errno())
+    return sum(p & 1 for p in pages)
+
+
+def file_system_of(path: Path) -> str:
+    mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    inside = [(m, fs) for m, fs in mounts if path.resolve().is_relative_to(m)]
+    return max(inside, key=lambda mount: len(mount[0]))[1]
+
+
+@pytest.mark.skipif(not Path("/proc/mounts").exists(), reason="Linux's page cache")
+def test_a_written_file_is_on_disk_and_no_longer_in_the_page_cache(tmp_path: Path) -> None:
+    if file_system_of(tmp_path) == "tmpfs":
+        pytest.skip("tmpfs keeps its files in the page cache")
+    table = pa.table({"person": np.arange(1_000_000, dtype=np.int32)})
+    pq.write_table(table, tmp_path / "plain.parquet", compression="none")
+    store.write_batches(tmp_path / "t.parquet", table)
+    assert resident_pages(tmp_path / "plain.parquet") > 0  # what a write leaves, unless let go
+    assert resident_pages(tmp_path / "t.parquet") == 0
+    assert np.array_equal(pq.read_table(tmp_path / "t.parquet")["person"], table["person"])
