@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import resource
 
 import pytest
 
+import xinyong
 from xinyong import memory
 
 SIZE = 64 << 20  # above glibc's default threshold, which maps and unmaps such blocks each time
@@ -32,3 +34,11 @@ def test_a_freed_block_serves_the_next_allocation_without_fresh_pages() -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     write_a_block()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < SIZE // 4096 // 100
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """Objects are kept out of the collector's passes during a run, and given back after."""
+    seen: list[int] = []
+    sc = xinyong.load_scenario("r1", adults=500, days=3)
+    xinyong.run(sc, on_day=lambda t: seen.append(gc.get_freeze_count()))
+    assert min(seen) > 0 and gc.get_freeze_count() == 0

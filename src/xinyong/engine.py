@@ -7,6 +7,7 @@ filed. The layers do the work; this file only sequences them and keeps the books
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -185,11 +186,17 @@ class Simulation:
     # -- the day -----------------------------------------------------------------------------
 
     def run(self, on_day: Callable[[int], None] | None = None) -> None:
-        for t in range(self.sc.days):
-            self.step(t)
-            if on_day is not None:
-                on_day(t)
-        self.finish()
+        # What exists before the run (modules, the population) is left out of the garbage
+        # collector's passes during it: their full passes took 1% of a run's CPU.
+        gc.freeze()
+        try:
+            for t in range(self.sc.days):
+                self.step(t)
+                if on_day is not None:
+                    on_day(t)
+            self.finish()
+        finally:
+            gc.unfreeze()
 
     def finish(self) -> None:
         """Stop the helper threads and write the end-of-run tables."""
