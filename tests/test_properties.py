@@ -125,6 +125,37 @@ def test_daily_counts_agree_with_tables(small_r1_run) -> None:
     assert sum(daily["records_negative"]) + sum(daily["records_positive"]) == n_records
 
 
+def test_behaviour_tallies_agree_with_the_records(small_r1_run) -> None:
+    """The summary counts records from behaviour_daily: per behaviour, its records, its
+    misattributed ones and its false reports are what the records table holds."""
+    from_records = run_rows(
+        small_r1_run,
+        "SELECT behaviour, count(*), count(*) FILTER (truth = 'misattributed'), "
+        "count(*) FILTER (truth = 'false_report') FROM records GROUP BY ALL ORDER BY ALL",
+    )
+    tallied = run_rows(
+        small_r1_run,
+        "SELECT behaviour, sum(records), sum(misattributed), sum(false_reports) "
+        "FROM behaviour_daily GROUP BY ALL HAVING sum(records) > 0 ORDER BY ALL",
+    )
+    assert tallied == from_records
+    assert sum(r[2] for r in from_records) > 0 and sum(r[3] for r in from_records) > 0
+    summary = small_r1_run.summary
+    years, adults = 400 / 365, 5000
+    sc = load_scenario("s1")
+    negative = [r for r in from_records if sc.behaviours[r[0]].sign == "negative"]
+    assert summary["wrong_record_share"] == pytest.approx(
+        sum(r[2] + r[3] for r in negative) / sum(r[1] for r in negative)
+    )
+    assert summary["neg_records_per_adult_year"] == pytest.approx(
+        sum(r[1] for r in negative) / (adults * years)
+    )
+
+
+def run_rows(run, sql: str) -> list[tuple]:
+    return [tuple(row.values()) for row in run.sql(sql).to_pylist()]
+
+
 def test_several_cities_report_tiers_and_lists_per_city() -> None:
     s = xinyong.run(load_scenario("three-cities", adults=3000, days=60, seed=2)).summary
     for city in ("rongcheng", "suqian", "xiamen"):

@@ -47,15 +47,17 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
         )
         out[f"ever_listed_share.{name}"] = _ratio(ever, adults)
     negative = {b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg}
-    # One grouped count (a few dozen groups) instead of filters over every record: three
-    # times faster on hundreds of millions of records.
+    # Counted from the daily tallies (a few dozen rows a day), which count the records as
+    # they are made: the same numbers as the records table gives (tested), without reading
+    # its hundreds of millions of rows (3.5 s at 10 M adults x 365 days).
     neg = pos = wrong = assoc = 0
-    for behaviour, truth, n in con.sql(
-        "SELECT behaviour, truth, count(*) FROM records GROUP BY ALL"
+    for behaviour, n, not_correct in con.sql(
+        "SELECT behaviour, sum(records), sum(misattributed + false_reports) "
+        "FROM behaviour_daily GROUP BY ALL"
     ).fetchall():
         if behaviour in negative:
             neg += n
-            wrong += n if truth != "correct" else 0
+            wrong += not_correct
         else:
             pos += n
         assoc += n if behaviour == meta["association_behaviour"] else 0
