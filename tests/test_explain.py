@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -295,6 +296,18 @@ def test_unknown_person_and_not_a_run(tmp_path: Path, stressed_run: Path) -> Non
         explain(stressed_run, 300)
     with pytest.raises(XinyongError, match="not a run directory"):
         explain(tmp_path, 0)
+
+
+def test_a_run_with_its_persons_in_one_file_or_none(tmp_path: Path, stressed_run: Path) -> None:
+    """Runs of earlier versions wrote the persons table as one file: explained the same."""
+    old = tmp_path / "old"
+    shutil.copytree(stressed_run, old)
+    (old / "persons" / "part-00000.parquet").rename(old / "persons.parquet")
+    (old / "persons").rmdir()
+    assert explain(old, 7) == explain(stressed_run, 7)
+    (old / "persons.parquet").unlink()
+    with pytest.raises(XinyongError, match="incomplete run directory"):
+        explain(old, 7)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

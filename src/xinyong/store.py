@@ -345,6 +345,11 @@ class RunDir:
     def meta(self) -> dict[str, Any]:
         return json.loads((self.path / "meta.json").read_text())
 
+    def has(self, name: str) -> bool:
+        """Whether the run holds table `name`, as a folder of parts or as one file (runs of
+        earlier versions wrote the persons table as one file)."""
+        return (self.path / name).is_dir() or (self.path / f"{name}.parquet").exists()
+
     def _source(self, name: str) -> str:
         folder = self.path / name
         if folder.is_dir():

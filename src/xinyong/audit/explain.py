@@ -148,8 +148,10 @@ class Explainer:
 
     def __init__(self, path: str | Path) -> None:
         self.run = RunDir(path)
-        for name in ("meta.json", "persons", "appeals.parquet"):
-            if not (self.run.path / name).exists():
+        if not (self.run.path / "meta.json").exists():
+            raise XinyongError("incomplete run directory (no meta.json)", file=self.run.path)
+        for name in ("persons", "appeals"):
+            if not self.run.has(name):
                 raise XinyongError(f"incomplete run directory (no {name})", file=self.run.path)
         data, lines = load_yaml(self.run.path / "scenario.yaml")
         self.sc = validate_scenario(data, self.run.path / "scenario.yaml", lines)
