@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 from pathlib import Path
@@ -158,3 +159,22 @@ def test_a_written_file_is_on_disk_and_no_longer_in_the_page_cache(tmp_path: Pat
     assert resident_pages(tmp_path / "plain.parquet") > 0  # what a write leaves, unless let go
     assert resident_pages(tmp_path / "t.parquet") == 0
     assert np.array_equal(pq.read_table(tmp_path / "t.parquet")["person"], table["person"])
+
+
+@pytest.mark.parametrize(("error", "kept"), [(errno.EINVAL, True), (errno.EIO, False)])
+def test_a_file_system_that_cannot_sync_keeps_the_file_one_that_fails_loses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, kept: bool
+) -> None:
+    def refuse(fd: int) -> None:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "fdatasync", refuse, raising=False)
+    monkeypatch.setattr(os, "fsync", refuse)
+    path, table = tmp_path / "t.parquet", pa.table({"a": [1, 2, 3]})
+    if kept:
+        store.write_batches(path, table)
+        assert pq.read_table(path)["a"].to_pylist() == [1, 2, 3]
+    else:
+        with pytest.raises(OSError, match=os.strerror(errno.EIO)):
+            store.write_batches(path, table)
+        assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ MODEL.md defines them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -272,9 +273,13 @@ def settle(path: Path) -> None:
     """Put the file on disk and let go of its cached pages: the next files' pages then reuse
     them, where pages new to this virtual machine cost more to fill than the data does
     (docs/performance.md). A crash of the machine, too, then loses no file already named."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDWR)
     try:
-        os.fdatasync(fd)
+        try:
+            getattr(os, "fdatasync", os.fsync)(fd)  # macOS has fsync only
+        except OSError as exc:  # a file system that cannot: the file is written all the same
+            if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+                raise
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
