@@ -425,7 +425,7 @@ class Recorder:
                 code[p, k] = names.index(name)
         civic = pop.civic
         # np.take, not fancy indexing: five times faster with small integer indices.
-        for a, b in row_chunks(hi, lo):
+        for a, b in row_chunks(hi, first=lo):
             first_code = np.take(tb.city_pack, pop.city[a:b]) * code.shape[1]
             bits = st.bits[a:b]
             cols: dict[str, Any] = {
@@ -490,9 +490,9 @@ def row_chunks(n: int, first: int = 0) -> Iterator[tuple[int, int]]:
 
 
 def person_parts(adults: int) -> list[tuple[int, int]]:
-    """The persons table's parts (row ranges), one per usable core, but none below
-    MIN_SPLIT rows: written at once, 10 M adults' table takes 0.4 s on two cores instead of 0.8.
-    """
+    """The persons table's parts (row ranges), one per usable core, none below MIN_SPLIT rows.
+    Encoding 10 M adults' table took 1.35 to 1.59 s on one core, 0.86 to 0.91 s in two halves
+    at once."""
     parts = max(1, min(usable_cores(), adults // MIN_SPLIT))
     return [(k * adults // parts, (k + 1) * adults // parts) for k in range(parts)]
 
