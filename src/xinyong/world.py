@@ -128,6 +128,9 @@ def sample_behaviour(
                     prefetch_read(rows, 3 * (lo + pos) + 2)
                     u[m], s = randomness.uniform(s)
                     m += 1
+                if neg:  # the first candidates' deterrence (the loop asks for the others)
+                    for x in range(min(DETER_AHEAD, m)):
+                        prefetch_read(deter_level, row_words[np.uint64(3) * cand[x]])
                 for x in range(m):
                     if neg and x + DETER_AHEAD < m:  # its row, prefetched above, has arrived
                         ahead = row_words[np.uint64(3) * cand[x + DETER_AHEAD]]
