@@ -141,7 +141,7 @@ def test_behaviour_tallies_agree_with_the_records(small_r1_run) -> None:
     assert tallied == from_records
     assert sum(r[2] for r in from_records) > 0 and sum(r[3] for r in from_records) > 0
     summary = small_r1_run.summary
-    years, adults = 400 / 365, 5000
+    years, adults = summary["days"] / 365, summary["adults"]
     sc = load_scenario("s1")
     negative = [r for r in from_records if sc.behaviours[r[0]].sign == "negative"]
     assert summary["wrong_record_share"] == pytest.approx(
