@@ -20,6 +20,7 @@ MODEL.md defines them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -281,7 +282,8 @@ def settle(path: Path) -> None:
             if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
                 raise
         if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            with contextlib.suppress(OSError):  # advice only: a file system may ignore it
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
 
