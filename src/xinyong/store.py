@@ -354,7 +354,7 @@ class RunDir:
 
     def has(self, name: str) -> bool:
         """Whether the run holds table `name`, as a folder of parts or as one file (runs of
-        earlier versions wrote the persons table as one file)."""
+        earlier versions wrote the persons table as one file); `connect` views those it holds."""
         return (self.path / name).is_dir() or (self.path / f"{name}.parquet").exists()
 
     def _source(self, name: str) -> str:
@@ -372,8 +372,8 @@ class RunDir:
         """An in-memory DuckDB connection with one view per table of the run."""
         con = duckdb.connect()
         for name in TABLES:
-            src = self._source(name)
-            if Path(src).exists() or "*" in src:
+            if self.has(name):
+                src = self._source(name)
                 columns = view_columns(name, src)
                 con.sql(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{src}')")
         return con
