@@ -51,7 +51,7 @@ BACKGROUND = [
     (Simulation, "draw_positive", "positive behaviour drawn ahead"),
     (recorder.Recorder, "_book", "records batch"),
     (store.ChunkWriter, "wait", "  waiting for the Parquet writer"),
-    (store, "write_batches", "Parquet encoding"),
+    (store, "write_batches", "Parquet encoding, file to disk"),
 ]
 
 
