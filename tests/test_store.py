@@ -38,6 +38,22 @@ def test_chunked_tables_on_disk_equal_the_tables_in_memory(
     assert on_disk.table("edges").num_rows == degrees.sum() // 2 > 0
 
 
+def test_a_run_without_children_still_has_their_table_and_its_columns(tmp_path: Path) -> None:
+    sc = xinyong.load_scenario("r1", adults=500, days=3, overrides={"population.child_ratio": 0})
+    for run in (xinyong.run(sc), xinyong.run(sc, tmp_path / "run")):
+        children = run.table("children")
+        assert children.num_rows == 0
+        assert children.column_names == [
+            "child",
+            "city",
+            "group",
+            "parent1",
+            "parent2",
+            "restricted",
+            "privileged",
+        ]
+
+
 def plain(table: pa.Table) -> pa.Table:
     """Dictionary columns decoded (DuckDB reads them back as strings)."""
     return pa.table(
