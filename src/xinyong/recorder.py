@@ -448,29 +448,28 @@ class Recorder:
             yield pa.record_batch(cols)
 
     def _children(self, sim: Simulation) -> Iterator[pa.RecordBatch]:
-        """Every child, in row chunks (at least one, so that no children still makes a
-        table with its columns)."""
         pop, tb, bits = self.pop, self.tb, sim.state.bits[:, 0]
 
-        def parents_have(mask: np.ndarray, a: int, b: int) -> np.ndarray:
-            m = np.take(mask, pop.child_city[a:b])
-            has = (np.take(bits, pop.parent1[a:b]) & m) != 0
-            parent2 = pop.parent2[a:b]
+        def parents_have(
+            mask: np.ndarray, city: np.ndarray, parent1: np.ndarray, parent2: np.ndarray
+        ) -> np.ndarray:
+            m = np.take(mask, city)
+            has = (np.take(bits, parent1) & m) != 0
             two = parent2 >= 0
             has[two] |= (np.take(bits, parent2[two]) & m[two]) != 0
             return has
 
-        for a, b in list(row_chunks(pop.children)) or [(0, 0)]:
-            parent2 = pop.parent2[a:b]
+        for a, b in row_chunks(pop.children):
+            city, parent1, parent2 = pop.child_city[a:b], pop.parent1[a:b], pop.parent2[a:b]
             yield pa.record_batch(
                 {
                     "child": np.arange(a, b, dtype=np.int32),
-                    "city": dictionary(pop.child_city[a:b], [c.name for c in self.cities]),
+                    "city": dictionary(city, [c.name for c in self.cities]),
                     "group": dictionary(pop.child_group[a:b], list(GROUPS)),
-                    "parent1": pop.parent1[a:b],
+                    "parent1": parent1,
                     "parent2": pa.array(parent2, mask=parent2 < 0),
-                    "restricted": parents_have(tb.child_sanction_mask, a, b),
-                    "privileged": parents_have(tb.child_privilege_mask, a, b),
+                    "restricted": parents_have(tb.child_sanction_mask, city, parent1, parent2),
+                    "privileged": parents_have(tb.child_privilege_mask, city, parent1, parent2),
                 }
             )
 
@@ -492,7 +491,10 @@ ROWS_PER_CHUNK = 1 << 20
 
 
 def row_chunks(n: int, first: int = 0) -> Iterator[tuple[int, int]]:
-    for a in range(first, n, ROWS_PER_CHUNK):
+    """Rows first .. n - 1 in chunks; at least one chunk, so that a table without rows is
+    still written with its columns."""
+    yield first, min(first + ROWS_PER_CHUNK, n)
+    for a in range(first + ROWS_PER_CHUNK, n, ROWS_PER_CHUNK):
         yield a, min(a + ROWS_PER_CHUNK, n)
 
 
