@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +44,19 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it() -> None:
     sc = xinyong.load_scenario("r1", adults=500, days=3)
     xinyong.run(sc, on_day=lambda t: seen.append(gc.get_freeze_count()))
     assert min(seen) > 0 and gc.get_freeze_count() == 0
+
+
+def test_importing_xinyong_leaves_the_allocator_alone() -> None:
+    """Only the command line and `xinyong.run` tune malloc; importing the package does not."""
+    code = (
+        "from xinyong import memory\n"
+        "calls = []\n"
+        "memory.keep_freed = lambda: calls.append(1)\n"
+        "import xinyong, xinyong.cli, xinyong.audit.report\n"
+        "assert not calls, calls\n"
+        "xinyong.run(xinyong.load_scenario('r1', adults=50, days=1), keep_freed_memory=False)\n"
+        "assert not calls, calls\n"
+        "xinyong.run(xinyong.load_scenario('r1', adults=50, days=1))\n"
+        "assert calls == [1], calls\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

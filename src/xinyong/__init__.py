@@ -1,10 +1,5 @@
 """Xinyong: simulate and audit social credit systems on synthetic populations."""
 
-from xinyong import memory
-
-# Before pyarrow is imported: its first native thread would otherwise open a second arena.
-memory.keep_freed()
-
 from xinyong.api import Run, run
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, load_scenario

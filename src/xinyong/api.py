@@ -78,9 +78,13 @@ def run(
     on_day: Callable[[int], None] | None = None,
     rows_per_part: int = 2_000_000,
     script: Mapping[int, list[tuple[int, str]]] | None = None,
+    keep_freed_memory: bool = True,
 ) -> Run:
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
-    `script` adds hand-made true events: {day: [(adult, behaviour), ...]}."""
+    `script` adds hand-made true events: {day: [(adult, behaviour), ...]}.
+    `keep_freed_memory` tunes glibc's allocator for the run (`memory.keep_freed`)."""
+    if keep_freed_memory:
+        memory.keep_freed()
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     if script is not None:
         sc = sc.with_(script={d: [list(e) for e in evs] for d, evs in script.items()})

@@ -268,6 +268,10 @@ def explain(
 
 
 def main() -> None:
+    from xinyong import memory
+
+    # Before pyarrow is imported: its first native thread would otherwise open a second arena.
+    memory.keep_freed()
     try:
         app()
     except XinyongError as err:

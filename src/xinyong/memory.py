@@ -4,8 +4,10 @@ By default glibc gives large freed blocks back to the operating system at once a
 each thread from an arena of its own, so a run's temporaries keep arriving in memory new to
 the process; on a virtual machine the first touch of such memory costs more than the work done
 on it (docs/performance.md: 100 M adults x 30 days 143.7 -> 127.0 s). With one arena and high
-thresholds, freed blocks serve the next allocations instead. `xinyong` sets this up when
-imported; `release()` gives the free memory back after each run.
+thresholds, freed blocks serve the next allocations instead. Importing `xinyong` changes
+nothing: the command line sets this up first thing, and `xinyong.run` when it starts (its
+`keep_freed_memory=False` leaves the process's allocator alone); `release()` gives the free
+memory back after each run.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from numba.np.random._constants import fe_double, ke_double, we_double, ziggurat_exp_r
+
+from xinyong.ziggurat import fe_double, ke_double, we_double, ziggurat_exp_r
 
 # PCG64 (XSL-RR 128/64) as NumPy implements it: state = state * MULTIPLIER + inc (mod 2^128),
 # then the output is (high ^ low) rotated right by the state's top six bits.
