@@ -6,7 +6,7 @@ SCENARIO ?= r1
 ADULTS ?= 100000
 OUT ?= runs/$(SCENARIO)
 
-.PHONY: setup run test bench lint
+.PHONY: setup kernels run test bench lint
 
 $(BIN)/xinyong: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -17,16 +17,26 @@ $(BIN)/xinyong: pyproject.toml requirements.lock
 
 setup: $(BIN)/xinyong
 
-run: setup
+# numba caches each kernel keyed on its own file only, and a kernel's cache holds the helpers
+# it calls from other files: after any source change every cache is dropped, so no kernel
+# runs a stale copy of a helper (the first run after recompiles them, about 30 s).
+KERNELS_FRESH := $(VENV)/.kernels-fresh
+$(KERNELS_FRESH): $(shell find src -name '*.py') | $(BIN)/xinyong
+	find src -name '*.nbi' -delete -o -name '*.nbc' -delete
+	touch $@
+
+kernels: $(KERNELS_FRESH)
+
+run: setup kernels
 	$(BIN)/xinyong run $(SCENARIO) --adults $(ADULTS) --out $(OUT) --overwrite
 	$(BIN)/xinyong audit $(OUT)
 
-test: setup
+test: setup kernels
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q
 
-bench: setup
+bench: setup kernels
 	$(BIN)/python benchmarks/bench_engine.py
 
 lint: setup
