@@ -24,25 +24,30 @@ from typing import Any
 
 import xinyong
 from xinyong import recorder, store
+from xinyong.consequences import Consequences
 from xinyong.engine import Simulation
+from xinyong.observe import Observation
 from xinyong.scheme import lists, scoring
+from xinyong.scheme.layer import Scheme
+from xinyong.world import World
 
 STEPS = [
-    (Simulation, "lists_at_start_of_day", "start-of-day lists"),
-    (Simulation, "expire", "1 expiry"),
-    (Simulation, "decide_appeals", "2 appeals decided"),
-    (Simulation, "court_performance", "3 settlement"),
+    (Consequences, "start_of_day", "start-of-day lists"),
+    (Scheme, "expire", "1 expiry"),
+    (Consequences, "decide_appeals", "2 appeals decided"),
+    (Consequences, "settle", "3 settlement"),
     (Simulation, "positive_behaviour", "4 positive behaviour (wait)"),
     (Simulation, "behaviour", "4 negative behaviour"),
-    (Simulation, "association", "5 association"),
-    (Simulation, "observe", "6 observation"),
-    (Simulation, "score", "7 scoring"),
+    (World, "association", "5 association"),
+    (Observation, "day", "6 observation"),
+    (Scheme, "score", "7 scoring"),
     (scoring, "person_order", "  order of scoring"),
     (scoring, "score_records", "  scoring kernel"),
-    (Simulation, "to_reevaluate", "8-9 persons to re-evaluate"),
-    (Simulation, "tiers_and_lists", "8-9 tiers and lists"),
+    (Consequences, "keep_effects", "7 records' effects kept"),
+    (Scheme, "tiers_and_lists", "8-9 tiers and lists"),
+    (lists, "sorted_unique", "  persons to re-evaluate"),
     (lists, "evaluate", "  rules kernel"),
-    (Simulation, "file_appeals", "11 appeals filed"),
+    (Consequences, "file_appeals", "11 appeals filed"),
     (recorder.Recorder, "wait_day", "recorder (wait)"),
 ]
 # Work done on the other threads, timed on their thread (wall time: it includes waiting for a

@@ -127,7 +127,7 @@ def test_scheme_off_world_is_the_same_world_when_nothing_feeds_back(tmp_path: Pa
         seed=2,
         overrides={
             "consequences.eta": 0.0,
-            "consequences.distress_factor": 1.0,
+            "consequences.behaviour_effects": False,
             "consequences.rho": 0.0,
         },
     )

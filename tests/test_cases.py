@@ -18,8 +18,8 @@ CASES = [
 
 
 def lists_of(sim: Simulation, person: int, world: int) -> list[str]:
-    bits = int(sim.state.bits[person, world])
-    return [name for i, name in enumerate(sim.tb.lists) if bits >> i & 1]
+    bits = int(sim.scheme.state.bits[person, world])
+    return [name for i, name in enumerate(sim.tables.scheme.lists) if bits >> i & 1]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -35,17 +35,17 @@ def test_case(case: dict) -> None:
         for row in by_day.get(t, []):
             p = row["person"]
             where = f"day {t}, person {p}"
-            city_pack = sim.tb.city_pack[sim.pop.city[p]]
-            tiers = sim.tb.tier_names[city_pack]
+            city_pack = sim.tables.scheme.city_pack[sim.pop.city[p]]
+            tiers = sim.tables.scheme.tier_names[city_pack]
             if "score" in row:
-                assert sim.state.score[p, 0] == row["score"], where
+                assert sim.scheme.state.score[p, 0] == row["score"], where
             if "shadow_score" in row:
-                assert sim.state.score[p, 1] == row["shadow_score"], where
+                assert sim.scheme.state.score[p, 1] == row["shadow_score"], where
             if "tier" in row:
-                assert tiers[sim.state.tier[p, 0]] == row["tier"], where
+                assert tiers[sim.scheme.state.tier[p, 0]] == row["tier"], where
             if "lists" in row:
                 assert lists_of(sim, p, 0) == row["lists"], where
             if "shadow_lists" in row:
                 assert lists_of(sim, p, 1) == row["shadow_lists"], where
             if "deter" in row:
-                assert sim.state.deter[p] == pytest.approx(row["deter"]), where
+                assert sim.scheme.state.deter[p] == pytest.approx(row["deter"]), where

@@ -11,9 +11,17 @@ from numba import njit
 import xinyong
 from xinyong import consequences, observe, randomness, threads, world
 from xinyong.consequences import update_members
-from xinyong.engine import Placed, Records, Simulation
+from xinyong.engine import Simulation
 from xinyong.errors import XinyongError
-from xinyong.observe import GroupIndex, group_of, nth_of_group
+from xinyong.observe import (
+    MISATTRIBUTED,
+    Channels,
+    Placed,
+    Records,
+    VictimPool,
+    group_of,
+    nth_of_group,
+)
 from xinyong.population import (
     NBR_BLOCK,
     TraitBuckets,
@@ -22,7 +30,6 @@ from xinyong.population import (
     neighbours_start,
     trait_at,
 )
-from xinyong.scheme.compile import MISATTRIBUTED
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -35,7 +42,7 @@ def test_group_index_finds_the_same_adult_as_a_member_list(n: int) -> None:
     rng = np.random.default_rng(n)
     city = np.sort(rng.integers(0, 3, n)).astype(np.uint8)
     group = (rng.random(n) < 0.3).astype(np.uint8)
-    gi = GroupIndex.of(city, group, 3)
+    gi = VictimPool.of(city, group, 3)
     for k in range(3):
         for g in (0, 1):
             members = np.flatnonzero((city == k) & (group == g))
@@ -258,7 +265,7 @@ def test_observation_tallies_each_event_and_record_by_behaviour_and_group() -> N
     n_adults, B = 5000, 6
     group = (rng.random(n_adults) < 0.3).astype(np.uint8)
     city = np.zeros(n_adults, np.uint8)
-    gi = GroupIndex.of(city, group, 1)
+    pool = VictimPool.of(city, group, 1)
     # Runs of one behaviour, as a day's events come, and a shuffled tail.
     beh = np.concatenate([np.repeat(np.arange(B), 300), rng.integers(0, B, 500)]).astype(np.int16)
     actor = rng.integers(0, n_adults, len(beh)).astype(np.int32)
@@ -271,16 +278,8 @@ def test_observation_tallies_each_event_and_record_by_behaviour_and_group() -> N
         actor,
         beh,
         rng.random(len(beh)),
-        channel,
-        detect,
-        misattribute,
-        weight,
-        city,
-        group,
-        gi.minority_before,
-        gi.start,
-        gi.size,
-        gi.minority_bits,
+        Channels(channel, detect, misattribute, weight),
+        pool,
     )
     person, rbeh, truth = person[:n], rbeh[:n], truth[:n]
     assert 0 < (truth == MISATTRIBUTED).sum() < n < len(beh)
@@ -319,10 +318,10 @@ def test_block_offsets_are_the_running_sums_at_each_block(n: int) -> None:
     assert np.array_equal(block_offsets(degree), expected)
 
 
-def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
-    """With certain events, a distress-context behaviour's pass over the buckets gives every
-    adult but the distressed, once each in bucket order; the distressed then come from their
-    own pass. Other behaviours give everyone."""
+def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:
+    """With certain events, the pass over the buckets of a behaviour an effect acts on gives
+    every adult but those under the effect, once each in bucket order; those then come from
+    their own pass. Other behaviours give everyone."""
     rng = np.random.default_rng(5)
     n = 3000
     risk = TraitBuckets.of(rng.lognormal(0.0, 0.5, n))
@@ -330,25 +329,16 @@ def test_sampling_skips_exactly_the_distressed_adults_in_the_buckets() -> None:
     distressed = np.sort(rng.choice(n, 97, replace=False)).astype(np.int32)
     base = np.array([1e9, 1e9])  # every adult a candidate, every candidate kept
     negative = np.array([1, 1], dtype=np.uint8)
-    context = np.array([0, 1], dtype=np.uint8)
+    effect_on = np.array([[0, 1]], dtype=np.uint8)  # one effect, on behaviour 1
     _, actor, beh, _ = sample_behaviour(
         randomness.words_of(np.random.default_rng(1)),
         4 * n,
         world.NEGATIVE,
-        base,
-        negative,
-        context,
-        2.0,
-        risk.rank(),
-        np.zeros(n, dtype=np.uint8),
-        np.ones(1),
-        risk.rows,
-        risk.start,
-        risk.upper,
-        civic.rows,
-        civic.start,
-        civic.upper,
+        world.Catalogue(base, negative, effect_on, np.array([2.0])),
+        world.Traits.of(risk, civic, risk.rank()),
+        world.Deterrence(np.zeros(n, dtype=np.uint8), np.ones(1)),
         distressed,
+        np.ones(len(distressed), dtype=np.int64),
     )
     order = risk.order
     assert np.array_equal(actor[beh == 0], order)

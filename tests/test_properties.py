@@ -181,19 +181,20 @@ def test_skipping_rules_when_the_tier_holds_changes_nothing(monkeypatch, changes
     steps 8-9 skip the rules where the tier holds. Evaluating the rules of everyone with a
     record instead gives the same spells, lists and daily counts (a stressed run with
     minimum stays, direct listings, tier caps and settlement)."""
-    from xinyong.engine import Simulation
     from xinyong.scheme import lists
+    from xinyong.scheme.layer import Scheme
 
     sc = load_scenario("s1", adults=3000, days=400, seed=11).with_(**changes)
     fast = xinyong.run(sc)
     monkeypatch.setattr(lists, "SCORE_CHANGED", lists.RECHECK)  # every mark asks for the rules
-    score = Simulation.score
+    score = Scheme.score
 
-    def everyone_with_a_record(self: Simulation, t: int, rec):
-        *out, _ = score(self, t, rec)
-        return (*out, rec.person)
+    def everyone_with_a_record(self: Scheme, t: int, rec):
+        scored = score(self, t, rec)
+        scored.tier_may_move = rec.person
+        return scored
 
-    monkeypatch.setattr(Simulation, "score", everyone_with_a_record)
+    monkeypatch.setattr(Scheme, "score", everyone_with_a_record)
     full = xinyong.run(sc)
     for table in ("spells", "persons", "daily"):
         query = f"SELECT * FROM {table} ORDER BY ALL"

@@ -37,7 +37,7 @@ def r1_short():
 
 def test_behaviour_rates_follow_base_times_trait(r1_short) -> None:
     sim = r1_short
-    bd = sim.recorder.tables["behaviour_daily"].to_pydict()
+    bd = sim.recorder.in_memory["behaviour_daily"].to_pydict()
     events: dict[str, int] = {}
     for b, n in zip(bd["behaviour"], bd["true_events"], strict=True):
         events[b] = events.get(b, 0) + n
@@ -59,10 +59,10 @@ def test_behaviour_rates_follow_base_times_trait(r1_short) -> None:
 
 def test_detection_and_misattribution_rates(r1_short) -> None:
     sim = r1_short
-    bd = sim.recorder.tables["behaviour_daily"].to_pydict()
+    bd = sim.recorder.in_memory["behaviour_daily"].to_pydict()
     camera = [b for b, v in sim.sc.behaviours.items() if v.channel == "camera"]
     true = sum(n for b, n in zip(bd["behaviour"], bd["true_events"], strict=True) if b in camera)
-    rec = sim.recorder.tables["records"].to_pydict()
+    rec = sim.recorder.in_memory["records"].to_pydict()
     seen = [t for b, t in zip(rec["behaviour"], rec["truth"], strict=True) if b in camera]
     detect = sim.sc.channels["camera"].detect
     assert within(len(seen), true * detect, true * detect * (1 - detect))
@@ -82,7 +82,7 @@ def test_victims_are_drawn_by_group_weight() -> None:
     events = [(i, "jaywalking") for i in range(4000)]
     sim = Simulation(sc.with_(script={0: events}))
     sim.run()
-    rec = sim.recorder.tables["records"].to_pydict()
+    rec = sim.recorder.in_memory["records"].to_pydict()
     group = sim.pop.group
     n_min = int(group.sum())
     n_maj = len(group) - n_min
@@ -98,7 +98,7 @@ def test_false_reports_rate() -> None:
     sc = quiet_scenario(adults=50000, days=20, overrides={"observation.false_report_rate": 1e-3})
     sim = Simulation(sc)
     sim.run()
-    rec = sim.recorder.tables["records"].to_pydict()
+    rec = sim.recorder.in_memory["records"].to_pydict()
     assert set(rec["truth"]) == {"false_report"}
     assert set(rec["behaviour"]) <= {"loud_music", "unleashed_dog", "spreading_rumours"}
     trials, p = 50000 * 20, 1e-3
@@ -187,10 +187,7 @@ def test_event_residuals_are_uniform() -> None:
     sc = load_scenario("r1", adults=100_000, days=1, seed=3)
     sim = Simulation(sc)
     for which in (world.POSITIVE, world.NEGATIVE):
-        expected = sim.candidates[which]
-        _, _, residual = sim.sample_behaviour(
-            sim.rng_world, expected, which, np.empty(0, dtype=np.int32)
-        )
+        _, _, residual = sim.world.behaviour(sim.rng_world, which)
         n = len(residual)
         assert n > 2000
         assert residual.min() >= 0.0 and residual.max() < 1.0

@@ -96,7 +96,7 @@ def run(
     sim = Simulation(sc, path, rows_per_part)
     sim.run(on_day)
     wall = time.perf_counter() - started
-    result = Run({}, path, None if path is not None else sim.recorder.tables)
+    result = Run({}, path, None if path is not None else sim.recorder.in_memory)
     meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
     del sim  # the state is written out: free it before the summary queries (100 M adults)
     memory.release()

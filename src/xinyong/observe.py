@@ -10,39 +10,46 @@ behaviour and group, for the day's books.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from xinyong import randomness
+from xinyong.buffers import headroom, with_capacity
 from xinyong.prefetch import AHEAD, prefetch_read
-from xinyong.scheme.compile import CORRECT, FALSE_REPORT, MISATTRIBUTED
+from xinyong.scenario import Scenario
 
+# A record's truth: what observation knows and the scheme never sees.
+TRUTH_NAMES = ("correct", "misattributed", "false_report")
+CORRECT, MISATTRIBUTED, FALSE_REPORT = 0, 1, 2
 BLOCK = 64  # adults per block of the group index
 # Rows of the day's tallies per (behaviour, group): column 2 b + g, g = 1 for minority.
 TRUE_EVENTS, RECORDS, MISATTRIBUTED_RECORDS, FALSE_REPORTS = range(4)
 TALLIES = 4
 
 
-@dataclass
-class GroupIndex:
-    """Finds the r-th adult of a group (in id order) without a list of members.
+class VictimPool(NamedTuple):
+    """The members of an entity kind a record can be put on, by city and group, and a way to
+    find the r-th member of a group (in id order) without a list of members.
 
-    Adults of city k and group g have ranks start[k, g] .. start[k, g] + size[k, g] - 1 among
-    all adults of group g; `minority_before[b]` counts minority adults below id BLOCK * b.
-    An eighth of a byte per adult instead of a 4-byte member list.
+    Members of city k and group g have ranks start[k, g] .. start[k, g] + size[k, g] - 1 among
+    all members of group g; `minority_before[b]` counts group-1 members below id BLOCK * b.
+    An eighth of a byte per member instead of a 4-byte member list.
     """
 
+    city: np.ndarray  # [N] each member's city
+    group: np.ndarray  # uint8 [N] 0 or 1 (adults: majority, minority)
     minority_before: np.ndarray  # int64 [ceil(N / BLOCK) + 1]
     start: np.ndarray  # int64 [K, 2]
     size: np.ndarray  # int64 [K, 2]
-    # Bit i % 64 of word i // 64 is adult i's group: read at random, 1.25 MB for 10 M adults
+    # Bit i % 64 of word i // 64 is member i's group: read at random, 1.25 MB for 10 M adults
     # stays in cache where the byte per adult does not (see `group_of`).
     minority_bits: np.ndarray  # uint64 [ceil(N / BLOCK)]
 
     @classmethod
-    def of(cls, city: np.ndarray, group: np.ndarray, n_cities: int) -> GroupIndex:
+    def of(cls, city: np.ndarray, group: np.ndarray, n_cities: int) -> VictimPool:
         n = len(group)
         padded = np.zeros(-(-n // BLOCK) * BLOCK, dtype=np.uint8)
         padded[:n] = group
@@ -52,7 +59,102 @@ class GroupIndex:
         key = city.astype(np.int64) * 2 + group
         size = np.bincount(key, minlength=2 * n_cities).reshape(n_cities, 2).astype(np.int64)
         start = np.cumsum(size, axis=0) - size
-        return cls(minority_before, start, size, minority_bits.astype(np.uint64))
+        return cls(city, group, minority_before, start, size, minority_bits.astype(np.uint64))
+
+
+class Channels(NamedTuple):
+    """The kernels' view of an entity kind's channels."""
+
+    of_behaviour: np.ndarray  # int64 [B] the channel observing each behaviour
+    detect: np.ndarray  # float64 [C]
+    misattribute: np.ndarray  # float64 [C]
+    weight: np.ndarray  # float64 [C, 2] victim weight per group (group 0, group 1)
+
+
+@dataclass
+class ObservationTables:
+    """Observation's parameters, compiled: channels and informants' false reports."""
+
+    names: list[str]  # channels, in scenario order
+    channels: Channels
+    false_report_rate: float
+    false_report_behaviours: np.ndarray  # int64 behaviour indices
+    false_report_channel: int
+
+
+def compile_observation(sc: Scenario, behaviours: list[str]) -> ObservationTables:
+    names = list(sc.channels)
+    ch = [sc.channels[c] for c in names]
+    obs = sc.observation
+    bidx = {b: i for i, b in enumerate(behaviours)}
+    return ObservationTables(
+        names=names,
+        channels=Channels(
+            of_behaviour=np.array(
+                [names.index(sc.behaviours[b].channel) for b in behaviours], dtype=np.int64
+            ),
+            detect=np.array([c.detect for c in ch], dtype=np.float64),
+            misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),
+            weight=np.array([[c.weights.majority, c.weights.minority] for c in ch]),
+        ),
+        false_report_rate=obs.false_report_rate,
+        false_report_behaviours=np.array(
+            [bidx[b] for b in obs.false_report_behaviours], dtype=np.int64
+        ),
+        false_report_channel=names.index(obs.false_report_channel),
+    )
+
+
+@dataclass
+class Records:
+    """One day's records, in creation order."""
+
+    person: np.ndarray
+    behaviour: np.ndarray
+    channel: np.ndarray
+    truth: np.ndarray
+    actor: np.ndarray
+    # The rows of the positive behaviours' records (most of a day's): passes that look for
+    # negative records skip them.
+    positive: slice = field(default_factory=lambda: slice(0, 0))
+
+    @classmethod
+    def concat(cls, parts: list[tuple], positive: slice = slice(0, 0)) -> Records:
+        return cls(*(np.concatenate(cols) for cols in zip(*parts, strict=True)), positive)
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+
+@dataclass
+class Placed:
+    """Records in columns with free rows around them (`observe`'s `before` and `after`), so
+    that the few records of a day that come before and after them are copied in, instead of
+    the many copied out (the day's positive records: 17 MB a day at 10 M adults)."""
+
+    columns: tuple[np.ndarray, ...]
+    first: int
+    n: int
+    counts: np.ndarray  # the observed events' tallies (`observe`)
+
+    @classmethod
+    def of(cls, observed: tuple, before: int = 0) -> Placed:
+        n, *columns, counts = observed
+        return cls(tuple(columns), before, int(n), counts)
+
+    def view(self) -> tuple[np.ndarray, ...]:
+        return tuple(c[self.first : self.first + self.n] for c in self.columns)
+
+    def around(self, before: tuple, after: tuple) -> Records:
+        """Records `before`, these, then `after`, in the free rows where they fit."""
+        lo, hi = self.first - len(before[0]), self.first + self.n + len(after[0])
+        positive = slice(len(before[0]), len(before[0]) + self.n)
+        if lo < 0 or hi > len(self.columns[0]):
+            return Records.concat([before, self.view(), after], positive)
+        for column, ahead, behind in zip(self.columns, before, after, strict=True):
+            column[lo : self.first] = ahead
+            column[self.first + self.n : hi] = behind
+        return Records(*(c[lo:hi] for c in self.columns), positive)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -85,9 +187,11 @@ def nth_of_group(group, minority_before, g, r) -> int:
 
 
 @njit(cache=True, nogil=True)
-def draw_victim(s, actor, k, actor_group, weight, group, minority_before, start, size):
-    """A victim among city k's adults other than `actor`, by group weight (-1 if none), and
-    the random state after it."""
+def draw_victim(s, actor, weight, pool):
+    """A victim among the members of `actor`'s city other than `actor`, by group weight (-1
+    if none), and the random state after it."""
+    k, actor_group = pool.city[actor], pool.group[actor]
+    size, start = pool.size, pool.start
     n0 = size[k, 0] - (1 if actor_group == 0 else 0)
     n1 = size[k, 1] - (1 if actor_group == 1 else 0)
     total = weight[0] * n0 + weight[1] * n1
@@ -97,7 +201,7 @@ def draw_victim(s, actor, k, actor_group, weight, group, minority_before, start,
     g = 0 if u * total < weight[0] * n0 else 1
     while True:
         r, s = randomness.integers(s, size[k, g])
-        v = nth_of_group(group, minority_before, g, start[k, g] + r)
+        v = nth_of_group(pool.group, pool.minority_before, g, start[k, g] + r)
         if v != actor:
             return v, s
 
@@ -108,16 +212,8 @@ def observe(
     actor: np.ndarray,
     beh: np.ndarray,
     residual: np.ndarray,
-    channel: np.ndarray,
-    detect: np.ndarray,
-    misattribute: np.ndarray,
-    weight: np.ndarray,
-    city: np.ndarray,
-    group: np.ndarray,
-    minority_before: np.ndarray,
-    start: np.ndarray,
-    size: np.ndarray,
-    minority_bits: np.ndarray,
+    channels: Channels,
+    pool: VictimPool,
     before: int = 0,
     after: int = 0,
 ):
@@ -130,6 +226,8 @@ def observe(
     event is detected when it is below `detect`, and misattributed when it is below
     `detect * misattribute` (so with probability misattribute once detected). Only victims
     are drawn, from the stream in `words` (`randomness`)."""
+    channel, detect, misattribute, weight = channels
+    group, minority_bits = pool.group, pool.minority_bits
     s = randomness.load(words)
     length = before + actor.shape[0] + after
     person = np.empty(length, dtype=np.int32)
@@ -165,9 +263,7 @@ def observe(
         p = a
         tr = CORRECT
         if u < detect[c] * misattribute[c]:
-            v, s = draw_victim(
-                s, a, city[a], group[a], weight[c], group, minority_before, start, size
-            )
+            v, s = draw_victim(s, a, weight[c], pool)
             if v >= 0:
                 p = v
                 tr = MISATTRIBUTED
@@ -203,17 +299,13 @@ def false_reports(
     behaviours: np.ndarray,
     chan: int,
     weight: np.ndarray,
-    city: np.ndarray,
-    group: np.ndarray,
-    minority_before: np.ndarray,
-    start: np.ndarray,
-    size: np.ndarray,
+    pool: VictimPool,
 ):
-    """Informant reports: each adult, w.p. `rate`, files a record against a victim.
+    """Informant reports: each member, w.p. `rate`, files a record against a victim.
     Returns (n, records...), n = -1 when `capacity` is too small. Draws from the stream in
     `words` (`randomness`), left there only when n >= 0."""
     s = randomness.load(words)
-    n_adults = city.shape[0]
+    n_adults = pool.city.shape[0]
     person = np.empty(capacity, dtype=np.int32)
     rbeh = np.empty(capacity, dtype=np.int16)
     n = 0
@@ -230,7 +322,7 @@ def false_reports(
             break
         which, s = randomness.integers(s, behaviours.shape[0])
         b = behaviours[which]
-        v, s = draw_victim(s, i, city[i], group[i], weight, group, minority_before, start, size)
+        v, s = draw_victim(s, i, weight, pool)
         if v < 0:
             continue
         if n == capacity:
@@ -243,3 +335,53 @@ def false_reports(
     truth = np.full(n, FALSE_REPORT, dtype=np.uint8)
     ractor = np.full(n, -1, dtype=np.int32)
     return n, person[:n].copy(), rbeh[:n].copy(), rchan, truth, ractor
+
+
+class Observation:
+    """Step 6 for one entity kind: true events become records; informants add false ones."""
+
+    def __init__(self, tables: ObservationTables, pool: VictimPool) -> None:
+        self.tables, self.pool = tables, pool
+
+    def detect(
+        self,
+        rng: np.random.Generator,
+        actor: np.ndarray,
+        beh: np.ndarray,
+        residual: np.ndarray,
+        before: int = 0,
+        after: int = 0,
+    ) -> Placed:
+        """Records of these events, with free rows before and after them (`observe`)."""
+        observed = randomness.drawing(
+            rng, observe, actor, beh, residual, self.tables.channels, self.pool, before, after
+        )
+        return Placed.of(observed, before)
+
+    def day(
+        self,
+        rng: np.random.Generator,
+        events: tuple[np.ndarray, np.ndarray, np.ndarray],
+        positive: Placed,
+    ) -> tuple[Records, np.ndarray]:
+        """Records of `events`, then the positive events' records (observed ahead), then false
+        reports; and the day's tallies of true events and records per behaviour and group
+        (TALLIES)."""
+        tb, pool = self.tables, self.pool
+        seen = self.detect(rng, *events)
+        c, rate = tb.false_report_channel, tb.false_report_rate
+        false = with_capacity(
+            rng,
+            headroom(rate * len(pool.city)),
+            false_reports,
+            rate,
+            tb.false_report_behaviours,
+            c,
+            tb.channels.weight[c],
+            pool,
+        )
+        tallies = seen.counts + positive.counts
+        column = 2 * false[1].astype(np.int64) + pool.group[false[0]]
+        for row in (RECORDS, FALSE_REPORTS):
+            np.add.at(tallies[row], column, 1)
+        return positive.around(seen.view(), false), tallies

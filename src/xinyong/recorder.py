@@ -5,17 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from xinyong.observe import FALSE_REPORTS, MISATTRIBUTED_RECORDS, RECORDS, TRUE_EVENTS
-from xinyong.population import NBR_BLOCK
-from xinyong.scenario import GROUPS, Scenario
-from xinyong.scheme.compile import FALSE_REPORT, MISATTRIBUTED, TRUTH_NAMES, Tables
+from xinyong.consequences import reached
+from xinyong.entities import EntityTables
+from xinyong.observe import (
+    FALSE_REPORT,
+    FALSE_REPORTS,
+    MISATTRIBUTED,
+    MISATTRIBUTED_RECORDS,
+    RECORDS,
+    TRUE_EVENTS,
+    TRUTH_NAMES,
+    Records,
+)
+from xinyong.population import NBR_BLOCK, Population
+from xinyong.scenario import Scenario
+from xinyong.scheme.state import SchemeState
 from xinyong.store import (
     LAYOUTS,
     ChunkWriter,
@@ -26,11 +38,28 @@ from xinyong.store import (
 )
 from xinyong.threads import MIN_SPLIT, background, built_ahead, usable_cores
 
-if TYPE_CHECKING:
-    from xinyong.engine import Records, Simulation
-    from xinyong.population import Population
-
 WORLDS = ("recorded", "shadow")
+
+
+@dataclass
+class DayBook:
+    """What the recorder is given of one day: its records and the counters after it."""
+
+    t: int
+    records: Records
+    applied: np.ndarray  # int32 [n, 2] points per world
+    expiry_day: np.ndarray
+    appealed: np.ndarray  # rows of the records appealed today
+    first_record_id: int
+    tallies: np.ndarray  # observe.TALLIES rows per (behaviour, group)
+    association_events: int
+    decided: tuple[np.ndarray, np.ndarray] | None  # appeals decided: (record ids, upheld)
+    settlements: int
+    spells: list[tuple[np.ndarray, ...]]  # spells ended today, in order
+    score_sum: np.ndarray  # int64 [2]
+    list_count: np.ndarray  # int64 [2, L]
+    wrong_count: np.ndarray  # int64 [L] wrongly listed members
+    tier_count: np.ndarray  # int64 [P, maxT] recorded
 
 
 CODE = pa.dictionary(pa.int16(), pa.string())
@@ -104,14 +133,14 @@ class Recorder:
     def __init__(
         self,
         scenario: Scenario,
-        tables: Tables,
+        tables: EntityTables,
         pop: Population,
         out: Path | None = None,
         rows_per_part: int = 2_000_000,
     ) -> None:
-        self.tb = tables
+        self.tables, self.tb = tables, tables.scheme
         # Which columns of a day's tallies (2 b + group) belong to negative behaviours.
-        self.negative_columns = np.repeat(tables.negative.astype(bool), 2)
+        self.negative_columns = np.repeat(tables.world.negative.astype(bool), 2)
         self.pop = pop
         self.cities = list(scenario.cities)
         self.appeal_days = scenario.appeals.appeal_days
@@ -129,10 +158,7 @@ class Recorder:
         self.beh_daily: list[np.ndarray] = []
         self.appeals_filed: list[tuple[np.ndarray, ...]] = []
         self.decisions: list[tuple[np.ndarray, np.ndarray]] = []
-        self.settlements = 0
-        self.upheld_today = 0
-        self.decided_today = 0
-        self.tables: dict[str, pa.Table] = {}
+        self.in_memory: dict[str, pa.Table] = {}
         self.pipeline = background()
         self.booking: Future | None = None
         if out is not None:  # the graph never changes: write it while the run goes on
@@ -149,71 +175,54 @@ class Recorder:
         else:
             self.memory[name].append(batch)
 
-    def day(
-        self,
-        sim: Simulation,
-        t: int,
-        tallies: np.ndarray,
-        n_met: int,
-        rec: Records,
-        applied: np.ndarray,
-        expiry_day: np.ndarray,
-        appealed: np.ndarray,
-    ) -> None:
-        """Book day t, with its tallies of true events and records (observe.TALLIES). The
-        counters are read now; the records batch is built on the recorder's thread while the
-        simulation goes on (the day's arrays are never written again). At most one day
-        waits, so memory stays bounded."""
-        st = sim.state
+    def day(self, book: DayBook) -> None:
+        """Book a day. The counters are read now; the records batch is built on the
+        recorder's thread while the simulation goes on (the day's arrays are never written
+        again). At most one day waits, so memory stays bounded."""
+        for spells in book.spells:
+            self.spells_ended(spells)
+        decided = upheld = 0
+        if book.decided is not None:
+            self.decisions.append(book.decided)
+            decided, upheld = len(book.decided[1]), int(book.decided[1].sum())
         tallied = None  # filled in on the recorder's thread
         row: dict[str, Any] = {
-            "day": t,
+            "day": book.t,
             "true_negative": tallied,
             "true_positive": tallied,
-            "association_events": n_met,
+            "association_events": book.association_events,
             "records_negative": tallied,
             "records_positive": tallied,
             "records_correct": tallied,
             "records_misattributed": tallied,
             "records_false_report": tallied,
-            "appeals_filed": len(appealed),
-            "appeals_decided": self.decided_today,
-            "appeals_upheld": self.upheld_today,
-            "settlements": self.settlements,
-            "mean_score": float(sim.score_sum[0]) / self.pop.adults,
-            "mean_shadow_score": float(sim.score_sum[1]) / self.pop.adults,
+            "appeals_filed": len(book.appealed),
+            "appeals_decided": decided,
+            "appeals_upheld": upheld,
+            "settlements": book.settlements,
+            "mean_score": float(book.score_sum[0]) / self.pop.adults,
+            "mean_shadow_score": float(book.score_sum[1]) / self.pop.adults,
         }
         for li, name in enumerate(self.tb.lists):
-            row[f"list.{name}"] = int(st.list_count[0, li])
-            row[f"shadow_list.{name}"] = int(st.list_count[1, li])
-            row[f"wrongly_listed.{name}"] = int(st.wrong_count[li].sum())
-        for name, count in self._tier_counts(st.tier_count[0]).items():
+            row[f"list.{name}"] = int(book.list_count[0, li])
+            row[f"shadow_list.{name}"] = int(book.list_count[1, li])
+            row[f"wrongly_listed.{name}"] = int(book.wrong_count[li])
+        for name, count in self._tier_counts(book.tier_count).items():
             row[f"tier.{name}"] = count
-        self.settlements = self.upheld_today = self.decided_today = 0
-        first = sim.next_record_id - len(rec)
         self.booked_days += 1
         self.wait_day()
-        self.booking = self.pipeline.submit(
-            self._book, row, t, first, tallies, rec, applied, expiry_day, appealed
-        )
+        self.booking = self.pipeline.submit(self._book, row, book)
 
     def wait_day(self) -> None:
         if self.booking is not None:
             self.booking.result()  # re-raises a failure of the recorder's thread here
             self.booking = None
 
-    def _book(
-        self,
-        row: dict[str, Any],
-        t: int,
-        first: int,
-        tallies: np.ndarray,
-        rec: Records,
-        applied: np.ndarray,
-        expiry_day: np.ndarray,
-        appealed: np.ndarray,
-    ) -> None:
-        tb = self.tb
+    def _book(self, row: dict[str, Any], book: DayBook) -> None:
+        tb, rec, t, first = self.tables, book.records, book.t, book.first_record_id
+        applied, expiry_day, appealed, tallies = (
+            book.applied, book.expiry_day, book.appealed, book.tallies,
+        )  # fmt: skip
         n = len(rec)
         # Allocated by NumPy (huge pages), filled in one compiled pass.
         columns = (
@@ -240,8 +249,8 @@ class Recorder:
                     "record_id": pa.array(record_id),
                     "day": pa.array(day),
                     "person": pa.array(rec.person),
-                    "behaviour": dictionary(rec.behaviour, tb.behaviours),
-                    "channel": dictionary(rec.channel, tb.channels),
+                    "behaviour": dictionary(rec.behaviour, tb.world.behaviours),
+                    "channel": dictionary(rec.channel, tb.observation.names),
                     "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
                     "actor": actor_col,
                     "points": pa.array(points),
@@ -278,11 +287,6 @@ class Recorder:
                 out[name] = out.get(name, 0) + int(tier_count[p, k])
         return out
 
-    def appeals_decided(self, record_ids: np.ndarray, upheld: np.ndarray) -> None:
-        self.decisions.append((record_ids, upheld))
-        self.decided_today += len(upheld)
-        self.upheld_today += int(upheld.sum())
-
     def spells_ended(self, spells: tuple[np.ndarray, ...]) -> None:
         person, li, world, start, end = spells
         if len(person):
@@ -302,29 +306,30 @@ class Recorder:
 
     # -- end of run ----------------------------------------------------------------------------
 
-    def finish(self, sim: Simulation) -> None:
+    def finish(self, state: SchemeState) -> None:
+        """Write the end-of-run tables from the final state."""
         self.wait_day()
         self.pipeline.shutdown()
         tables: dict[str, Callable[[], Iterator[pa.RecordBatch] | pa.Table]] = {
             "daily": lambda: pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily,
             "appeals": self._appeals,
-            "children": lambda: self._children(sim),
+            "children": lambda: self._children(state),
         }
 
         def end_spells() -> None:  # spells still open at T end with null
-            self.spells_ended(open_spells(sim.state.since))
+            self.spells_ended(open_spells(state.since))
             for name, writer in self.writers.items():
                 writer.close(STREAM_SCHEMAS[name])
 
         if self.out is None:
             end_spells()
-            tables["persons"] = lambda: built_ahead(self._persons(sim, 0, self.pop.adults))
+            tables["persons"] = lambda: built_ahead(self._persons(state, 0, self.pop.adults))
             tables["edges"] = self._edges
             for name, build in tables.items():
-                self.tables[name] = as_table(build())
+                self.in_memory[name] = as_table(build())
             for name, batches in self.memory.items():
-                self.tables[name] = pa.Table.from_batches(batches, schema=STREAM_SCHEMAS[name])
+                self.in_memory[name] = pa.Table.from_batches(batches, schema=STREAM_SCHEMAS[name])
             return
         # Each table in row chunks: a 100 M adult run never holds a whole copy. The persons
         # table, the largest, in parts written at once, the first on this thread; the spells
@@ -339,7 +344,7 @@ class Recorder:
                 write_batches(out / f"{name}.parquet", build(), LAYOUTS[name])
 
         def write_persons(part: int, lo: int, hi: int) -> None:
-            batches = built_ahead(self._persons(sim, lo, hi))
+            batches = built_ahead(self._persons(state, lo, hi))
             write_batches(folder / f"part-{part:05d}.parquet", batches, LAYOUTS["persons"])
 
         first, *rest = person_parts(self.pop.adults)
@@ -356,22 +361,23 @@ class Recorder:
         write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:
-        tb = self.tb
+        tb, world, cons = self.tb, self.tables.world, self.tables.consequences
         return {
-            "behaviours": tb.behaviours,
-            "channels": tb.channels,
+            "behaviours": world.behaviours,
+            "channels": self.tables.observation.names,
             "lists": tb.lists,
             "tiers": dict(zip(tb.packs, tb.tier_names, strict=True)),
-            "negative": [bool(x) for x in tb.negative],
-            "association_behaviour": tb.behaviours[tb.assoc_behaviour],
-            "consequences": tb.consequences,
-            "consequences_by_pack": tb.consequences_by_pack,
+            "negative": [bool(x) for x in world.negative],
+            "association_behaviour": world.behaviours[cons.assoc_behaviour],
+            "consequences": cons.by_list,
+            "consequences_by_pack": cons.by_pack,
             "city_pack": {c.name: c.pack for c in self.cities},
-            "groups": list(GROUPS),
+            "groups": list(self.tables.kind.groups),
         }
 
     def _behaviour_daily(self) -> pa.Table:
-        B = len(self.tb.behaviours)
+        behaviours, groups = self.tables.world.behaviours, list(self.tables.kind.groups)
+        B = len(behaviours)
         if not self.beh_daily:
             counts = np.zeros((0, 4, 2 * B), dtype=np.int64)
         else:
@@ -382,8 +388,8 @@ class Recorder:
         return pa.table(
             {
                 "day": day,
-                "behaviour": dictionary(code // 2, self.tb.behaviours),
-                "group": dictionary(code % 2, list(GROUPS)),
+                "behaviour": dictionary(code // 2, behaviours),
+                "group": dictionary(code % 2, groups),
                 "true_events": counts[:, 0].ravel(),
                 "records": counts[:, 1].ravel(),
                 "misattributed": counts[:, 2].ravel(),
@@ -415,9 +421,9 @@ class Recorder:
             }
         )
 
-    def _persons(self, sim: Simulation, lo: int, hi: int) -> Iterator[pa.RecordBatch]:
+    def _persons(self, st: SchemeState, lo: int, hi: int) -> Iterator[pa.RecordBatch]:
         """Adults lo .. hi - 1, in row chunks."""
-        st, tb, pop = sim.state, self.tb, self.pop
+        tb, pop, groups = self.tb, self.pop, list(self.tables.kind.groups)
         names = sorted({n for t in tb.tier_names for n in t})
         code = np.zeros((len(tb.packs), max(len(t) for t in tb.tier_names)), dtype=np.int16)
         for p, tiers in enumerate(tb.tier_names):
@@ -431,7 +437,7 @@ class Recorder:
             cols: dict[str, Any] = {
                 "person": np.arange(a, b, dtype=np.int32),
                 "city": dictionary(pop.city[a:b], [c.name for c in self.cities]),
-                "group": dictionary(pop.group[a:b], list(GROUPS)),
+                "group": dictionary(pop.group[a:b], groups),
                 "risk": pop.risk_buckets.value(pop.risk_rank[a:b]),
                 "civic": civic[a:b],
                 "partner": pop.partner(np.arange(a, b)).astype(np.int32),
@@ -447,29 +453,20 @@ class Recorder:
                 cols[f"shadow_on.{name}"] = (bits[:, 1] >> li & 1).astype(bool)
             yield pa.record_batch(cols)
 
-    def _children(self, sim: Simulation) -> Iterator[pa.RecordBatch]:
-        pop, tb, bits = self.pop, self.tb, sim.state.bits[:, 0]
-
-        def parents_have(
-            mask: np.ndarray, city: np.ndarray, parent1: np.ndarray, parent2: np.ndarray
-        ) -> np.ndarray:
-            m = np.take(mask, city)
-            has = (np.take(bits, parent1) & m) != 0
-            two = parent2 >= 0
-            has[two] |= (np.take(bits, parent2[two]) & m[two]) != 0
-            return has
-
+    def _children(self, state: SchemeState) -> Iterator[pa.RecordBatch]:
+        pop, bits = self.pop, state.bits[:, 0]
+        reach = self.tables.consequences.relations["children"]
         for a, b in row_chunks(pop.children):
-            city, parent1, parent2 = pop.child_city[a:b], pop.parent1[a:b], pop.parent2[a:b]
+            city, parents = pop.child_city[a:b], (pop.parent1[a:b], pop.parent2[a:b])
             yield pa.record_batch(
                 {
                     "child": np.arange(a, b, dtype=np.int32),
                     "city": dictionary(city, [c.name for c in self.cities]),
-                    "group": dictionary(pop.child_group[a:b], list(GROUPS)),
-                    "parent1": parent1,
-                    "parent2": pa.array(parent2, mask=parent2 < 0),
-                    "restricted": parents_have(tb.child_sanction_mask, city, parent1, parent2),
-                    "privileged": parents_have(tb.child_privilege_mask, city, parent1, parent2),
+                    "group": dictionary(pop.child_group[a:b], list(self.tables.kind.groups)),
+                    "parent1": parents[0],
+                    "parent2": pa.array(parents[1], mask=parents[1] < 0),
+                    "restricted": reached(reach.sanction, bits, city, parents),
+                    "privileged": reached(reach.privilege, bits, city, parents),
                 }
             )
 

@@ -22,6 +22,7 @@ from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 GROUPS = ("majority", "minority")  # index 0 and 1 in every array
+ADULT_RELATIONS = ("children",)  # whom an adult's consequences can reach (entities.ADULT)
 
 
 def _fraction(v: Any) -> Any:
@@ -114,9 +115,22 @@ class Consequences(Strict):
     pi: Probability = 1 / 200
     eta: Probability = 0.05
     deter_floor: Probability = 0.5
-    distress_factor: NonNegative = 2.0
-    distress_sanction: str = "loan_ban"
-    distress_context: str = "finance"
+    # The packs' behaviour effects (a sanction's `effects`) on or off: off for the audit's
+    # world without the scheme.
+    behaviour_effects: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _distress_moved(cls, data: Any) -> Any:
+        moved = sorted(k for k in ("distress_factor", "distress_sanction", "distress_context")
+                       if isinstance(data, dict) and k in data)  # fmt: skip
+        if moved:
+            raise ValueError(
+                f"'{moved[0]}' is now pack data: give the sanction an effect, e.g. "
+                "{name: loan_ban, context: finance, effects: [{context: finance, "
+                "multiplier: 2.0, source: illustrative, note: ...}]}"
+            )
+        return data
 
 
 class Observation(Strict):
@@ -231,7 +245,7 @@ class Scenario(Strict):
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
-            for msg, loc in pack.check(names):
+            for msg, loc in pack.check(names, ADULT_RELATIONS):
                 problems.append((msg, ("packs", pid, *loc)))
             for lname in pack.lists:
                 if pack.kind == "national" and lname in list_owner:

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from xinyong.errors import XinyongError
-from xinyong.scheme.compile import CORRECT, MISATTRIBUTED, TRUTH_NAMES
+from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
 
 TABLES = (

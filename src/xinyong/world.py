@@ -1,35 +1,107 @@
 """Layer 2, world: each adult's true behaviour events for the day (MODEL.md "World").
 
-Negative behaviour b of adult i happens with probability min(1, base_b * risk_i * deter_i *
-distress_i,b); positive behaviour with min(1, base_b * civic_i). Sampling is by thinning:
-adults are grouped into trait buckets (population.TraitBuckets); within a bucket, candidates come
-by geometric skips at the bucket's upper bound and are kept with probability p_i / bound. The
-cost grows with events, not with adults x behaviours. Distressed adults (holding the distress
-sanction) draw their distress-context behaviours directly instead, so the bound stays tight.
+Negative behaviour b of member i happens with probability min(1, base_b * risk_i * deter_i *
+effect_i,b); positive behaviour with min(1, base_b * civic_i). effect_i,b is the product of
+the multipliers of the behaviour effects that i's sanctions carry onto b's context (R1: a loan
+ban doubles finance behaviours, the distress spiral). Sampling is by thinning: members are
+grouped into trait buckets (population.TraitBuckets); within a bucket, candidates come by
+geometric skips at the bucket's upper bound and are kept with probability p_i / bound. The
+cost grows with events, not with members x behaviours. Members under an effect draw the
+behaviours effects act on directly instead, so the bound stays tight.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from xinyong import randomness
+from xinyong.buffers import headroom, with_capacity
 from xinyong.population import TraitBuckets, neighbours_start, trait_at
 from xinyong.prefetch import prefetch_read
+from xinyong.scenario import Scenario
 
 NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
 
 
-def expected_candidates(
-    base: np.ndarray, risk: TraitBuckets, civic: TraitBuckets, negative: np.ndarray, which: int
-) -> float:
+class Catalogue(NamedTuple):
+    """The kernels' view of an entity kind's behaviours and the effects sanctions have on them."""
+
+    base: np.ndarray  # float64 [B] daily probability before traits
+    negative: np.ndarray  # uint8 [B]
+    effect_on: np.ndarray  # uint8 [E, B]: effect e acts on behaviour b
+    multiplier: np.ndarray  # float64 [E]
+
+
+class Traits(NamedTuple):
+    """An entity kind's fixed traits in trait bucket order (population.TraitBuckets)."""
+
+    risk_rows: np.ndarray
+    risk_start: np.ndarray
+    risk_upper: np.ndarray
+    civic_rows: np.ndarray
+    civic_start: np.ndarray
+    civic_upper: np.ndarray
+    risk_rank: np.ndarray  # each member's row in risk bucket order
+
+    @classmethod
+    def of(cls, risk: TraitBuckets, civic: TraitBuckets, risk_rank: np.ndarray) -> Traits:
+        return cls(risk.rows, risk.start, risk.upper, civic.rows, civic.start, civic.upper,
+                   risk_rank)  # fmt: skip
+
+
+class Deterrence(NamedTuple):
+    """Each member's deterrence is table[level[i]] (scheme.state.SchemeState)."""
+
+    level: np.ndarray
+    table: np.ndarray
+
+
+@dataclass
+class WorldTables:
+    """The world's parameters, compiled: the behaviour catalogue in scenario order."""
+
+    behaviours: list[str]
+    contexts: list[str]  # each behaviour's context
+    base: np.ndarray  # float64 [B]
+    negative: np.ndarray  # uint8 [B]
+
+    def catalogue(self, effect_contexts: list[str], multipliers: list[float]) -> Catalogue:
+        """The kernels' view, with the behaviour effects (one per context and multiplier)."""
+        on = np.array([[c == ctx for c in self.contexts] for ctx in effect_contexts], np.uint8)
+        return Catalogue(
+            self.base,
+            self.negative,
+            on.reshape(len(effect_contexts), len(self.behaviours)),
+            np.array(multipliers, dtype=np.float64),
+        )
+
+
+def compile_world(sc: Scenario) -> WorldTables:
+    beh = list(sc.behaviours.values())
+    return WorldTables(
+        behaviours=list(sc.behaviours),
+        contexts=[b.context for b in beh],
+        base=np.array([b.base for b in beh], dtype=np.float64),
+        negative=np.array([b.sign == "negative" for b in beh], dtype=np.uint8),
+    )
+
+
+def expected_candidates(catalogue: Catalogue, traits: Traits, which: int) -> float:
     """Mean number of thinning candidates per day for the negative or the positive
     behaviours: a bound on the mean number of their events."""
     total = 0.0
+    base, negative = catalogue.base, catalogue.negative
     for b in np.flatnonzero(negative == which):
-        tb = risk if negative[b] else civic
-        sizes = np.diff(tb.start)
-        total += float((np.minimum(1.0, base[b] * tb.upper) * sizes).sum())
+        start, upper = (
+            (traits.risk_start, traits.risk_upper)
+            if negative[b]
+            else (traits.civic_start, traits.civic_upper)
+        )
+        total += float((np.minimum(1.0, base[b] * upper) * np.diff(start)).sum())
     return total
 
 
@@ -50,20 +122,11 @@ def sample_behaviour(
     words: np.ndarray,
     capacity: int,
     which: int,
-    base: np.ndarray,
-    negative: np.ndarray,
-    distress_context: np.ndarray,
-    distress_factor: float,
-    risk_rank: np.ndarray,
-    deter_level: np.ndarray,
-    deter_table: np.ndarray,
-    risk_rows: np.ndarray,
-    risk_start: np.ndarray,
-    risk_upper: np.ndarray,
-    civic_rows: np.ndarray,
-    civic_start: np.ndarray,
-    civic_upper: np.ndarray,
-    distressed: np.ndarray,
+    catalogue: Catalogue,
+    traits: Traits,
+    deterrence: Deterrence,
+    affected: np.ndarray,
+    effects_of: np.ndarray,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
     as (n, actor, behaviour, residual), at most one per pair; n = -1 when `capacity` is too
@@ -72,7 +135,18 @@ def sample_behaviour(
     An event happens when its uniform u falls below its probability p; u / p is then uniform
     on [0, 1) and independent of everything drawn before: each event's `residual`, which
     observation uses as the event's own uniform instead of drawing one (see observe.observe).
+
+    `affected` (ids ascending) are the members under a behaviour effect, `effects_of` the
+    effects on each (bit e: effect e) as their sanctions stood at the start of the day.
     """
+    base, negative, effect_on, multiplier = catalogue
+    risk_rows, risk_start, risk_upper, civic_rows, civic_start, civic_upper, risk_rank = traits
+    deter_level, deter_table = deterrence
+    # Behaviours some effect acts on: the affected members draw these directly.
+    acted_on = np.zeros(base.shape[0], dtype=np.uint8)
+    for e in range(effect_on.shape[0]):
+        for b in range(base.shape[0]):
+            acted_on[b] |= effect_on[e, b]
     s = randomness.load(words)
     actor = np.empty(capacity, dtype=np.int32)
     beh = np.empty(capacity, dtype=np.int16)
@@ -80,16 +154,16 @@ def sample_behaviour(
     cand = np.empty(BATCH, dtype=np.uint64)
     u = np.empty(BATCH, dtype=np.float64)
     n = 0
-    # The distressed adults' rows in the risk buckets, in order. A behaviour's candidates come
+    # The affected members' rows in the risk buckets, in order. A behaviour's candidates come
     # in increasing row order, so one pointer walks them: reading a flag per candidate was a
     # cache miss that each next draw waited on (3 ms a day at 10 M adults).
-    distressed_rows = np.sort(risk_rank[distressed])
+    affected_rows = np.sort(risk_rank[affected])
     for b in range(base.shape[0]):
         if base[b] <= 0.0 or negative[b] != which:
             continue
         neg = negative[b] == 1
-        skip_distressed = neg and distress_context[b] == 1 and distressed.shape[0] > 0
-        d = 0  # the first distressed row not before the last candidate
+        skip_affected = neg and acted_on[b] == 1 and affected.shape[0] > 0
+        d = 0  # the first affected row not before the last candidate
         rows = risk_rows if neg else civic_rows
         start = risk_start if neg else civic_start
         upper = risk_upper if neg else civic_upper
@@ -115,10 +189,10 @@ def sample_behaviour(
                     pos += skip
                     if pos >= size:
                         break
-                    if skip_distressed:
-                        while d < distressed_rows.shape[0] and distressed_rows[d] < lo + pos:
+                    if skip_affected:
+                        while d < affected_rows.shape[0] and affected_rows[d] < lo + pos:
                             d += 1
-                        if d < distressed_rows.shape[0] and distressed_rows[d] == lo + pos:
+                        if d < affected_rows.shape[0] and affected_rows[d] == lo + pos:
                             continue
                     cand[m] = np.uint64(lo + pos)
                     # Both ends of the row, read in the loop below: a 12-byte row runs into
@@ -149,14 +223,18 @@ def sample_behaviour(
                         beh[n] = b
                         residual[n] = below / p
                         n += 1
-    # Distressed adults: their distress-context behaviours at the raised probability.
+    # Affected members: the behaviours effects act on, at their changed probability.
     for b in range(base.shape[0]):
-        if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or distress_context[b] == 0:
+        if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or acted_on[b] == 0:
             continue
-        for j in range(distressed.shape[0]):
-            i = distressed[j]
+        for j in range(affected.shape[0]):
+            i = affected[j]
+            factor = 1.0
+            for e in range(effect_on.shape[0]):
+                if effects_of[j] >> e & 1 and effect_on[e, b]:
+                    factor *= multiplier[e]
             risk = trait_at(risk_rows, risk_rank[i])
-            p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * distress_factor)
+            p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * factor)
             draw, s = randomness.uniform(s)
             if draw < p:
                 if n == capacity:
@@ -216,3 +294,57 @@ def sample_association(
         count[j] = 0
     randomness.store(words, s)
     return out[:n], residual[:n]
+
+
+class World:
+    """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        traits: Traits,
+        deterrence: Deterrence,
+        graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+        rho: float,
+        scratch: np.ndarray,
+    ) -> None:
+        self.catalogue, self.traits, self.deterrence = catalogue, traits, deterrence
+        self.graph, self.rho = graph, rho  # (nbr_block, nbr_degree, nbr)
+        self.scratch = scratch  # zeroed, of the members' size: counts listed neighbours
+        self.candidates = {
+            which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
+        }
+        acted_on = catalogue.effect_on.any(axis=0)
+        self.acted_on_base = float(catalogue.base[acted_on].sum())
+
+    def behaviour(
+        self,
+        rng: np.random.Generator,
+        which: int,
+        affected: np.ndarray | None = None,
+        effects_of: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The day's events of the negative or the positive behaviours, with each event's
+        residual uniform (sample_behaviour); `affected` members under behaviour effects."""
+        if affected is None or effects_of is None:
+            affected, effects_of = np.empty(0, np.int32), np.empty(0, np.int64)
+        expected = self.candidates[which] + len(affected) * self.acted_on_base
+        return with_capacity(
+            rng,
+            headroom(expected),
+            sample_behaviour,
+            which,
+            self.catalogue,
+            self.traits,
+            self.deterrence,
+            affected,
+            effects_of,
+        )
+
+    def association(
+        self, rng: np.random.Generator, listed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform."""
+        return randomness.drawing(
+            rng, sample_association, self.rho, listed, *self.graph, self.scratch
+        )

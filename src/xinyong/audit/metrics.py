@@ -493,7 +493,7 @@ def _change(events: int, baseline_events: int, meaning: str, maps_to: str) -> di
 
 
 def baseline_scenario(scenario: Scenario) -> Scenario:
-    """The same world with the scheme switched off: no deterrence, distress or association."""
-    return scenario.with_(
-        **{"consequences.eta": 0.0, "consequences.distress_factor": 1.0, "consequences.rho": 0.0}
-    )
+    """The same world with the scheme switched off: no deterrence, behaviour effects
+    (distress) or association."""
+    off = {"eta": 0.0, "behaviour_effects": False, "rho": 0.0}
+    return scenario.with_(**{f"consequences.{key}": value for key, value in off.items()})

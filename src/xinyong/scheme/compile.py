@@ -1,18 +1,19 @@
-"""Compile a scenario's packs and catalogue into flat lookup tables for the kernels.
+"""Compile a scenario's packs into the scheme's lookup tables: points, tiers, list rules.
 
-Indices: behaviours and channels in scenario order; lists by name across all packs (a list
-named in two municipal packs is one list with per-city rules); municipal packs in city order.
+Indices: behaviours in scenario order; lists by name across all packs (a list named in two
+municipal packs is one list with per-city rules); municipal packs in city order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
-from xinyong.scheme.schema import Condition, Pack
+from xinyong.scheme.schema import Condition
 
 MAX_LISTS = 16
 NO_TIER = 255
@@ -23,26 +24,46 @@ FOREVER = np.iinfo(np.int16).max  # the end day of a listing with no end
 COND_NONE, COND_AT_MOST, COND_AT_LEAST = 0, 1, 2
 # Exit kinds.
 EXIT_NOT_ENTRY, EXIT_AT_MOST, EXIT_AT_LEAST, EXIT_NEVER, EXIT_SETTLEMENT = 0, 1, 2, 3, 4
-TRUTH_NAMES = ("correct", "misattributed", "false_report")
-CORRECT, MISATTRIBUTED, FALSE_REPORT = 0, 1, 2
+
+
+class Rules(NamedTuple):
+    """Scoring's view of the scheme (scoring.score_records)."""
+
+    city_pack: np.ndarray
+    points: np.ndarray
+    expiry: np.ndarray
+    cap: np.ndarray
+    cap_slot: np.ndarray
+    score_lo: np.ndarray
+    score_hi: np.ndarray
+    negative: np.ndarray  # the world's: negative records lower deterrence
+    tier_cap: np.ndarray
+    direct_days: np.ndarray
+    direct_slot: np.ndarray
+    thresholds: np.ndarray
+    n_tiers: np.ndarray
+
+
+class ListRules(NamedTuple):
+    """The tier and list rules' view of the scheme (lists.evaluate)."""
+
+    city_pack: np.ndarray
+    n_tiers: np.ndarray
+    thresholds: np.ndarray
+    entry_kind: np.ndarray
+    entry_tier: np.ndarray
+    exit_kind: np.ndarray
+    exit_tier: np.ndarray
+    min_stay: np.ndarray
+    direct_slot: np.ndarray
 
 
 @dataclass
-class Tables:
+class SchemeTables:
     behaviours: list[str]
-    channels: list[str]
     lists: list[str]
     packs: list[str]  # municipal packs, index p
     tier_names: list[list[str]]  # per municipal pack, best first
-    # behaviours
-    negative: np.ndarray  # uint8 [B]
-    base: np.ndarray  # float64 [B]
-    channel: np.ndarray  # int64 [B]
-    distress_context: np.ndarray  # uint8 [B] behaviour is in the distress context
-    # channels
-    detect: np.ndarray  # float64 [C]
-    misattribute: np.ndarray  # float64 [C]
-    weight: np.ndarray  # float64 [C, 2] victim weight per group (majority, minority)
     # cities
     city_pack: np.ndarray  # int64 [K]
     # packs
@@ -64,16 +85,6 @@ class Tables:
     exit_tier: np.ndarray  # int64 [K, L]
     min_stay: np.ndarray  # int64 [K, L]
     settle_mask: int  # lists left by settlement (bit mask)
-    distress_mask: np.ndarray  # int64 [K] lists switching the distress sanction on
-    child_sanction_mask: np.ndarray  # int64 [K]
-    child_privilege_mask: np.ndarray  # int64 [K]
-    assoc_behaviour: int
-    assoc_bit: int  # bit mask of the association list (0 if no such list)
-    false_report_behaviours: np.ndarray  # int64
-    false_report_channel: int
-    # For the audit: per list, the union over packs; and per pack, each list's own.
-    consequences: dict[str, list[dict]] = field(default_factory=dict)
-    consequences_by_pack: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
     @property
     def n_direct(self) -> int:
@@ -83,32 +94,48 @@ class Tables:
     def n_cap_slots(self) -> int:
         return int(self.cap_slot.max()) + 1 if self.cap_slot.size else 0
 
+    @property
+    def n_tiers(self) -> np.ndarray:
+        return np.array([len(t) for t in self.tier_names], dtype=np.int64)
 
-def compile_scenario(sc: Scenario) -> Tables:
+    def rules(self, negative: np.ndarray) -> Rules:
+        return Rules(
+            self.city_pack, self.points, self.expiry, self.cap, self.cap_slot, self.score_lo,
+            self.score_hi, negative, self.tier_cap, self.direct_days, self.direct_slot,
+            self.thresholds, self.n_tiers,
+        )  # fmt: skip
+
+    def list_rules(self) -> ListRules:
+        return ListRules(
+            self.city_pack, self.n_tiers, self.thresholds, self.entry_kind, self.entry_tier,
+            self.exit_kind, self.exit_tier, self.min_stay, self.direct_slot,
+        )  # fmt: skip
+
+
+def list_names(sc: Scenario) -> list[str]:
+    """Every list of the scenario's packs: the municipal packs' in city order, then the
+    national packs'."""
+    names: list[str] = []
+    for pack in [sc.packs[p] for p in municipal_packs(sc)] + [
+        sc.packs[p] for p in sc.national_packs
+    ]:
+        names += [n for n in pack.lists if n not in names]
+    return names
+
+
+def municipal_packs(sc: Scenario) -> list[str]:
+    return list(dict.fromkeys(c.pack for c in sc.cities))
+
+
+def compile_scheme(sc: Scenario) -> SchemeTables:
     behaviours = list(sc.behaviours)
-    channels = list(sc.channels)
     bidx = {b: i for i, b in enumerate(behaviours)}
-    cidx = {c: i for i, c in enumerate(channels)}
-    packs: list[str] = []
-    for city in sc.cities:
-        if city.pack not in packs:
-            packs.append(city.pack)
-    all_packs: list[Pack] = [sc.packs[p] for p in packs] + [sc.packs[p] for p in sc.national_packs]
-    lists: list[str] = []
-    for pack in all_packs:
-        for name in pack.lists:
-            if name not in lists:
-                lists.append(name)
+    packs = municipal_packs(sc)
+    lists = list_names(sc)
     if len(lists) > MAX_LISTS:
         raise XinyongError(f"at most {MAX_LISTS} lists are supported, got {len(lists)}")
     lidx = {name: i for i, name in enumerate(lists)}
-    B, _C, L, P, K = len(behaviours), len(channels), len(lists), len(packs), len(sc.cities)
-
-    beh = [sc.behaviours[b] for b in behaviours]
-    cons = sc.consequences
-    negative = np.array([b.sign == "negative" for b in beh], dtype=np.uint8)
-    ch = [sc.channels[c] for c in channels]
-    weight = np.array([[c.weights.majority, c.weights.minority] for c in ch], dtype=np.float64)
+    B, L, P, K = len(behaviours), len(lists), len(packs), len(sc.cities)
 
     tier_names = [sc.packs[p].tier_names for p in packs]
     max_t = max(len(t) for t in tier_names)
@@ -148,18 +175,7 @@ def compile_scenario(sc: Scenario) -> Tables:
     exit_kind = np.zeros((K, L), dtype=np.int64)
     exit_tier = np.zeros((K, L), dtype=np.int64)
     min_stay = np.zeros((K, L), dtype=np.int64)
-    distress_mask = np.zeros(K, dtype=np.int64)
-    child_sanction = np.zeros(K, dtype=np.int64)
-    child_privilege = np.zeros(K, dtype=np.int64)
     settle_mask = 0
-    consequences: dict[str, list[dict]] = {}
-    by_pack: dict[str, dict[str, list[dict]]] = {}
-    for pid, pack in sc.packs.items():
-        for name, lst in pack.lists.items():
-            rows = [c.model_dump() | {"kind": lst.kind} for c in lst.consequences]
-            by_pack.setdefault(pid, {})[name] = rows
-            union = consequences.setdefault(name, [])
-            union += [r for r in rows if r not in union]
     for k, city in enumerate(sc.cities):
         governing = [sc.packs[city.pack]] + [sc.packs[p] for p in sc.national_packs]
         for pack in governing:
@@ -186,34 +202,15 @@ def compile_scenario(sc: Scenario) -> Tables:
                     kind, tier = _tier_condition(lst.exit, tiers)
                     exit_kind[k, li] = EXIT_AT_MOST if kind == COND_AT_MOST else EXIT_AT_LEAST
                     exit_tier[k, li] = tier
-                for c in lst.consequences:
-                    if c.target == "children":
-                        if lst.kind == "sanction":
-                            child_sanction[k] |= bit
-                        else:
-                            child_privilege[k] |= bit
-                    elif c.name == cons.distress_sanction:
-                        distress_mask[k] |= bit
     direct_lists = np.flatnonzero((direct_days != 0).any(axis=(0, 1)))
     direct_slot = np.full(L, -1, dtype=np.int64)
     direct_slot[direct_lists] = np.arange(len(direct_lists))
 
-    obs = sc.observation
-    return Tables(
+    return SchemeTables(
         behaviours=behaviours,
-        channels=channels,
         lists=lists,
         packs=packs,
         tier_names=tier_names,
-        negative=negative,
-        base=np.array([b.base for b in beh], dtype=np.float64),
-        channel=np.array([cidx[b.channel] for b in beh], dtype=np.int64),
-        distress_context=np.array(
-            [b.context == cons.distress_context for b in beh], dtype=np.uint8
-        ),
-        detect=np.array([c.detect for c in ch], dtype=np.float64),
-        misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),
-        weight=weight,
         city_pack=np.array([packs.index(c.pack) for c in sc.cities], dtype=np.int64),
         start_score=start,
         score_lo=lo,
@@ -232,17 +229,6 @@ def compile_scenario(sc: Scenario) -> Tables:
         exit_tier=exit_tier,
         min_stay=min_stay,
         settle_mask=settle_mask,
-        distress_mask=distress_mask,
-        child_sanction_mask=child_sanction,
-        child_privilege_mask=child_privilege,
-        assoc_behaviour=bidx[cons.association_behaviour],
-        assoc_bit=(1 << lidx[cons.association_list]) if cons.association_list in lidx else 0,
-        false_report_behaviours=np.array(
-            [bidx[b] for b in obs.false_report_behaviours], dtype=np.int64
-        ),
-        false_report_channel=cidx[obs.false_report_channel],
-        consequences=consequences,
-        consequences_by_pack=by_pack,
     )
 
 

@@ -4,6 +4,8 @@ have changed are evaluated, so the cost grows with events."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -17,7 +19,9 @@ from xinyong.scheme.compile import (
     EXIT_NEVER,
     EXIT_NOT_ENTRY,
     NO_TIER,
+    ListRules,
 )
+from xinyong.scheme.state import StateView
 from xinyong.sorting import radix_order
 from xinyong.threads import Halves, join
 
@@ -25,6 +29,22 @@ from xinyong.threads import Halves, join
 # whose tier did not keeps its lists: the rules read the tier, the day (only where a minimum
 # stay or a timed listing ends, which schedules a re-check) and record-entered listings.
 SCORE_CHANGED, RECHECK = 1, 2
+
+
+class Due(NamedTuple):
+    """Whom steps 8-9 (or, not `full`, the record-entered listings alone) re-evaluate."""
+
+    persons: np.ndarray  # distinct, in id order
+    reasons: np.ndarray  # uint8: SCORE_CHANGED, RECHECK, or-ed
+    full: bool
+
+
+class Counts(NamedTuple):
+    """Running tallies that evaluation keeps up to date."""
+
+    tier: np.ndarray  # int64 [2, P, maxT]
+    lists: np.ndarray  # int64 [2, L]
+    wrong: np.ndarray  # int64 [L, 2] wrongly listed members by group
 
 
 @njit(cache=True, nogil=True)
@@ -78,41 +98,28 @@ def spell_capacity(bits: np.ndarray, persons: np.ndarray) -> int:
 @njit(cache=True, nogil=True)
 def evaluate(
     t: int,
-    persons: np.ndarray,
-    reasons: np.ndarray,
-    full: bool,
+    due: Due,
     city: np.ndarray,
     group: np.ndarray,
-    city_pack: np.ndarray,
-    n_tiers: np.ndarray,
-    thresholds: np.ndarray,
-    entry_kind: np.ndarray,
-    entry_tier: np.ndarray,
-    exit_kind: np.ndarray,
-    exit_tier: np.ndarray,
-    min_stay: np.ndarray,
-    direct_slot: np.ndarray,
-    score: np.ndarray,
-    tier: np.ndarray,
-    bits: np.ndarray,
-    cond_bits: np.ndarray,
-    since: np.ndarray,
-    direct_end: np.ndarray,
-    tiercap_end: np.ndarray,
-    tier_count: np.ndarray,
-    list_count: np.ndarray,
-    wrong_count: np.ndarray,
-    spell_capacity: int,
-    check_capacity: int,
+    rules: ListRules,
+    state: StateView,
+    counts: Counts,
+    capacity: tuple[int, int],
 ):
     """Re-evaluate the given persons (distinct) in both worlds.
 
     With `full`, the tier is recomputed and tier conditions applied (step 8-9); without,
     only record-entered listings are (settlement and appeals, steps 2-3). Returns the spells
     that ended (person, list, world, start, end), min-stay checks due (person, day) and the
-    persons whose recorded lists changed. The capacities bound them: the listings held by
-    `persons`, and persons x worlds x min-stay lists.
+    persons whose recorded lists changed. `capacity` bounds the first two: the listings held
+    by the persons, and persons x worlds x min-stay lists.
     """
+    persons, reasons, full = due
+    city_pack, n_tiers, thresholds, entry_kind, entry_tier = rules[:5]
+    exit_kind, exit_tier, min_stay, direct_slot = rules[5:]
+    score, tier, bits, cond_bits, since, direct_end, _, tiercap_end = state[:8]
+    tier_count, list_count, wrong_count = counts
+    spell_capacity, check_capacity = capacity
     n_lists = direct_slot.shape[0]
     has_cap = tiercap_end.shape[0] > 0
     sp_person = np.empty(spell_capacity, dtype=np.int32)

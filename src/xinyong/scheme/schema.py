@@ -100,10 +100,22 @@ class Condition(Strict):
         return self
 
 
+MEMBER = "person"  # a consequence's target: the list's member, or a relation of the member's
+
+
+class BehaviourEffect(Sourced):
+    """What a sanction or privilege does to its holder's behaviour: every negative behaviour
+    of `context` happens `multiplier` times as often (a loan ban's distress spiral)."""
+
+    context: str
+    multiplier: float = Field(gt=0.0)
+
+
 class Consequence(Strict):
     name: str
     context: str
-    target: Literal["person", "children"] = "person"
+    target: str = MEMBER  # or a relation of the member's entity kind, e.g. children
+    effects: tuple[BehaviourEffect, ...] = ()
 
 
 class ListDef(Sourced):
@@ -140,8 +152,11 @@ class Pack(Strict):
     def tier_names(self) -> list[str]:
         return [t.name for t in self.tiers]
 
-    def check(self, behaviours: set[str] | None = None) -> list[tuple[str, tuple]]:
-        """Cross-field checks; returns (message, location) pairs."""
+    def check(
+        self, behaviours: set[str] | None = None, relations: tuple[str, ...] | None = None
+    ) -> list[tuple[str, tuple]]:
+        """Cross-field checks; returns (message, location) pairs. `relations`: the targets a
+        consequence may have besides the member (entities.ADULT.relations)."""
         problems: list[tuple[str, tuple]] = []
         names = self.tier_names
 
@@ -227,6 +242,15 @@ class Pack(Strict):
                 )
             if lst.min_stay_days and not tier_entry:
                 problems.append(("min_stay_days applies to tier-entered lists", ("lists", name)))
+            for j, c in enumerate(lst.consequences):
+                loc = ("lists", name, "consequences", j)
+                if relations is not None and c.target not in (MEMBER, *relations):
+                    known = ", ".join((MEMBER, *relations))
+                    problems.append((f"unknown target '{c.target}' ({known})", (*loc, "target")))
+                if c.effects and c.target != MEMBER:
+                    problems.append(("behaviour effects act on the member only", (*loc, "effects")))
+                for e, eff in enumerate(c.effects):
+                    source_ok(eff, (*loc, "effects", e))
         return problems
 
 

@@ -4,17 +4,34 @@ recorded score and, when correct, to the shadow score; expiry and upheld appeals
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from xinyong.observe import CORRECT
 from xinyong.prefetch import AHEAD, prefetch
-from xinyong.scheme.compile import CORRECT, FOREVER, NO_TIER, UNTIMED
+from xinyong.scheme.compile import FOREVER, NO_TIER, UNTIMED, Rules
 from xinyong.scheme.lists import tier_bounds
+from xinyong.scheme.state import StateView
 from xinyong.sorting import radix_order
 
 SLOT, POINTS, CAP, CAPPED, EFFECTS = range(5)  # the fields of a rule row in score_records
 RULE = 5
 BIN_BITS = 5  # records of 2**BIN_BITS persons are scored together: their state shares lines
+
+
+class Batch(NamedTuple):
+    """Records order[lo:hi] of a day, to score in that order; `applied` receives their points
+    per world."""
+
+    order: np.ndarray
+    lo: int
+    hi: int
+    person: np.ndarray
+    behaviour: np.ndarray
+    truth: np.ndarray
+    applied: np.ndarray  # int32 [n, 2]
 
 
 def person_order(person: np.ndarray, adults: int) -> np.ndarray:
@@ -52,43 +69,17 @@ def _add_points(pw, rule, bounds, floor, ceiling, score, cap_used, tier) -> tupl
 
 
 @njit(cache=True, nogil=True)
-def score_records(
-    t: int,
-    order: np.ndarray,
-    lo: int,
-    hi: int,
-    applied: np.ndarray,
-    person: np.ndarray,
-    beh: np.ndarray,
-    truth: np.ndarray,
-    city: np.ndarray,
-    city_pack: np.ndarray,
-    points: np.ndarray,
-    expiry: np.ndarray,
-    cap: np.ndarray,
-    cap_slot: np.ndarray,
-    score_lo: np.ndarray,
-    score_hi: np.ndarray,
-    negative: np.ndarray,
-    tier_cap: np.ndarray,
-    direct_days: np.ndarray,
-    direct_slot: np.ndarray,
-    score: np.ndarray,
-    cap_used: np.ndarray,
-    direct_end: np.ndarray,
-    tiercap_end: np.ndarray,
-    deter_level: np.ndarray,
-    deter_levels: int,
-    tier: np.ndarray,
-    thresholds: np.ndarray,
-    n_tiers: np.ndarray,
-):
+def score_records(t: int, batch: Batch, city: np.ndarray, rules: Rules, state: StateView):
     """Apply the day's records order[lo:hi] in that order (records of one person keep their
     creation order). Fills `applied` with the points they added to the recorded and shadow
     scores. Returns the records with direct effects (in scoring order) with the day their
     timed effects end (-1 none), and the persons whose tier the new scores may move (a
     score outside the bounds of the person's tier in either world; listed once or more):
     steps 8-9 need not look at the others for their score."""
+    order, lo, hi, person, beh, truth, applied = batch
+    city_pack, points, expiry, cap, cap_slot, score_lo, score_hi = rules[:7]
+    negative, tier_cap, direct_days, direct_slot, thresholds, n_tiers = rules[7:]
+    score, tier, _, _, _, direct_end, cap_used, tiercap_end, deter_level, deter_levels = state
     n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
     tier_floor, tier_ceiling = tier_bounds(thresholds, n_tiers)
@@ -214,18 +205,12 @@ def score_records(
 
 @njit(cache=True, nogil=True)
 def expiries(
-    t: int,
-    person: np.ndarray,
-    beh: np.ndarray,
-    applied: np.ndarray,
-    city: np.ndarray,
-    city_pack: np.ndarray,
-    expiry: np.ndarray,
-    last_day: int,
+    t: int, batch: Batch, city: np.ndarray, city_pack: np.ndarray, expiry: np.ndarray, last_day: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """In one pass over the day's records: the day each record's points are given back (-1:
     never), the points applied per world, and the records that give points back before
     `last_day` (in order)."""
+    person, beh, applied = batch.person, batch.behaviour, batch.applied
     n = person.shape[0]
     expiry_day = np.empty(n, dtype=np.int32)
     totals = np.zeros(2, dtype=np.int64)

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from xinyong.scheme.compile import NO_TIER, Tables
+from xinyong.scheme.compile import NO_TIER, SchemeTables
 
 RECORDED, SHADOW = 0, 1
+
+
+class StateView(NamedTuple):
+    """The kernels' view of the scheme state (the arrays of SchemeState, never reallocated)."""
+
+    score: np.ndarray
+    tier: np.ndarray
+    bits: np.ndarray
+    cond_bits: np.ndarray
+    since: np.ndarray
+    direct_end: np.ndarray
+    cap_used: np.ndarray
+    tiercap_end: np.ndarray
+    deter_level: np.ndarray
+    deter_levels: int  # len(deter_table)
 
 
 @dataclass
@@ -33,7 +49,7 @@ class SchemeState:
     wrong_count: np.ndarray  # int64 [L, 2] wrongly listed adults by group
 
     @classmethod
-    def new(cls, tables: Tables, city: np.ndarray, eta: float, floor: float) -> SchemeState:
+    def new(cls, tables: SchemeTables, city: np.ndarray, eta: float, floor: float) -> SchemeState:
         n = len(city)
         L, D, S = len(tables.lists), tables.n_direct, tables.n_cap_slots
         has_cap = bool((tables.tier_cap != NO_TIER).any())
@@ -56,6 +72,12 @@ class SchemeState:
             list_count=np.zeros((2, L), dtype=np.int64),
             wrong_count=np.zeros((L, 2), dtype=np.int64),
         )
+
+    def view(self) -> StateView:
+        return StateView(
+            self.score, self.tier, self.bits, self.cond_bits, self.since, self.direct_end,
+            self.cap_used, self.tiercap_end, self.deter_level, len(self.deter_table),
+        )  # fmt: skip
 
     @property
     def deter(self) -> np.ndarray:
