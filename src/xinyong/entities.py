@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from xinyong.consequences import ConsequenceTables, compile_consequences
-from xinyong.observe import ObservationTables, VictimPool, compile_observation
+from xinyong.observe import ObservationTables, compile_observation
 from xinyong.scenario import ADULT_RELATIONS, GROUPS, Scenario
 from xinyong.scheme.compile import SchemeTables, compile_scheme
-from xinyong.world import Catalogue, Traits, WorldTables, compile_world
+from xinyong.world import Catalogue, WorldTables, compile_world
 
 
 @dataclass(frozen=True)
@@ -58,17 +56,3 @@ def compile_entity(sc: Scenario, kind: EntityKind = ADULT) -> EntityTables:
         scheme,
         compile_consequences(sc, scheme, kind.relations),
     )
-
-
-@dataclass
-class Members:
-    """The kernels' views of one entity kind's population."""
-
-    city: np.ndarray
-    group: np.ndarray
-    traits: Traits
-    pool: VictimPool
-
-    @property
-    def size(self) -> int:
-        return len(self.city)

@@ -119,18 +119,10 @@ class Consequences(Strict):
     # world without the scheme.
     behaviour_effects: bool = True
 
-    @model_validator(mode="before")
-    @classmethod
-    def _distress_moved(cls, data: Any) -> Any:
-        moved = sorted(k for k in ("distress_factor", "distress_sanction", "distress_context")
-                       if isinstance(data, dict) and k in data)  # fmt: skip
-        if moved:
-            raise ValueError(
-                f"'{moved[0]}' is now pack data: give the sanction an effect, e.g. "
-                "{name: loan_ban, context: finance, effects: [{context: finance, "
-                "multiplier: 2.0, source: illustrative, note: ...}]}"
-            )
-        return data
+    # Gone (now pack data); accepted here only to say so where they were written.
+    distress_factor: Any = None
+    distress_sanction: Any = None
+    distress_context: Any = None
 
 
 class Observation(Strict):
@@ -207,6 +199,16 @@ class Scenario(Strict):
             if beh.channel not in self.channels:
                 problems.append((f"unknown channel '{beh.channel}'", ("behaviours", b, "channel")))
         cons = self.consequences
+        for key in ("distress_factor", "distress_sanction", "distress_context"):
+            if getattr(cons, key) is not None:
+                problems.append(
+                    (
+                        "distress is now pack data: give the sanction an effect, e.g. "
+                        "{name: loan_ban, context: finance, effects: [{context: finance, "
+                        "multiplier: 2.0, source: illustrative, note: ...}]}",
+                        ("consequences", key),
+                    )
+                )
         if cons.association_behaviour not in self.behaviours:
             problems.append(
                 (
