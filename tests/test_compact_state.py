@@ -48,8 +48,7 @@ def test_group_index_finds_the_same_adult_as_a_member_list(n: int) -> None:
             members = np.flatnonzero((city == k) & (group == g))
             assert gi.size[k, g] == len(members)
             found = [
-                nth_of_group(group, gi.minority_before, g, gi.start[k, g] + j)
-                for j in range(len(members))
+                nth_of_group(group, gi.before, g, gi.start[k, g] + j) for j in range(len(members))
             ]
             assert found == members.tolist()
     assert [group_of(gi.minority_bits, i) for i in range(n)] == group.tolist()

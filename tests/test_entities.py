@@ -7,16 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xinyong import observe, randomness
 from xinyong.consequences import Consequences, reached
 from xinyong.entities import EntityKind, compile_entity
-from xinyong.observe import CORRECT, Observation, VictimPool
+from xinyong.observe import CORRECT, MISATTRIBUTED, Channels, Observation, VictimPool, nth_of_group
 from xinyong.population import TraitBuckets
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
 from xinyong.threads import Halves
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 
-FIRM = EntityKind("firm", ("small", "large"), ("owner",))
+FIRM = EntityKind("firm", ("small", "medium", "large"), ("owner",))
 FIRMS = 40
 ILLUSTRATIVE = {"source": "illustrative", "note": "a test fixture"}
 
@@ -99,11 +100,11 @@ class Firms:
     def __init__(self, sc: Scenario) -> None:
         self.tables = tables = compile_entity(sc, FIRM)
         city = np.zeros(FIRMS, dtype=np.uint8)
-        group = (np.arange(FIRMS) % 4 == 0).astype(np.uint8)  # every fourth firm is large
+        group = (np.arange(FIRMS) % 3).astype(np.uint8)  # small, medium, large in turn
         risk = civic = TraitBuckets.of(np.ones(FIRMS))  # traits of 1: probabilities = base
         self.halves = Halves()
         self.scheme = Scheme(
-            tables.scheme, tables.world.negative, city, group, (0.0, 1.0), sc.days, self.halves
+            tables.scheme, tables.world.negative, city, group, (0.0, 1.0), sc.days, self.halves, 3
         )
         st = self.scheme.state
         no_graph = (np.zeros(1, np.int64), np.zeros(FIRMS, np.uint8), np.zeros(0, np.int32))
@@ -115,7 +116,7 @@ class Firms:
             0.0,
             self.scheme.touched,
         )
-        self.observation = Observation(tables.observation, VictimPool.of(city, group, 1))
+        self.observation = Observation(tables.observation, VictimPool.of(city, group, 1, 3))
         rngs = [np.random.default_rng(s) for s in range(5)]
         self.rngs = rngs
         self.consequences = Consequences(sc, tables.consequences, self.scheme, *rngs[:2])
@@ -186,3 +187,42 @@ def test_a_toy_kind_s_relation_reaches_its_targets() -> None:
     owners_firms = (np.array([0, 1, 2]), np.array([-1, 3, -1]))  # owner 1 owns firms 1 and 3
     city = np.zeros(3, dtype=np.uint8)
     assert reached(reach.sanction, bits, city, owners_firms).tolist() == [True, True, False]
+
+
+def test_a_victim_pool_of_three_groups_finds_each_member_and_draws_by_weight() -> None:
+    """Every member of each group and city is found by rank; misattributed records land on
+    each group in proportion to weight x members (the actor excluded): with weights 6, 3, 1
+    over equal groups, shares 0.6, 0.3, 0.1, each within 5 binomial standard deviations."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    group = rng.integers(0, 3, n).astype(np.uint8)
+    city = (np.arange(n) >= n // 2).astype(np.uint8)
+    pool = VictimPool.of(city, group, 2, 3)
+    for k in range(2):
+        for g in range(3):
+            members = np.flatnonzero((city == k) & (group == g))
+            assert pool.size[k, g] == len(members)
+            found = [
+                nth_of_group(group, pool.before, g, pool.start[k, g] + r)
+                for r in range(len(members))
+            ]
+            assert found == members.tolist()
+    m = 30_000
+    actor = rng.integers(0, n, m).astype(np.int32)
+    beh = np.zeros(m, dtype=np.int16)
+    channels = Channels(np.zeros(1, np.int64), np.ones(1), np.ones(1), np.array([[6.0, 3.0, 1.0]]))
+    words = randomness.words_of(np.random.default_rng(1))
+    out, person, _, _, truth, ractor, counts = observe.observe(
+        words, actor, beh, rng.random(m), channels, pool
+    )
+    person, truth, ractor = person[:out], truth[:out], ractor[:out]
+    assert out == m and (truth == MISATTRIBUTED).all() and (person != ractor).all()
+    assert (city[person] == city[ractor]).all()
+    sizes = np.bincount(group, minlength=3)
+    share = 6.0 * sizes[0], 3.0 * sizes[1], 1.0 * sizes[2]
+    for g in range(3):
+        p = share[g] / sum(share)
+        hits = int((group[person] == g).sum())
+        assert abs(hits - m * p) <= 5 * np.sqrt(m * p * (1 - p)), g
+        assert counts[observe.RECORDS, g] == hits  # column G b + g, b = 0
+        assert counts[observe.TRUE_EVENTS, g] == int((group[actor] == g).sum())

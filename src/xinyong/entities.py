@@ -1,5 +1,5 @@
-"""Entity kinds: who the layers act on. An entity kind has a population (cities, two groups,
-risk and civic traits in trait buckets), a behaviour catalogue, channels, a scheme state in two
+"""Entity kinds: who the layers act on. An entity kind has a population (cities, groups, risk
+and civic traits in trait buckets), a behaviour catalogue, channels, a scheme state in two
 worlds, lists, and relations through which its consequences reach others. Each layer compiles
 its own part of the scenario (`compile_world`, `compile_observation`, `compile_scheme`,
 `compile_consequences`), and its kernels read the kind only through views (world.Traits,
@@ -19,11 +19,11 @@ from xinyong.world import Catalogue, WorldTables, compile_world
 
 @dataclass(frozen=True)
 class EntityKind:
-    """A declaration: the kind's name, its groups (index 0 and 1 in every array) and the
+    """A declaration: the kind's name, its groups (index 0, 1, ... in every array) and the
     relations its consequences can target besides the member."""
 
     name: str
-    groups: tuple[str, str]
+    groups: tuple[str, ...]
     relations: tuple[str, ...]
 
 
@@ -52,7 +52,7 @@ def compile_entity(sc: Scenario, kind: EntityKind = ADULT) -> EntityTables:
     return EntityTables(
         kind,
         world,
-        compile_observation(sc, world.behaviours),
+        compile_observation(sc, world.behaviours, kind.groups),
         scheme,
         compile_consequences(sc, scheme, kind.relations),
     )

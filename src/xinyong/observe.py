@@ -35,31 +35,45 @@ class VictimPool(NamedTuple):
     find the r-th member of a group (in id order) without a list of members.
 
     Members of city k and group g have ranks start[k, g] .. start[k, g] + size[k, g] - 1 among
-    all members of group g; `minority_before[b]` counts group-1 members below id BLOCK * b.
-    An eighth of a byte per member instead of a 4-byte member list.
+    all members of group g; `before[b, g - 1]` counts the members of group g >= 1 below id
+    BLOCK * b (group 0's follow). An eighth of a byte per member and group beyond the first,
+    instead of a 4-byte member list.
     """
 
     city: np.ndarray  # [N] each member's city
-    group: np.ndarray  # uint8 [N] 0 or 1 (adults: majority, minority)
-    minority_before: np.ndarray  # int64 [ceil(N / BLOCK) + 1]
-    start: np.ndarray  # int64 [K, 2]
-    size: np.ndarray  # int64 [K, 2]
-    # Bit i % 64 of word i // 64 is member i's group: read at random, 1.25 MB for 10 M adults
-    # stays in cache where the byte per adult does not (see `group_of`).
+    group: np.ndarray  # uint8 [N] 0 .. G - 1 (adults: majority, minority)
+    before: np.ndarray  # int64 [ceil(N / BLOCK) + 1, G - 1]
+    start: np.ndarray  # int64 [K, G]
+    size: np.ndarray  # int64 [K, G]
+    # With two groups, bit i % 64 of word i // 64 is member i's group: read at random,
+    # 1.25 MB for 10 M adults stays in cache where the byte per adult does not (`group_of`).
+    # Empty with more groups: the kernels read `group`.
     minority_bits: np.ndarray  # uint64 [ceil(N / BLOCK)]
 
     @classmethod
-    def of(cls, city: np.ndarray, group: np.ndarray, n_cities: int) -> VictimPool:
+    def of(cls, city: np.ndarray, group: np.ndarray, n_cities: int, groups: int = 2) -> VictimPool:
         n = len(group)
         padded = np.zeros(-(-n // BLOCK) * BLOCK, dtype=np.uint8)
         padded[:n] = group
         blocks = padded.reshape(-1, BLOCK)
-        minority_before = np.concatenate([[0], np.cumsum(blocks.sum(axis=1, dtype=np.int64))])
-        minority_bits = np.packbits(blocks, axis=1, bitorder="little").view("<u8").ravel()
-        key = city.astype(np.int64) * 2 + group
-        size = np.bincount(key, minlength=2 * n_cities).reshape(n_cities, 2).astype(np.int64)
+        counts = np.stack([(blocks == g).sum(axis=1) for g in range(1, groups)], axis=1)
+        before = np.concatenate([np.zeros((1, groups - 1), np.int64), np.cumsum(counts, 0)])
+        minority_bits = (
+            np.packbits(blocks, axis=1, bitorder="little").view("<u8").ravel()
+            if groups == 2
+            else np.empty(0)
+        )
+        key = city.astype(np.int64) * groups + group
+        size = np.bincount(key, minlength=groups * n_cities).reshape(n_cities, groups)
+        size = size.astype(np.int64)
         start = np.cumsum(size, axis=0) - size
-        return cls(city, group, minority_before, start, size, minority_bits.astype(np.uint64))
+        return cls(
+            city, group, before.astype(np.int64), start, size, minority_bits.astype(np.uint64)
+        )
+
+    @property
+    def groups(self) -> int:
+        return self.start.shape[1]
 
 
 class Channels(NamedTuple):
@@ -68,7 +82,7 @@ class Channels(NamedTuple):
     of_behaviour: np.ndarray  # int64 [B] the channel observing each behaviour
     detect: np.ndarray  # float64 [C]
     misattribute: np.ndarray  # float64 [C]
-    weight: np.ndarray  # float64 [C, 2] victim weight per group (group 0, group 1)
+    weight: np.ndarray  # float64 [C, G] victim weight per group
 
 
 @dataclass
@@ -82,7 +96,9 @@ class ObservationTables:
     false_report_channel: int
 
 
-def compile_observation(sc: Scenario, behaviours: list[str]) -> ObservationTables:
+def compile_observation(
+    sc: Scenario, behaviours: list[str], groups: tuple[str, ...]
+) -> ObservationTables:
     names = list(sc.channels)
     ch = [sc.channels[c] for c in names]
     obs = sc.observation
@@ -95,7 +111,7 @@ def compile_observation(sc: Scenario, behaviours: list[str]) -> ObservationTable
             ),
             detect=np.array([c.detect for c in ch], dtype=np.float64),
             misattribute=np.array([c.misattribute for c in ch], dtype=np.float64),
-            weight=np.array([[c.weights.majority, c.weights.minority] for c in ch]),
+            weight=np.array([[c.weights.get(g, 1.0) for g in groups] for c in ch]),
         ),
         false_report_rate=obs.false_report_rate,
         false_report_behaviours=np.array(
@@ -165,19 +181,29 @@ def group_of(minority_bits: np.ndarray, i: int) -> int:
     return (minority_bits[u >> np.uint64(6)] >> (u & np.uint64(63))) & np.uint64(1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _below(before, g, b, n) -> int:
+    """Members of group g below id BLOCK * b (VictimPool.before)."""
+    if g > 0:
+        return before[b, g - 1]
+    others = 0
+    for h in range(before.shape[1]):
+        others += before[b, h]
+    return min(b * BLOCK, n) - others
+
+
 @njit(cache=True, nogil=True)
-def nth_of_group(group, minority_before, g, r) -> int:
-    """The adult of group g with r adults of that group below it."""
+def nth_of_group(group, before, g, r) -> int:
+    """The member of group g with r members of that group below it."""
     n = group.shape[0]
-    lo, hi = 0, minority_before.shape[0] - 1
-    while lo < hi:  # the last block whose start has at most r adults of group g below it
+    lo, hi = 0, before.shape[0] - 1
+    while lo < hi:  # the last block whose start has at most r members of group g below it
         mid = (lo + hi + 1) // 2
-        below = minority_before[mid] if g == 1 else min(mid * BLOCK, n) - minority_before[mid]
-        if below <= r:
+        if _below(before, g, mid, n) <= r:
             lo = mid
         else:
             hi = mid - 1
-    seen = minority_before[lo] if g == 1 else lo * BLOCK - minority_before[lo]
+    seen = _below(before, g, lo, n)
     for i in range(lo * BLOCK, n):
         if group[i] == g:
             if seen == r:
@@ -192,16 +218,24 @@ def draw_victim(s, actor, weight, pool):
     if none), and the random state after it."""
     k, actor_group = pool.city[actor], pool.group[actor]
     size, start = pool.size, pool.start
-    n0 = size[k, 0] - (1 if actor_group == 0 else 0)
-    n1 = size[k, 1] - (1 if actor_group == 1 else 0)
-    total = weight[0] * n0 + weight[1] * n1
+    G = size.shape[1]
+    total = 0.0
+    for g in range(G):
+        total += weight[g] * (size[k, g] - (1 if actor_group == g else 0))
     if total <= 0.0:
         return -1, s
     u, s = randomness.uniform(s)
-    g = 0 if u * total < weight[0] * n0 else 1
+    # The group whose share of the weight holds u (the last one if rounding leaves none).
+    g = G - 1
+    acc = 0.0
+    for h in range(G - 1):
+        acc += weight[h] * (size[k, h] - (1 if actor_group == h else 0))
+        if u * total < acc:
+            g = h
+            break
     while True:
         r, s = randomness.integers(s, size[k, g])
-        v = nth_of_group(pool.group, pool.minority_before, g, start[k, g] + r)
+        v = nth_of_group(pool.group, pool.before, g, start[k, g] + r)
         if v != actor:
             return v, s
 
@@ -219,8 +253,8 @@ def observe(
 ):
     """Records of detected events: (n, person, behaviour, channel, truth, true actor,
     counts), the columns with `before` unused rows ahead of the n records and room for
-    `after` more; counts[TALLIES, 2 B] are the true events, records and misattributed records
-    per (behaviour, group) (row FALSE_REPORTS is left for false reports).
+    `after` more; counts[TALLIES, G B] are the true events, records and misattributed records
+    per (behaviour, group), column G b + g (row FALSE_REPORTS is left for false reports).
 
     Each event comes with a uniform of its own, its `residual` (world.sample_behaviour): the
     event is detected when it is below `detect`, and misattributed when it is below
@@ -228,6 +262,8 @@ def observe(
     are drawn, from the stream in `words` (`randomness`)."""
     channel, detect, misattribute, weight = channels
     group, minority_bits = pool.group, pool.minority_bits
+    G = np.uint64(pool.size.shape[1])
+    two = G == 2  # two groups: counted in registers, groups read from the bit per member
     s = randomness.load(words)
     length = before + actor.shape[0] + after
     person = np.empty(length, dtype=np.int32)
@@ -235,7 +271,7 @@ def observe(
     rchan = np.empty(length, dtype=np.int16)
     truth = np.empty(length, dtype=np.uint8)
     ractor = np.empty(length, dtype=np.int32)
-    counts = np.zeros((TALLIES, 2 * channel.shape[0]), dtype=np.int64)
+    counts = np.zeros((TALLIES, G * channel.shape[0]), dtype=np.int64)
     # Unsigned indices and count: numba then skips the wrap-around of negative indices
     # (9% of this kernel's time).
     n = np.uint64(before)
@@ -245,17 +281,21 @@ def observe(
     run_beh = np.uint64(0)
     events = events_minority = records = records_minority = 0
     for e in range(m):
-        if e + AHEAD < m:
-            prefetch_read(minority_bits, actor[e + AHEAD] >> 6)
         a = actor[e]
         b = np.uint64(beh[e])
-        if b != run_beh:
-            _add_run(counts, run_beh, events, events_minority, records, records_minority)
-            run_beh = b
-            events = events_minority = records = records_minority = 0
-        g = np.int64(group_of(minority_bits, a))
-        events += 1
-        events_minority += g
+        if two:
+            if e + AHEAD < m:
+                prefetch_read(minority_bits, actor[e + AHEAD] >> 6)
+            if b != run_beh:
+                _add_run(counts, run_beh, events, events_minority, records, records_minority)
+                run_beh = b
+                events = events_minority = records = records_minority = 0
+            g = np.int64(group_of(minority_bits, a))
+            events += 1
+            events_minority += g
+        else:
+            g = np.int64(group[a])
+            counts[TRUE_EVENTS, G * b + np.uint64(g)] += 1
         c = np.uint64(channel[b])
         u = residual[e]
         if u >= detect[c]:
@@ -268,16 +308,20 @@ def observe(
                 p = v
                 tr = MISATTRIBUTED
                 g = np.int64(group[v])
-                counts[MISATTRIBUTED_RECORDS, np.uint64(2) * b + np.uint64(g)] += 1
-        records += 1
-        records_minority += g
+                counts[MISATTRIBUTED_RECORDS, G * b + np.uint64(g)] += 1
+        if two:
+            records += 1
+            records_minority += g
+        else:
+            counts[RECORDS, G * b + np.uint64(g)] += 1
         person[n] = p
         rbeh[n] = b
         rchan[n] = c
         truth[n] = tr
         ractor[n] = a
         n += np.uint64(1)
-    _add_run(counts, run_beh, events, events_minority, records, records_minority)
+    if two:
+        _add_run(counts, run_beh, events, events_minority, records, records_minority)
     randomness.store(words, s)
     return n - np.uint64(before), person, rbeh, rchan, truth, ractor, counts
 
@@ -381,7 +425,7 @@ class Observation:
             pool,
         )
         tallies = seen.counts + positive.counts
-        column = 2 * false[1].astype(np.int64) + pool.group[false[0]]
+        column = pool.groups * false[1].astype(np.int64) + pool.group[false[0]]
         for row in (RECORDS, FALSE_REPORTS):
             np.add.at(tallies[row], column, 1)
         return positive.around(seen.view(), false), tallies

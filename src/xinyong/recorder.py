@@ -139,8 +139,9 @@ class Recorder:
         rows_per_part: int = 2_000_000,
     ) -> None:
         self.tables, self.tb = tables, tables.scheme
-        # Which columns of a day's tallies (2 b + group) belong to negative behaviours.
-        self.negative_columns = np.repeat(tables.world.negative.astype(bool), 2)
+        # Which columns of a day's tallies (G b + group) belong to negative behaviours.
+        self.groups = len(tables.kind.groups)
+        self.negative_columns = np.repeat(tables.world.negative.astype(bool), self.groups)
         self.pop = pop
         self.cities = list(scenario.cities)
         self.appeal_days = scenario.appeals.appeal_days
@@ -377,19 +378,19 @@ class Recorder:
 
     def _behaviour_daily(self) -> pa.Table:
         behaviours, groups = self.tables.world.behaviours, list(self.tables.kind.groups)
-        B = len(behaviours)
+        B, G = len(behaviours), len(groups)
         if not self.beh_daily:
-            counts = np.zeros((0, 4, 2 * B), dtype=np.int64)
+            counts = np.zeros((0, 4, G * B), dtype=np.int64)
         else:
-            counts = np.stack(self.beh_daily)  # [T, 4, B*2]
+            counts = np.stack(self.beh_daily)  # [T, 4, B * G]
         T = counts.shape[0]
-        day = np.repeat(np.arange(T, dtype=np.int32), 2 * B)
-        code = np.tile(np.arange(2 * B), T)
+        day = np.repeat(np.arange(T, dtype=np.int32), G * B)
+        code = np.tile(np.arange(G * B), T)
         return pa.table(
             {
                 "day": day,
-                "behaviour": dictionary(code // 2, behaviours),
-                "group": dictionary(code % 2, groups),
+                "behaviour": dictionary(code // G, behaviours),
+                "group": dictionary(code % G, groups),
                 "true_events": counts[:, 0].ravel(),
                 "records": counts[:, 1].ravel(),
                 "misattributed": counts[:, 2].ravel(),

@@ -83,15 +83,11 @@ class City(Strict):
     pack: str
 
 
-class GroupWeights(Strict):
-    minority: float = Field(default=1.0, gt=0.0)
-    majority: float = Field(default=1.0, gt=0.0)
-
-
 class Channel(Strict):
     detect: Probability
     misattribute: Probability = 0.0
-    weights: GroupWeights = GroupWeights()
+    # Victim weight per group (misattribution, false reports); a group not named weighs 1.
+    weights: dict[str, Annotated[float, Field(gt=0.0)]] = {}
 
 
 class Behaviour(Strict):
@@ -195,6 +191,13 @@ class Scenario(Strict):
             pack = self.packs.get(ref)
             if pack is None or pack.kind != "national":
                 problems.append((f"'{ref}' is not a loaded national pack", ("national_packs", i)))
+        for c, channel in self.channels.items():
+            for g in channel.weights:
+                if g not in GROUPS:
+                    known = ", ".join(GROUPS)
+                    problems.append(
+                        (f"unknown group '{g}' ({known})", ("channels", c, "weights", g))
+                    )
         for b, beh in self.behaviours.items():
             if beh.channel not in self.channels:
                 problems.append((f"unknown channel '{beh.channel}'", ("behaviours", b, "channel")))

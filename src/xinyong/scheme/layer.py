@@ -40,11 +40,12 @@ class Scheme:
         deterrence: tuple[float, float],
         days: int,
         halves: Halves,
+        groups: int = 2,
     ) -> None:
         self.tables, self.city, self.group, self.days, self.halves = (
             tables, city, group, days, halves,
         )  # fmt: skip
-        self.state = SchemeState.new(tables, city, *deterrence)
+        self.state = SchemeState.new(tables, city, *deterrence, groups)
         self.view = self.state.view()
         self.rules, self.list_rules = tables.rules(negative), tables.list_rules()
         st = self.state

@@ -44,7 +44,7 @@ class Counts(NamedTuple):
 
     tier: np.ndarray  # int64 [2, P, maxT]
     lists: np.ndarray  # int64 [2, L]
-    wrong: np.ndarray  # int64 [L, 2] wrongly listed members by group
+    wrong: np.ndarray  # int64 [L, G] wrongly listed members by group
 
 
 @njit(cache=True, nogil=True)

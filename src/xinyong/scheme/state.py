@@ -1,4 +1,5 @@
-"""Scheme state of every adult, in two worlds: 0 = recorded, 1 = shadow (correct records only)."""
+"""Scheme state of every member of an entity kind, in two worlds: 0 = recorded, 1 = shadow
+(correct records only)."""
 
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ class SchemeState:
     deter_table: np.ndarray  # float64 [K+1]
     tier_count: np.ndarray  # int64 [2, P, maxT]
     list_count: np.ndarray  # int64 [2, L]
-    wrong_count: np.ndarray  # int64 [L, 2] wrongly listed adults by group
+    wrong_count: np.ndarray  # int64 [L, G] wrongly listed members by group
 
     @classmethod
-    def new(cls, tables: SchemeTables, city: np.ndarray, eta: float, floor: float) -> SchemeState:
+    def new(
+        cls, tables: SchemeTables, city: np.ndarray, eta: float, floor: float, groups: int = 2
+    ) -> SchemeState:
         n = len(city)
         L, D, S = len(tables.lists), tables.n_direct, tables.n_cap_slots
         has_cap = bool((tables.tier_cap != NO_TIER).any())
@@ -70,7 +73,7 @@ class SchemeState:
             deter_table=table,
             tier_count=np.zeros((2, len(tables.packs), tables.thresholds.shape[1]), np.int64),
             list_count=np.zeros((2, L), dtype=np.int64),
-            wrong_count=np.zeros((L, 2), dtype=np.int64),
+            wrong_count=np.zeros((L, groups), dtype=np.int64),
         )
 
     def view(self) -> StateView:
