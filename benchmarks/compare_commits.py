@@ -7,7 +7,9 @@ Whole runs on a shared machine drift by 10 to 30% within an hour, so a time is c
 with one taken beside it: each round runs every size for A, then for B. A commit is checked
 out into a temporary git worktree; `.` is the working tree as it is. Both sides run through
 this checkout's bench_engine.py with the commit's src/ first on the path, so only the engine
-differs. Prints each run, then per size the median of each side and their ratio.
+differs. Prints each run, then per size the median of each side and their ratio, in wall time
+and in CPU time (all threads, summary queries included), which other programs taking the
+cores move less.
 """
 
 from __future__ import annotations
@@ -76,21 +78,27 @@ def main() -> None:
                 sys.exit(f"{name}: xinyong is not imported from {src}")
             child(src, 2000, 10, args.scenario)  # warm-up: that checkout's compile cache
         walls: dict[tuple[str, int], list[float]] = {}
+        cpus: dict[tuple[str, int], list[float]] = {}
         for r in range(args.rounds):
             for adults in args.sizes:
                 for name, src in sides.items():
                     res = child(src, adults, args.days, args.scenario)
                     wall, total = res["wall_seconds"], res["wall_seconds_with_summary"]
                     walls.setdefault((name, adults), []).append(wall)
+                    cpus.setdefault((name, adults), []).append(res["cpu_seconds_with_summary"])
                     print(
                         f"round {r + 1}  {name}  {adults:>12,} x {args.days}: {wall:8.2f} s"
-                        f"  ({total:.2f} s with the summary queries)"
+                        f"  ({total:.2f} s with the summary queries,"
+                        f" {res['cpu_seconds_with_summary']:.2f} s of CPU)"
                     )
     print(f"A = {args.a}, B = {args.b}; medians:")
     for adults in args.sizes:
-        a = statistics.median(walls["A", adults])
-        b = statistics.median(walls["B", adults])
-        print(f"  {adults:>12,} x {args.days}: A {a:8.2f} s  B {b:8.2f} s  B/A {b / a:.3f}")
+        for what, times in (("wall", walls), ("CPU ", cpus)):
+            a = statistics.median(times["A", adults])
+            b = statistics.median(times["B", adults])
+            print(
+                f"  {adults:>12,} x {args.days} {what}: A {a:8.2f} s  B {b:8.2f} s  B/A {b / a:.3f}"
+            )
 
 
 if __name__ == "__main__":
