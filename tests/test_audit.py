@@ -185,7 +185,7 @@ def test_audit_writes_metrics_and_compare_finds_the_reform(tmp_path: Path) -> No
 
 
 def test_replicates_give_intervals(tmp_path: Path) -> None:
-    from xinyong.api import run_replicates
+    from xinyong.replicates import run_replicates
 
     sc = xinyong.load_scenario("s1", adults=1500, days=60, seed=10)
     run = run_replicates(sc, tmp_path / "reps", 3, workers=2)

@@ -59,7 +59,7 @@ def run(
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
-    from xinyong.api import run_replicates
+    from xinyong.replicates import run_replicates
     from xinyong.scenario import load_scenario
 
     sc = load_scenario(
