@@ -175,6 +175,7 @@ def test_compare_renders_deterministically(tmp_path):
                 "difference": -0.003,
                 "low": -0.004,
                 "high": -0.002,
+                "kind": "paired-seeds",
                 "significant": True,
             },
             {
@@ -185,9 +186,13 @@ def test_compare_renders_deterministically(tmp_path):
                 "difference": None,
                 "low": None,
                 "high": None,
+                "kind": "none",
                 "significant": False,
             },
         ],
+        "parameters": [{"key": "channels.camera.misattribute", "a": 0.1, "b": 0.05}],
+        "interval": "paired-seeds",
+        "interval_meaning": "95% Student t interval of per-seed differences (paired by seed)",
     }
     render_compare(doc, tmp_path / "a.html")
     render_compare(copy.deepcopy(doc), tmp_path / "b.html")
@@ -195,5 +200,6 @@ def test_compare_renders_deterministically(tmp_path):
     assert first == (tmp_path / "b.html").read_bytes()
     text = first.decode()
     assert "1 of 2 metrics differ significantly" in text
+    assert "channels.camera.misattribute" in text and "against runs/a (s1)" in text
     assert "runs/&lt;b&gt;" in text and "n/a" in text
     assert Page(text).external == []

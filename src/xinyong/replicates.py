@@ -44,12 +44,24 @@ def run_seeds(
     on_done: Callable[[int], None] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Run `scenario` once per seed into dirs[seed], in spawned processes; summaries by seed."""
-    workers = workers or min(len(dirs), os.cpu_count() or 1)
-    summaries: dict[int, dict[str, Any]] = {}
-    if not dirs:
-        return summaries
+    jobs = [(scenario.with_(seed=s), d) for s, d in dirs.items()]
+    summaries = run_jobs(jobs, workers=workers, on_done=on_done)
+    return dict(zip(dirs, summaries, strict=True))
+
+
+def run_jobs(
+    jobs: list[tuple[Scenario, Path]],
+    *,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run each (scenario, directory) in a pool of spawned processes; their summaries."""
+    if not jobs:
+        return []
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    summaries: list[dict[str, Any]] = [{} for _ in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_replicate, scenario.with_(seed=s), d): s for s, d in dirs.items()}
+        futures = {pool.submit(_replicate, sc, d): i for i, (sc, d) in enumerate(jobs)}
         for done, fut in enumerate(as_completed(futures)):
             summaries[futures[fut]] = fut.result()
             if on_done is not None:

@@ -107,6 +107,7 @@ def audit_metrics(
         for name, cons in meta["consequences"].items()
         if any(c["kind"] == "sanction" for c in cons)
     ]
+    out["sanction_lists"] = sanction_lists
 
     # Wrongful listing (shadow truth) per list, overall and by group: at T and over the run.
     ever = _ever_listed(con, T)
