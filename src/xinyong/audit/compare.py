@@ -90,18 +90,7 @@ def _seed_dirs(path: Path) -> dict[int, Path]:
 
 def _side(path: Path, dirs: dict[int, Path], baseline: bool) -> dict[str, Any]:
     """Per-seed values of every metric on one side."""
-    docs = {s: _doc(d, baseline) for s, d in sorted(dirs.items())}
-    first = next(iter(docs.values()))
-    rows = flat_rows(first)
-    per = {s: flat_rows(doc) for s, doc in docs.items()}
-    return {
-        "path": str(path),
-        "scenario": first["run"].get("scenario"),
-        "seeds": list(docs),
-        "replicates": len(docs),
-        "rows": rows,
-        "values": {name: [per[s].get(name, {}).get("value") for s in docs] for name in rows},
-    }
+    return side_of_docs(str(path), {s: _doc(d, baseline) for s, d in sorted(dirs.items())})
 
 
 def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -183,13 +172,10 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def parameter_differences(a: Path, b: Path) -> list[dict[str, Any]]:
     """Every scenario key whose value differs between two run directories (seed included)."""
-    fa = _flatten(yaml.safe_load((a / "scenario.yaml").read_text()))
-    fb = _flatten(yaml.safe_load((b / "scenario.yaml").read_text()))
-    return [
-        {"key": k, "a": fa.get(k), "b": fb.get(k)}
-        for k in sorted(set(fa) | set(fb))
-        if fa.get(k) != fb.get(k)
-    ]
+    return scenario_differences(
+        yaml.safe_load((a / "scenario.yaml").read_text()),
+        yaml.safe_load((b / "scenario.yaml").read_text()),
+    )
 
 
 def _run_missing(path: Path, have: dict[int, Path], seeds: list[int], where: Path, **kw) -> None:
@@ -238,6 +224,28 @@ def compare(
         dirs_a = {s: dirs_a[s] for s in seeds}
         dirs_b = {s: dirs_b[s] for s in seeds}
     sa, sb = _side(a, dirs_a, baseline), _side(b, dirs_b, baseline)
+    return compare_sides(sa, sb, parameter_differences(a, b))
+
+
+def side_of_docs(label: str, docs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One side of a comparison from audit documents by seed (in-memory runs included)."""
+    first = next(iter(docs.values()))
+    rows = flat_rows(first)
+    per = {s: flat_rows(doc) for s, doc in docs.items()}
+    return {
+        "path": label,
+        "scenario": first["run"].get("scenario"),
+        "seeds": list(docs),
+        "replicates": len(docs),
+        "rows": rows,
+        "values": {name: [per[s].get(name, {}).get("value") for s in docs] for name in rows},
+    }
+
+
+def compare_sides(
+    sa: dict[str, Any], sb: dict[str, Any], parameters: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The comparison document of two sides (see `side_of_docs`)."""
     rows = []
     for name, ra in sa["rows"].items():
         if name not in sb["rows"]:
@@ -257,7 +265,7 @@ def compare(
     doc = {
         "a": {k: sa[k] for k in ("path", "scenario", "seeds", "replicates")},
         "b": {k: sb[k] for k in ("path", "scenario", "seeds", "replicates")},
-        "parameters": parameter_differences(a, b),
+        "parameters": parameters,
         "interval": kind,
         "interval_meaning": INTERVAL_KINDS[kind],
         "rows": rows,
@@ -269,6 +277,16 @@ def compare(
             "`xinyong compare A B --replicates K` (paired by seed)."
         )
     return doc
+
+
+def scenario_differences(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every dotted key whose value differs between two scenario documents."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [
+        {"key": k, "a": fa.get(k), "b": fb.get(k)}
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k) != fb.get(k)
+    ]
 
 
 def outputs(b: Path, out: str | Path | None) -> dict[str, Path]:

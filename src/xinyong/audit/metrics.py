@@ -277,7 +277,7 @@ def disparity_row(
     elif not outside:
         status = "within band"
     elif known and not enough:
-        status = f"too few people (fewer than {MIN_COUNT} in a numerator)"
+        status = f"too few people: under {MIN_COUNT} in a numerator"
     elif not significant:
         status = "interval includes 1"
     else:

@@ -426,7 +426,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         verdict = (
             "a disparity outside the four-fifths band"
             if r.get("flag")
-            else f"not flagged ({_text(r.get('status'))})"
+            else f"not flagged, {_text(r.get('status'))}"
         )
         out.append(
             (
