@@ -205,3 +205,31 @@ def test_a_null_reform_is_not_called_significant_beyond_the_nominal_rate() -> No
 def _binomial_tail(n: int, p: float, k: int) -> float:
     """P(X >= k) for X ~ Binomial(n, p)."""
     return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+
+def test_every_metric_is_documented(tmp_path: Path) -> None:
+    """Each metric name of metrics.json and summary.json appears in docs/model.md (its
+    first dotted part, as the docs write `name.{list}`)."""
+    text = (Path(__file__).parents[1] / "docs" / "model.md").read_text("utf-8")
+    doc = xinyong.audit(tiny_run(tmp_path), baseline=True).doc
+    names = set(doc["metrics"]) | {
+        k for k, v in doc["run"].items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    missing = sorted(n for n in names if f"`{n.split('.')[0]}" not in text)
+    assert missing == []
+    assert "MODEL.md" not in text and "shared/" not in text
+
+
+def test_readme_python_example_runs() -> None:
+    """The README's Python block, on a smaller population."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = block.replace("adults=50_000, days=365", "adults=1500, days=60")
+    assert code != block
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    spells = scope["base"].sql(
+        'SELECT list, count(*) AS spells, count("end") AS ended FROM spells GROUP BY list'
+    )
+    assert spells.num_rows > 0
+    assert scope["comparison"].interval == "within-run"
