@@ -219,6 +219,8 @@ def _num(x: Any) -> str:
 def _pct(x: Any) -> str:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         return "n/a"
+    if 0 < abs(x) < 0.001:
+        return f"{100 * x:.2g}%"
     return f"{100 * x:.1f}%"
 
 
@@ -263,13 +265,17 @@ def _layout(title: str, height: int, **kw: Any) -> dict:
     axis = {"gridcolor": "#e6e8ec", "zerolinecolor": "#b8bdc6", "automargin": True}
     return {
         "template": "none",
-        "title": {"text": html.escape(title), "x": 0.01, "font": {"size": 15}},
+        "title": {
+            "text": html.escape(title).replace("\n", "<br>"),  # a line break where asked
+            "x": 0.01,
+            "font": {"size": 15},
+        },
         "height": height,
         "font": {"family": FONT, "size": 12, "color": INK},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 80},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
-        "legend": {"orientation": "h", "y": -0.2},
+        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
         **kw,
         "xaxis": {**axis, **kw.get("xaxis", {})},
         "yaxis": {**axis, **kw.get("yaxis", {})},
@@ -676,8 +682,9 @@ def _survival_section(page: _Page, survival: dict, metrics: dict) -> str:
     if not traces:
         return _section("survival", title, note, "<p>No list spells.</p>")
     layout = _layout(
-        "Time listed: " + "; ".join(parts),
-        420,
+        "Time listed: " + "; ".join(parts[:2]) + ("\n" + "; ".join(parts[2:]) if parts[2:] else ""),
+        440,
+        margin={"l": 60, "r": 20, "t": 70, "b": 80},
         xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
         yaxis={
             "title": {"text": "share of spells still listed"},
@@ -875,6 +882,8 @@ def _spillover_section(page: _Page, spillover: dict, metrics: dict) -> str:
             f"{lst}: {_pct(share)} of sanction-days hit a context unrelated to their cause",
             max(260, 150 + 28 * len(causes)),
             barmode="stack",
+            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+            margin={"l": 60, "r": 20, "t": 70, "b": 60},
             xaxis={"title": {"text": "sanction-days (one sanction on one person for one day)"}},
             yaxis={"title": {"text": "context of the causing records"}, "autorange": "reversed"},
         )
@@ -1285,7 +1294,7 @@ def _side_by_side(page: _Page, r: dict) -> str:
         else "one run a side: not tested"
     )
     heading = (
-        f"{name}<br>B − A = {_num(r.get('difference'))} "
+        f"{name}\nB − A = {_num(r.get('difference'))} "
         f"{_interval(r.get('low'), r.get('high'))}, {verdict}"
     )
     layout = _layout(
