@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -204,6 +205,16 @@ def test_replicates_give_intervals(tmp_path: Path) -> None:
     mean, sd = sum(values) / 3, math.sqrt(sum((v - sum(values) / 3) ** 2 for v in values) / 2)
     assert row["value"] == pytest.approx(mean)
     assert row["high"] - row["value"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    # The kind of interval is stated, per seed values kept, counts summed over the seeds.
+    assert doc["interval"] == "across-seeds" and "warning" not in doc
+    assert row["interval"] == "across-seeds" and row["per_seed"] == values
+    assert row["count_total"] == round(sum(v * 1500 for v in values))
+    assert doc["run"]["per_seed"]["mean_score"] == [
+        json.loads((tmp_path / "reps" / "replicates" / f"seed-{s}" / "summary.json").read_text())[
+            "mean_score"
+        ]
+        for s in (10, 11, 12)
+    ]
 
 
 def test_interval_helpers() -> None:
