@@ -69,7 +69,8 @@ td.name { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85
 tr.flag td { background: #fdecea; }
 tr.flag td:first-child { box-shadow: inset 4px 0 var(--flag); }
 tr.grey td { color: #8a919c; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr));
+        gap: 8px 18px; }
 dl.glossary dt { font-weight: 600; margin-top: 8px; }
 dl.glossary dd { margin: 0 0 0 18px; max-width: 95ch; }
 details summary { cursor: pointer; color: var(--muted); margin: 6px 0; }
@@ -1301,10 +1302,11 @@ def _side_by_side(page: _Page, r: dict) -> str:
         heading,
         320,
         xaxis={"title": {"text": "run"}},
-        yaxis={"title": {"text": name}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "value (see the title)"}, "rangemode": "tozero"},
         margin={"l": 60, "r": 20, "t": 70, "b": 50},
     )
-    return page.figure(f"key-{name}", [trace], layout, pts)
+    layout["title"]["font"] = {"size": 12}
+    return f"<div>{page.figure(f'key-{name}', [trace], layout, pts)}</div>"
 
 
 # Sweep.
