@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -185,7 +186,7 @@ def test_audit_writes_metrics_and_compare_finds_the_reform(tmp_path: Path) -> No
 
 
 def test_replicates_give_intervals(tmp_path: Path) -> None:
-    from xinyong.api import run_replicates
+    from xinyong.replicates import run_replicates
 
     sc = xinyong.load_scenario("s1", adults=1500, days=60, seed=10)
     run = run_replicates(sc, tmp_path / "reps", 3, workers=2)
@@ -204,6 +205,16 @@ def test_replicates_give_intervals(tmp_path: Path) -> None:
     mean, sd = sum(values) / 3, math.sqrt(sum((v - sum(values) / 3) ** 2 for v in values) / 2)
     assert row["value"] == pytest.approx(mean)
     assert row["high"] - row["value"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    # The kind of interval is stated, per seed values kept, counts summed over the seeds.
+    assert doc["interval"] == "across-seeds" and "warning" not in doc
+    assert row["interval"] == "across-seeds" and row["per_seed"] == values
+    assert row["count_total"] == round(sum(v * 1500 for v in values))
+    assert doc["run"]["per_seed"]["mean_score"] == [
+        json.loads((tmp_path / "reps" / "replicates" / f"seed-{s}" / "summary.json").read_text())[
+            "mean_score"
+        ]
+        for s in (10, 11, 12)
+    ]
 
 
 def test_interval_helpers() -> None:
@@ -286,3 +297,106 @@ def test_behaviour_metrics_by_hand(tmp_path: Path) -> None:
     assert rows["jaywalking"]["events"] == rows["jaywalking"]["baseline_events"] == 1
     # Every metric says what it means and which legal test or convention it maps to.
     assert all(row["meaning"] and row["maps_to"] for row in m.values())
+
+
+def test_whole_run_counts_and_person_days(tmp_path: Path) -> None:
+    """TINY plus a misattributed disruptive flight on day 2 (expiring on day 7): adult 1 is
+    wrongly on the blacklist on days 0-6 (back to C when the flight's -50 expire) and wrongly
+    on the transport ban from day 2 to T = 10 (censored): 7 + 8 person-days, which overlap,
+    so 10 distinct person-days of undeserved sanctions. Adult 0 is rightly listed 0-4."""
+    out = tmp_path / "run"
+    sc = quiet_scenario(
+        days=10,
+        overrides={**TINY, "packs.rongcheng.rules.disruptive_flight.expiry_days": 5},
+    )
+    xinyong.run(sc, out, script={**EVENTS, 2: [(0, "disruptive_flight")]})
+    spells = xinyong.Run.open(out).sql(
+        "SELECT person, list, start, \"end\" FROM spells WHERE world = 'recorded' ORDER BY ALL"
+    )
+    assert spells.to_pylist() == [
+        {"person": 0, "list": "blacklist", "start": 0, "end": 5},
+        {"person": 1, "list": "blacklist", "start": 0, "end": 7},
+        {"person": 1, "list": "transport_ban", "start": 2, "end": None},
+    ]
+    m = audit_one(out, baseline=False)["metrics"]
+    row = m["ever_wrongly_listed_share.blacklist"]
+    assert (row["value"], row["count"], row["of"]) == (0.5, 1, 2)
+    assert m["ever_listed_share.blacklist"]["count"] == 2
+    assert m["wrongly_listed_share.blacklist"]["count"] == 0  # both off by T
+    assert m["ever_wrongly_listed_share_by_group.blacklist.majority"]["count"] == 1
+    assert m["wrongly_listed_person_days.blacklist"]["value"] == 7
+    assert m["wrongly_listed_person_days.transport_ban"]["value"] == 8
+    assert m["undeserved_sanction_person_days"]["value"] == 10
+    # Stays of 5 and 7 days, both ended: the median is 5 and the restricted mean (tau = 7,
+    # the longest stay) the plain mean, 6. The transport ban's one stay is censored at 8:
+    # no median, restricted mean 8.
+    assert m["median_stay_days.blacklist"]["value"] == 5
+    assert m["mean_stay_days_restricted.blacklist"]["value"] == 6
+    assert m["median_stay_days.transport_ban"]["value"] is None
+    assert m["mean_stay_days_restricted.transport_ban"]["value"] == 8
+    assert m["ever_wrongly_listed_share.blacklist"]["interval"] == "within-run"
+    assert m["wrongly_listed_person_days.blacklist"]["interval"] == "none"
+
+
+def test_children_over_the_whole_run(tmp_path: Path) -> None:
+    """Both adults are blacklisted on days 0-4 (adult 1 wrongly), and the blacklist restricts
+    children: every child was restricted; a child is restricted only through wrong records
+    when adult 1 is its only parent."""
+    out = tiny_run(
+        tmp_path,
+        days=10,
+        **{
+            "population.child_ratio": 3.0,
+            "packs.rongcheng.lists.blacklist.consequences": [
+                {"name": "school_ban", "context": "education", "target": "children"},
+            ],
+        },
+    )
+    kids = xinyong.Run.open(out).table("children").to_pylist()
+    assert len(kids) == 6
+    only_adult_1 = sum(k["parent1"] == 1 and k["parent2"] is None for k in kids)
+    with_adult_1 = sum(1 in (k["parent1"], k["parent2"]) for k in kids)
+    assert 0 < only_adult_1 < with_adult_1  # this seed draws both kinds of household
+    m = audit_one(out, baseline=False)["metrics"]
+    assert m["children_restricted_share"]["count"] == 0  # all off the list by T
+    assert m["children_ever_restricted_share"]["count"] == 6
+    # Adult 1 is wrongly listed days 0-4 while adult 0 is rightly listed on the same days:
+    # only a child without adult 0 as a parent goes through a day restricted wrongly.
+    assert m["children_wrongly_restricted_share"]["count"] == only_adult_1
+    assert m["children_restricted_only_by_wrong_records_share"]["count"] == only_adult_1
+
+
+def test_small_number_rule_for_disparities() -> None:
+    """Flagged only outside the four-fifths band, with an interval that excludes 1 and at
+    least MIN_COUNT people in each numerator; otherwise the row says why not."""
+    from xinyong.audit.metrics import MIN_COUNT, disparity_row
+
+    def row(k1: int, n1: int, k0: int, n0: int) -> dict:
+        r, lo, hi = stats.ratio_of_shares(k1, n1, k0, n0)
+        return disparity_row(
+            "m",
+            "minority",
+            "majority",
+            k1 / n1,
+            k0 / n0,
+            r,
+            lo,
+            hi,
+            numerator=k1,
+            denominator=n1,
+            reference_numerator=k0,
+            reference_denominator=n0,
+        )
+
+    assert MIN_COUNT == 10
+    # One minority person against 50 majority people: a ratio of 0.18, not flagged.
+    few = row(1, 100, 50, 900)
+    assert few["outside_band"] and not few["flag"] and few["status"].startswith("too few")
+    # Enough people, but 12/100 against 90/900 (ratio 1.2) sits inside the band.
+    assert row(12, 100, 90, 900)["status"] == "within band"
+    # 15/100 against 90/900: ratio 1.5, outside the band, but the Katz interval spans 1.
+    wide = row(15, 100, 90, 900)
+    assert wide["ratio_low"] < 1 < wide["ratio_high"] and wide["status"] == "interval includes 1"
+    # 30/100 against 90/900: ratio 3, interval [2.1, 4.3]: flagged.
+    strong = row(30, 100, 90, 900)
+    assert strong["ratio_low"] > 1 and strong["flag"] and strong["status"] == "flagged"

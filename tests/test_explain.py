@@ -29,6 +29,7 @@ KEYS = [
     "sanctions",
     "children",
     "appeals",
+    "story",
 ]
 
 
@@ -133,6 +134,10 @@ def test_wrong_blacklisting_reasons_sanctions_and_children(tmp_path: Path) -> No
         "grade C on day 22 after expiry of record 0 (jaywalking, misattributed)"
     )
     assert (spell["wrongly_listed"], spell["wrong_days"]) == (True, 10)
+    assert report["story"]["verdict"] == (
+        "Was wrongly on the blacklist for 10 days (from day 12 to day 22) because of a "
+        "misattributed jaywalking record (camera) that belonged to adult 0; never appealed."
+    )
 
     (sanction,) = report["sanctions"]
     targets = {c["name"]: (c["target"], c["kind"]) for c in sanction["consequences"]}
@@ -332,4 +337,62 @@ def test_cli_explain(stressed_run: Path, tmp_path: Path) -> None:
 
     res = cli("explain", str(stressed_run), "7")
     assert res.returncode == 0, res.stderr
-    assert "adult 7" in res.stdout and "score path" in res.stdout
+    assert "adult 7" in res.stdout and "records that mattered" in res.stdout
+    full = cli("explain", str(stressed_run), "7", "--all")
+    assert "score path" in full.stdout
+    assert len(res.stdout.splitlines()) < len(full.stdout.splitlines())
+
+
+def test_story_blames_the_wrong_record_still_live_not_an_expiry(tmp_path: Path) -> None:
+    """Adult 1 starts at 600 (C), donates blood on day 0 (+10, expiring on day 5) and is
+    blamed for adult 0's jaywalking on day 1 (-3): 607, still C. On day 5 the donation
+    expires: 597, grade D, blacklisted; the shadow score (600) stays C. The listing is the
+    misattributed record's doing, not the expiry's."""
+    run = quiet_run(
+        tmp_path,
+        10,
+        {0: [(1, "blood_donation")], 1: [(0, "jaywalking")]},
+        **{
+            "packs.rongcheng.start_score.value": 600,
+            "packs.rongcheng.rules.blood_donation.expiry_days": 5,
+            "channels.camera.misattribute": 1.0,
+            "appeals.alpha": 0.0,
+        },
+    )
+    report = explain(run, 1)
+    (spell,) = report["spells"]
+    assert (spell["start"], spell["end"], spell["first_wrong_day"]) == (5, None, 5)
+    assert "expiry of record 0 (blood_donation, correct)" in spell["began"]  # the full listing
+    (jaywalk,) = [r for r in report["records"] if r["behaviour"] == "jaywalking"]
+    assert spell["cause"] == {"kind": "wrong records", "records": [jaywalk["record_id"]]}
+    story = report["story"]
+    assert story["verdict"] == (
+        "Wrongly on the blacklist since day 5 because of a misattributed jaywalking record "
+        "(camera) that belonged to adult 0; never appealed."
+    )
+    # The donation is routine (positive, correct, entered no list); the jaywalking mattered.
+    assert story["mattered"] == [jaywalk["record_id"]]
+    assert story["routine"] == "1 routine positive records (blood_donation 1), +10 points in all"
+
+
+def test_story_on_the_command_line_and_as_a_page(tmp_path: Path) -> None:
+    run = quiet_run(
+        tmp_path,
+        10,
+        {0: [(1, "blood_donation")], 1: [(0, "jaywalking")]},
+        **{
+            "packs.rongcheng.start_score.value": 600,
+            "packs.rongcheng.rules.blood_donation.expiry_days": 5,
+            "channels.camera.misattribute": 1.0,
+        },
+    )
+    from tests.test_cli import cli
+
+    page = tmp_path / "adult-1.html"
+    res = cli("explain", str(run), "1", "--html", str(page))
+    assert res.returncode == 0, res.stderr
+    assert "Wrongly on the blacklist since day 5" in " ".join(res.stdout.split())
+    assert "score path" not in res.stdout  # the full listing only with --all
+    assert "score path" in cli("explain", str(run), "1", "--all").stdout
+    text = page.read_text("utf-8")
+    assert "Wrongly on the blacklist since day 5" in text and "Plotly.newPlot(" in text

@@ -162,7 +162,7 @@ def test_several_cities_report_tiers_and_lists_per_city() -> None:
         shares = [v for k, v in s.items() if k.startswith(f"tier_share_by_city.{city}.")]
         assert len(shares) >= 5 and abs(sum(shares) - 1) < 1e-9
     assert "tier_share_by_city.xiamen.excellent" in s
-    assert "tier_share.AAA" in s  # MODEL.md's pooled keys stay
+    assert "tier_share.AAA" in s  # the pooled summary keys stay
 
 
 @pytest.mark.parametrize(

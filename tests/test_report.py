@@ -30,6 +30,9 @@ class Page(HTMLParser):
         self.svgs: dict[str, int] = {}
         self.main_svgs = 0
         self.external: list[str] = []
+        self.labels: dict[str, dict[str, str]] = {}  # figure -> gtitle/xtitle/ytitle -> text
+        self.label: tuple[str, str] | None = None
+        self.findings = 0  # items of the key-findings card
         self.feed(text)
         self.close()
 
@@ -41,16 +44,32 @@ class Page(HTMLParser):
         classes = a.get("class", "").split()
         if "main-svg" in classes:
             self.main_svgs += 1
-            inside = [fig for _, fig in self.open if fig]
+            inside = [fig for _, fig in self.open if fig and fig in self.svgs]
             if inside:
                 self.svgs[inside[-1]] += 1
         figure = a["id"] if "plotly-graph-div" in classes else None
         if figure:
             self.svgs[figure] = 0
+            self.labels[figure] = {}
+        inside = [fig for _, fig in self.open if fig]
+        kinds = {"gtitle", "xtitle", "ytitle"} & set(classes)
+        if tag == "text" and inside and kinds:
+            self.label = (inside[-1], kinds.pop())
+        if tag == "li" and any(t == "section" and f == "key-findings" for t, f in self.open):
+            self.findings += 1
+        if tag == "section" and a.get("id") == "key-findings":
+            figure = "key-findings"  # marks the card (not a figure) on the open stack
         if tag not in VOID:
             self.open.append((tag, figure))
 
+    def handle_data(self, data: str) -> None:
+        if self.label is not None:
+            fig, kind = self.label
+            self.labels[fig][kind] = self.labels[fig].get(kind, "") + data
+
     def handle_endtag(self, tag: str) -> None:
+        if tag == "text":
+            self.label = None
         for i in range(len(self.open) - 1, -1, -1):
             if self.open[i][0] == tag:
                 del self.open[i:]
@@ -85,9 +104,9 @@ def test_report_renders_offline_in_chromium(audited, tmp_path):
     source = Page(report.read_text("utf-8"))
     assert source.external == []
     figures = list(source.svgs)
-    # tiers, lists, wrongly listed, survival, disparity, >= 1 spillover, proportionality,
+    # tiers, one chart per list (4), survival, disparity, >= 1 spillover, proportionality,
     # channels, behaviour
-    assert len(figures) >= 9
+    assert len(figures) >= 12
 
     profile = tmp_path / "profile"
     dom = subprocess.run(
@@ -115,6 +134,18 @@ def test_report_renders_offline_in_chromium(audited, tmp_path):
     assert list(rendered.svgs) == figures
     assert rendered.main_svgs >= len(figures)
     assert {fig: n for fig, n in rendered.svgs.items() if n == 0} == {}
+    # The report opens with the key findings, in plain language with counts and links.
+    assert rendered.findings >= 4
+    assert 'id="key-findings"' in dom and "at some point" in dom and "#def-" in dom
+    # Every chart has a title (stating its finding) and both axis titles, as drawn.
+    unlabelled = {
+        fig: labels
+        for fig, labels in rendered.labels.items()
+        if not all(labels.get(k, "").strip() for k in ("gtitle", "xtitle", "ytitle"))
+    }
+    assert unlabelled == {}
+    # Each chart's data downloads as CSV from the page itself.
+    assert dom.count('download="') >= len(figures)
 
 
 def test_report_is_deterministic(audited, tmp_path):
@@ -175,6 +206,7 @@ def test_compare_renders_deterministically(tmp_path):
                 "difference": -0.003,
                 "low": -0.004,
                 "high": -0.002,
+                "kind": "paired-seeds",
                 "significant": True,
             },
             {
@@ -185,9 +217,13 @@ def test_compare_renders_deterministically(tmp_path):
                 "difference": None,
                 "low": None,
                 "high": None,
+                "kind": "none",
                 "significant": False,
             },
         ],
+        "parameters": [{"key": "channels.camera.misattribute", "a": 0.1, "b": 0.05}],
+        "interval": "paired-seeds",
+        "interval_meaning": "95% Student t interval of per-seed differences (paired by seed)",
     }
     render_compare(doc, tmp_path / "a.html")
     render_compare(copy.deepcopy(doc), tmp_path / "b.html")
@@ -195,5 +231,6 @@ def test_compare_renders_deterministically(tmp_path):
     assert first == (tmp_path / "b.html").read_bytes()
     text = first.decode()
     assert "1 of 2 metrics differ significantly" in text
+    assert "channels.camera.misattribute" in text and "against runs/a (s1)" in text
     assert "runs/&lt;b&gt;" in text and "n/a" in text
     assert Page(text).external == []

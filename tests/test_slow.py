@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_s1_keeps_its_promise(seed: int) -> None:
-    """MODEL.md: S1 puts around 30% of adults on the blacklist, with wrongly listed persons
+    """S1 is built to put around 30% of adults on the blacklist, with wrongly listed persons
     in every run, and face recognition's group weights make minorities more often wrong."""
     s = xinyong.run(xinyong.load_scenario("s1", adults=100_000, seed=seed)).summary
     assert 0.2 < s["list_share.blacklist"] < 0.4

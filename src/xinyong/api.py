@@ -10,11 +10,8 @@ run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +33,38 @@ class Run:
         summary: dict[str, Any],
         path: Path | None = None,
         tables: dict[str, pa.Table] | None = None,
+        *,
+        scenario: Scenario | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         self.summary = summary
         self.path = path
         self._tables = tables or {}
+        self._scenario = scenario
+        self._meta = meta
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
         rd = RunDir(path)
         return cls(rd.summary(), rd.path)
+
+    @property
+    def scenario(self) -> Scenario:
+        """The resolved scenario the run was made from."""
+        if self._scenario is None:
+            if self.path is None:
+                raise KeyError("this in-memory run kept no scenario")
+            self._scenario = load_scenario(self.path / "scenario.yaml")
+        return self._scenario
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The run's index tables (behaviours, channels, lists and their consequences)."""
+        if self._meta is None:
+            if self.path is None:
+                raise KeyError("this in-memory run kept no meta")
+            self._meta = RunDir(self.path).meta()
+        return self._meta
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         if self.path is not None:
@@ -96,8 +116,11 @@ def run(
     sim = Simulation(sc, path, rows_per_part)
     sim.run(on_day)
     wall = time.perf_counter() - started
-    result = Run({}, path, None if path is not None else sim.recorder.in_memory)
-    meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+    meta = sim.recorder.meta()
+    result = Run(
+        {}, path, None if path is not None else sim.recorder.in_memory, scenario=sc, meta=meta
+    )
+    children, records = sim.pop.children, sim.next_record_id
     del sim  # the state is written out: free it before the summary queries (100 M adults)
     memory.release()
     metrics = summary_metrics(result.connect(), meta, sc.days)
@@ -115,41 +138,3 @@ def run(
     if path is not None:
         write_json(path / "summary.json", summary)
     return result
-
-
-def _replicate(scenario: Scenario, out: Path) -> dict[str, Any]:
-    return run(scenario, out, overwrite=True).summary
-
-
-def run_replicates(
-    scenario: Scenario,
-    out: str | Path,
-    replicates: int,
-    *,
-    overwrite: bool = False,
-    workers: int | None = None,
-    on_done: Callable[[int], None] | None = None,
-) -> Run:
-    """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
-    top-level summary.json holds each metric's mean and 95% interval over the replicates.
-    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts."""
-    from xinyong.audit.audit import REPLICATES, combine_summaries
-
-    path = Path(out)
-    prepare_dir(path, overwrite)
-    (path / "scenario.yaml").write_text(scenario.to_yaml())
-    seeds = [scenario.seed + i for i in range(replicates)]
-    workers = workers or min(replicates, os.cpu_count() or 1)
-    summaries: dict[int, dict[str, Any]] = {}
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            pool.submit(_replicate, scenario.with_(seed=s), path / REPLICATES / f"seed-{s}"): s
-            for s in seeds
-        }
-        for done, fut in enumerate(as_completed(futures)):
-            summaries[futures[fut]] = fut.result()
-            if on_done is not None:
-                on_done(done)
-    summary = combine_summaries([summaries[s] for s in seeds])
-    write_json(path / "summary.json", summary)
-    return Run(summary, path)

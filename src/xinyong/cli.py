@@ -1,4 +1,4 @@
-"""Command line: `xinyong run | validate | show | list | sql`."""
+"""Command line: run, validate, show, list, sql, audit, compare, sweep and explain."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def run(
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
-    from xinyong.api import run_replicates
+    from xinyong.replicates import run_replicates
     from xinyong.scenario import load_scenario
 
     sc = load_scenario(
@@ -170,16 +170,21 @@ def audit(
     from xinyong.audit.audit import audit as audit_run
 
     doc = audit_run(run_dir, baseline=baseline, report=report)
-    table = Table("metric", "value", "95% interval", "meaning", title="audit")
+    table = Table("metric", "value", "people", "95% interval", "meaning", title="audit")
     for name, row in doc["metrics"].items():
-        table.add_row(name, _fmt(row["value"]), _interval(row), row["meaning"])
+        people = "" if row.get("count") is None else f"{_fmt(row['count'])} of {_fmt(row['of'])}"
+        table.add_row(name, _fmt(row["value"]), people, _interval(row), row["meaning"])
     out_console.print(table)
-    flagged = [d for d in doc["disparity"] if d["flag"]]
-    for d in flagged:
-        out_console.print(
-            f"[yellow]outside the four-fifths band:[/yellow] {d['metric']} "
-            f"{d['group']}/{d['reference']} = {_fmt(d['ratio'])}"
-        )
+    out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("warning"):
+        out_console.print(f"[yellow]{doc['warning']}[/yellow]")
+    for d in doc["disparity"]:
+        if d["flag"]:
+            out_console.print(
+                f"[yellow]outside the four-fifths band:[/yellow] {d['metric']} "
+                f"{d['group']}/{d['reference']} = {_fmt(d['ratio'])} "
+                f"({d['numerator']} vs {d['reference_numerator']} people)"
+            )
     out_console.print(
         f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
     )
@@ -189,29 +194,148 @@ def audit(
 def compare(
     run_a: Annotated[Path, typer.Argument(help="The base run directory.")],
     run_b: Annotated[Path, typer.Argument(help="The reform run directory.")],
-    out: Annotated[Path, typer.Option(help="HTML comparison to write.")] = Path("compare.html"),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for compare.html/.csv/.json (default: RUN_B), or an .html path."),
+    ] = None,
     baseline: Annotated[
         bool, typer.Option(help="Include behaviour metrics (runs scheme-off worlds).")
     ] = False,
+    replicates: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Pair K seeds (A's seed, +1, ...): runs the missing ones for both sides and "
+            "gives intervals across seeds. The way to call a difference significant.",
+        ),
+    ] = None,
 ) -> None:
     """Differences of every metric between two runs (B - A), with 95% intervals."""
     from xinyong.audit.compare import compare as compare_runs
-    from xinyong.audit.report import render_compare
+    from xinyong.audit.compare import outputs, write_comparison
 
-    doc = compare_runs(run_a, run_b, baseline=baseline)
-    table = Table("metric", "A", "B", "B - A", "95% interval", title=f"{run_a} vs {run_b}")
-    for row in doc["rows"]:
-        mark = " *" if row["significant"] else ""
-        table.add_row(
-            row["metric"],
-            _fmt(row["a"]),
-            _fmt(row["b"]),
-            _fmt(row["difference"]) + mark,
-            _interval(row),
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=replicates is None,
+    ) as progress:
+        task = progress.add_task("seeds", total=None)
+        doc = compare_runs(
+            run_a,
+            run_b,
+            baseline=baseline,
+            replicates=replicates,
+            out=None if out is None or str(out).endswith(".html") else out,
+            on_done=lambda i: progress.update(task, completed=i + 1),
         )
+    a, b = doc["a"], doc["b"]
+    for label, side in (("A (base)", a), ("B (reform)", b)):
+        seeds = ", ".join(map(str, side["seeds"]))
+        out_console.print(f"{label}: {side['path']} ({side['scenario']}, seeds {seeds})")
+    if doc["parameters"]:
+        for p in doc["parameters"]:
+            out_console.print(f"  changed: {p['key']}: {p['a']} -> {p['b']}")
+    else:
+        out_console.print("  no scenario parameter differs")
+    if out_console.width >= 140:
+        table = Table("metric", "A", "B", "B - A", "95% interval", "kind", title="B against A")
+        for row in doc["rows"]:
+            mark = " *" if row["significant"] else ""
+            table.add_row(
+                row["metric"],
+                _fmt(row["a"]),
+                _fmt(row["b"]),
+                _fmt(row["difference"]) + mark,
+                _interval(row),
+                row["kind"],
+            )
+        out_console.print(table)
+    else:  # a narrow terminal: one line a metric, names in full
+        for row in doc["rows"]:
+            mark = " *" if row["significant"] else ""
+            out_console.print(
+                f"{row['metric']}: {_fmt(row['a'])} -> {_fmt(row['b'])}, B - A = "
+                f"{_fmt(row['difference'])}{mark} {_interval(row)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("warning"):
+        out_console.print(f"[yellow]{doc['warning']}[/yellow]")
+    files = outputs(run_b, out)
+    write_comparison(doc, files)
+    out_console.print(
+        f"written: {files['html']}, {files['csv']}, {files['json']}"
+        + ("" if doc.get("warning") else "  (* = across-seed interval excludes 0)")
+    )
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")],
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="KEY=V1,V2,... to sweep (repeat for a grid); KEY=V holds a key fixed.",
+        ),
+    ],
+    replicates: Annotated[int, typer.Option(min=2, help="Seeds at each grid point.")] = 4,
+    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder (default runs/sweep-NAME).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep folder.")] = False,
+) -> None:
+    """Run a grid of parameter values, K seeds each; one curve per key metric (HTML + CSV)."""
+    from xinyong.scenario import load_scenario, parse_value
+    from xinyong.sweep import grid_points
+    from xinyong.sweep import sweep as run_sweep
+
+    grid: dict[str, list] = {}
+    for item in set_:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise XinyongError(f"--set takes KEY=V1,V2,..., got '{item}'", field="--set")
+        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+    fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
+    grid = {k: v for k, v in grid.items() if len(v) > 1} or {k: [v] for k, v in fixed.items()}
+    sc = load_scenario(scenario, overrides=fixed, adults=adults, days=days, seed=seed)
+    for point in grid_points(grid):
+        sc.with_(**point)  # a bad key or value stops here, before anything runs
+    path = out or Path("runs") / f"sweep-{sc.name}"
+    total = len(grid_points(grid)) * replicates
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{sc.name}: {total} runs", total=total)
+        doc = run_sweep(
+            sc,
+            grid,
+            path,
+            replicates=replicates,
+            overwrite=overwrite,
+            on_done=lambda i: progress.update(task, completed=i + 1),
+        )
+    table = Table(*doc["keys"], "metric", "mean", "95% interval (across seeds)", title="sweep")
+    for p in doc["points"]:
+        for name, row in p["metrics"].items():
+            table.add_row(
+                *(str(p["values"][k]) for k in doc["keys"]),
+                name,
+                _fmt(row["value"]),
+                _interval(row),
+            )
     out_console.print(table)
-    render_compare(doc, out)
-    out_console.print(f"written: {out}  (* = interval excludes 0)")
+    out_console.print(f"written: {path / 'sweep.html'}, {path / 'sweep.csv'}")
 
 
 def _interval(row: dict) -> str:
@@ -255,16 +379,29 @@ def explain(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     person: Annotated[int, typer.Argument(help="Adult id (0 .. adults-1).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="The full listing: every record, score step, spell.")
+    ] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a timeline page to this file.")
+    ] = None,
 ) -> None:
-    """One adult's timeline: records, score, grades, lists, sanctions, children, appeals."""
+    """One adult's story: a one-line verdict, the records that mattered and why."""
     from xinyong.audit.explain import explain as explain_person
-    from xinyong.audit.explain import render
+    from xinyong.audit.explain import render, render_html, render_story
 
     report = explain_person(run_dir, person)
+    if html is not None:
+        render_html(report, html)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
-    render(report, out_console)
+    if all_:
+        render(report, out_console)
+    else:
+        render_story(report, out_console)
+    if html is not None:
+        out_console.print(f"written: {html}")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Layer 5, consequences: sanctions and privileges follow list membership, for the member and
 through relations (a parent's lists reach the children); sanctions may carry effects on the
 member's behaviour; the court's list is left by settling; victims of wrong records appeal
-(MODEL.md steps 2, 3, 10, 11).
+(docs/model.md, steps 2, 3, 10, 11).
 
 Sanctions are not stored per person: they are on exactly while a granting list is, so they
 are read off the list bits through per-city masks. Deterrence (step 10) is applied where each

@@ -1,4 +1,4 @@
-"""The day loop (MODEL.md "Time and order within a day").
+"""The day loop (docs/model.md, "What a day means").
 
 Each day t, in order: 1 expiry, 2 appeals due, 3 court performance, 4 behaviour,
 5 association, 6 observation, 7 scoring, 8-9 tiers and lists, 10 consequences, 11 appeals

@@ -1,4 +1,4 @@
-"""Layer 3, observation: true events become records (MODEL.md "Observation").
+"""Layer 3, observation: true events become records (docs/model.md, "Observation").
 
 A channel detects an event with probability `detect`; a detected event is recorded against its
 actor with probability 1 - `misattribute`, otherwise against a victim drawn from the other

@@ -2,7 +2,7 @@
 
 RUN/
   scenario.yaml          resolved scenario (packs embedded): repeats the run exactly
-  summary.json           MODEL.md's summary metrics plus adults, days, seed, wall seconds
+  summary.json           the summary metrics of docs/model.md plus adults, days, seed, wall seconds
   meta.json              index tables: behaviours, channels, lists and their consequences
   records/part-*.parquet every record (streamed; a crash loses at most the last chunk)
   spells/part-*.parquet  list spells per world (end null = still listed at T)
@@ -15,7 +15,7 @@ RUN/
 
 Some columns are stored in a shorter form (STORED_AS, HOW_STORED), which the run's DuckDB
 views restore: read the files through `xinyong sql` or `Run.table` to see the tables as
-MODEL.md defines them.
+docs/model.md defines them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Layer 2, world: each adult's true behaviour events for the day (MODEL.md "World").
+"""Layer 2, world: each adult's true behaviour events for the day (docs/model.md, "World").
 
 Negative behaviour b of member i happens with probability min(1, base_b * risk_i * deter_i *
 effect_i,b); positive behaviour with min(1, base_b * civic_i). effect_i,b is the product of
@@ -257,7 +257,7 @@ def sample_association(
     nbr: np.ndarray,
     count: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Adults whose meeting today is with a blacklisted neighbour (MODEL.md step 5).
+    """Adults whose meeting today is with a blacklisted neighbour (docs/model.md, step 5).
 
     Adult j meets one uniform neighbour with probability rho, so it meets a listed one with
     probability rho * k_j / deg_j, k_j its listed neighbours. Only neighbours of listed persons

@@ -1,7 +1,9 @@
 """`xinyong audit RUN_DIR`: metrics (with intervals), metrics.json and the HTML report.
 
 A run directory made with `--replicates K` holds one run per seed under `replicates/`; the
-audit then reports each metric's mean over the replicates with a 95% Student t interval.
+audit then reports each metric's mean over the replicates with a 95% Student t interval
+across seeds (`interval: across-seeds`). A single run's intervals come from within that run
+(`interval: within-run`) and leave out run-to-run variation: the document says so.
 The scheme-off world needed for the behaviour metrics is run once per run directory and kept
 in its `baseline/` folder.
 """
@@ -12,23 +14,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xinyong.audit import stats
-from xinyong.audit.metrics import audit_metrics, baseline_scenario, disparity_row
+from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, WITHIN_RUN, audit_metrics
+from xinyong.audit.metrics import baseline_scenario as baseline_scenario
 from xinyong.errors import XinyongError
+from xinyong.replicates import REPLICATES, combine, replicate_dirs
 from xinyong.scenario import load_scenario
 from xinyong.store import RunDir, write_json
 
-REPLICATES = "replicates"
+__all__ = ["BASELINE", "REPLICATES", "audit", "audit_one", "replicate_dirs"]
+
 BASELINE = "baseline"
-
-
-def replicate_dirs(path: Path) -> list[Path]:
-    """The run directories a path stands for: its replicates, or itself."""
-    reps = sorted(p for p in (path / REPLICATES).glob("seed-*") if (p / "summary.json").exists())
-    return reps or [path]
+SINGLE_RUN_WARNING = (
+    "One run: its intervals come from within the run and leave out run-to-run variation. "
+    "Run several seeds (xinyong run --replicates K, or xinyong compare --replicates K) "
+    "before calling a difference real."
+)
 
 
 def audit_one(path: Path, baseline: bool = True) -> dict[str, Any]:
+    """Audit metrics of one run directory (not a replicate folder)."""
     rd = RunDir(path)
     if not (path / "summary.json").exists():
         raise XinyongError("the run did not finish (no summary.json)", file=path)
@@ -44,47 +48,16 @@ def audit_one(path: Path, baseline: bool = True) -> dict[str, Any]:
     return {"run": rd.summary(), **audit_metrics(rd.connect(), sc, rd.meta(), base_con)}
 
 
-def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One document over replicates: each metric's mean with a t interval; curves, matrices
-    and tables are those of the first replicate."""
-    doc = dict(docs[0])
-    doc["replicates"] = len(docs)
-    if len(docs) == 1:
-        return doc
-    doc["run"] = combine_summaries([d["run"] for d in docs])
-    metrics = {}
-    for name, row in docs[0]["metrics"].items():
-        v, lo, hi = stats.mean_interval([d["metrics"].get(name, {}).get("value") for d in docs])
-        metrics[name] = {**row, "value": v, "low": lo, "high": hi}
-    doc["metrics"] = metrics
-    disparity = []
-    for i, row in enumerate(docs[0]["disparity"]):
-        same = [d["disparity"][i] for d in docs if i < len(d["disparity"])]
-        r, lo, hi = stats.mean_interval([s["ratio"] for s in same])
-        value = stats.mean_interval([s["value"] for s in same])[0]
-        ref = stats.mean_interval([s["reference_value"] for s in same])[0]
-        disparity.append(
-            disparity_row(row["metric"], row["group"], row["reference"], value, ref, r, lo, hi)
-        )
-    doc["disparity"] = disparity
+def label_intervals(doc: dict[str, Any]) -> dict[str, Any]:
+    """State in the document which kind of interval it gives, and warn for one run."""
+    kind = ACROSS_SEEDS if doc.get("replicates", 1) > 1 else WITHIN_RUN
+    doc["interval"] = kind
+    doc["interval_meaning"] = INTERVAL_KINDS[kind]
+    if kind == WITHIN_RUN:
+        doc["warning"] = SINGLE_RUN_WARNING
+    else:
+        doc.pop("warning", None)
     return doc
-
-
-def combine_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean of each numeric summary key over replicates, with `intervals` {key: [low, high]}."""
-    out: dict[str, Any] = {}
-    intervals: dict[str, list] = {}
-    for key, value in summaries[0].items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or key == "seed":
-            out[key] = value
-            continue
-        m, lo, hi = stats.mean_interval([s.get(key) for s in summaries])
-        out[key] = m
-        intervals[key] = [lo, hi]
-    out["seeds"] = [s.get("seed") for s in summaries]
-    out["replicates"] = len(summaries)
-    out["intervals"] = intervals
-    return out
 
 
 def audit(
@@ -103,7 +76,7 @@ def audit(
         docs.append(audit_one(rep, baseline))
         if on_replicate is not None:
             on_replicate(i)
-    doc = combine(docs)
+    doc = label_intervals(combine(docs))
     write_json(path / "metrics.json", doc)
     if report:
         from xinyong.audit.report import render_report

@@ -1,86 +1,319 @@
-"""`xinyong compare RUN_A RUN_B`: every metric of a reform against its base, with intervals.
+"""`xinyong compare RUN_A RUN_B`: every metric of a reform (B) against its base (A).
 
-The interval of a difference combines the two runs' own intervals as independent
-(se = half-width / 1.96 each); for a reform run with the same seed (common random numbers)
-this is conservative. Metrics without an interval get none.
+Which interval a difference gets depends on what the two sides hold:
+
+- **paired-seeds** (the way to compare): both sides hold runs of the same seeds (made with
+  `xinyong run --replicates K`, or by `compare --replicates K`, which runs the missing seeds).
+  Each seed gives one difference B - A from the same random draws (common random numbers);
+  the interval is a Student t interval over those differences. Only this and the next kind
+  can call a difference "significant".
+- **across-seeds**: both sides hold several seeds but not the same ones: Welch's t interval
+  of the difference of the two means.
+- **within-run**: one run a side. The two runs' own intervals are combined as independent;
+  they leave out run-to-run variation, so no difference is called significant.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xinyong.audit.audit import audit
-from xinyong.audit.stats import Z95
+import yaml
+
+from xinyong.audit import stats
+from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, PAIRED_SEEDS, WITHIN_RUN
+from xinyong.audit.summary import summary_meaning
+from xinyong.errors import XinyongError
+from xinyong.replicates import REPLICATES, replicate_dirs, run_seeds
+from xinyong.scenario import load_scenario
+from xinyong.store import write_json
+
+PAIRED = "paired"  # where compare --replicates K keeps the seeds it had to run
+SKIP = ("seed", "replicates", "wall_seconds", "days", "adults", "children", "records")
+KEY_METRICS = (
+    "wrongly_listed_share.blacklist",
+    "ever_wrongly_listed_share.blacklist",
+    "list_share.blacklist",
+    "wrongly_listed_ratio.blacklist",
+    "undeserved_sanction_person_days",
+    "children_restricted_only_by_wrong_records_share",
+    "wrong_record_share",
+    "appeals_upheld_per_1000",
+    "mean_score",
+)
+NOT_TESTED = "not tested: one run a side (within-run intervals leave out run-to-run variation)"
+
+
+def flat_rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Summary keys (with their meaning), overlaid by the audit metrics of one document."""
+    rows: dict[str, dict[str, Any]] = {}
+    intervals = doc["run"].get("intervals", {})
+    kind = doc["run"].get("interval", WITHIN_RUN)
+    for key, value in doc["run"].items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or key in SKIP:
+            continue
+        low, high = intervals.get(key, [None, None])
+        rows[key] = {
+            "value": value,
+            "low": low,
+            "high": high,
+            "meaning": summary_meaning(key),
+            "interval": kind if low is not None else "none",
+        }
+    rows.update(doc.get("metrics") or {})
+    return rows
 
 
 def _doc(path: Path, baseline: bool) -> dict[str, Any]:
+    """One run directory's audit document, from its metrics.json or audited now (and kept)."""
+    from xinyong.audit.audit import audit_one, label_intervals
+
     file = path / "metrics.json"
     if file.exists():
         return json.loads(file.read_text())
-    return audit(path, baseline=baseline, report=False)
+    doc = label_intervals({"replicates": 1, **audit_one(path, baseline)})
+    write_json(file, doc)
+    return doc
 
 
-def _rows_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Summary keys (intervals from replicates when present), overlaid by audit metrics."""
-    rows: dict[str, dict[str, Any]] = {}
-    intervals = doc["run"].get("intervals", {})
-    for key, value in doc["run"].items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or key in ("seed", "replicates", "wall_seconds", "days", "adults", "children")
-        ):
-            continue
-        low, high = intervals.get(key, [None, None])
-        rows[key] = {"value": value, "low": low, "high": high, "meaning": "MODEL.md summary"}
-    rows.update(doc["metrics"])
-    return rows
+def _seed_dirs(path: Path) -> dict[int, Path]:
+    """Seed -> run directory, for a single run or a replicate folder."""
+    out = {}
+    for d in replicate_dirs(path):
+        summary = json.loads((d / "summary.json").read_text())
+        out[int(summary["seed"])] = d
+    return out
+
+
+def _side(path: Path, dirs: dict[int, Path], baseline: bool) -> dict[str, Any]:
+    """Per-seed values of every metric on one side."""
+    return side_of_docs(str(path), {s: _doc(d, baseline) for s, d in sorted(dirs.items())})
+
+
+def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    diff = mb - ma
+    if va + vb == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t95(max(1, math.floor(df))) * math.sqrt(va + vb)
+    return diff, diff - half, diff + half
+
+
+def difference(
+    a: Sequence[float | None],
+    b: Sequence[float | None],
+    seeds_a: Sequence[int],
+    seeds_b: Sequence[int],
+    row_a: dict[str, Any] | None = None,
+    row_b: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """B - A for one metric from its per-seed values on each side, with the interval the
+    sides allow (module docstring); `significant` only from across-seed intervals."""
+    va = {s: v for s, v in zip(seeds_a, a, strict=True) if v is not None}
+    vb = {s: v for s, v in zip(seeds_b, b, strict=True) if v is not None}
+    common = sorted(set(va) & set(vb))
+    out: dict[str, Any] = {"seeds": common}
+    if len(common) >= 2:
+        diffs = [vb[s] - va[s] for s in common]
+        d, lo, hi = stats.mean_interval(diffs)
+        out |= {"a": sum(va[s] for s in common) / len(common)}
+        out |= {"b": sum(vb[s] for s in common) / len(common), "kind": PAIRED_SEEDS}
+        out |= {"per_seed": diffs}
+    elif len(va) >= 2 and len(vb) >= 2:
+        d, lo, hi = _welch(list(va.values()), list(vb.values()))
+        out |= {"a": sum(va.values()) / len(va), "b": sum(vb.values()) / len(vb)}
+        out |= {"kind": ACROSS_SEEDS, "seeds": []}
+    else:
+        xa = next(iter(va.values()), None)
+        xb = next(iter(vb.values()), None)
+        d = None if xa is None or xb is None else xb - xa
+        lo = hi = None
+        sa, sb = _se(row_a or {}), _se(row_b or {})
+        if d is not None and sa is not None and sb is not None:
+            half = stats.Z95 * math.sqrt(sa * sa + sb * sb)
+            lo, hi = d - half, d + half
+        out |= {"a": xa, "b": xb, "kind": WITHIN_RUN if lo is not None else "none"}
+    if out["kind"] in (PAIRED_SEEDS, ACROSS_SEEDS):
+        use = common if out["kind"] == PAIRED_SEEDS else None
+        for side, vals in (("a", va), ("b", vb)):
+            xs = [vals[s] for s in use] if use is not None else list(vals.values())
+            _, out[f"{side}_low"], out[f"{side}_high"] = stats.mean_interval(xs)
+    else:
+        for side, row in (("a", row_a or {}), ("b", row_b or {})):
+            out[f"{side}_low"], out[f"{side}_high"] = row.get("low"), row.get("high")
+    tested = out["kind"] in (PAIRED_SEEDS, ACROSS_SEEDS)
+    excludes = lo is not None and hi is not None and (lo > 0 or hi < 0)
+    out |= {"difference": d, "low": lo, "high": hi}
+    out["significant"] = tested and excludes
+    out["excludes_zero"] = excludes
+    return out
 
 
 def _se(row: dict[str, Any]) -> float | None:
     if row.get("low") is None or row.get("high") is None:
         return None
-    return (row["high"] - row["low"]) / (2 * Z95)
+    return (row["high"] - row["low"]) / (2 * stats.Z95)
 
 
-def compare(a: str | Path, b: str | Path, *, baseline: bool = False) -> dict[str, Any]:
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: data}
+
+
+def parameter_differences(a: Path, b: Path) -> list[dict[str, Any]]:
+    """Every scenario key whose value differs between two run directories (seed included)."""
+    return scenario_differences(
+        yaml.safe_load((a / "scenario.yaml").read_text()),
+        yaml.safe_load((b / "scenario.yaml").read_text()),
+    )
+
+
+def _run_missing(path: Path, have: dict[int, Path], seeds: list[int], where: Path, **kw) -> None:
+    missing = {s: where / f"seed-{s}" for s in seeds if s not in have}
+    if not missing:
+        return
+    sc = load_scenario(path / "scenario.yaml")
+    run_seeds(sc, missing, **kw)
+    have.update(missing)
+
+
+def compare(
+    a: str | Path,
+    b: str | Path,
+    *,
+    baseline: bool = False,
+    replicates: int | None = None,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Compare run B (the reform) with run A (the base): one row per metric (B - A).
+
+    With `replicates` K, seeds s .. s+K-1 (s: A's seed) are made available on both sides,
+    running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder)."""
     a, b = Path(a), Path(b)
-    da, db = _doc(a, baseline), _doc(b, baseline)
-    ra, rb = _rows_of(da), _rows_of(db)
+    for p in (a, b):
+        if not (p / "scenario.yaml").exists():
+            raise XinyongError("not a run directory (no scenario.yaml)", file=p)
+    dirs_a, dirs_b = _seed_dirs(a), _seed_dirs(b)
+    if replicates is not None and replicates > 1:
+        first = min(dirs_a)
+        seeds = [first + i for i in range(replicates)]
+        where = (Path(out) if out is not None else b) / PAIRED
+        total = sum(s not in dirs_a for s in seeds) + sum(s not in dirs_b for s in seeds)
+        done = [0]
+
+        def tick(_: int) -> None:
+            done[0] += 1
+            if on_done is not None:
+                on_done(done[0] - 1)
+
+        kw = {"workers": workers, "on_done": tick if total else None}
+        _run_missing(a, dirs_a, seeds, where / "a", **kw)
+        _run_missing(b, dirs_b, seeds, where / "b", **kw)
+        dirs_a = {s: dirs_a[s] for s in seeds}
+        dirs_b = {s: dirs_b[s] for s in seeds}
+    sa, sb = _side(a, dirs_a, baseline), _side(b, dirs_b, baseline)
+    return compare_sides(sa, sb, parameter_differences(a, b))
+
+
+def side_of_docs(label: str, docs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """One side of a comparison from audit documents by seed (in-memory runs included)."""
+    first = next(iter(docs.values()))
+    rows = flat_rows(first)
+    per = {s: flat_rows(doc) for s, doc in docs.items()}
+    return {
+        "path": label,
+        "scenario": first["run"].get("scenario"),
+        "seeds": list(docs),
+        "replicates": len(docs),
+        "rows": rows,
+        "values": {name: [per[s].get(name, {}).get("value") for s in docs] for name in rows},
+    }
+
+
+def compare_sides(
+    sa: dict[str, Any], sb: dict[str, Any], parameters: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The comparison document of two sides (see `side_of_docs`)."""
     rows = []
-    for name in ra:
-        if name not in rb:
+    for name, ra in sa["rows"].items():
+        if name not in sb["rows"]:
             continue
-        va, vb = ra[name]["value"], rb[name]["value"]
-        diff = None if va is None or vb is None else vb - va
-        sa, sb = _se(ra[name]), _se(rb[name])
-        low = high = None
-        if diff is not None and sa is not None and sb is not None:
-            half = Z95 * math.sqrt(sa * sa + sb * sb)
-            low, high = diff - half, diff + half
-        rows.append(
-            {
-                "metric": name,
-                "meaning": ra[name].get("meaning", ""),
-                "a": va,
-                "b": vb,
-                "difference": diff,
-                "low": low,
-                "high": high,
-                "significant": low is not None and (low > 0 or high < 0),
-            }
+        d = difference(
+            sa["values"][name], sb["values"][name], sa["seeds"], sb["seeds"], ra, sb["rows"][name]
         )
+        rows.append({"metric": name, "meaning": ra.get("meaning", ""), **d})
+    kinds = {r["kind"] for r in rows} - {"none"}
+    kind = (
+        PAIRED_SEEDS
+        if PAIRED_SEEDS in kinds
+        else ACROSS_SEEDS
+        if ACROSS_SEEDS in kinds
+        else WITHIN_RUN
+    )
+    doc = {
+        "a": {k: sa[k] for k in ("path", "scenario", "seeds", "replicates")},
+        "b": {k: sb[k] for k in ("path", "scenario", "seeds", "replicates")},
+        "parameters": parameters,
+        "interval": kind,
+        "interval_meaning": INTERVAL_KINDS[kind],
+        "rows": rows,
+    }
+    if kind == WITHIN_RUN:
+        doc["warning"] = (
+            "One run a side: the intervals come from within each run and leave out run-to-run "
+            "variation, so no difference is called significant. Use "
+            "`xinyong compare A B --replicates K` (paired by seed)."
+        )
+    return doc
 
-    def side(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
-        run = doc["run"]
-        return {
-            "path": str(path),
-            "scenario": run.get("scenario"),
-            "seed": run.get("seed"),
-            "replicates": doc.get("replicates", 1),
-        }
 
-    return {"a": side(a, da), "b": side(b, db), "rows": rows}
+def scenario_differences(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every dotted key whose value differs between two scenario documents."""
+    fa, fb = _flatten(a), _flatten(b)
+    return [
+        {"key": k, "a": fa.get(k), "b": fb.get(k)}
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k) != fb.get(k)
+    ]
+
+
+def outputs(b: Path, out: str | Path | None) -> dict[str, Path]:
+    """Where a comparison's files go: B's folder, a folder `out`, or `out` ending in .html."""
+    if out is None:
+        folder, stem = Path(b), "compare"
+    elif str(out).endswith(".html"):
+        folder, stem = Path(out).parent, Path(out).stem
+    else:
+        folder, stem = Path(out), "compare"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {ext: folder / f"{stem}.{ext}" for ext in ("html", "csv", "json")}
+
+
+def write_comparison(doc: dict[str, Any], files: dict[str, Path]) -> None:
+    """compare.json, compare.csv (one row per metric) and compare.html."""
+    from xinyong.audit.report import csv_text, render_compare
+
+    write_json(files["json"], doc)
+    files["csv"].write_text(csv_text(comparison_table(doc)), "utf-8")
+    render_compare(doc, files["html"])
+
+
+def comparison_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The comparison's rows as flat records (for CSV and DataFrames)."""
+    keys = ("metric", "a", "b", "difference", "low", "high", "kind", "significant", "meaning")
+    return [{k: r.get(k) for k in keys} | {"seeds": len(r.get("seeds") or [])} for r in doc["rows"]]
+
+
+__all__ = ["KEY_METRICS", "REPLICATES", "compare", "difference", "parameter_differences"]

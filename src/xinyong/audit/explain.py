@@ -1,10 +1,18 @@
-"""One adult's timeline, read back from a run directory (`xinyong explain RUN PERSON`).
+"""One adult's story and timeline, read back from a run directory (`xinyong explain RUN ID`).
 
-For journalists and auditors: every record against the person (and records that blamed others
-for what they did), the score path rebuilt from the records (points on their day, given back at
-expiry or on an upheld appeal), grade changes, list spells with why each began and ended,
-the sanctions and privileges those spells switched on for the person and their children, and
-the appeals they filed. Everything comes from the run's tables and its resolved scenario.
+The story comes first: a one-line verdict (for instance "wrongly on the blacklist since day
+24 because of a misattributed drug_use record (camera) that belonged to adult 84656; never
+appealed"), then the records that mattered (negative, wrong or list-changing ones), with the
+routine positive records summarised in one line. Causes are found through the shadow world:
+a listing the shadow world does not share is blamed on the wrong records live when it began.
+`--all` prints the full listing below; `--html` writes a timeline page.
+
+For journalists and auditors, the full listing has: every record against the person (and
+records that blamed others for what they did), the score path rebuilt from the records
+(points on their day, given back at expiry or on an upheld appeal), grade changes, list spells
+with why each began and ended, the sanctions and privileges those spells switched on for the
+person and their children, and the appeals they filed. Everything comes from the run's tables
+and its resolved scenario.
 """
 
 from __future__ import annotations
@@ -274,11 +282,14 @@ class Explainer:
                 "records": [r["record_id"] for r in entering],
             }
             if world == 0:
-                covered = sum(
-                    max(0, min(end, e) - max(s["start"], b)) for b, e in shadow.get(s["list"], [])
-                )
+                cover = shadow.get(s["list"], [])
+                covered = sum(max(0, min(end, e) - max(s["start"], b)) for b, e in cover)
                 spell["wrong_days"] = spell["days"] - covered
                 spell["wrongly_listed"] = spell["wrong_days"] > 0
+                first = _first_uncovered(s["start"], end, cover)
+                spell["first_wrong_day"] = first
+                sign = 1 if lst is not None and lst.kind == "privilege" else -1
+                spell["cause"] = _cause(first, own, entering, sign)
             out.append(spell)
         return out
 
@@ -315,8 +326,155 @@ class Explainer:
 
 
 def explain(path: str | Path, person: int) -> dict[str, Any]:
-    """One adult's timeline from a run directory (see the module docstring)."""
-    return Explainer(path).person(person)
+    """One adult's story and timeline from a run directory (see the module docstring)."""
+    report = Explainer(path).person(person)
+    report["story"] = story(report)
+    return report
+
+
+def _first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
+    """The first day of [start, end) outside every (b, e) interval of `cover`."""
+    day = start
+    for b, e in sorted(cover):
+        if b > day:
+            break
+        day = max(day, e)
+    return day if day < end else None
+
+
+def _live(r: Row, day: int) -> bool:
+    """Whether record r counts on `day` (made, not expired, not removed on appeal)."""
+    if r["day"] > day or (r["expiry_day"] is not None and r["expiry_day"] <= day):
+        return False
+    return not (r["upheld"] and r["decision_day"] is not None and r["decision_day"] <= day)
+
+
+def _cause(first_wrong: int | None, own: list[Row], entering: list[Row], sign: int) -> Row:
+    """Why a recorded spell happened, through the shadow world: if the shadow world shares
+    it, the person's own records; otherwise the wrong records live on its first wrong day
+    that push towards the list (negative points for a sanction list, positive for a
+    privilege), or those that entered it directly, where any did."""
+    if first_wrong is None:
+        return {"kind": "own records", "records": [r["record_id"] for r in entering]}
+    wrong = [r for r in entering if r["truth"] != "correct"]
+    if not wrong:
+        wrong = [
+            r
+            for r in own
+            if r["truth"] != "correct" and r["points"] * sign > 0 and _live(r, first_wrong)
+        ]
+    wrong.sort(key=lambda r: (-abs(r["points"]), r["day"]))  # the heaviest first
+    return {"kind": "wrong records", "records": [r["record_id"] for r in wrong]}
+
+
+def _describe(r: Row) -> str:
+    """'a misattributed drug_use record (camera) that belonged to adult 84656'."""
+    what = f"{r['behaviour']} record ({r['channel']}"
+    if r["truth"] == "misattributed":
+        return f"a misattributed {what}) that belonged to adult {r['actor']}"
+    if r["truth"] == "false_report":
+        return f"a false {r['behaviour']} report ({r['channel']}: nobody did it)"
+    return f"a {what})"
+
+
+def _appeal_story(r: Row) -> str:
+    if not r.get("appealed"):
+        return "never appealed"
+    if r["upheld"] is None:
+        return "appeal undecided at the end"
+    return f"appeal {'upheld' if r['upheld'] else 'rejected'} on day {r['decision_day']}"
+
+
+def _spell_words(lst: str) -> str:
+    return f"on the {lst}"
+
+
+def story(report: dict[str, Any]) -> dict[str, Any]:
+    """The verdict, the records that mattered and one line for the routine ones."""
+    p, records = report["person"], report["records"]
+    by_id = {r["record_id"]: r for r in records}
+    recorded = [s for s in report["spells"] if s["world"] == "recorded"]
+    wrong_spells = [s for s in recorded if s.get("wrongly_listed")]
+    T = p["days"]
+
+    def because(s: Row) -> str:
+        ids = s["cause"]["records"]
+        if not ids:
+            return "records no longer in the run's tables"
+        main = by_id[ids[0]]
+        more = (
+            f" and {len(ids) - 1} more wrong record{'s' * (len(ids) > 2)}" if len(ids) > 1 else ""
+        )
+        return f"because of {_describe(main)}{more}; {_appeal_story(main)}"
+
+    now_wrong = [s for s in wrong_spells if s["end"] is None]
+    if now_wrong:
+        s = max(now_wrong, key=lambda s: s["wrong_days"])
+        verdict = (
+            f"Wrongly {_spell_words(s['list'])} since day {s['first_wrong_day']} {because(s)}."
+        )
+    elif wrong_spells:
+        s = max(wrong_spells, key=lambda s: s["wrong_days"])
+        verdict = (
+            f"Was wrongly {_spell_words(s['list'])} for {s['wrong_days']} days (from day "
+            f"{s['first_wrong_day']} to day {s['end']}) {because(s)}."
+        )
+    elif p["lists"]:
+        names = ", ".join(f"the {name}" for name in p["lists"])
+        verdict = (
+            f"On {names} at the end on their own records: the shadow world (correct records "
+            "only) puts them there too."
+        )
+    else:
+        wrong = [r for r in records if r["truth"] != "correct"]
+        verdict = "On no list at the end" + (
+            f"; {len(wrong)} wrong record{'s' * (len(wrong) != 1)} against them changed no list."
+            if wrong
+            else "; no wrong record against them."
+        )
+    if len(wrong_spells) > 1:
+        verdict += f" Wrongly listed in {len(wrong_spells)} spells in all."
+    changing = {i for s in report["spells"] for i in s["records"]}
+    changing |= {i for s in recorded for i in s.get("cause", {}).get("records", [])}
+    mattered = [
+        r
+        for r in records
+        if r["points"] < 0 or r["truth"] != "correct" or r["record_id"] in changing
+    ]
+    routine = [r for r in records if r not in mattered]
+    counts: dict[str, int] = {}
+    for r in routine:
+        counts[r["behaviour"]] = counts.get(r["behaviour"], 0) + 1
+    top = ", ".join(f"{b} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
+    points = sum(r["points"] for r in routine)
+    summary = (
+        f"{len(routine)} routine positive records ({top}{', ...' if len(counts) > 4 else ''}), "
+        f"{points:+d} points in all"
+        if routine
+        else "no routine positive records"
+    )
+    spells = [
+        {
+            "list": s["list"],
+            "start": s["start"],
+            "end": s["end"],
+            "days": s["days"],
+            "wrong_days": s.get("wrong_days", 0),
+            "why": (
+                because(s)
+                if s.get("wrongly_listed")
+                else "on their own records (the shadow world is listed too)"
+            ),
+        }
+        for s in recorded
+    ]
+    return {
+        "verdict": verdict,
+        "mattered": [r["record_id"] for r in mattered],
+        "routine": summary,
+        "spells": spells,
+        "days": T,
+    }
 
 
 def _end(spell: Row, days: int) -> int:
@@ -592,3 +750,158 @@ def _changes_text(changes: list[Row]) -> str:
         f"{c['event']} (record {c['record_id']}, {c['behaviour']}) {c['points']:+d}"
         for c in changes
     )
+
+
+def render_story(report: dict[str, Any], console: Console) -> None:
+    """The story: the verdict, the records that mattered, one line for the rest."""
+    p, st = report["person"], report["story"]
+    console.print(f"[bold]adult {p['person']}[/bold] ({p['group']}, {p['city']}): {st['verdict']}")
+    by_id = {r["record_id"]: r for r in report["records"]}
+    _section(
+        console,
+        "records that mattered (negative, wrong or list-changing)",
+        ["id", "day", "behaviour", "channel", "truth", "points", "expires", "appeal"],
+        [
+            [
+                r["record_id"],
+                r["day"],
+                r["behaviour"],
+                r["channel"],
+                _truth(r),
+                r["points"],
+                r["expiry_day"],
+                _appeal_text(r),
+            ]
+            for r in (by_id[i] for i in st["mattered"])
+        ],
+    )
+    console.print(f"and {st['routine']}.")
+    _section(
+        console,
+        "list spells",
+        ["list", "days", "wrongly", "why"],
+        [
+            [
+                s["list"],
+                f"{s['start']}..{'end' if s['end'] is None else s['end']} ({s['days']} d)",
+                f"{s['wrong_days']} d" if s["wrong_days"] else "",
+                s["why"],
+            ]
+            for s in st["spells"]
+        ],
+    )
+    restricted = [c for c in report["children"] if c["restricted"]]
+    if report["children"]:
+        console.print(
+            f"children: {len(report['children'])}, {len(restricted)} restricted at the end"
+        )
+    console.print("[dim]--all for the full listing, --html FILE for a timeline page[/dim]")
+
+
+def render_html(report: dict[str, Any], path: str | Path) -> None:
+    """A timeline page: the verdict, score in both worlds over time with the records that
+    mattered and the list spells, and the tables (one offline file)."""
+    import html as h
+
+    import plotly.graph_objects as go
+
+    from xinyong.audit.report import _html, _layout, _Page, _section, _table, _tr
+
+    p, st = report["person"], report["story"]
+    page = _Page()
+    path_rows = report["score_path"]
+    days = [0] + [s["day"] for s in path_rows] + [p["days"]]
+    score = [p["start_score"]] + [s["score"] for s in path_rows]
+    shadow = [p["start_score"]] + [s["shadow_score"] for s in path_rows]
+    score.append(score[-1])
+    shadow.append(shadow[-1])
+    by_id = {r["record_id"]: r for r in report["records"]}
+    mattered = [by_id[i] for i in st["mattered"]]
+    at = {d: sc for d, sc in zip(days, score, strict=True)}
+    traces = [
+        go.Scatter(x=days, y=score, name="recorded score", line={"shape": "hv", "width": 2}),
+        go.Scatter(
+            x=days,
+            y=shadow,
+            name="shadow score (correct records only)",
+            line={"shape": "hv", "width": 2, "dash": "dash"},
+        ),
+        go.Scatter(
+            x=[r["day"] for r in mattered],
+            y=[at.get(r["day"], p["start_score"]) for r in mattered],
+            mode="markers",
+            name="records that mattered",
+            marker={
+                "size": 10,
+                "symbol": "x",
+                "color": ["#c0392b" if r["truth"] != "correct" else "#333" for r in mattered],
+            },
+            hovertext=[
+                h.escape(f"record {r['record_id']}: {_describe(r)}, {r['points']:+d}")
+                for r in mattered
+            ],
+            hoverinfo="text",
+        ),
+    ]
+    shapes = [
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": "paper",
+            "x0": s["start"],
+            "x1": p["days"] if s["end"] is None else s["end"],
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": "rgba(192,57,43,0.12)" if s["wrong_days"] else "rgba(31,95,153,0.10)",
+            "line": {"width": 0},
+            "layer": "below",
+        }
+        for s in st["spells"]
+    ]
+    layout = _layout(
+        f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: wrongly)",
+        420,
+        xaxis={"title": {"text": "day of the run"}, "range": [0, p["days"]]},
+        yaxis={"title": {"text": "score (points)"}},
+        shapes=shapes,
+    )
+    figure = page.figure("timeline", traces, layout)
+    records = _table(
+        ["Id", "Day", "Behaviour", "Channel", "Truth", "Points", "Appeal"],
+        "".join(
+            _tr(
+                "flag" if r["truth"] != "correct" else "",
+                str(r["record_id"]),
+                str(r["day"]),
+                h.escape(r["behaviour"]),
+                h.escape(r["channel"]),
+                h.escape(_truth(r)),
+                f"{r['points']:+d}",
+                h.escape(_appeal_text(r)),
+            )
+            for r in mattered
+        ),
+    )
+    spells = _table(
+        ["List", "From", "To", "Days", "Wrongly", "Why"],
+        "".join(
+            _tr(
+                "flag" if s["wrong_days"] else "",
+                h.escape(s["list"]),
+                str(s["start"]),
+                "end" if s["end"] is None else str(s["end"]),
+                str(s["days"]),
+                str(s["wrong_days"]),
+                h.escape(s["why"]),
+            )
+            for s in st["spells"]
+        ),
+    )
+    body = (
+        f"<header><h1>Adult {p['person']} ({h.escape(p['group'])}, {h.escape(p['city'])})</h1>"
+        f"<p class=lead>{h.escape(st['verdict'])}</p></header>"
+        + _section("timeline", "Timeline", h.escape(f"And {st['routine']}."), figure)
+        + _section("records", "Records that mattered", "Negative, wrong or list-changing.", records)
+        + _section("spells", "List spells", "Why each began, through the shadow world.", spells)
+    )
+    Path(path).write_text(_html(f"Xinyong: adult {p['person']}", body, with_plotly=True), "utf-8")

@@ -15,7 +15,20 @@ from xinyong.audit import stats
 from xinyong.scenario import Scenario
 
 FOUR_FIFTHS = (0.8, 1.25)
+MIN_COUNT = 10  # people behind each side of a disparity before it may be flagged
 MINOR_GRAVITY = 2  # gravity 1-2: "minor" behaviour for the proportionality test
+
+# Kinds of interval, stated on every metric row ("interval") and every figure.
+WITHIN_RUN = "within-run"  # from one run (Wilson, Katz, Greenwood, Poisson): no run-to-run
+ACROSS_SEEDS = "across-seeds"  # Student t over the means of K seeds: includes run-to-run
+PAIRED_SEEDS = "paired-seeds"  # Student t over per-seed differences of a reform (compare)
+NO_INTERVAL = "none"
+INTERVAL_KINDS = {
+    WITHIN_RUN: "95% interval from within one run: it ignores run-to-run variation",
+    ACROSS_SEEDS: "95% Student t interval across seeds: includes run-to-run variation",
+    PAIRED_SEEDS: "95% Student t interval of per-seed differences (paired by seed)",
+    NO_INTERVAL: "no interval",
+}
 
 ART_5_C_I = "EU AI Act Art. 5(1)(c)(i): detrimental treatment in unrelated social contexts"
 ART_5_C_II = "EU AI Act Art. 5(1)(c)(ii): treatment disproportionate to the behaviour's gravity"
@@ -25,12 +38,30 @@ AEQUITAS = "Aequitas/Fairlearn: group rates as ratio and difference to a named r
 FDR = "Aequitas: false discovery rate (share of those flagged who should not be)"
 EFFECT = "necessity test: does the scheme change behaviour at all (EU Charter Art. 52(1))"
 SPEECH = "chilling effect on expression (EU Charter Art. 11)"
+COUNT = "count (context)"
 
 
 def metric(
-    value: Any, low: Any = None, high: Any = None, *, meaning: str, maps_to: str = ""
+    value: Any,
+    low: Any = None,
+    high: Any = None,
+    *,
+    meaning: str,
+    maps_to: str = "",
+    count: int | None = None,
+    of: int | None = None,
 ) -> dict:
-    return {"value": value, "low": low, "high": high, "meaning": meaning, "maps_to": maps_to}
+    """A metric row; `count` people (or records) out of `of` where the value is a share."""
+    row = {"value": value, "low": low, "high": high, "meaning": meaning, "maps_to": maps_to}
+    row["interval"] = NO_INTERVAL if low is None and high is None else WITHIN_RUN
+    if count is not None:
+        row["count"], row["of"] = count, of
+    return row
+
+
+def fraction(k: int, n: int, *, meaning: str, maps_to: str = "") -> dict:
+    """k of n as a share with its Wilson interval, keeping both counts."""
+    return metric(*stats.wilson(k, n), meaning=meaning, maps_to=maps_to, count=k, of=n)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -76,8 +107,10 @@ def audit_metrics(
         for name, cons in meta["consequences"].items()
         if any(c["kind"] == "sanction" for c in cons)
     ]
+    out["sanction_lists"] = sanction_lists
 
-    # Wrongful listing (shadow truth) per list, overall and by group.
+    # Wrongful listing (shadow truth) per list, overall and by group: at T and over the run.
+    ever = _ever_listed(con, T)
     for lst in meta["lists"]:
         on, wrong = f'"on.{lst}"', f'("on.{lst}" AND NOT "shadow_on.{lst}")'
         by = {
@@ -91,18 +124,49 @@ def audit_metrics(
         }
         k = sum(r["wrong"] for r in by.values())
         listed = sum(r["listed"] for r in by.values())
-        m[f"wrongly_listed_share.{lst}"] = metric(
-            *stats.wilson(k, adults),
+        kind = "an undeserved sanction" if lst in sanction_lists else "an undeserved privilege"
+        m[f"list_share.{lst}"] = fraction(
+            listed, adults, meaning=f"adults on {lst} at T", maps_to=COUNT
+        )
+        m[f"wrongly_listed_share.{lst}"] = fraction(
+            k,
+            adults,
             maps_to=AEQUITAS,
             meaning=f"adults on {lst} at T whose correct records alone would not put them there "
-            + (
-                "(an undeserved sanction)" if lst in sanction_lists else "(an undeserved privilege)"
-            ),
+            f"({kind})",
         )
-        m[f"wrongly_listed_of_listed.{lst}"] = metric(
-            *stats.wilson(k, listed),
+        m[f"wrongly_listed_of_listed.{lst}"] = fraction(
+            k,
+            listed,
             meaning=f"of the adults on {lst} at T, the share listed only through wrong records",
             maps_to=FDR,
+        )
+        e = ever.get(lst, {})
+        m[f"ever_listed_share.{lst}"] = fraction(
+            sum(e.get("listed", {}).values()),
+            adults,
+            meaning=f"adults on {lst} on at least one day",
+            maps_to=COUNT,
+        )
+        m[f"ever_wrongly_listed_share.{lst}"] = fraction(
+            sum(e.get("wrong", {}).values()),
+            adults,
+            maps_to=AEQUITAS,
+            meaning=f"adults wrongly on {lst} on at least one day: listed while their correct "
+            f"records alone would not have listed them ({kind})",
+        )
+        for g in sorted(groups, reverse=True):  # minority first
+            m[f"ever_wrongly_listed_share_by_group.{lst}.{g}"] = fraction(
+                e.get("wrong", {}).get(g, 0),
+                groups[g],
+                maps_to=AEQUITAS,
+                meaning=f"{g} adults wrongly on {lst} on at least one day, of all {g} adults",
+            )
+        m[f"wrongly_listed_person_days.{lst}"] = metric(
+            e.get("wrong_days", 0),
+            maps_to=ART_5_C_II if lst in sanction_lists else COUNT,
+            meaning=f"person-days on {lst} that the shadow world would not have spent there "
+            "(each adult's days wrongly listed, added up)",
         )
         for key, col in (("wrongly_listed_share", "wrong"), ("list_share", "listed")):
             _disparity(
@@ -111,6 +175,18 @@ def audit_metrics(
                 {g: (by.get(g, {}).get(col, 0), groups.get(g, 0)) for g in groups},
                 ref_group,
             )
+        _disparity(
+            out,
+            f"ever_wrongly_listed_share.{lst}",
+            {g: (e.get("wrong", {}).get(g, 0), groups.get(g, 0)) for g in groups},
+            ref_group,
+        )
+    m["undeserved_sanction_person_days"] = metric(
+        _undeserved_person_days(con, sanction_lists, T),
+        maps_to=ART_5_C_II,
+        meaning="person-days on which an adult was on at least one sanction list that their "
+        "correct records alone would not have put them on",
+    )
 
     # False records by channel; detection bias by group.
     neg = _quote([b for b, n in zip(meta["behaviours"], meta["negative"], strict=True) if n])
@@ -131,10 +207,9 @@ def audit_metrics(
                 "high": hi,
             }
         )
-        m[f"false_record_share.{r['channel']}"] = metric(
-            v,
-            lo,
-            hi,
+        m[f"false_record_share.{r['channel']}"] = fraction(
+            r["wrong"],
+            r["n"],
             meaning=f"negative records from {r['channel']} that are misattributed or false reports",
             maps_to=GDPR_22,
         )
@@ -171,9 +246,42 @@ def audit_metrics(
     return out
 
 
-def disparity_row(name: str, group: str, reference: str, value, ref_value, ratio, lo, hi) -> dict:
-    """A group against the reference: ratio and difference, flagged outside the four-fifths
-    band; `significant` when the ratio's interval excludes 1."""
+def disparity_row(
+    name: str,
+    group: str,
+    reference: str,
+    value,
+    ref_value,
+    ratio,
+    lo,
+    hi,
+    *,
+    numerator: int | None = None,
+    denominator: int | None = None,
+    reference_numerator: int | None = None,
+    reference_denominator: int | None = None,
+    interval: str = WITHIN_RUN,
+) -> dict:
+    """A group against the reference: ratio and difference with the counts behind them.
+
+    `outside_band`: the ratio lies outside the four-fifths band. `significant`: its interval
+    excludes 1. `flag` (the small-number rule): outside the band, significant, and at least
+    MIN_COUNT people (or records) in each side's numerator; otherwise the row is shown greyed
+    with its counts (`status` says why)."""
+    outside = ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1])
+    significant = lo is not None and hi is not None and (lo > 1 or hi < 1)
+    known = numerator is not None and reference_numerator is not None
+    enough = known and min(numerator, reference_numerator) >= MIN_COUNT
+    if ratio is None:
+        status = "undefined"
+    elif not outside:
+        status = "within band"
+    elif known and not enough:
+        status = f"too few people: under {MIN_COUNT} in a numerator"
+    elif not significant:
+        status = "interval includes 1"
+    else:
+        status = "flagged"
     return {
         "metric": name,
         "group": group,
@@ -183,9 +291,16 @@ def disparity_row(name: str, group: str, reference: str, value, ref_value, ratio
         "ratio": ratio,
         "ratio_low": lo,
         "ratio_high": hi,
+        "interval": NO_INTERVAL if lo is None else interval,
         "difference": None if value is None or ref_value is None else value - ref_value,
-        "flag": ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1]),
-        "significant": lo is not None and (lo > 1 or hi < 1),
+        "numerator": numerator,
+        "denominator": denominator,
+        "reference_numerator": reference_numerator,
+        "reference_denominator": reference_denominator,
+        "outside_band": outside,
+        "significant": significant,
+        "flag": status == "flagged",
+        "status": status,
         "maps_to": FOUR_FIFTHS_RULE,
     }
 
@@ -207,9 +322,77 @@ def _disparity(
         ratio, lo, hi = ratio_of(k, n, k0, n0)
         out["disparity"].append(
             disparity_row(
-                name, g, reference, k / n if n else None, k0 / n0 if n0 else None, ratio, lo, hi
+                name,
+                g,
+                reference,
+                k / n if n else None,
+                k0 / n0 if n0 else None,
+                ratio,
+                lo,
+                hi,
+                numerator=int(k),
+                denominator=int(n),
+                reference_numerator=int(k0),
+                reference_denominator=int(n0),
             )
         )
+
+
+def _segments_sql(source: str, keys: str) -> str:
+    """Cut the intervals of `source` (keys..., world, start, stop: days start .. stop-1) into
+    pieces over which the number of recorded (`rec`) and shadow (`sh`) intervals is constant."""
+    return f"""
+        WITH src AS ({source}),
+        ev AS (SELECT {keys}, start AS day, (world = 'recorded')::INT AS dr,
+                      (world = 'shadow')::INT AS ds FROM src
+               UNION ALL
+               SELECT {keys}, stop, -(world = 'recorded')::INT, -(world = 'shadow')::INT
+               FROM src),
+        agg AS (SELECT {keys}, day, sum(dr) AS dr, sum(ds) AS ds FROM ev GROUP BY ALL),
+        st AS (SELECT {keys}, day,
+                      sum(dr) OVER (PARTITION BY {keys} ORDER BY day
+                                    ROWS UNBOUNDED PRECEDING) AS rec,
+                      sum(ds) OVER (PARTITION BY {keys} ORDER BY day
+                                    ROWS UNBOUNDED PRECEDING) AS sh,
+                      lead(day) OVER (PARTITION BY {keys} ORDER BY day) AS next
+               FROM agg)
+        SELECT {keys}, day AS start, next AS stop, rec, sh FROM st WHERE next > day"""
+
+
+def _spells_sql(T: int, lists: list[str] | None = None) -> str:
+    where = "" if lists is None else f"WHERE list IN ({_quote(lists)})"
+    return f'SELECT person, list, world, start, coalesce("end", {T}) AS stop FROM spells {where}'
+
+
+def _ever_listed(con, T: int) -> dict[str, dict[str, Any]]:
+    """Per list: adults ever on it and adults ever wrongly on it, by group, and the
+    person-days spent there wrongly (recorded world on, shadow world off)."""
+    out: dict[str, dict[str, Any]] = {}
+    for lst, g, n in con.sql(
+        """SELECT s.list, p."group", count(DISTINCT s.person) FROM spells s
+           JOIN persons p USING (person) WHERE s.world = 'recorded' GROUP BY ALL"""
+    ).fetchall():
+        out.setdefault(lst, {}).setdefault("listed", {})[g] = n
+    seg = _segments_sql(_spells_sql(T), "person, list")
+    for lst, g, n, days in con.sql(
+        f"""WITH w AS (SELECT * FROM ({seg}) WHERE rec > 0 AND sh = 0)
+            SELECT w.list, p."group", count(DISTINCT w.person), sum(w.stop - w.start)
+            FROM w JOIN persons p USING (person) GROUP BY ALL"""
+    ).fetchall():
+        e = out.setdefault(lst, {})
+        e.setdefault("wrong", {})[g] = n
+        e["wrong_days"] = e.get("wrong_days", 0) + int(days)
+    return out
+
+
+def _undeserved_person_days(con, sanction_lists: list[str], T: int) -> int:
+    """Person-days wrongly on at least one sanction list (a day counts once per person)."""
+    if not sanction_lists:
+        return 0
+    seg = _segments_sql(_spells_sql(T, sanction_lists), "person, list")
+    wrong = f"SELECT person, 'recorded' AS world, start, stop FROM ({seg}) WHERE rec > 0 AND sh = 0"
+    union = _segments_sql(wrong, "person")
+    return int(_one(con, f"SELECT coalesce(sum(stop - start), 0) FROM ({union}) WHERE rec > 0"))
 
 
 def _lock_in(con, out: dict, meta: dict, T: int) -> None:
@@ -228,6 +411,13 @@ def _lock_in(con, out: dict, meta: dict, T: int) -> None:
             " null when more than half are still listed",
             maps_to=ART_5_C_II,
         )
+        tau = max(r[0] for r in rows)
+        m[f"mean_stay_days_restricted.{lst}"] = metric(
+            stats.restricted_mean(curve, tau),
+            meaning=f"restricted mean time on {lst}: the mean of min(stay, {tau} days, the "
+            "longest stay seen) from the Kaplan-Meier curve; defined when the median is not",
+            maps_to=ART_5_C_II,
+        )
         if T > 365:
             m[f"still_listed_after_1y.{lst}"] = metric(
                 *stats.survival_at(curve, 365),
@@ -235,7 +425,7 @@ def _lock_in(con, out: dict, meta: dict, T: int) -> None:
                 maps_to=ART_5_C_II,
             )
         m[f"spells.{lst}"] = metric(
-            len(rows), meaning=f"spells on {lst} (recorded world)", maps_to="count (context)"
+            len(rows), meaning=f"spells on {lst} (recorded world)", maps_to=COUNT
         )
 
 
@@ -332,8 +522,9 @@ def _spillover_and_proportionality(con, out, scenario: Scenario, meta, sanction_
         meaning="Spearman correlation of a behaviour's gravity with the sanction-days its records "
         "bring (near 1: proportionate ordering)",
     )
-    m["minor_only_share"] = metric(
-        *stats.wilson(minor_only, severe_spells),
+    m["minor_only_share"] = fraction(
+        minor_only,
+        severe_spells,
         maps_to=ART_5_C_II,
         meaning=f"sanction-list spells caused only by minor behaviour (gravity <= {MINOR_GRAVITY})",
     )
@@ -372,6 +563,31 @@ def _collateral(con, out, meta, sanction_lists, scenario: Scenario) -> None:
         meaning="children under a child-directed sanction at T per adult on such a list",
         maps_to=ART_5_C_I,
     )
+    kids = _children_over_run(con, meta, scenario.days)
+    n = kids["children"]
+    m["children_restricted_share"] = fraction(
+        restricted, n, meaning="children under a child-directed sanction at T", maps_to=ART_5_C_I
+    )
+    m["children_ever_restricted_share"] = fraction(
+        kids["ever"],
+        n,
+        meaning="children under a child-directed sanction on at least one day",
+        maps_to=ART_5_C_I,
+    )
+    m["children_wrongly_restricted_share"] = fraction(
+        kids["wrong"],
+        n,
+        meaning="children restricted on at least one day on which, with only their parents' "
+        "correct records, they would not have been",
+        maps_to=ART_5_C_I,
+    )
+    m["children_restricted_only_by_wrong_records_share"] = fraction(
+        kids["only_wrong"],
+        n,
+        meaning="children restricted at some point who, with only their parents' correct "
+        "records, would never have been restricted",
+        maps_to=ART_5_C_I,
+    )
     assoc_b = meta["association_behaviour"]
     assoc_list = scenario.consequences.association_list
     penalised = _one(
@@ -389,6 +605,53 @@ def _collateral(con, out, meta, sanction_lists, scenario: Scenario) -> None:
     )
 
 
+def _child_lists(meta: dict) -> dict[str, list[str]]:
+    """Per city, the lists whose membership puts a sanction on a member's children (the
+    city's municipal pack and every national pack)."""
+    by_pack = meta.get("consequences_by_pack") or {}
+    cities = meta.get("city_pack") or {}
+    national = [p for p in by_pack if p not in set(cities.values())]
+    out = {}
+    for city, pack in cities.items():
+        out[city] = sorted(
+            {
+                lst
+                for p in [pack, *national]
+                for lst, cons in by_pack.get(p, {}).items()
+                if any(c["target"] == "children" and c["kind"] == "sanction" for c in cons)
+            }
+        )
+    return out
+
+
+def _children_over_run(con, meta: dict, T: int) -> dict[str, int]:
+    """Children ever restricted (a parent on a child-sanctioning list of their city), and
+    those restricted on a day the shadow world would not restrict them, or never would."""
+    pairs = [(c, lst) for c, lists in _child_lists(meta).items() for lst in lists]
+    n = _one(con, "SELECT count(*) FROM children")
+    if not pairs or not n:
+        return {"children": n, "ever": 0, "wrong": 0, "only_wrong": 0}
+    values = ", ".join(f"({_quote([c])}, {_quote([lst])})" for c, lst in pairs)
+    source = f"""
+        WITH cl(city, list) AS (VALUES {values}),
+        parents AS (SELECT child, city, parent1 AS person FROM children
+                    UNION ALL
+                    SELECT child, city, parent2 FROM children WHERE parent2 IS NOT NULL)
+        SELECT p.child, s.world, s.start, coalesce(s."end", {T}) AS stop
+        FROM parents p JOIN cl USING (city) JOIN spells s ON s.person = p.person
+             AND s.list = cl.list"""
+    row = _rows(
+        con,
+        f"""WITH seg AS ({_segments_sql(source, "child")}),
+            per AS (SELECT child, bool_or(rec > 0) AS ever, bool_or(sh > 0) AS shadow,
+                           bool_or(rec > 0 AND sh = 0) AS wrong FROM seg GROUP BY child)
+            SELECT count(*) FILTER (WHERE ever) AS ever,
+                   count(*) FILTER (WHERE wrong) AS wrong,
+                   count(*) FILTER (WHERE ever AND NOT shadow) AS only_wrong FROM per""",
+    )[0]
+    return {"children": n, **{k: int(v or 0) for k, v in row.items()}}
+
+
 def _redress(con, out, neg: str, adults: int) -> None:
     m = out["metrics"]
     a = _rows(
@@ -403,8 +666,9 @@ def _redress(con, out, neg: str, adults: int) -> None:
         meaning="appeals filed per 1,000 adults",
         maps_to=GDPR_22,
     )
-    m["appeals_upheld_share"] = metric(
-        *stats.wilson(a["upheld"], a["decided"]),
+    m["appeals_upheld_share"] = fraction(
+        a["upheld"],
+        a["decided"],
         maps_to=GDPR_22,
         meaning="decided appeals that were upheld",
     )
@@ -421,8 +685,9 @@ def _redress(con, out, neg: str, adults: int) -> None:
         FROM records r LEFT JOIN appeals a USING (record_id)
         WHERE r.truth <> 'correct' AND r.behaviour IN ({neg})""",
     )[0]
-    m["wrong_records_never_corrected"] = metric(
-        *stats.wilson(w["left"], w["wrong"]),
+    m["wrong_records_never_corrected"] = fraction(
+        w["left"],
+        w["wrong"],
         maps_to=GDPR_22,
         meaning="wrong negative records not removed by an upheld appeal by T",
     )

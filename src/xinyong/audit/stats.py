@@ -154,3 +154,16 @@ def median_time(curve: dict[str, list]) -> float | None:
         if s <= 0.5:
             return float(t)
     return None
+
+
+def restricted_mean(curve: dict[str, list], tau: float) -> float:
+    """Restricted mean time: the area under the step curve S(t) from 0 to tau, the mean of
+    min(stay, tau). Defined where the median is not (more than half still listed)."""
+    area = 0.0
+    ts, ss = curve["t"], curve["s"]
+    for i, (t, s) in enumerate(zip(ts, ss, strict=True)):
+        if t >= tau:
+            break
+        nxt = ts[i + 1] if i + 1 < len(ts) else tau
+        area += s * (min(nxt, tau) - t)
+    return area

@@ -1,4 +1,4 @@
-"""MODEL.md's summary metrics, computed from a run's tables with SQL (DuckDB).
+"""The summary metrics of every run (docs/model.md), computed from its tables with SQL (DuckDB).
 
 Reading them from the tables, not from engine state, keeps the audit independent of the day
 loop: the same query gives the same numbers on a run directory or an in-memory run.
@@ -12,6 +12,42 @@ import duckdb
 
 from xinyong.scenario import GROUPS
 
+# One line per summary metric; `{}` stands for the list, tier, group or city in the key.
+MEANINGS = {
+    "mean_score": "mean recorded score at T",
+    "tier_share": "share of adults in tier {} at T",
+    "list_share": "share of adults on {} at T",
+    "ever_listed_share": "share of adults on {} on at least one day",
+    "neg_records_per_adult_year": "negative records (all truths) per adult and year",
+    "pos_records_per_adult_year": "positive records per adult and year",
+    "wrong_record_share": "share of negative records that are misattributed or false reports",
+    "wrongly_listed_share": "share of adults wrongly on {} at T (on it, shadow world not)",
+    "wrongly_listed_share_by_group": "share of {} adults wrongly on {} at T",
+    "wrongly_listed_ratio": "minority over majority share wrongly on {} at T",
+    "children_restricted_share": "share of children under a child-directed sanction at T",
+    "association_records_per_adult_year": "records for meeting a blacklisted neighbour per "
+    "adult and year",
+    "appeals_filed_per_1000": "appeals filed per 1,000 adults",
+    "appeals_upheld_per_1000": "appeals upheld per 1,000 adults",
+    "mean_deter": "mean deterrence factor at T (1: none)",
+    "tier_share_by_city": "share of adults of city {} in tier {} at T",
+    "list_share_by_city": "share of adults of city {} on {} at T",
+}
+
+
+def summary_meaning(key: str) -> str:
+    """What a summary key means (docs/model.md, "Summary metrics")."""
+    head, *parts = key.split(".")
+    text = MEANINGS.get(head)
+    if text is None:
+        return "summary metric (docs/model.md)"
+    if head == "wrongly_listed_share_by_group" and len(parts) == 2:
+        parts = [parts[1], parts[0]]
+    try:
+        return text.format(*parts)
+    except IndexError:
+        return text
+
 
 def _ratio(num: float | None, den: float | None) -> float | None:
     """A share or ratio with a zero denominator is null (reading 12)."""
@@ -21,7 +57,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 
 def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int) -> dict:
-    """Flat dotted keys, exactly MODEL.md's names (plus the same metric for every list)."""
+    """Flat dotted keys under the names docs/model.md gives (the same metric for every list)."""
 
     def one(sql: str) -> Any:
         return con.sql(sql).fetchall()[0][0]
@@ -75,7 +111,7 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
                 'FROM persons GROUP BY "group"'
             ).fetchall()
         )
-        for g in reversed(GROUPS):  # minority first, as MODEL.md lists them
+        for g in reversed(GROUPS):  # minority first
             out[f"wrongly_listed_share_by_group.{name}.{g}"] = by_group.get(g)
         out[f"wrongly_listed_ratio.{name}"] = _ratio(
             by_group.get("minority"), by_group.get("majority")

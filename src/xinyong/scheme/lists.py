@@ -1,4 +1,4 @@
-"""Scheme, tiers and lists (MODEL.md steps 8 and 9): the tier follows the score (and any live
+"""Scheme, tiers and lists (docs/model.md, steps 8 and 9): the tier follows the score (and any live
 tier cap); lists are entered and left by their rules. Only persons whose score or listing may
 have changed are evaluated, so the cost grows with events."""
 

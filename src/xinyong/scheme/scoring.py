@@ -1,6 +1,6 @@
 """Scheme, points: records add their rule's points (under yearly caps and score bounds) to the
 recorded score and, when correct, to the shadow score; expiry and upheld appeals give them back
-(MODEL.md steps 1, 2 and 7)."""
+(docs/model.md, steps 1, 2 and 7)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,168 @@
+"""Replicates: one scenario run with seeds seed, seed+1, ... and their results combined.
+
+A replicate run directory holds one run per seed under `replicates/seed-S/`; its top-level
+summary.json (and metrics.json once audited) holds each metric's mean over the seeds with a
+95% Student t interval **across seeds**: the interval that includes run-to-run variation.
+This module sits between the runner (`xinyong.api`) and the audit (`xinyong.audit`), so that
+neither imports the other back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from xinyong.api import Run, run
+from xinyong.audit import stats
+from xinyong.audit.metrics import ACROSS_SEEDS, disparity_row
+from xinyong.scenario import Scenario
+from xinyong.store import prepare_dir, write_json
+
+REPLICATES = "replicates"
+
+
+def replicate_dirs(path: Path) -> list[Path]:
+    """The run directories a path stands for: its replicates (by seed), or itself."""
+    reps = [p for p in (path / REPLICATES).glob("seed-*") if (p / "summary.json").exists()]
+    reps.sort(key=lambda p: int(p.name.removeprefix("seed-")))
+    return reps or [path]
+
+
+def _replicate(scenario: Scenario, out: Path) -> dict[str, Any]:
+    return run(scenario, out, overwrite=True).summary
+
+
+def run_seeds(
+    scenario: Scenario,
+    dirs: dict[int, Path],
+    *,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> dict[int, dict[str, Any]]:
+    """Run `scenario` once per seed into dirs[seed], in spawned processes; summaries by seed."""
+    jobs = [(scenario.with_(seed=s), d) for s, d in dirs.items()]
+    summaries = run_jobs(jobs, workers=workers, on_done=on_done)
+    return dict(zip(dirs, summaries, strict=True))
+
+
+def run_jobs(
+    jobs: list[tuple[Scenario, Path]],
+    *,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run each (scenario, directory) in a pool of spawned processes; their summaries."""
+    if not jobs:
+        return []
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    summaries: list[dict[str, Any]] = [{} for _ in jobs]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_replicate, sc, d): i for i, (sc, d) in enumerate(jobs)}
+        for done, fut in enumerate(as_completed(futures)):
+            summaries[futures[fut]] = fut.result()
+            if on_done is not None:
+                on_done(done)
+    return summaries
+
+
+def run_replicates(
+    scenario: Scenario,
+    out: str | Path,
+    replicates: int,
+    *,
+    overwrite: bool = False,
+    workers: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> Run:
+    """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
+    top-level summary.json holds each metric's mean and 95% interval over the replicates.
+    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts."""
+    path = Path(out)
+    prepare_dir(path, overwrite)
+    (path / "scenario.yaml").write_text(scenario.to_yaml())
+    seeds = [scenario.seed + i for i in range(replicates)]
+    dirs = {s: path / REPLICATES / f"seed-{s}" for s in seeds}
+    summaries = run_seeds(scenario, dirs, workers=workers, on_done=on_done)
+    summary = combine_summaries([summaries[s] for s in seeds])
+    write_json(path / "summary.json", summary)
+    return Run(summary, path, scenario=scenario)
+
+
+def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One audit document over replicates: each metric's mean with a t interval across seeds
+    (counts summed over seeds as `count_total`); curves, matrices and tables are those of the
+    first replicate."""
+    doc = dict(docs[0])
+    doc["replicates"] = len(docs)
+    if len(docs) == 1:
+        return doc
+    doc["run"] = combine_summaries([d["run"] for d in docs])
+    metrics = {}
+    for name, row in docs[0]["metrics"].items():
+        values = [d["metrics"].get(name, {}).get("value") for d in docs]
+        v, lo, hi = stats.mean_interval(values)
+        combined = {**row, "value": v, "low": lo, "high": hi, "interval": ACROSS_SEEDS}
+        combined["per_seed"] = values
+        if row.get("count") is not None:
+            counts = [d["metrics"].get(name, {}).get("count") for d in docs]
+            combined["count"] = stats.mean_interval(counts)[0]
+            combined["count_total"] = sum(c for c in counts if c is not None)
+        metrics[name] = combined
+    doc["metrics"] = metrics
+    disparity = []
+    for i, row in enumerate(docs[0]["disparity"]):
+        same = [d["disparity"][i] for d in docs if i < len(d["disparity"])]
+        r, lo, hi = stats.mean_interval([s["ratio"] for s in same])
+        value = stats.mean_interval([s["value"] for s in same])[0]
+        ref = stats.mean_interval([s["reference_value"] for s in same])[0]
+
+        def total(key: str, rows: list[dict] = same) -> int | None:
+            got = [s.get(key) for s in rows if s.get(key) is not None]
+            return sum(got) if got else None
+
+        counts = {
+            k: total(k)
+            for k in ("numerator", "denominator", "reference_numerator", "reference_denominator")
+        }
+        disparity.append(
+            disparity_row(
+                row["metric"],
+                row["group"],
+                row["reference"],
+                value,
+                ref,
+                r,
+                lo,
+                hi,
+                **counts,
+                interval=ACROSS_SEEDS,
+            )
+        )
+    doc["disparity"] = disparity
+    return doc
+
+
+def combine_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of each numeric summary key over replicates, with `intervals` {key: [low, high]}
+    (Student t across seeds)."""
+    out: dict[str, Any] = {}
+    intervals: dict[str, list] = {}
+    per_seed: dict[str, list] = {}
+    for key, value in summaries[0].items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or key == "seed":
+            out[key] = value
+            continue
+        per_seed[key] = [s.get(key) for s in summaries]
+        m, lo, hi = stats.mean_interval(per_seed[key])
+        out[key] = m
+        intervals[key] = [lo, hi]
+    out["seeds"] = [s.get("seed") for s in summaries]
+    out["replicates"] = len(summaries)
+    out["intervals"] = intervals
+    out["per_seed"] = per_seed
+    out["interval"] = ACROSS_SEEDS
+    return out
