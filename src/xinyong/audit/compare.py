@@ -7,19 +7,19 @@ this is conservative. Metrics without an interval get none.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from xinyong.audit.audit import audit
 from xinyong.audit.stats import Z95
+from xinyong.store import read_json
 
 
 def _doc(path: Path, baseline: bool) -> dict[str, Any]:
     file = path / "metrics.json"
     if file.exists():
-        return json.loads(file.read_text())
+        return read_json(file, "metrics.json")
     return audit(path, baseline=baseline, report=False)
 
 
