@@ -238,6 +238,7 @@ def test_collateral_children_and_associates(tmp_path: Path) -> None:
             "population.child_ratio": 1.0,
             "population.edges_per_adult": 1,
             "consequences.rho": 1.0,
+            "consequences.distress_factor": 1.0,  # no loan_ban below: distress is off
             "packs.rongcheng.lists.blacklist.consequences": [
                 {"name": "licence_ban", "context": "traffic"},
                 {"name": "school_ban", "context": "education", "target": "children"},

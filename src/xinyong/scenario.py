@@ -14,18 +14,40 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from xinyong.errors import XinyongError
-from xinyong.scheme.schema import Pack, pack_path, parse_pack, validated
+from xinyong.scheme.schema import (
+    Days,
+    Int,
+    Name,
+    Pack,
+    builtin_packs,
+    pack_path,
+    parse_pack,
+    validated,
+)
 from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 GROUPS = ("majority", "minority")  # index 0 and 1 in every array
 
 
+INT32_MAX = 2**31 - 1  # adults and children are numbered with 32-bit ids
+
+
 def _fraction(v: Any) -> Any:
-    """Accept '1/200' as well as 0.005: the spec writes rates as fractions."""
+    """Accept '1/200' as well as 0.005: the spec writes rates as fractions. Not true/false."""
+    if isinstance(v, bool):
+        raise ValueError("a number is expected, not true/false")
     if isinstance(v, str) and "/" in v:
         try:
             return float(Fraction(v.replace(" ", "")))
@@ -34,24 +56,31 @@ def _fraction(v: Any) -> Any:
     return v
 
 
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a number is expected, not true/false")
+    return v
+
+
 Probability = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0)]
+NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, allow_inf_nan=False)]
+Real = Annotated[float, BeforeValidator(_fraction), Field(allow_inf_nan=False)]
 
 
-class Strict(BaseModel):
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Population(Strict):
-    adults: int = Field(ge=1)
+class Population(Model):
+    adults: Int = Field(ge=1, le=INT32_MAX)
     child_ratio: NonNegative = 0.25
     minority_share: Probability = 0.10
     risk_sigma: NonNegative = 1.0
     civic_sigma: NonNegative = 1.0
-    trait_min: float = Field(default=0.1, gt=0.0)
-    trait_max: float = Field(default=10.0, gt=0.0)
+    trait_min: Real = Field(default=0.1, gt=0.0)
+    trait_max: Real = Field(default=10.0, gt=0.0)
     two_parent_share: Probability = 0.8
-    edges_per_adult: int = Field(default=4, ge=0)
+    edges_per_adult: Int = Field(default=4, ge=0, le=1000)  # degrees are 16-bit
     cross_city_share: Probability = 0.0
 
     @model_validator(mode="after")
@@ -76,27 +105,27 @@ def lognormal_mass(sigma: float, lo: float, hi: float) -> float:
     return cdf(hi) - cdf(lo)
 
 
-class City(Strict):
-    name: str
+class City(Model):
+    name: Name
     share: Probability
     pack: str
 
 
-class GroupWeights(Strict):
-    minority: float = Field(default=1.0, gt=0.0)
-    majority: float = Field(default=1.0, gt=0.0)
+class GroupWeights(Model):
+    minority: Real = Field(default=1.0, gt=0.0)
+    majority: Real = Field(default=1.0, gt=0.0)
 
 
-class Channel(Strict):
+class Channel(Model):
     detect: Probability
     misattribute: Probability = 0.0
     weights: GroupWeights = GroupWeights()
 
 
-class Behaviour(Strict):
+class Behaviour(Model):
     sign: Literal["negative", "positive"]
-    context: str
-    gravity: int | None = Field(default=None, ge=1, le=5)
+    context: Name
+    gravity: Annotated[int, Strict(), Field(ge=1, le=5)] | None = None
     channel: str
     base: Probability
 
@@ -107,7 +136,7 @@ class Behaviour(Strict):
         return self
 
 
-class Consequences(Strict):
+class Consequences(Model):
     rho: Probability = 0.2
     association_behaviour: str = "associating_with_blacklisted"
     association_list: str = "blacklist"
@@ -119,19 +148,19 @@ class Consequences(Strict):
     distress_context: str = "finance"
 
 
-class Observation(Strict):
+class Observation(Model):
     false_report_rate: Probability = 2e-5
     false_report_behaviours: tuple[str, ...] = ()
     false_report_channel: str = "informant"
 
 
-class Appeals(Strict):
+class Appeals(Model):
     alpha: Probability = 0.3
-    appeal_days: int = Field(default=60, ge=1)
+    appeal_days: Days = 60
     upheld: Probability = 0.5
 
 
-class AuditSettings(Strict):
+class AuditSettings(Model):
     """Judgments the audit needs: which sanction contexts count as related to a behaviour's
     context (AI Act Art. 5(1)(c)(i) asks about unrelated ones). A context is always related
     to itself."""
@@ -140,23 +169,23 @@ class AuditSettings(Strict):
     reference_group: Literal["majority", "minority"] = "majority"
 
 
-class Scenario(Strict):
+class Scenario(Model):
     name: str
     description: str = ""
-    days: int = Field(ge=1, le=32_000)  # int16 day state
-    seed: int = Field(default=0, ge=0)
+    days: Int = Field(ge=1, le=32_000)  # int16 day state
+    seed: Int = Field(default=0, ge=0, le=2**63 - 1)
     population: Population
     cities: tuple[City, ...] = Field(min_length=1)
     national_packs: tuple[str, ...] = ()
-    channels: dict[str, Channel]
-    behaviours: dict[str, Behaviour]
+    channels: dict[Name, Channel]
+    behaviours: dict[Name, Behaviour]
     consequences: Consequences = Consequences()
     observation: Observation = Observation()
     appeals: Appeals = Appeals()
     audit: AuditSettings = AuditSettings()
     # Hand-made true events added to the drawn ones: {day: [[adult, behaviour], ...]}
     # (teaching, tests). Part of the scenario so that a run directory repeats them.
-    script: dict[int, tuple[tuple[int, str], ...]] = {}
+    script: dict[Annotated[int, BeforeValidator(_no_bool)], tuple[tuple[Int, str], ...]] = {}
     packs: dict[str, Pack]
 
     @property
@@ -228,6 +257,7 @@ class Scenario(Strict):
                     problems.append((f"no adult {adult}", ("script", day, i)))
                 if behaviour not in self.behaviours:
                     problems.append((f"unknown behaviour '{behaviour}'", ("script", day, i)))
+        problems += self._check_references()
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
@@ -239,6 +269,50 @@ class Scenario(Strict):
                         (f"list '{lname}' is defined twice", ("packs", pid, "lists", lname))
                     )
                 list_owner.setdefault(lname, pid)
+        return problems
+
+    def _check_references(self) -> list[tuple[str, tuple]]:
+        """Names that switch a mechanism on: a typo must be an error, not a mechanism
+        silently off. And sizes that must fit the ids that number them."""
+        problems: list[tuple[str, tuple]] = []
+        children = round(self.population.child_ratio * self.adults)
+        if children > INT32_MAX:
+            problems.append(
+                (
+                    f"{children:,} children do not fit 32-bit ids (at most {INT32_MAX:,})",
+                    ("population", "child_ratio"),
+                )
+            )
+        packs = list(self.packs.values())
+        lists = sorted({name for p in packs for name in p.lists})
+        sanctions = sorted(
+            {c.name for p in packs for lst in p.lists.values() for c in lst.consequences}
+        )
+        contexts = sorted({b.context for b in self.behaviours.values()})
+        cons = self.consequences
+        if cons.rho > 0 and cons.association_list not in lists:
+            problems.append(
+                (
+                    f"unknown list '{cons.association_list}' (lists: {', '.join(lists) or 'none'})",
+                    ("consequences", "association_list"),
+                )
+            )
+        if cons.distress_factor != 1 and cons.distress_sanction not in sanctions:
+            problems.append(
+                (
+                    f"unknown sanction '{cons.distress_sanction}' "
+                    f"(sanctions: {', '.join(sanctions) or 'none'})",
+                    ("consequences", "distress_sanction"),
+                )
+            )
+        if cons.distress_factor != 1 and cons.distress_context not in contexts:
+            problems.append(
+                (
+                    f"unknown context '{cons.distress_context}' "
+                    f"(behaviours' contexts: {', '.join(contexts)})",
+                    ("consequences", "distress_context"),
+                )
+            )
         return problems
 
 
@@ -301,7 +375,14 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
             raise XinyongError(
                 "no such key to set", file=path, line=lines.get(("set", key)), field=str(key)
             ) from None
+        # A problem with a value set here is reported at the line of its key under `set:`.
+        if ("set", key) in lines:
+            lines[_key_path(str(key))] = lines[("set", key)]
     return data, lines
+
+
+def _key_path(key: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
 
 
 def _load_packs(data: dict, path: Path, lines: Lines) -> None:
@@ -327,9 +408,26 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
             )
         pack_data, pack_lines = load_yaml(file)
         pack = parse_pack(pack_data, file, pack_lines)
+        if pack.id in packs and _pack_or_none(packs[pack.id]) != pack:
+            # Two different packs under one id: one of them would silently be dropped.
+            other = "the built-in pack" if pack.id in builtin_packs() else "another pack"
+            raise XinyongError(
+                f"id '{pack.id}' is already taken by {other} of that id in this scenario; "
+                "give this pack an id of its own",
+                file=file,
+                line=pack_lines.get(("id",)),
+                field="id",
+            )
         # The pack's id is how cities refer to it once embedded.
         _rename_ref(data, ref, pack.id)
         packs.setdefault(pack.id, pack_data)
+
+
+def _pack_or_none(data: Any) -> Pack | None:
+    try:
+        return Pack.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _rename_ref(data: dict, ref: str, pack_id: str) -> None:
