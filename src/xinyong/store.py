@@ -377,6 +377,7 @@ class RunDir:
             )
         if not (self.path / "scenario.yaml").exists():
             raise XinyongError(f"scenario.yaml is missing; {again(self.path)}", file=self.path)
+        self.summary()  # a damaged summary is a damaged run, whatever is read next
 
     @property
     def is_set(self) -> bool:
