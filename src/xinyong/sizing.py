@@ -18,7 +18,7 @@ from xinyong.scenario import Scenario
 
 GIB = 1 << 30
 FIXED = GIB // 2  # libraries, compiled kernels, write buffers (0.16 GiB of it at import)
-PER_ADULT = 110  # state (118 bytes, docs/performance.md) less what edges cost, plus temporaries
+PER_ADULT = 120  # state (118 bytes) less what edges cost, plus temporaries and records in flight
 PER_EDGE = 24  # per adult and unit of edges_per_adult: the graph and its building
 PER_CHILD = 32  # 16 bytes measured at 20 M children, 28 at 20 to 60 M
 PER_RECORD = 44  # a record kept in memory as Arrow columns (no out directory)
