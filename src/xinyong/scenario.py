@@ -359,6 +359,11 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
     overrides = data.pop("set", None) or {}
     parent = data.pop("extends", None)
     if parent is not None:
+        if not isinstance(parent, str) or "\0" in parent:
+            raise XinyongError(
+                "names a scenario (built-in or a .yaml path)",
+                file=path, line=lines.get(("extends",)), field="extends",
+            )  # fmt: skip
         base, _ = _raw_scenario(scenario_path(parent, path.parent), depth + 1)
         base.pop("name", None)
         base.pop("description", None)
@@ -388,18 +393,27 @@ def _key_path(key: str) -> tuple:
 def _load_packs(data: dict, path: Path, lines: Lines) -> None:
     """Embed every pack the scenario names (cities and national) under `packs:`."""
     packs = data.setdefault("packs", {}) or {}
+    if not isinstance(packs, dict):
+        raise XinyongError(
+            "a mapping of pack ids to packs", file=path, line=line_of(lines, ("packs",)),
+            field="packs",
+        )  # fmt: skip
     data["packs"] = packs
     refs: list[tuple[str, tuple]] = []
-    for i, city in enumerate(data.get("cities") or []):
-        if isinstance(city, dict) and "pack" in city:
-            refs.append((str(city["pack"]), ("cities", i, "pack")))
-    for i, ref in enumerate(data.get("national_packs") or []):
-        refs.append((str(ref), ("national_packs", i)))
+    # Shapes are checked by the schema later; only well-formed references are followed here.
+    cities = data.get("cities")
+    for i, city in enumerate(cities if isinstance(cities, list) else []):
+        if isinstance(city, dict) and isinstance(city.get("pack"), str):
+            refs.append((city["pack"], ("cities", i, "pack")))
+    national = data.get("national_packs")
+    for i, ref in enumerate(national if isinstance(national, list) else []):
+        if isinstance(ref, str):
+            refs.append((ref, ("national_packs", i)))
     for ref, loc in refs:
         if ref in packs:  # embedded (a resolved scenario, e.g. a run's scenario.yaml)
             continue
         file = pack_path(ref, path.parent)
-        if not file.exists():
+        if "\0" in ref or not file.exists():
             raise XinyongError(
                 f"pack '{ref}' not found",
                 file=path,
@@ -431,10 +445,13 @@ def _pack_or_none(data: Any) -> Pack | None:
 
 
 def _rename_ref(data: dict, ref: str, pack_id: str) -> None:
-    for city in data.get("cities") or []:
+    cities = data.get("cities")
+    for city in cities if isinstance(cities, list) else []:
         if isinstance(city, dict) and city.get("pack") == ref:
             city["pack"] = pack_id
-    data["national_packs"] = [pack_id if r == ref else r for r in data.get("national_packs") or []]
+    national = data.get("national_packs")
+    if isinstance(national, list):
+        data["national_packs"] = [pack_id if r == ref else r for r in national]
 
 
 def parse_value(text: str) -> Any:

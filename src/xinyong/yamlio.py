@@ -126,7 +126,7 @@ def load_yaml(path: str | Path) -> tuple[Any, Lines]:
         text = raw.decode("utf-8")
     except FileNotFoundError:
         raise XinyongError("file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the name
         raise XinyongError(f"cannot read file ({exc.__class__.__name__})", file=path) from None
     return parse_yaml(text, path)
 
