@@ -194,8 +194,8 @@ def check_target(out: Path, overwrite: bool) -> None:
             return
         if read_marker(out) is None:
             raise XinyongError(
-                f"exists and is not a run directory (no {MARKER}; runs made before version "
-                "0.2 have none: delete it yourself); choose another --out",
+                f"exists and is not a run directory (no {MARKER}; runs made before run "
+                "directories had one: delete it yourself); choose another --out",
                 file=out,
             )
         if not overwrite:
