@@ -77,7 +77,8 @@ def test_compare_replicates_pairs_by_seed(paired) -> None:
     assert doc["a"]["seeds"] == doc["b"]["seeds"] == [20, 21, 22]
     assert doc["interval"] == "paired-seeds" and "warning" not in doc
     # The missing seeds were run into B's folder; seed 20 is each side's own run.
-    assert sorted(p.name for p in (reform / "paired" / "a").iterdir()) == ["seed-21", "seed-22"]
+    runs = sorted(p.name for p in (reform / "paired" / "a").iterdir() if p.name[0] != ".")
+    assert runs == ["seed-21", "seed-22"]  # beside them, hidden, their writers' lock files
     rows = {r["metric"]: r for r in doc["rows"]}
     row = rows["wrong_record_share"]
 
@@ -134,8 +135,9 @@ def test_sweep_writes_one_curve_per_key_metric(tmp_path: Path) -> None:
     html = (out / "sweep.html").read_text("utf-8")
     assert html.count("Plotly.newPlot(") == len(doc["metrics"])
     # Each grid point is a replicate run directory the audit reads.
-    point = Path(doc["points"][0]["folder"])
+    point = out / doc["points"][0]["folder"]
     assert (point / "replicates" / "seed-2" / "summary.json").exists()
+    assert xinyong.audit(point, baseline=False).interval == "across-seeds"
 
 
 def test_python_findings_api(tmp_path: Path) -> None:

@@ -118,7 +118,7 @@ def test_booleans_and_coded_nulls_are_stored_short_and_read_back_as_written(
     assert raw.column("maybe").to_pylist() == [None, 1, 0]
     assert raw.column("expiry").to_pylist() == [7, -1, 9]
     assert not raw.schema.field("expiry").nullable
-    select = store.view_columns("t", str(path))
+    select = store.view_columns("t", [path])
     back = duckdb.sql(f"SELECT {select} FROM read_parquet('{path}')").to_arrow_table()
     assert back.schema.types == table.schema.types and back.column_names == table.column_names
     assert back.to_pydict() == table.to_pydict()

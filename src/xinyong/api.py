@@ -10,8 +10,10 @@ run.sql("SELECT truth, count(*) FROM records GROUP BY truth")
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,13 @@ import duckdb
 import pyarrow as pa
 
 from xinyong import memory
+from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit.summary import summary_metrics
 from xinyong.engine import Simulation
+from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, load_scenario
-from xinyong.store import TABLES, RunDir, prepare_dir, write_json
+from xinyong.sizing import check_size
+from xinyong.store import TABLES, RunDir, write_json
 
 
 class Run:
@@ -66,10 +71,14 @@ class Run:
             self._meta = RunDir(self.path).meta()
         return self._meta
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the run's tables as views (`threads=1`: sums of floats
+        the same on every run)."""
         if self.path is not None:
-            return RunDir(self.path).connect()
+            return RunDir(self.path).connect(threads=threads)
         con = duckdb.connect()
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
         for name, table in self._tables.items():
             con.register(name, table)
         return con
@@ -99,42 +108,93 @@ def run(
     rows_per_part: int = 2_000_000,
     script: Mapping[int, list[tuple[int, str]]] | None = None,
     keep_freed_memory: bool = True,
+    force: bool = False,
 ) -> Run:
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
     `script` adds hand-made true events: {day: [(adult, behaviour), ...]}.
-    `keep_freed_memory` tunes glibc's allocator for the run (`memory.keep_freed`)."""
+    `keep_freed_memory` tunes glibc's allocator for the run (`memory.keep_freed`).
+
+    The run directory appears only once complete (written beside it, then renamed into
+    place); `overwrite` replaces an earlier run only then. A scenario too large for the
+    memory available is refused before anything is allocated, unless `force`."""
     if keep_freed_memory:
         memory.keep_freed()
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     if script is not None:
         sc = sc.with_(script={d: [list(e) for e in evs] for d, evs in script.items()})
-    path = Path(out) if out is not None else None
+    check_size(sc, in_memory=out is None, force=force)
+    if out is None:
+        return simulate(sc, None, on_day, rows_per_part)
+    path = Path(out)
+    with writing(path):
+        check_target(path, overwrite)
+        with locked(path), staged(path, overwrite) as stage:
+            result = simulate(sc, stage, on_day, rows_per_part)
+    result.path = path
+    return result
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """System errors while a run is written (a full disk, a file-size limit, no permission)
+    become one-line errors; the staging folder is gone by then and `path` is as it was."""
+    try:
+        yield
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc) or exc.__class__.__name__
+        raise XinyongError(
+            f"cannot write the run ({reason}); nothing was replaced", file=path
+        ) from None
+    except MemoryError:
+        raise XinyongError(
+            "out of memory while running; nothing was replaced (see --force)", file=path
+        ) from None
+
+
+def simulate(
+    sc: Scenario,
+    path: Path | None,
+    on_day: Callable[[int], None] | None,
+    rows_per_part: int,
+) -> Run:
+    """Run `sc` into the fresh folder `path` (or in memory); with a path, the summary and
+    the marker that says the run is complete are written last."""
     if path is not None:
-        prepare_dir(path, overwrite)
-        (path / "scenario.yaml").write_text(sc.to_yaml())
+        write_text(path / "scenario.yaml", sc.to_yaml())
     started = time.perf_counter()
     sim = Simulation(sc, path, rows_per_part)
     sim.run(on_day)
-    wall = time.perf_counter() - started
-    meta = sim.recorder.meta()
-    result = Run(
-        {}, path, None if path is not None else sim.recorder.in_memory, scenario=sc, meta=meta
-    )
-    children, records = sim.pop.children, sim.next_record_id
+    wall = round(time.perf_counter() - started, 3)
+    tables = None if path is not None else sim.recorder.in_memory
+    meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
     del sim  # the state is written out: free it before the summary queries (100 M adults)
     memory.release()
-    metrics = summary_metrics(result.connect(), meta, sc.days)
+    if path is not None:
+        con = RunDir(path, finished=False).connect(threads=1)
+    else:
+        con = Run({}, None, tables).connect(threads=1)
+    # One thread: DuckDB's parallel float sums differ in their last digits from run to run.
+    metrics = summary_metrics(con, meta, sc.days)
     summary = {
         "scenario": sc.name,
         "adults": sc.adults,
         "children": children,
         "days": sc.days,
         "seed": sc.seed,
-        "wall_seconds": round(wall, 3),
+        "wall_seconds": wall,
         "records": records,
         **metrics,
     }
-    result.summary = summary
     if path is not None:
-        write_json(path / "summary.json", summary)
-    return result
+        write_json(path / "summary.json", on_disk(summary))
+        write_marker(path, marker(True, wall_seconds=wall))
+    return Run(summary, path, tables, scenario=sc, meta=meta)
+
+
+def on_disk(summary: dict[str, Any]) -> dict[str, Any]:
+    """summary.json is the same for the same scenario and seed, byte for byte: the wall
+    time, which is not, is kept in run.json instead."""
+    out = {k: v for k, v in summary.items() if k != "wall_seconds"}
+    if "intervals" in out:
+        out["intervals"] = {k: v for k, v in out["intervals"].items() if k != "wall_seconds"}
+    return out

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from xinyong.errors import XinyongError
 
@@ -20,8 +27,51 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Simulate and audit social credit systems on synthetic populations.",
 )
-out_console = Console()
-err_console = Console(stderr=True)
+# Plain text: names, paths and messages come from the user's files and must print as they
+# are (no markup such as "[red]", no emoji codes such as ":100:").
+out_console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+NAME_MAX = 64  # characters of a scenario name used in the default --out
+
+
+def _count(text: str | None, option: str) -> int | None:
+    """A whole number from the command line, also written 1e6 or 1_000_000."""
+    if text is None:
+        return None
+    try:
+        value = float(text.replace("_", "")) if re.search(r"[eE.]", text) else int(text)
+    except ValueError:
+        raise XinyongError(f"not a whole number: '{text}'", field=option) from None
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise XinyongError(f"not a whole number: '{text}'", field=option)
+        value = int(value)
+    return value
+
+
+def default_out(name: str, seed: int) -> Path:
+    """runs/NAME-sSEED, with NAME reduced to a safe folder name (no '/', no '..')."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-")[:NAME_MAX] or "run"
+    return Path("runs") / f"{slug}-s{seed}"
+
+
+@contextlib.contextmanager
+def _reading(*runs: Path) -> Iterator[None]:
+    """Errors of DuckDB or Arrow while a run's tables are read mean a damaged run (a part
+    cut short, a page overwritten): one line naming the run and what to do."""
+    import duckdb
+    import pyarrow as pa
+
+    try:
+        yield
+    except (duckdb.Error, pa.ArrowException) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        where = runs[0] if len(runs) == 1 else ", ".join(map(str, runs))
+        raise XinyongError(
+            f"cannot read the run's tables ({first}): the run is damaged; run it again "
+            "with --overwrite",
+            file=where,
+        ) from None
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
@@ -39,7 +89,9 @@ def _overrides(items: list[str]) -> dict[str, object]:
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")] = "r1",
-    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
+    adults: Annotated[
+        str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
+    ] = None,
     days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     out: Annotated[
@@ -56,6 +108,9 @@ def run(
     replicates: Annotated[
         int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
     ] = 1,
+    force: Annotated[
+        bool, typer.Option(help="Run even when the memory estimate exceeds what is available.")
+    ] = False,
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
@@ -63,9 +118,13 @@ def run(
     from xinyong.scenario import load_scenario
 
     sc = load_scenario(
-        scenario, overrides=_overrides(set_ or []), adults=adults, days=days, seed=seed
+        scenario,
+        overrides=_overrides(set_ or []),
+        adults=_count(adults, "--adults"),
+        days=days,
+        seed=seed,
     )
-    path = out or Path("runs") / f"{sc.name}-s{sc.seed}"
+    path = out or default_out(sc.name, sc.seed)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -77,24 +136,26 @@ def run(
     ) as progress:
         try:
             if replicates > 1:
-                task = progress.add_task(f"{sc.name}: {replicates} seeds", total=replicates)
+                task = progress.add_task(f"{escape(sc.name)}: {replicates} seeds", total=replicates)
                 result = run_replicates(
                     sc,
                     path,
                     replicates,
                     overwrite=overwrite,
                     on_done=lambda i: progress.update(task, completed=i + 1),
+                    force=force,
                 )
             else:
-                task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
+                task = progress.add_task(f"{escape(sc.name)}: {sc.adults:,} adults", total=sc.days)
                 result = run_scenario(
                     sc,
                     path,
                     overwrite=overwrite,
                     on_day=lambda t: progress.update(task, completed=t + 1),
+                    force=force,
                 )
         except KeyboardInterrupt:
-            err_console.print(f"interrupted; what was written so far is in {path}")
+            err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
             raise typer.Exit(130) from None
     if not quiet:
         _print_summary(result.summary)
@@ -169,7 +230,8 @@ def audit(
     """Audit a run: metrics with intervals into metrics.json, and an offline HTML report."""
     from xinyong.audit.audit import audit as audit_run
 
-    doc = audit_run(run_dir, baseline=baseline, report=report)
+    with _reading(run_dir):
+        doc = audit_run(run_dir, baseline=baseline, report=report)
     table = Table("metric", "value", "people", "95% interval", "meaning", title="audit")
     for name, row in doc["metrics"].items():
         people = "" if row.get("count") is None else f"{_fmt(row['count'])} of {_fmt(row['of'])}"
@@ -177,13 +239,15 @@ def audit(
     out_console.print(table)
     out_console.print(f"intervals: {doc['interval_meaning']}")
     if doc.get("warning"):
-        out_console.print(f"[yellow]{doc['warning']}[/yellow]")
+        out_console.print(Text(doc["warning"], style="yellow"))
     for d in doc["disparity"]:
         if d["flag"]:
             out_console.print(
-                f"[yellow]outside the four-fifths band:[/yellow] {d['metric']} "
-                f"{d['group']}/{d['reference']} = {_fmt(d['ratio'])} "
-                f"({d['numerator']} vs {d['reference_numerator']} people)"
+                Text.assemble(
+                    ("outside the four-fifths band:", "yellow"),
+                    f" {d['metric']} {d['group']}/{d['reference']} = {_fmt(d['ratio'])} "
+                    f"({d['numerator']} vs {d['reference_numerator']} people)",
+                )
             )
     out_console.print(
         f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
@@ -214,14 +278,17 @@ def compare(
     from xinyong.audit.compare import compare as compare_runs
     from xinyong.audit.compare import outputs, write_comparison
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-        disable=replicates is None,
-    ) as progress:
+    with (
+        _reading(run_a, run_b),
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err_console,
+            transient=True,
+            disable=replicates is None,
+        ) as progress,
+    ):
         task = progress.add_task("seeds", total=None)
         doc = compare_runs(
             run_a,
@@ -264,7 +331,7 @@ def compare(
             )
     out_console.print(f"intervals: {doc['interval_meaning']}")
     if doc.get("warning"):
-        out_console.print(f"[yellow]{doc['warning']}[/yellow]")
+        out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
     write_comparison(doc, files)
     out_console.print(
@@ -359,11 +426,18 @@ def sql(
 
     from xinyong.store import RunDir
 
+    if not query.strip():
+        raise XinyongError("the query is empty; give one, e.g. 'SELECT count(*) FROM records'")
+    with _reading(run_dir):
+        con = RunDir(run_dir).connect()
     try:
-        rel = RunDir(run_dir).connect().sql(query)
+        rel = con.sql(query)
+        if rel is None:  # a statement without rows (SET, CREATE ...)
+            return
         rows, columns = rel.fetchall(), rel.columns
     except duckdb.Error as exc:
-        raise XinyongError(str(exc).splitlines()[0], field="query") from None
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise XinyongError(first, field="query") from None
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n")
@@ -390,30 +464,66 @@ def explain(
     from xinyong.audit.explain import explain as explain_person
     from xinyong.audit.explain import render, render_html, render_story
 
-    report = explain_person(run_dir, person)
+    with _reading(run_dir):
+        report = explain_person(run_dir, person)
     if html is not None:
         render_html(report, html)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
-    if all_:
-        render(report, out_console)
-    else:
-        render_story(report, out_console)
+    # The report's sections use markup of their own: its texts (names from the packs) are
+    # escaped instead, and emoji codes stay off.
+    console = Console(emoji=False, highlight=False)
+    (render if all_ else render_story)(_escaped(report), console)
     if html is not None:
         out_console.print(f"written: {html}")
 
 
-def main() -> None:
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _error(message: str) -> None:
+    err_console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `xinyong` command. Every error the user can act on is one line on stderr and exit
+    code 2: bad input, a usage mistake, a damaged run, a system refusal (disk, permission)."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     from xinyong import memory
 
     # Before pyarrow is imported: its first native thread would otherwise open a second arena.
     memory.keep_freed()
+    command = typer.main.get_command(app)
     try:
-        app()
-    except XinyongError as err:
-        err_console.print(f"[red]error:[/red] {err.format()}", highlight=False, soft_wrap=True)
+        code = command.main(args=argv, prog_name="xinyong", standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(2)  # the help is printed already (click's exit code for it)
+    except ClickException as exc:
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        _error(where + " ".join(exc.format_message().split()))
         sys.exit(2)
+    except XinyongError as err:
+        _error(err.format())
+        sys.exit(2)
+    except OSError as exc:
+        # Met outside the places that explain them (a report to an unwritable path, a full
+        # disk while writing compare.html).
+        reason = os.strerror(exc.errno) if exc.errno else str(exc) or exc.__class__.__name__
+        _error(f"{exc.filename}: {reason}" if exc.filename else reason)
+        sys.exit(2)
+    except MemoryError:
+        _error("out of memory (a smaller run, or --force only where the estimate is wrong)")
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

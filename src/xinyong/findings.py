@@ -169,8 +169,11 @@ def audit(run: RunLike, *, baseline: bool = True, report: bool = False) -> Audit
         return Audit(audit_dir(path, baseline=baseline, report=report))
     if not isinstance(run, Run):
         raise TypeError("audit takes a Run or a run directory's path")
-    base = run_scenario(baseline_scenario(run.scenario)).connect() if baseline else None
-    metrics = audit_metrics(run.connect(), run.scenario, run.meta, base)
+    # One thread: the same metrics as the audit of the run's directory, to the last digit.
+    base = None
+    if baseline:
+        base = run_scenario(baseline_scenario(run.scenario)).connect(threads=1)
+    metrics = audit_metrics(run.connect(threads=1), run.scenario, run.meta, base)
     return Audit(label_intervals({"run": run.summary, "replicates": 1, **metrics}))
 
 

@@ -10,30 +10,40 @@ neither imports the other back.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from xinyong.api import Run, run
+from xinyong.api import Run, on_disk, run, simulate, writing
+from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS, disparity_row
 from xinyong.scenario import Scenario
-from xinyong.store import prepare_dir, write_json
+from xinyong.sizing import check_size
+from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
 
 
 def replicate_dirs(path: Path) -> list[Path]:
-    """The run directories a path stands for: its replicates (by seed), or itself."""
-    reps = [p for p in (path / REPLICATES).glob("seed-*") if (p / "summary.json").exists()]
-    reps.sort(key=lambda p: int(p.name.removeprefix("seed-")))
-    return reps or [path]
+    """The run directories a path stands for: its replicates (by seed, each checked), or
+    itself."""
+    return RunDir(path).replicate_dirs()
 
 
 def _replicate(scenario: Scenario, out: Path) -> dict[str, Any]:
+    """A run of its own (written atomically into `out`)."""
     return run(scenario, out, overwrite=True).summary
+
+
+def replicate_in_set(scenario: Scenario, out: Path) -> dict[str, Any]:
+    """A run into the staging folder of a set, which is published whole."""
+    out.mkdir(parents=True)
+    write_marker(out, marker(False))
+    return simulate(scenario, out, None, 2_000_000).summary
 
 
 def run_seeds(
@@ -54,6 +64,7 @@ def run_jobs(
     *,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    worker: Callable[[Scenario, Path], dict[str, Any]] = _replicate,
 ) -> list[dict[str, Any]]:
     """Run each (scenario, directory) in a pool of spawned processes; their summaries."""
     if not jobs:
@@ -61,7 +72,7 @@ def run_jobs(
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_replicate, sc, d): i for i, (sc, d) in enumerate(jobs)}
+        futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
         for done, fut in enumerate(as_completed(futures)):
             summaries[futures[fut]] = fut.result()
             if on_done is not None:
@@ -77,18 +88,27 @@ def run_replicates(
     overwrite: bool = False,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> Run:
     """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
     top-level summary.json holds each metric's mean and 95% interval over the replicates.
-    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts."""
+    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts.
+    The set appears only once every replicate is complete, as `run` does."""
     path = Path(out)
-    prepare_dir(path, overwrite)
-    (path / "scenario.yaml").write_text(scenario.to_yaml())
     seeds = [scenario.seed + i for i in range(replicates)]
-    dirs = {s: path / REPLICATES / f"seed-{s}" for s in seeds}
-    summaries = run_seeds(scenario, dirs, workers=workers, on_done=on_done)
-    summary = combine_summaries([summaries[s] for s in seeds])
-    write_json(path / "summary.json", summary)
+    workers = workers or min(replicates, os.cpu_count() or 1)
+    check_size(scenario, at_once=workers, force=force)
+    with writing(path):
+        check_target(path, overwrite)
+        with locked(path), staged(path, overwrite) as stage:
+            write_text(stage / "scenario.yaml", scenario.to_yaml())
+            started = time.perf_counter()
+            jobs = [(scenario.with_(seed=s), stage / REPLICATES / f"seed-{s}") for s in seeds]
+            summaries = run_jobs(jobs, workers=workers, on_done=on_done, worker=replicate_in_set)
+            summary = combine_summaries(summaries)
+            write_json(stage / "summary.json", on_disk(summary))
+            wall = round(time.perf_counter() - started, 3)
+            write_marker(stage, marker(True, seeds=seeds, wall_seconds=wall))
     return Run(summary, path, scenario=scenario)
 
 

@@ -14,10 +14,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from xinyong.errors import XinyongError
-from xinyong.scheme.schema import Pack, pack_path, parse_pack, validated
+from xinyong.scheme.schema import (
+    Days,
+    Flag,
+    Int,
+    Name,
+    Pack,
+    builtin_packs,
+    pack_path,
+    parse_pack,
+    validated,
+)
 from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -25,8 +43,13 @@ GROUPS = ("majority", "minority")  # index 0 and 1 in every array
 ADULT_RELATIONS = ("children",)  # whom an adult's consequences can reach (entities.ADULT)
 
 
+INT32_MAX = 2**31 - 1  # adults and children are numbered with 32-bit ids
+
+
 def _fraction(v: Any) -> Any:
-    """Accept '1/200' as well as 0.005: the spec writes rates as fractions."""
+    """Accept '1/200' as well as 0.005: the spec writes rates as fractions. Not true/false."""
+    if isinstance(v, bool):
+        raise ValueError("a number is expected, not true/false")
     if isinstance(v, str) and "/" in v:
         try:
             return float(Fraction(v.replace(" ", "")))
@@ -35,24 +58,31 @@ def _fraction(v: Any) -> Any:
     return v
 
 
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a number is expected, not true/false")
+    return v
+
+
 Probability = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0)]
+NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, allow_inf_nan=False)]
+Real = Annotated[float, BeforeValidator(_fraction), Field(allow_inf_nan=False)]
 
 
-class Strict(BaseModel):
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Population(Strict):
-    adults: int = Field(ge=1)
+class Population(Model):
+    adults: Int = Field(ge=1, le=INT32_MAX)
     child_ratio: NonNegative = 0.25
     minority_share: Probability = 0.10
     risk_sigma: NonNegative = 1.0
     civic_sigma: NonNegative = 1.0
-    trait_min: float = Field(default=0.1, gt=0.0)
-    trait_max: float = Field(default=10.0, gt=0.0)
+    trait_min: Real = Field(default=0.1, gt=0.0)
+    trait_max: Real = Field(default=10.0, gt=0.0)
     two_parent_share: Probability = 0.8
-    edges_per_adult: int = Field(default=4, ge=0)
+    edges_per_adult: Int = Field(default=4, ge=0, le=1000)  # degrees are 16-bit
     cross_city_share: Probability = 0.0
 
     @model_validator(mode="after")
@@ -77,23 +107,23 @@ def lognormal_mass(sigma: float, lo: float, hi: float) -> float:
     return cdf(hi) - cdf(lo)
 
 
-class City(Strict):
-    name: str
+class City(Model):
+    name: Name
     share: Probability
     pack: str
 
 
-class Channel(Strict):
+class Channel(Model):
     detect: Probability
     misattribute: Probability = 0.0
     # Victim weight per group (misattribution, false reports); a group not named weighs 1.
-    weights: dict[str, Annotated[float, Field(gt=0.0)]] = {}
+    weights: dict[str, Real] = {}
 
 
-class Behaviour(Strict):
+class Behaviour(Model):
     sign: Literal["negative", "positive"]
-    context: str
-    gravity: int | None = Field(default=None, ge=1, le=5)
+    context: Name
+    gravity: Annotated[int, Strict(), Field(ge=1, le=5)] | None = None
     channel: str
     base: Probability
 
@@ -104,7 +134,7 @@ class Behaviour(Strict):
         return self
 
 
-class Consequences(Strict):
+class Consequences(Model):
     rho: Probability = 0.2
     association_behaviour: str = "associating_with_blacklisted"
     association_list: str = "blacklist"
@@ -113,7 +143,7 @@ class Consequences(Strict):
     deter_floor: Probability = 0.5
     # The packs' behaviour effects (a sanction's `effects`) on or off: off for the audit's
     # world without the scheme.
-    behaviour_effects: bool = True
+    behaviour_effects: Flag = True
 
     # Gone (now pack data); accepted here only to say so where they were written.
     distress_factor: Any = None
@@ -121,19 +151,19 @@ class Consequences(Strict):
     distress_context: Any = None
 
 
-class Observation(Strict):
+class Observation(Model):
     false_report_rate: Probability = 2e-5
     false_report_behaviours: tuple[str, ...] = ()
     false_report_channel: str = "informant"
 
 
-class Appeals(Strict):
+class Appeals(Model):
     alpha: Probability = 0.3
-    appeal_days: int = Field(default=60, ge=1)
+    appeal_days: Days = 60
     upheld: Probability = 0.5
 
 
-class AuditSettings(Strict):
+class AuditSettings(Model):
     """Judgments the audit needs: which sanction contexts count as related to a behaviour's
     context (AI Act Art. 5(1)(c)(i) asks about unrelated ones). A context is always related
     to itself."""
@@ -142,23 +172,23 @@ class AuditSettings(Strict):
     reference_group: Literal["majority", "minority"] = "majority"
 
 
-class Scenario(Strict):
+class Scenario(Model):
     name: str
     description: str = ""
-    days: int = Field(ge=1, le=32_000)  # int16 day state
-    seed: int = Field(default=0, ge=0)
+    days: Int = Field(ge=1, le=32_000)  # int16 day state
+    seed: Int = Field(default=0, ge=0, le=2**63 - 1)
     population: Population
     cities: tuple[City, ...] = Field(min_length=1)
     national_packs: tuple[str, ...] = ()
-    channels: dict[str, Channel]
-    behaviours: dict[str, Behaviour]
+    channels: dict[Name, Channel]
+    behaviours: dict[Name, Behaviour]
     consequences: Consequences = Consequences()
     observation: Observation = Observation()
     appeals: Appeals = Appeals()
     audit: AuditSettings = AuditSettings()
     # Hand-made true events added to the drawn ones: {day: [[adult, behaviour], ...]}
     # (teaching, tests). Part of the scenario so that a run directory repeats them.
-    script: dict[int, tuple[tuple[int, str], ...]] = {}
+    script: dict[Annotated[int, BeforeValidator(_no_bool)], tuple[tuple[Int, str], ...]] = {}
     packs: dict[str, Pack]
 
     @property
@@ -247,6 +277,7 @@ class Scenario(Strict):
                     problems.append((f"no adult {adult}", ("script", day, i)))
                 if behaviour not in self.behaviours:
                     problems.append((f"unknown behaviour '{behaviour}'", ("script", day, i)))
+        problems += self._check_references()
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
@@ -258,6 +289,41 @@ class Scenario(Strict):
                         (f"list '{lname}' is defined twice", ("packs", pid, "lists", lname))
                     )
                 list_owner.setdefault(lname, pid)
+        return problems
+
+    def _check_references(self) -> list[tuple[str, tuple]]:
+        """Names that switch a mechanism on: a typo must be an error, not a mechanism
+        silently off. And sizes that must fit the ids that number them."""
+        problems: list[tuple[str, tuple]] = []
+        children = round(self.population.child_ratio * self.adults)
+        if children > INT32_MAX:
+            problems.append(
+                (
+                    f"{children:,} children do not fit 32-bit ids (at most {INT32_MAX:,})",
+                    ("population", "child_ratio"),
+                )
+            )
+        packs = list(self.packs.values())
+        lists = sorted({name for p in packs for name in p.lists})
+        contexts = sorted({b.context for b in self.behaviours.values()})
+        cons = self.consequences
+        if cons.rho > 0 and cons.association_list not in lists:
+            problems.append(
+                (
+                    f"unknown list '{cons.association_list}' (lists: {', '.join(lists) or 'none'})",
+                    ("consequences", "association_list"),
+                )
+            )
+        # A behaviour effect on a context no behaviour has would silently do nothing.
+        for pid, pack in self.packs.items():
+            for lname, lst in pack.lists.items():
+                for j, c in enumerate(lst.consequences):
+                    for e, eff in enumerate(c.effects):
+                        if eff.context not in contexts:
+                            at = ("packs", pid, "lists", lname, "consequences", j, "effects", e)
+                            known = ", ".join(contexts)
+                            message = f"unknown context '{eff.context}' (behaviours': {known})"
+                            problems.append((message, (*at, "context")))
         return problems
 
 
@@ -304,6 +370,11 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
     overrides = data.pop("set", None) or {}
     parent = data.pop("extends", None)
     if parent is not None:
+        if not isinstance(parent, str) or "\0" in parent:
+            raise XinyongError(
+                "names a scenario (built-in or a .yaml path)",
+                file=path, line=lines.get(("extends",)), field="extends",
+            )  # fmt: skip
         base, _ = _raw_scenario(scenario_path(parent, path.parent), depth + 1)
         base.pop("name", None)
         base.pop("description", None)
@@ -320,24 +391,40 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
             raise XinyongError(
                 "no such key to set", file=path, line=lines.get(("set", key)), field=str(key)
             ) from None
+        # A problem with a value set here is reported at the line of its key under `set:`.
+        if ("set", key) in lines:
+            lines[_key_path(str(key))] = lines[("set", key)]
     return data, lines
+
+
+def _key_path(key: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
 
 
 def _load_packs(data: dict, path: Path, lines: Lines) -> None:
     """Embed every pack the scenario names (cities and national) under `packs:`."""
     packs = data.setdefault("packs", {}) or {}
+    if not isinstance(packs, dict):
+        raise XinyongError(
+            "a mapping of pack ids to packs", file=path, line=line_of(lines, ("packs",)),
+            field="packs",
+        )  # fmt: skip
     data["packs"] = packs
     refs: list[tuple[str, tuple]] = []
-    for i, city in enumerate(data.get("cities") or []):
-        if isinstance(city, dict) and "pack" in city:
-            refs.append((str(city["pack"]), ("cities", i, "pack")))
-    for i, ref in enumerate(data.get("national_packs") or []):
-        refs.append((str(ref), ("national_packs", i)))
+    # Shapes are checked by the schema later; only well-formed references are followed here.
+    cities = data.get("cities")
+    for i, city in enumerate(cities if isinstance(cities, list) else []):
+        if isinstance(city, dict) and isinstance(city.get("pack"), str):
+            refs.append((city["pack"], ("cities", i, "pack")))
+    national = data.get("national_packs")
+    for i, ref in enumerate(national if isinstance(national, list) else []):
+        if isinstance(ref, str):
+            refs.append((ref, ("national_packs", i)))
     for ref, loc in refs:
         if ref in packs:  # embedded (a resolved scenario, e.g. a run's scenario.yaml)
             continue
         file = pack_path(ref, path.parent)
-        if not file.exists():
+        if "\0" in ref or not file.exists():
             raise XinyongError(
                 f"pack '{ref}' not found",
                 file=path,
@@ -346,16 +433,36 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
             )
         pack_data, pack_lines = load_yaml(file)
         pack = parse_pack(pack_data, file, pack_lines)
+        if pack.id in packs and _pack_or_none(packs[pack.id]) != pack:
+            # Two different packs under one id: one of them would silently be dropped.
+            other = "the built-in pack" if pack.id in builtin_packs() else "another pack"
+            raise XinyongError(
+                f"id '{pack.id}' is already taken by {other} of that id in this scenario; "
+                "give this pack an id of its own",
+                file=file,
+                line=pack_lines.get(("id",)),
+                field="id",
+            )
         # The pack's id is how cities refer to it once embedded.
         _rename_ref(data, ref, pack.id)
         packs.setdefault(pack.id, pack_data)
 
 
+def _pack_or_none(data: Any) -> Pack | None:
+    try:
+        return Pack.model_validate(data)
+    except ValidationError:
+        return None
+
+
 def _rename_ref(data: dict, ref: str, pack_id: str) -> None:
-    for city in data.get("cities") or []:
+    cities = data.get("cities")
+    for city in cities if isinstance(cities, list) else []:
         if isinstance(city, dict) and city.get("pack") == ref:
             city["pack"] = pack_id
-    data["national_packs"] = [pack_id if r == ref else r for r in data.get("national_packs") or []]
+    national = data.get("national_packs")
+    if isinstance(national, list):
+        data["national_packs"] = [pack_id if r == ref else r for r in national]
 
 
 def parse_value(text: str) -> Any:

@@ -25,7 +25,6 @@ import errno
 import functools
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from xinyong.atomic import read_marker, write_text
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
@@ -86,10 +86,9 @@ def dictionary(codes: np.ndarray, names: list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(indices, _names(tuple(names)), safe=False)
 
 
-def view_columns(name: str, src: str) -> str:
-    """The select list that gives a table's columns, read from `src` (a file or a glob), as
-    users see them: STORED_AS, then what each field's metadata says (HOW_STORED)."""
-    files = sorted(Path(src).parent.glob(Path(src).name)) if "*" in src else [Path(src)]
+def view_columns(name: str, files: list[Path]) -> str:
+    """The select list that gives a table's columns, read from its Parquet `files`, as users
+    see them: STORED_AS, then what each field's metadata says (HOW_STORED)."""
     if not files:
         return "*"
     restore = dict(STORED_AS.get(name, {}))
@@ -322,58 +321,144 @@ def _as_stored(
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    tmp.rename(path)
+    """Write a JSON document whole or not at all."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def prepare_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        # Only a run directory is ever replaced: --overwrite must not delete other folders.
-        if not (out / "scenario.yaml").exists():
-            raise XinyongError("exists and is not a run directory; choose another --out", file=out)
-        if not overwrite:
-            raise XinyongError("run directory exists; pass --overwrite to replace it", file=out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+def read_json(path: Path, what: str) -> Any:
+    """A JSON document of a run directory; a missing or damaged one is a one-line error that
+    says what to do."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise XinyongError(
+            f"{what} is missing: the run is damaged; {again(path.parent)}", file=path
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise XinyongError(
+            f"{what} is damaged ({exc.__class__.__name__}); {again(path.parent)}", file=path
+        ) from None
+
+
+def again(run: Path) -> str:
+    """What to do about a damaged or unfinished run."""
+    return f"run it again (xinyong run {run / 'scenario.yaml'} --out {run} --overwrite)"
+
+
+def sql_string(value: str | Path) -> str:
+    """A SQL string literal (DuckDB): paths and names are quoted, never pasted."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class RunDir:
-    """Read side of a run directory."""
+    """Read side of a run directory: refuses, in one line naming what is missing or damaged,
+    a folder that is not a run, a run that did not finish and tables that cannot be read.
 
-    def __init__(self, path: str | Path) -> None:
+    `finished=False` opens a run still being written (its summary is computed from it)."""
+
+    def __init__(self, path: str | Path, *, finished: bool = True) -> None:
         self.path = Path(path)
-        if not (self.path / "scenario.yaml").exists():
+        if not self.path.is_dir():
+            raise XinyongError("not a run directory (no such folder)", file=self.path)
+        self.marker = read_marker(self.path)
+        if self.marker is None and not (self.path / "scenario.yaml").exists():
             raise XinyongError("not a run directory (no scenario.yaml)", file=self.path)
+        if not finished:
+            return
+        if self.marker is not None and not self.marker.get("complete"):
+            raise XinyongError(
+                "the run did not finish (stopped or killed before its end; a finished run is "
+                "renamed into place, so this is a leftover staging folder): run it again",
+                file=self.path,
+            )
+        if not (self.path / "summary.json").exists():
+            raise XinyongError(
+                f"the run did not finish (no summary.json); {again(self.path)}", file=self.path
+            )
+        if not (self.path / "scenario.yaml").exists():
+            raise XinyongError(f"scenario.yaml is missing; {again(self.path)}", file=self.path)
+        self.summary()  # a damaged summary is a damaged run, whatever is read next
+
+    @property
+    def is_set(self) -> bool:
+        """A `--replicates K` set: one run directory per seed under replicates/, no tables."""
+        return (self.path / "replicates").is_dir() and not self.has("persons")
+
+    def replicate_dirs(self) -> list[Path]:
+        """The runs of a set (each checked), or [this run]."""
+        if not self.is_set:
+            return [self.path]
+        seeds = (self.marker or {}).get("seeds")
+        if seeds is None:  # a set made before markers: the seeds that finished
+            found = sorted(
+                (self.path / "replicates").glob("seed-*"),
+                key=lambda p: int(p.name.removeprefix("seed-")),
+            )
+            dirs = [p for p in found if (p / "summary.json").exists()]
+        else:
+            dirs = [self.path / "replicates" / f"seed-{s}" for s in seeds]
+        for d in dirs:
+            if not d.is_dir():
+                raise XinyongError(
+                    f"replicate {d.name} is missing; {again(self.path)}", file=self.path
+                )
+            RunDir(d)
+        if not dirs:
+            raise XinyongError(
+                f"the set holds no finished replicate; {again(self.path)}", file=self.path
+            )
+        return dirs
 
     def summary(self) -> dict[str, Any]:
-        return json.loads((self.path / "summary.json").read_text())
+        return read_json(self.path / "summary.json", "summary.json")
 
     def meta(self) -> dict[str, Any]:
-        return json.loads((self.path / "meta.json").read_text())
+        return read_json(self.path / "meta.json", "meta.json")
 
     def has(self, name: str) -> bool:
         """Whether the run holds table `name`, as a folder of parts or as one file (runs of
         earlier versions wrote the persons table as one file); `connect` views those it holds."""
         return (self.path / name).is_dir() or (self.path / f"{name}.parquet").exists()
 
-    def _source(self, name: str) -> str:
+    def files(self, name: str) -> list[Path]:
+        """The Parquet files of table `name`, each checked to be whole (its footer read)."""
         folder = self.path / name
         if folder.is_dir():
-            return str(folder / "*.parquet")
-        return str(self.path / f"{name}.parquet")
+            files = sorted(folder.glob("part-*.parquet"))
+        elif (self.path / f"{name}.parquet").exists():
+            files = [self.path / f"{name}.parquet"]
+        else:
+            raise XinyongError(f"table '{name}' is missing; {again(self.path)}", file=self.path)
+        if not files:
+            raise XinyongError(f"table '{name}' has no parts; {again(self.path)}", file=self.path)
+        for file in files:
+            try:
+                pq.read_metadata(file)
+            except (OSError, pa.ArrowException) as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                raise XinyongError(
+                    f"table '{name}' is damaged ({reason}); {again(self.path)}", file=file
+                ) from None
+        return files
 
     def table(self, name: str) -> pa.Table:
         if name not in TABLES:
             raise XinyongError(f"unknown table '{name}' (tables: {', '.join(TABLES)})")
         return self.connect().sql(f"SELECT * FROM {name}").to_arrow_table()
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with one view per table of the run."""
+    def connect(self, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with one view per table of the run. `threads=1`
+        makes floating-point sums come out the same on every run (summary, audit)."""
         con = duckdb.connect()
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        if self.is_set:
+            return con
         for name in TABLES:
-            if self.has(name):
-                src = self._source(name)
-                columns = view_columns(name, src)
-                con.sql(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{src}')")
+            if not self.has(name) and name == "children" and self.marker is None:
+                continue  # very early runs had no children table
+            files = self.files(name)
+            columns = view_columns(name, files)
+            listed = ", ".join(sql_string(f) for f in files)
+            con.sql(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet([{listed}])")
         return con

@@ -2,7 +2,8 @@
 
 Every grid point (each combination of the values given) is run with the same K seeds
 (seed, seed+1, ...), so neighbouring points share their random draws (common random
-numbers). Each point is a replicate run directory under OUT/points/; the sweep writes
+numbers). Each point is a replicate run directory under OUT/points/ (its `folder` in the
+document, relative to OUT); the sweep writes
 sweep.json, sweep.csv (one row per point and metric: mean and 95% interval across seeds)
 and sweep.html (one curve per key metric, with its intervals).
 """
@@ -15,11 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xinyong.api import on_disk, writing
+from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit.compare import KEY_METRICS, flat_rows
 from xinyong.errors import XinyongError
-from xinyong.replicates import REPLICATES, combine_summaries, run_jobs
+from xinyong.replicates import REPLICATES, combine_summaries, replicate_in_set, run_jobs
 from xinyong.scenario import Scenario
-from xinyong.store import prepare_dir, write_json
+from xinyong.store import write_json
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -45,15 +48,37 @@ def sweep(
     metrics: tuple[str, ...] = KEY_METRICS,
 ) -> dict[str, Any]:
     """Run the grid and audit each point (no scheme-off baseline); return the sweep document
-    and write sweep.json, sweep.csv and sweep.html into `out`."""
-    from xinyong.audit.audit import audit
+    and write sweep.json, sweep.csv and sweep.html into `out` (whole, as a run is)."""
     from xinyong.audit.report import csv_text, render_sweep
 
     if not grid or any(not values for values in grid.values()):
         raise XinyongError("a sweep needs at least one --set KEY=V1,V2,...", field="--set")
     path = Path(out)
-    prepare_dir(path, overwrite)
-    (path / "scenario.yaml").write_text(scenario.to_yaml())  # the base: marks it replaceable
+    with writing(path):
+        check_target(path, overwrite)
+        with locked(path), staged(path, overwrite) as stage:
+            doc, rows = _run_grid(scenario, grid, stage, replicates, workers, on_done, metrics)
+            write_json(stage / "sweep.json", doc)
+            write_text(stage / "sweep.csv", csv_text(rows))
+            render_sweep(doc, stage / "sweep.html")
+            write_marker(stage, marker(True, sweep=doc["keys"]))
+    return doc
+
+
+def _run_grid(
+    scenario: Scenario,
+    grid: dict[str, list[Any]],
+    path: Path,
+    replicates: int,
+    workers: int | None,
+    on_done: Callable[[int], None] | None,
+    metrics: tuple[str, ...],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each grid point as a replicate set in path/points/, audited; the sweep document and
+    its CSV rows."""
+    from xinyong.audit.audit import audit
+
+    write_text(path / "scenario.yaml", scenario.to_yaml())  # the base
     points = grid_points(grid)
     seeds = [scenario.seed + i for i in range(replicates)]
     scenarios, folders, jobs = [], [], []
@@ -61,18 +86,17 @@ def sweep(
         sc = scenario.with_(**point)
         folder = path / "points" / _slug(i, point)
         folder.mkdir(parents=True)
-        (folder / "scenario.yaml").write_text(sc.to_yaml())
+        write_text(folder / "scenario.yaml", sc.to_yaml())
         scenarios.append(sc)
         folders.append(folder)
         jobs += [(sc.with_(seed=s), folder / REPLICATES / f"seed-{s}") for s in seeds]
-    summaries = run_jobs(jobs, workers=workers, on_done=on_done)
+    summaries = run_jobs(jobs, workers=workers, on_done=on_done, worker=replicate_in_set)
     rows: list[dict[str, Any]] = []
     out_points = []
     for i, (point, folder) in enumerate(zip(points, folders, strict=True)):
-        write_json(
-            folder / "summary.json",
-            combine_summaries(summaries[i * replicates : (i + 1) * replicates]),
-        )
+        summary = combine_summaries(summaries[i * replicates : (i + 1) * replicates])
+        write_json(folder / "summary.json", on_disk(summary))
+        write_marker(folder, marker(True, seeds=seeds))
         flat = flat_rows(audit(folder, baseline=False, report=False))
         picked = {}
         for name in metrics:
@@ -83,7 +107,9 @@ def sweep(
             rows.append(
                 {**point, "metric": name, **picked[name], "seeds": replicates, "point": folder.name}
             )
-        out_points.append({"values": point, "folder": str(folder), "metrics": picked})
+        # Relative to the sweep's folder: the document is written before the folder moves.
+        where = str(folder.relative_to(path))
+        out_points.append({"values": point, "folder": where, "metrics": picked})
     doc = {
         "scenario": scenario.name,
         "keys": list(grid),
@@ -93,7 +119,4 @@ def sweep(
         "metrics": [m for m in metrics if any(m in p["metrics"] for p in out_points)],
         "points": out_points,
     }
-    write_json(path / "sweep.json", doc)
-    (path / "sweep.csv").write_text(csv_text(rows), "utf-8")
-    render_sweep(doc, path / "sweep.html")
-    return doc
+    return doc, rows

@@ -10,10 +10,12 @@ in its `baseline/` folder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xinyong.atomic import locked
 from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, WITHIN_RUN, audit_metrics
 from xinyong.audit.metrics import baseline_scenario as baseline_scenario
 from xinyong.errors import XinyongError
@@ -44,8 +46,11 @@ def audit_one(path: Path, baseline: bool = True) -> dict[str, Any]:
         base_dir = path / BASELINE
         if not (base_dir / "summary.json").exists():
             run(baseline_scenario(sc), base_dir, overwrite=True)
-        base_con = RunDir(base_dir).connect()
-    return {"run": rd.summary(), **audit_metrics(rd.connect(), sc, rd.meta(), base_con)}
+        base_con = RunDir(base_dir).connect(threads=1)
+    # One thread: the same run gives the same metrics.json, byte for byte (parallel float
+    # sums differ in their last digits).
+    con = rd.connect(threads=1)
+    return {"run": rd.summary(), **audit_metrics(con, sc, rd.meta(), base_con)}
 
 
 def label_intervals(doc: dict[str, Any]) -> dict[str, Any]:
@@ -69,17 +74,20 @@ def audit(
 ) -> dict[str, Any]:
     """Audit a run directory: write metrics.json (and report.html) into it; return the doc."""
     path = Path(path)
-    if not (path / "scenario.yaml").exists():
-        raise XinyongError("not a run directory (no scenario.yaml)", file=path)
-    docs = []
-    for i, rep in enumerate(replicate_dirs(path)):
-        docs.append(audit_one(rep, baseline))
-        if on_replicate is not None:
-            on_replicate(i)
-    doc = label_intervals(combine(docs))
-    write_json(path / "metrics.json", doc)
-    if report:
-        from xinyong.audit.report import render_report
+    RunDir(path)
+    with locked(path):  # one writer of the run's derived files at a time
+        docs = []
+        for i, rep in enumerate(replicate_dirs(path)):
+            docs.append(audit_one(rep, baseline))
+            if on_replicate is not None:
+                on_replicate(i)
+        doc = label_intervals(combine(docs))
+        write_json(path / "metrics.json", doc)
+        if report:
+            from xinyong.audit.report import render_report
 
-        render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), path / "report.html")
+            # Written beside, then renamed: a reader never sees half a report.
+            tmp = path / ".report.html.tmp"
+            render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
+            os.replace(tmp, path / "report.html")
     return doc

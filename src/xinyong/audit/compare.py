@@ -15,7 +15,6 @@ Which interval a difference gets depends on what the two sides hold:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from xinyong.audit.summary import summary_meaning
 from xinyong.errors import XinyongError
 from xinyong.replicates import REPLICATES, replicate_dirs, run_seeds
 from xinyong.scenario import load_scenario
-from xinyong.store import write_json
+from xinyong.store import read_json, write_json
 
 PAIRED = "paired"  # where compare --replicates K keeps the seeds it had to run
 SKIP = ("seed", "replicates", "wall_seconds", "days", "adults", "children", "records")
@@ -69,21 +68,19 @@ def flat_rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _doc(path: Path, baseline: bool) -> dict[str, Any]:
     """One run directory's audit document, from its metrics.json or audited now (and kept)."""
-    from xinyong.audit.audit import audit_one, label_intervals
+    from xinyong.audit.audit import audit
 
     file = path / "metrics.json"
     if file.exists():
-        return json.loads(file.read_text())
-    doc = label_intervals({"replicates": 1, **audit_one(path, baseline)})
-    write_json(file, doc)
-    return doc
+        return read_json(file, "metrics.json")
+    return audit(path, baseline=baseline, report=False)
 
 
 def _seed_dirs(path: Path) -> dict[int, Path]:
     """Seed -> run directory, for a single run or a replicate folder."""
     out = {}
     for d in replicate_dirs(path):
-        summary = json.loads((d / "summary.json").read_text())
+        summary = read_json(d / "summary.json", "summary.json")
         out[int(summary["seed"])] = d
     return out
 

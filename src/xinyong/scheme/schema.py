@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from xinyong.errors import XinyongError
 from xinyong.yamlio import Lines, line_of, load_yaml, resolve
@@ -14,19 +23,46 @@ PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
 ILLUSTRATIVE = "illustrative"
 M = TypeVar("M", bound=BaseModel)
 
+# Numbers are checked against what stores them. Scores and points are 32-bit in the state
+# and the records: each within a billion, so that a score plus a rule's points (or minus
+# what expires) cannot pass 2**31 before the bounds clamp it. Day counts are added to day
+# numbers (32-bit). Yearly caps count points used in 16 bits.
+SCORE_LIMIT = 1_000_000_000
+DAYS_LIMIT = 1_000_000
+CAP_LIMIT = 32_767
+NAME = re.compile(r"[\w+-]{1,64}")
 
-class Strict(BaseModel):
+
+def _name(value: str) -> str:
+    # Names become dotted keys (--set), column names and SQL literals: no dots, quotes,
+    # spaces or brackets.
+    if not NAME.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a name: use letters, digits, '_', '-' or '+' (at most 64)"
+        )
+    return value
+
+
+# Booleans and integers are not taken for each other: `days: true` is an error, not 1.
+Int = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Name = Annotated[str, AfterValidator(_name)]
+Score = Annotated[int, Strict(), Field(ge=-SCORE_LIMIT, le=SCORE_LIMIT)]
+Days = Annotated[int, Strict(), Field(ge=1, le=DAYS_LIMIT)]
+
+
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(Strict):
+class Source(Model):
     title: str
     url: str | None = None
-    unverified: bool = False
+    unverified: Flag = False
     note: str | None = None
 
 
-class Sourced(Strict):
+class Sourced(Model):
     """Anything carrying a documented number names its source, or says it is illustrative."""
 
     source: str
@@ -40,24 +76,24 @@ class Sourced(Strict):
 
 
 class StartScore(Sourced):
-    value: int
+    value: Score
 
 
 class ScoreBounds(Sourced):
-    min: int | None = None
-    max: int | None = None
+    min: Score | None = None
+    max: Score | None = None
 
 
 class Tier(Sourced):
-    name: str
-    min_score: int | None = None
+    name: Name
+    min_score: Score | None = None
 
 
-class Effect(Strict):
+class Effect(Model):
     """A rule's direct effect: put on a list (for `days`, or until it is left) or cap the tier."""
 
     list: str | None = None
-    days: int | None = Field(default=None, ge=1)
+    days: Days | None = None
     tier_at_most: str | None = None
 
     @model_validator(mode="after")
@@ -70,9 +106,9 @@ class Effect(Strict):
 
 
 class Rule(Sourced):
-    points: int = 0
-    expiry_days: int | None = Field(default=None, ge=1)
-    yearly_cap: int | None = Field(default=None, ge=1)
+    points: Score = 0
+    expiry_days: Days | None = None
+    yearly_cap: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)] | None = None
     effects: tuple[Effect, ...] = ()
 
     @model_validator(mode="after")
@@ -84,11 +120,11 @@ class Rule(Sourced):
         return self
 
 
-class Condition(Strict):
+class Condition(Model):
     tier_at_most: str | None = None
     tier_at_least: str | None = None
     record: str | None = None
-    days: int | None = Field(default=None, ge=1)
+    days: Days | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Condition:
@@ -107,14 +143,14 @@ class BehaviourEffect(Sourced):
     """What a sanction or privilege does to its holder's behaviour: every negative behaviour
     of `context` happens `multiplier` times as often (a loan ban's distress spiral)."""
 
-    context: str
+    context: Name
     multiplier: float = Field(gt=0.0)
 
 
-class Consequence(Strict):
-    name: str
-    context: str
-    target: str = MEMBER  # or a relation of the member's entity kind, e.g. children
+class Consequence(Model):
+    name: Name
+    context: Name
+    target: Name = MEMBER  # or a relation of the member's entity kind, e.g. children
     effects: tuple[BehaviourEffect, ...] = ()
 
 
@@ -122,9 +158,9 @@ class ListDef(Sourced):
     kind: Literal["sanction", "privilege"]
     description: str | None = None
     entry: Condition | None = None
-    min_stay_days: int = Field(default=0, ge=0)
+    min_stay_days: Annotated[int, Strict(), Field(ge=0, le=DAYS_LIMIT)] = 0
     exit: Condition | Literal["settlement"] | None = None
-    permanent: bool = False
+    permanent: Flag = False
     consequences: tuple[Consequence, ...] = ()
 
     @model_validator(mode="after")
@@ -136,8 +172,8 @@ class ListDef(Sourced):
         return self
 
 
-class Pack(Strict):
-    id: str
+class Pack(Model):
+    id: Name
     kind: Literal["municipal", "national"]
     title: str
     description: str | None = None
@@ -145,8 +181,8 @@ class Pack(Strict):
     start_score: StartScore | None = None
     score_bounds: ScoreBounds | None = None
     tiers: tuple[Tier, ...] = ()
-    rules: dict[str, Rule] = {}
-    lists: dict[str, ListDef] = {}
+    rules: dict[Name, Rule] = {}
+    lists: dict[Name, ListDef] = {}
 
     @property
     def tier_names(self) -> list[str]:
@@ -259,7 +295,7 @@ def pydantic_problems(exc: ValidationError) -> list[tuple[str, tuple]]:
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # Union branches add their type name to the location: drop those parts.
-        loc = tuple(p for p in loc if p not in ("Condition", "literal['settlement']"))
+        loc = tuple(p for p in loc if p not in ("Condition", "literal['settlement']", "[key]"))
         msg = err["msg"].removeprefix("Value error, ")
         out.append((msg, loc))
     return out
