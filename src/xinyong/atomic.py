@@ -47,7 +47,8 @@ FILES = {
     "sweep.csv",
     "sweep.html",
 }
-TABLE_DIRS = {
+# A run's tables (a Parquet file or a folder of parts each), in the order they are listed.
+TABLES = (
     "records",
     "spells",
     "appeals",
@@ -56,7 +57,8 @@ TABLE_DIRS = {
     "persons",
     "children",
     "edges",
-}
+)
+TABLE_DIRS = set(TABLES)
 RUN_DIRS = {"baseline"}  # a run directory inside (the audit's scheme-off world)
 SET_DIRS = {"replicates"}  # run directories named seed-S
 # Folders of run directories: the seeds compare --replicates had to run (paired/a, paired/b)

@@ -125,15 +125,7 @@ def run(
         seed=seed,
     )
     path = out or default_out(sc.name, sc.seed)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with _progress(disable=quiet) as progress:
         try:
             if replicates > 1:
                 task = progress.add_task(f"{escape(sc.name)}: {replicates} seeds", total=replicates)
@@ -278,17 +270,7 @@ def compare(
     from xinyong.audit.compare import compare as compare_runs
     from xinyong.audit.compare import outputs, write_comparison
 
-    with (
-        _reading(run_a, run_b),
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err_console,
-            transient=True,
-            disable=replicates is None,
-        ) as progress,
-    ):
+    with _reading(run_a, run_b), _progress(disable=replicates is None, eta=False) as progress:
         task = progress.add_task("seeds", total=None)
         doc = compare_runs(
             run_a,
@@ -375,15 +357,8 @@ def sweep(
         sc.with_(**point)  # a bad key or value stops here, before anything runs
     path = out or Path("runs") / f"sweep-{sc.name}"
     total = len(grid_points(grid)) * replicates
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{sc.name}: {total} runs", total=total)
+    with _progress() as progress:
+        task = progress.add_task(f"{escape(sc.name)}: {total} runs", total=total)
         doc = run_sweep(
             sc,
             grid,
@@ -403,6 +378,14 @@ def sweep(
             )
     out_console.print(table)
     out_console.print(f"written: {path / 'sweep.html'}, {path / 'sweep.csv'}")
+
+
+def _progress(disable: bool = False, eta: bool = True) -> Progress:
+    """A progress bar on stderr, gone once done."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if eta:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=err_console, disable=disable, transient=True)
 
 
 def _interval(row: dict) -> str:

@@ -33,20 +33,24 @@ def _path(run: RunLike) -> Path | None:
 
 
 @dataclass(frozen=True)
-class Audit:
-    """An audit: every metric with its interval (and the kind of interval), the group
-    comparisons, and the plain-language key findings."""
-
+class _Document:
     doc: dict[str, Any] = field(repr=False)
 
     @property
     def interval(self) -> str:
-        """Kind of interval: 'within-run' (one run) or 'across-seeds' (replicates)."""
+        """Kind of interval: 'within-run' (one run: nothing is called significant),
+        'across-seeds' (replicates) or 'paired-seeds' (a comparison paired by seed)."""
         return str(self.doc.get("interval"))
 
     @property
     def warning(self) -> str | None:
         return self.doc.get("warning")
+
+
+@dataclass(frozen=True)
+class Audit(_Document):
+    """An audit: every metric with its interval (and the kind of interval), the group
+    comparisons, and the plain-language key findings."""
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -79,19 +83,8 @@ class Audit:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(_Document):
     """A reform (B) against its base (A): one row per metric."""
-
-    doc: dict[str, Any] = field(repr=False)
-
-    @property
-    def interval(self) -> str:
-        """'paired-seeds', 'across-seeds' or 'within-run' (then nothing is significant)."""
-        return str(self.doc.get("interval"))
-
-    @property
-    def warning(self) -> str | None:
-        return self.doc.get("warning")
 
     @property
     def table(self) -> pd.DataFrame:

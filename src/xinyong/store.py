@@ -37,21 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xinyong.atomic import read_marker, write_text
+from xinyong.atomic import TABLES, read_marker, write_text
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
-
-TABLES = (
-    "records",
-    "spells",
-    "appeals",
-    "daily",
-    "behaviour_daily",
-    "persons",
-    "children",
-    "edges",
-)
 
 WRITE_BUFFER = 4 << 20  # bytes gathered before each write to a file
 
