@@ -79,10 +79,14 @@ def run(
     rows_per_part: int = 2_000_000,
     script: Mapping[int, list[tuple[int, str]]] | None = None,
     keep_freed_memory: bool = True,
+    ray: str | None = None,
+    actors: int | None = None,
 ) -> Run:
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
     `script` adds hand-made true events: {day: [(adult, behaviour), ...]}.
-    `keep_freed_memory` tunes glibc's allocator for the run (`memory.keep_freed`)."""
+    `keep_freed_memory` tunes glibc's allocator for the run (`memory.keep_freed`).
+    `ray`: run whole cities on `actors` Ray actors, on the cluster at this address ("" or
+    "local": a local Ray with this machine's cores); the tables are the same either way."""
     if keep_freed_memory:
         memory.keep_freed()
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -93,12 +97,29 @@ def run(
         prepare_dir(path, overwrite)
         (path / "scenario.yaml").write_text(sc.to_yaml())
     started = time.perf_counter()
-    sim = Simulation(sc, path, rows_per_part)
-    sim.run(on_day)
-    wall = time.perf_counter() - started
-    result = Run({}, path, None if path is not None else sim.recorder.in_memory)
-    meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
-    del sim  # the state is written out: free it before the summary queries (100 M adults)
+    shards = None
+    if ray is not None:  # whole cities on Ray actors (cluster.py)
+        from xinyong.cluster import run_on_ray
+
+        outcome = run_on_ray(sc, path, address=ray, actors=actors, rows_per_part=rows_per_part,
+                             on_day=on_day)  # fmt: skip
+    elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
+        from xinyong.shard import run_in_process
+
+        outcome = run_in_process(sc, path, rows_per_part, on_day)
+    if ray is not None or len(sc.cities) > 1:
+        wall = time.perf_counter() - started
+        result = Run({}, path, outcome.tables)
+        meta, children, records, shards = (
+            outcome.meta, outcome.children, outcome.records, outcome.shards,
+        )  # fmt: skip
+    else:
+        sim = Simulation(sc, path, rows_per_part)
+        sim.run(on_day)
+        wall = time.perf_counter() - started
+        result = Run({}, path, None if path is not None else sim.recorder.in_memory)
+        meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+        del sim  # the state is written out: free it before the summary queries (100 M adults)
     memory.release()
     metrics = summary_metrics(result.connect(), meta, sc.days)
     summary = {
@@ -113,6 +134,8 @@ def run(
     }
     result.summary = summary
     if path is not None:
+        if shards is not None:  # which cities each shard held (and its peak memory on Ray)
+            write_json(path / "shards.json", shards)
         write_json(path / "summary.json", summary)
     return result
 
@@ -129,16 +152,33 @@ def run_replicates(
     overwrite: bool = False,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    ray: str | None = None,
+    cores: int = 1,
 ) -> Run:
     """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
     top-level summary.json holds each metric's mean and 95% interval over the replicates.
-    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts."""
+    Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts.
+    `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
+    "local": a local Ray)."""
     from xinyong.audit.audit import REPLICATES, combine_summaries
 
     path = Path(out)
     prepare_dir(path, overwrite)
     (path / "scenario.yaml").write_text(scenario.to_yaml())
     seeds = [scenario.seed + i for i in range(replicates)]
+    if ray is not None:
+        from xinyong.cluster import replicates as on_ray
+
+        done = on_ray(
+            [scenario.with_(seed=s) for s in seeds],
+            [path / REPLICATES / f"seed-{s}" for s in seeds],
+            address=ray,
+            cores=cores,
+            on_done=on_done,
+        )
+        summary = combine_summaries(done)
+        write_json(path / "summary.json", summary)
+        return Run(summary, path)
     workers = workers or min(replicates, os.cpu_count() or 1)
     summaries: dict[int, dict[str, Any]] = {}
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
