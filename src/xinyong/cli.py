@@ -56,6 +56,22 @@ def run(
     replicates: Annotated[
         int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
     ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run on Ray: whole cities on actors (replicates: as tasks), on the cluster at "
+            "ADDRESS, or without one on a local Ray with this machine's cores "
+            "(pip install 'xinyong[ray]').",
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(min=1, help="With --ray: shards (default one per CPU).")
+    ] = None,
+    cores: Annotated[
+        int, typer.Option(min=1, help="With --ray and --replicates: CPUs per replicate.")
+    ] = 1,
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
@@ -84,6 +100,8 @@ def run(
                     replicates,
                     overwrite=overwrite,
                     on_done=lambda i: progress.update(task, completed=i + 1),
+                    ray=ray,
+                    cores=cores,
                 )
             else:
                 task = progress.add_task(f"{sc.name}: {sc.adults:,} adults", total=sc.days)
@@ -92,6 +110,8 @@ def run(
                     path,
                     overwrite=overwrite,
                     on_day=lambda t: progress.update(task, completed=t + 1),
+                    ray=ray,
+                    actors=actors,
                 )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; what was written so far is in {path}")
@@ -267,13 +287,27 @@ def explain(
     render(report, out_console)
 
 
+OPTIONAL_VALUE = {"--ray": "local"}  # options whose value may be left out, and its default
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    """`--ray` alone (last, or before another option) as `--ray local`: click would take the
+    next word as its value, and Typer has no options with an optional value."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUE[arg])
+    return out
+
+
 def main() -> None:
     from xinyong import memory
 
     # Before pyarrow is imported: its first native thread would otherwise open a second arena.
     memory.keep_freed()
     try:
-        app()
+        app(args=with_optional_values(sys.argv[1:]))
     except XinyongError as err:
         err_console.print(f"[red]error:[/red] {err.format()}", highlight=False, soft_wrap=True)
         sys.exit(2)
