@@ -197,3 +197,22 @@ def test_empty_cities_are_left_out() -> None:
     run = xinyong.run(sc)
     assert run.summary["adults"] == 5
     assert run.table("persons").num_rows == 5
+
+
+def test_national_runs_at_any_scale() -> None:
+    sc = load_scenario("national")
+    assert len(sc.cities) == 31
+    assert abs(sum(c.share for c in sc.cities) - 1) < 1e-9
+    share = {c.name: c.share for c in sc.cities}
+    assert share["guangdong"] == pytest.approx(126_012_510 / 1_409_778_724)
+    pack = {c.name: c.pack for c in sc.cities}
+    assert (pack["shandong"], pack["jiangsu"], pack["fujian"]) == (
+        "rongcheng",
+        "suqian",
+        "xiamen-egret",
+    )
+    assert pack["beijing"] == "municipal-generic"
+    assert sc.national_packs == ("national-defaulters",)
+    for adults in (40, 3100):  # at 40, most provinces have no adult at all
+        run = xinyong.run(load_scenario("national", adults=adults, days=3))
+        assert run.summary["adults"] == run.table("persons").num_rows == adults
