@@ -25,7 +25,7 @@ from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
-from xinyong.threads import Pools
+from xinyong.threads import Halves, Pools, background
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 
 DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
@@ -90,9 +90,11 @@ class Simulation:
             self.rng_world_positive,
             self.rng_observe_positive,
         ) = (np.random.default_rng(s) for s in seeds[1:])
+        # Steps over disjoint persons are split over two threads. A one-city run keeps its
+        # own threads, as before; a shard's city engines share the shard's (threads.Pools).
         self.owns_pools = pools is None
-        self.pools = pools = pools if pools is not None else Pools.new()
-        self.halves = pools.halves  # steps over disjoint persons, split over two threads
+        self.pools = pools
+        self.halves = Halves() if pools is None else pools.halves
         cons = sc.consequences
         self.scheme = Scheme(
             tables.scheme,
@@ -122,7 +124,7 @@ class Simulation:
         )
         # Positive behaviour and its observation read only fixed traits and population data,
         # so the next days' are drawn on a worker thread while the current day runs.
-        self.ahead = pools.ahead
+        self.ahead = background() if pools is None else pools.ahead
         self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
         ids = None
         if part is not None:
@@ -174,7 +176,7 @@ class Simulation:
     def finish(self) -> None:
         """Stop the helper threads and write the end-of-run tables."""
         if self.owns_pools:
-            self.pools.ahead.shutdown()
+            self.ahead.shutdown()
             self.halves.shutdown()
         if not self.recorder.booked_days:  # tiers and lists are first set on day 0
             raise XinyongError("finish() before any step(t): no day was simulated")

@@ -35,6 +35,7 @@ from xinyong.threads import Pools
 
 # Tables each city writes its part of, concatenated in city order.
 CITY_TABLES = ("records", "spells", "appeals", "persons", "children", "edges")
+MIN_ROWS_PER_PART = 1 << 16  # rows a city's part holds at least (but its last)
 MEANS = {"mean_score": 0, "mean_shadow_score": 1}  # daily means: world of the score sums
 
 
@@ -102,11 +103,15 @@ class Shard:
         cross = population.cross_edges(sc.seed, sc.population, layout.sizes, cities)
         tables = compile_entity(sc)
         self.pools = Pools.new()
+        # Each city buffers its records up to its share of the shard's rows per part: the
+        # shard then holds about as many rows waiting as one engine would (31 full buffers
+        # held 0.9 KB per adult more at 2 M adults x 365 days).
+        held = max(1, int(layout.sizes[cities].sum()))
         self.engines = [
             Simulation(
                 sc,
                 out,
-                rows_per_part,
+                max(MIN_ROWS_PER_PART, rows_per_part * int(layout.sizes[k]) // held),
                 part=Part(
                     k,
                     int(layout.sizes[k]),
