@@ -38,14 +38,14 @@ DIGESTS = {
         "edges": "8acd2ce87ac20508",
     },
     "three-cities": {
-        "records": "2d5891a3d75fbbaa",
-        "spells": "4b7df9b5547315cd",
-        "appeals": "655347f709b55bcb",
-        "daily": "d15f9e4d2663c7a7",
-        "behaviour_daily": "3c129182268c1cc1",
-        "persons": "715ba6f0332dbf52",
-        "children": "d617ebea65c41a8d",
-        "edges": "bdef3c608623d8be",
+        "records": "872cb75a87a0e84f",
+        "spells": "33f8eafe8f2949fc",
+        "appeals": "5891b07ef7623af3",
+        "daily": "fb2f2f49135a4402",
+        "behaviour_daily": "85483915ebbcf4c0",
+        "persons": "b2d5ccf87a2250d7",
+        "children": "b18c2607a934028b",
+        "edges": "4c0b53b53a44b6c4",
     },
 }
 SEEDS = {"s1": 1, "r1": 2, "three-cities": 3}

@@ -109,6 +109,8 @@ def run(
     script: Mapping[int, list[tuple[int, str]]] | None = None,
     keep_freed_memory: bool = True,
     force: bool = False,
+    ray: str | None = None,
+    actors: int | None = None,
 ) -> Run:
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
     `script` adds hand-made true events: {day: [(adult, behaviour), ...]}.
@@ -116,20 +118,23 @@ def run(
 
     The run directory appears only once complete (written beside it, then renamed into
     place); `overwrite` replaces an earlier run only then. A scenario too large for the
-    memory available is refused before anything is allocated, unless `force`."""
+    memory available is refused before anything is allocated, unless `force`.
+    `ray`: run whole cities on `actors` Ray actors, on the cluster at this address ("" or
+    "local": a local Ray with this machine's cores); the tables are the same either way."""
     if keep_freed_memory:
         memory.keep_freed()
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     if script is not None:
         sc = sc.with_(script={d: [list(e) for e in evs] for d, evs in script.items()})
-    check_size(sc, in_memory=out is None, force=force)
+    if ray is None:  # on Ray the memory is the cluster's, not this machine's
+        check_size(sc, in_memory=out is None, force=force)
     if out is None:
-        return simulate(sc, None, on_day, rows_per_part)
+        return simulate(sc, None, on_day, rows_per_part, ray, actors)
     path = Path(out)
     with writing(path):
         check_target(path, overwrite)
         with locked(path), staged(path, overwrite) as stage:
-            result = simulate(sc, stage, on_day, rows_per_part)
+            result = simulate(sc, stage, on_day, rows_per_part, ray, actors)
     result.path = path
     return result
 
@@ -156,18 +161,38 @@ def simulate(
     path: Path | None,
     on_day: Callable[[int], None] | None,
     rows_per_part: int,
+    ray: str | None = None,
+    actors: int | None = None,
 ) -> Run:
-    """Run `sc` into the fresh folder `path` (or in memory); with a path, the summary and
-    the marker that says the run is complete are written last."""
+    """Run `sc` into the fresh folder `path` (or in memory): one engine, one per city
+    (several cities), or cities on Ray actors (`ray`, see `run`). With a path, the summary
+    and the marker that says the run is complete are written last."""
     if path is not None:
         write_text(path / "scenario.yaml", sc.to_yaml())
     started = time.perf_counter()
-    sim = Simulation(sc, path, rows_per_part)
-    sim.run(on_day)
-    wall = round(time.perf_counter() - started, 3)
-    tables = None if path is not None else sim.recorder.in_memory
-    meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
-    del sim  # the state is written out: free it before the summary queries (100 M adults)
+    shards = None
+    if ray is not None:  # whole cities on Ray actors (cluster.py)
+        from xinyong.cluster import run_on_ray
+
+        outcome = run_on_ray(
+            sc, path, address=ray, actors=actors, rows_per_part=rows_per_part, on_day=on_day
+        )
+    elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
+        from xinyong.shard import run_in_process
+
+        outcome = run_in_process(sc, path, rows_per_part, on_day)
+    if ray is not None or len(sc.cities) > 1:
+        wall = round(time.perf_counter() - started, 3)
+        tables = outcome.tables
+        meta, children, records = outcome.meta, outcome.children, outcome.records
+        shards = outcome.shards
+    else:
+        sim = Simulation(sc, path, rows_per_part)
+        sim.run(on_day)
+        wall = round(time.perf_counter() - started, 3)
+        tables = None if path is not None else sim.recorder.in_memory
+        meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+        del sim  # the state is written out: free it before the summary queries (100 M adults)
     memory.release()
     if path is not None:
         con = RunDir(path, finished=False).connect(threads=1)
@@ -186,6 +211,8 @@ def simulate(
         **metrics,
     }
     if path is not None:
+        if shards is not None:  # which cities each shard held (and its peak memory on Ray)
+            write_json(path / "shards.json", shards)
         write_json(path / "summary.json", on_disk(summary))
         write_marker(path, marker(True, wall_seconds=wall))
     return Run(summary, path, tables, scenario=sc, meta=meta)

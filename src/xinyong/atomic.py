@@ -17,6 +17,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ FILES = {
     "sweep.json",
     "sweep.csv",
     "sweep.html",
+    "shards.json",
 }
 # A run's tables (a Parquet file or a folder of parts each), in the order they are listed.
 TABLES = (
@@ -119,6 +121,8 @@ def foreign_entries(path: Path) -> list[Path]:
             continue  # the lock of an inner run directory (baseline)
         elif entry.is_dir() and name in TABLE_DIRS:
             out += [p for p in sorted(entry.iterdir()) if not _part_file(p)]
+        elif entry.is_dir() and name == "parts":
+            out += [p for p in sorted(entry.iterdir()) if not _part_file(p, SHARD_PART)]
         elif entry.is_dir() and (name in RUN_DIRS or _inner_staging(name)):
             out += foreign_entries(entry)
         elif entry.is_dir() and name in SET_DIRS | NESTED_DIRS:
@@ -137,12 +141,18 @@ def _table_file(name: str) -> bool:
     return name.endswith(".parquet") and name.removesuffix(".parquet") in TABLE_DIRS
 
 
-def _part_file(p: Path) -> bool:
+# A table's parts: part-NNNNN.parquet, or a city engine's cKKKKK-part-NNNNN.parquet
+# (multi-city runs); a shard's daily sums in parts/ (daily-sNNNN.parquet).
+PART = re.compile(r"(c\d+-)?part-\d+\.parquet")
+SHARD_PART = re.compile(r"daily-s\d+\.parquet")
+
+
+def _part_file(p: Path, pattern: re.Pattern[str] = PART) -> bool:
     name = p.name
     return (
         p.is_file()
         and not p.is_symlink()
-        and ((name.startswith("part-") and name.endswith(".parquet")) or _is_temp(name))
+        and (pattern.fullmatch(name) is not None or _is_temp(name))
     )
 
 

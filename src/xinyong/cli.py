@@ -111,6 +111,22 @@ def run(
     force: Annotated[
         bool, typer.Option(help="Run even when the memory estimate exceeds what is available.")
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run on Ray: whole cities on actors (replicates: as tasks), on the cluster at "
+            "ADDRESS, or without one on a local Ray with this machine's cores "
+            "(pip install 'xinyong[ray]').",
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(min=1, help="With --ray: shards (default one per CPU).")
+    ] = None,
+    cores: Annotated[
+        int, typer.Option(min=1, help="With --ray and --replicates: CPUs per replicate.")
+    ] = 1,
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
@@ -136,6 +152,8 @@ def run(
                     overwrite=overwrite,
                     on_done=lambda i: progress.update(task, completed=i + 1),
                     force=force,
+                    ray=ray,
+                    cores=cores,
                 )
             else:
                 task = progress.add_task(f"{escape(sc.name)}: {sc.adults:,} adults", total=sc.days)
@@ -145,6 +163,8 @@ def run(
                     overwrite=overwrite,
                     on_day=lambda t: progress.update(task, completed=t + 1),
                     force=force,
+                    ray=ray,
+                    actors=actors,
                 )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
@@ -476,6 +496,20 @@ def _error(message: str) -> None:
     err_console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
 
 
+OPTIONAL_VALUE = {"--ray": "local"}  # options whose value may be left out, and its default
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    """`--ray` alone (last, or before another option) as `--ray local`: click would take the
+    next word as its value, and Typer has no options with an optional value."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUE[arg])
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `xinyong` command. Every error the user can act on is one line on stderr and exit
     code 2: bad input, a usage mistake, a damaged run, a system refusal (disk, permission)."""
@@ -487,7 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     memory.keep_freed()
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="xinyong", standalone_mode=False)
+        args = with_optional_values(sys.argv[1:] if argv is None else argv)
+        code = command.main(args=args, prog_name="xinyong", standalone_mode=False)
     except NoArgsIsHelpError:
         sys.exit(2)  # the help is printed already (click's exit code for it)
     except ClickException as exc:

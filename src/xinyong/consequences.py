@@ -11,7 +11,7 @@ negative record is scored, which is equivalent because it is first read on the n
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +53,12 @@ class ConsequenceTables:
     # For the audit: per list, the union over packs; and per pack, each list's own.
     by_list: dict[str, list[dict]]
     by_pack: dict[str, dict[str, list[dict]]]
+
+    def for_city(self, k: int) -> ConsequenceTables:
+        """City k's masks alone, as city 0 (scheme.compile.SchemeTables.for_city)."""
+        one = slice(k, k + 1)
+        reach = {r: Reach(m.sanction[one], m.privilege[one]) for r, m in self.relations.items()}
+        return replace(self, effect_mask=self.effect_mask[one], relations=reach)
 
     @property
     def affected_mask(self) -> np.ndarray:

@@ -11,42 +11,76 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from xinyong import population
 from xinyong.buffers import headroom
-from xinyong.consequences import Consequences
-from xinyong.entities import compile_entity
+from xinyong.consequences import Consequences, StartOfDay
+from xinyong.entities import EntityTables, compile_entity
 from xinyong.errors import XinyongError
 from xinyong.observe import Observation, Placed, VictimPool
-from xinyong.recorder import DayBook, Recorder
+from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
-from xinyong.threads import Halves, background
+from xinyong.threads import Halves, Pools, background
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 
 DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
+# City k's record ids count from k << RECORD_ID_BITS: unique across processes without any
+# exchange, and the same whichever process holds the city (2**40 records per city).
+RECORD_ID_BITS = 40
+
+
+@dataclass(frozen=True)
+class Part:
+    """One city of a multi-city scenario, as its own engine holds it (shard.py)."""
+
+    city: int  # index in the scenario
+    size: int  # adults
+    first_adult: int  # global id of its first adult
+    first_child: int
+    cross: tuple[np.ndarray, np.ndarray]  # its cross-city edges (population.cross_edges)
 
 
 class Simulation:
+    """The day loop over one population: a whole one-city scenario, or one city of a
+    multi-city scenario (`part`), whose engines shard.Shard steps together."""
+
     def __init__(
-        self, scenario: Scenario, out: Path | None = None, rows_per_part: int = 2_000_000
+        self,
+        scenario: Scenario,
+        out: Path | None = None,
+        rows_per_part: int = 2_000_000,
+        *,
+        part: Part | None = None,
+        pools: Pools | None = None,
+        tables: EntityTables | None = None,
     ) -> None:
         self.sc = sc = scenario
-        self.tables = tables = compile_entity(sc)
+        self.part = part
+        full = tables if tables is not None else compile_entity(sc)
+        self.tables = tables = full if part is None else full.for_city(part.city)
         behaviours = tables.world.behaviours
-        self.script = {
-            day: (
-                np.array([a for a, _ in evs], dtype=np.int32),
-                np.array([behaviours.index(b) for _, b in evs], dtype=np.int16),
-            )
-            for day, evs in sc.script.items()
-        }
-        # One stream per layer (and per pipeline), spawned from the scenario's seed.
-        seeds = np.random.SeedSequence(sc.seed).spawn(8)
-        self.pop = pop = population.generate(sc, seeds[0])
+        first, size = (0, sc.adults) if part is None else (part.first_adult, part.size)
+        self.script = {}
+        for day, evs in sc.script.items():
+            mine = [(a - first, b) for a, b in evs if first <= a < first + size]
+            if mine:
+                self.script[day] = (
+                    np.array([a for a, _ in mine], dtype=np.int32),
+                    np.array([behaviours.index(b) for _, b in mine], dtype=np.int16),
+                )
+        # One stream per layer (and per pipeline), spawned from the city's seed: the
+        # scenario's seed itself in a one-city scenario.
+        k = 0 if part is None else part.city
+        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(8)
+        if part is None:
+            self.pop = pop = population.generate(sc, seeds[0])
+        else:
+            self.pop = pop = population.generate_city(sc.population, size, seeds[0], part.cross)
         (
             self.rng_world,
             self.rng_assoc,
@@ -56,7 +90,11 @@ class Simulation:
             self.rng_world_positive,
             self.rng_observe_positive,
         ) = (np.random.default_rng(s) for s in seeds[1:])
-        self.halves = Halves()  # steps over disjoint persons, split over two threads
+        # Steps over disjoint persons are split over two threads. A one-city run keeps its
+        # own threads, as before; a shard's city engines share the shard's (threads.Pools).
+        self.owns_pools = pools is None
+        self.pools = pools
+        self.halves = Halves() if pools is None else pools.halves
         cons = sc.consequences
         self.scheme = Scheme(
             tables.scheme,
@@ -79,17 +117,23 @@ class Simulation:
             cons.rho,
             self.listed_nbrs,
         )
-        self.pool = VictimPool.of(pop.city, pop.group, len(sc.cities))
+        self.pool = VictimPool.of(pop.city, pop.group, len(tables.scheme.city_pack))
         self.observation = Observation(tables.observation, self.pool)
         self.consequences = Consequences(
             sc, tables.consequences, self.scheme, self.rng_court, self.rng_appeals
         )
         # Positive behaviour and its observation read only fixed traits and population data,
         # so the next days' are drawn on a worker thread while the current day runs.
-        self.ahead = background()
+        self.ahead = background() if pools is None else pools.ahead
         self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
-        self.recorder = Recorder(sc, tables, pop, out, rows_per_part)
-        self.next_record_id = 0
+        ids = None
+        if part is not None:
+            ids = Ids(part.city, part.first_adult, part.first_child, pop.ghosts)
+        self.recorder = Recorder(sc, tables, pop, out, rows_per_part, ids=ids, pools=pools)
+        self.first_record_id = self.next_record_id = k << RECORD_ID_BITS if part else 0
+        self.start: StartOfDay | None = None  # the coming day's, once read (begin_day)
+        self.on_boundary = np.zeros(pop.adults, dtype=bool)
+        self.on_boundary[pop.boundary] = True
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes held per array of the simulation's state (population and graph included),
@@ -131,21 +175,61 @@ class Simulation:
 
     def finish(self) -> None:
         """Stop the helper threads and write the end-of-run tables."""
-        self.ahead.shutdown()
-        self.halves.shutdown()
+        if self.owns_pools:
+            self.ahead.shutdown()
+            self.halves.shutdown()
         if not self.recorder.booked_days:  # tiers and lists are first set on day 0
             raise XinyongError("finish() before any step(t): no day was simulated")
         self.recorder.finish(self.scheme.state)
 
-    def step(self, t: int) -> None:
+    @property
+    def records(self) -> int:
+        """Records made so far."""
+        return self.next_record_id - self.first_record_id
+
+    def begin_day(self) -> StartOfDay:
+        """The lists as they stood after the previous day's step 9, read before the day runs
+        so that a shard can first pass its boundary adults' status to other cities."""
+        if self.start is None:
+            self.start = self.consequences.start_of_day(self.scheme.take_moved())
+        return self.start
+
+    def listed_boundary(self) -> np.ndarray:
+        """Global ids (ascending) of this city's adults with a neighbour in another city who
+        are on the association list at the start of the coming day."""
+        if not len(self.pop.boundary):
+            return np.empty(0, dtype=np.int64)
+        assoc = self.begin_day().assoc
+        first = 0 if self.part is None else self.part.first_adult
+        return assoc[self.on_boundary[assoc]].astype(np.int64) + first
+
+    def listed_ghosts(self, listed: np.ndarray) -> np.ndarray:
+        """The ghost rows of the adults among `listed` (global ids, ascending)."""
+        ghosts = self.pop.ghosts
+        if not len(ghosts) or not len(listed):
+            return np.empty(0, dtype=np.int32)
+        if len(ghosts) <= len(listed):  # search the shorter list in the longer one
+            at = np.minimum(np.searchsorted(listed, ghosts), len(listed) - 1)
+            rows = np.flatnonzero(listed[at] == ghosts)
+        else:
+            at = np.minimum(np.searchsorted(ghosts, listed), len(ghosts) - 1)
+            rows = at[ghosts[at] == listed]
+        return (self.pop.adults + rows).astype(np.int32)
+
+    def step(self, t: int, listed_ghosts: np.ndarray | None = None) -> None:
+        """Day t; `listed_ghosts`: the ghost rows on the association list at its start."""
         scheme, cons = self.scheme, self.consequences
-        start = cons.start_of_day(scheme.take_moved())  # lists after the previous day's step 9
+        start = self.begin_day()  # lists after the previous day's step 9
+        self.start = None
         changed = scheme.expire(t)  # 1
         upheld, decided = cons.decide_appeals(t)  # 2
         settlements = cons.settle(t, start.settle)  # 3
         positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh, residual = self.behaviour(t, start.affected, start.effects_of)  # 4
-        met, met_residual = self.world.association(self.rng_assoc, start.assoc)  # 5
+        listed = start.assoc
+        if listed_ghosts is not None and len(listed_ghosts):  # neighbours in other cities
+            listed = np.concatenate([listed, listed_ghosts])
+        met, met_residual = self.world.association(self.rng_assoc, listed)  # 5
         assoc = np.full(met.size, self.tables.consequences.assoc_behaviour, dtype=np.int16)
         events = (np.concatenate([actor, met]), np.concatenate([beh, assoc]),
                   np.concatenate([residual, met_residual]))  # fmt: skip

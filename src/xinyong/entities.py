@@ -8,7 +8,7 @@ packs, not a copy of the kernels (tests/test_entities.py runs the kernels on a t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xinyong.consequences import ConsequenceTables, compile_consequences
 from xinyong.observe import ObservationTables, compile_observation
@@ -39,6 +39,12 @@ class EntityTables:
     observation: ObservationTables
     scheme: SchemeTables
     consequences: ConsequenceTables
+
+    def for_city(self, k: int) -> EntityTables:
+        """City k's tables alone, as city 0: what a city engine of a multi-city run reads."""
+        return replace(
+            self, scheme=self.scheme.for_city(k), consequences=self.consequences.for_city(k)
+        )
 
     @property
     def catalogue(self) -> Catalogue:

@@ -9,19 +9,26 @@ vectorized from seeded streams; the graph is built in compiled code as CSR array
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.extending import intrinsic
 
+from xinyong.errors import XinyongError
 from xinyong.scenario import Population as PopulationSpec
 from xinyong.scenario import Scenario
 
 N_BUCKETS = 48
 NBR_BLOCK = 64
 ROW_BLOCKS = 4096  # blocks of rows the graph build scatters into first
+# Spawn-key tags of a city's streams in a multi-city scenario: SeedSequence(seed,
+# spawn_key=(tag, k)) depends on the seed and the city's index alone, so a city draws the same
+# numbers whichever process or machine holds it (shard.py).
+CITY_STREAMS = 0x63697479  # "city": the city's population and its layers' streams
+CROSS_STREAMS = 0x65646765  # "edge": the city's proposals of cross-city edges
+MAX_CITIES = 1 << 16  # city codes are uint16 past 256 cities
 
 
 @dataclass
@@ -92,20 +99,25 @@ class Population:
     """Structure of arrays, one row per person; index = person id."""
 
     city_start: np.ndarray  # int64 [K+1]: adults of city k are city_start[k]..city_start[k+1]-1
-    city: np.ndarray  # uint8 [N] adult's city
+    city: np.ndarray  # uint8 (uint16 past 256 cities) [N] adult's city
     group: np.ndarray  # uint8 [N] 0 majority, 1 minority
     risk_buckets: TraitBuckets
     civic_buckets: TraitBuckets
     risk_rank: np.ndarray  # int32 [N] position in risk bucket order (for distressed adults)
     # The graph, CSR without a full offsets array: adult i's neighbours start at
     # nbr_block[i // NBR_BLOCK] plus the degrees of the adults before i in its block.
-    nbr_degree: np.ndarray  # uint8 (uint16 past 255) [N]
-    nbr_block: np.ndarray  # int64 [ceil(N / NBR_BLOCK) + 1]
+    nbr_degree: np.ndarray  # uint8 (uint16 past 255) [N + H]
+    nbr_block: np.ndarray  # int64 [ceil((N + H) / NBR_BLOCK) + 1]
     nbr: np.ndarray  # int32 [E2] neighbours, sorted per adult (each edge appears twice)
-    child_city: np.ndarray  # uint8 [M]
+    child_city: np.ndarray  # like city [M]
     child_group: np.ndarray  # uint8 [M]
     parent1: np.ndarray  # int32 [M]
     parent2: np.ndarray  # int32 [M], -1 when the child has one parent
+    # One city of a multi-city scenario (generate_city): rows N .. N + H - 1 of the graph are
+    # ghosts, the adults of other cities with a neighbour here (their global ids, ascending);
+    # `boundary` are the adults here with a ghost neighbour (ids ascending).
+    ghosts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    boundary: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
 
     @property
     def adults(self) -> int:
@@ -227,13 +239,102 @@ def truncated_lognormal(
     return out
 
 
+def city_code(n_cities: int) -> type:
+    """The integer type of city codes: one byte up to 256 cities (more wrapped around before
+    this was checked), two up to MAX_CITIES; more are refused."""
+    if n_cities > MAX_CITIES:
+        raise XinyongError(f"at most {MAX_CITIES:,} cities are supported, got {n_cities:,}")
+    return np.uint8 if n_cities <= 256 else np.uint16
+
+
+def city_seed(seed: int, k: int, n_cities: int) -> np.random.SeedSequence:
+    """The root of city k's streams. A one-city scenario keeps the scenario's seed itself
+    (the streams of every earlier version, so its results are unchanged)."""
+    if n_cities == 1:
+        return np.random.SeedSequence(seed)
+    return np.random.SeedSequence(seed, spawn_key=(CITY_STREAMS, k))
+
+
 def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population:
-    pop = scenario.population
-    n = pop.adults
+    """The whole population from one set of streams (one-city scenarios; a multi-city run
+    generates each city on its own, generate_city)."""
+    sizes = city_sizes(scenario.population.adults, [c.share for c in scenario.cities])
+    return _generate(scenario.population, sizes, seed_seq, scenario.population.cross_city_share)
+
+
+def generate_city(
+    spec: PopulationSpec,
+    size: int,
+    seed_seq: np.random.SeedSequence,
+    cross: tuple[np.ndarray, np.ndarray],
+) -> Population:
+    """One city of `size` adults from its own streams (city_seed), coded as city 0, with the
+    cross-city edges `cross` (cross_edges: the city's local adult, the foreign adult's global
+    id) added as ghost rows."""
+    pop = _generate(spec, np.array([size], dtype=np.int64), seed_seq, 0.0)
+    local, foreign = cross
+    if len(local) == 0:
+        return pop
+    ghosts, ghost = np.unique(foreign, return_inverse=True)
+    order = np.lexsort((ghost, local))
+    local, ghost = local[order].astype(np.int64), ghost[order].astype(np.int64)
+    degree, nbr = add_ghosts(pop.nbr_degree.astype(np.int64), pop.nbr, local, ghost, len(ghosts))
+    degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)
+    pop.nbr_degree, pop.nbr, pop.nbr_block = degree, nbr, block_offsets(degree)
+    pop.ghosts, pop.boundary = ghosts.astype(np.int64), np.unique(local).astype(np.int32)
+    return pop
+
+
+def cross_edges(
+    seed: int,
+    spec: PopulationSpec,
+    sizes: np.ndarray,
+    cities: list[int],
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The cross-city edges of `cities`, each as (local adult, foreign adult's global id),
+    both ends of every edge listed in its own city.
+
+    Each city a proposes Binomial(n_a * edges_per_adult, cross_city_share) edges from a
+    uniform adult of its own to a uniform adult of another city, from a stream of its own
+    (CROSS_STREAMS): every process draws the same edges, whichever cities it holds, at the
+    cost of drawing every city's proposals (a few per cent of the graph)."""
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    total = int(starts[-1])
+    mine = np.zeros(len(sizes), dtype=bool)
+    mine[cities] = True
+    found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in cities}
+    share, per_adult = spec.cross_city_share, spec.edges_per_adult
+    for a, n_a in enumerate(sizes.tolist()):
+        if share <= 0 or per_adult == 0 or n_a == 0 or total == n_a:
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CROSS_STREAMS, a)))
+        m = int(rng.binomial(n_a * per_adult, share))
+        src = starts[a] + rng.integers(0, n_a, m)
+        u = rng.integers(0, total - n_a, m)
+        dst = u + np.where(u >= starts[a], n_a, 0)  # an adult of any other city
+        dst_city = np.searchsorted(starts, dst, side="right") - 1
+        if mine[a]:
+            found[a].append((src - starts[a], dst))
+        for k in np.unique(dst_city[mine[dst_city]]).tolist():
+            sel = dst_city == k
+            found[k].append((dst[sel] - starts[k], src[sel]))
+    out = {}
+    for k, parts in found.items():
+        if not parts:
+            out[k] = (np.empty(0, np.int64), np.empty(0, np.int64))
+            continue
+        pairs = np.unique(np.stack([np.concatenate(c) for c in zip(*parts, strict=True)]), axis=1)
+        out[k] = (pairs[0], pairs[1])
+    return out
+
+
+def _generate(
+    pop: PopulationSpec, sizes: np.ndarray, seed_seq: np.random.SeedSequence, cross: float
+) -> Population:
+    n = int(sizes.sum())
     s_group, s_traits, s_child, s_graph = (np.random.default_rng(s) for s in seed_seq.spawn(4))
-    sizes = city_sizes(n, [c.share for c in scenario.cities])
     city_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    city = np.repeat(np.arange(len(sizes), dtype=np.uint8), sizes)
+    city = np.repeat(np.arange(len(sizes), dtype=city_code(len(sizes))), sizes)
     group = (s_group.random(n) < pop.minority_share).astype(np.uint8)
 
     def traits() -> tuple[TraitBuckets, TraitBuckets]:
@@ -247,9 +348,7 @@ def generate(scenario: Scenario, seed_seq: np.random.SeedSequence) -> Population
     with ThreadPoolExecutor(max_workers=1) as pool:
         drawn = pool.submit(traits)
         parent1, child_city, child_group, parent2 = _children(s_child, pop, city, city_start)
-        targets = _propose_edges(
-            s_graph, city, city_start, pop.edges_per_adult, pop.cross_city_share
-        )
+        targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, cross)
         degree, nbr = build_csr(n, pop.edges_per_adult, targets, get_num_threads())
         del targets
         risk, civic = drawn.result()
@@ -428,6 +527,39 @@ def build_csr(
             raw[w] = raw[a]
             w += 1
     return degree, raw[:w]
+
+
+@njit(cache=True, nogil=True)
+def add_ghosts(
+    degree: np.ndarray, nbr: np.ndarray, local: np.ndarray, ghost: np.ndarray, n_ghosts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The graph with ghost rows n .. n + n_ghosts - 1 after the n adults' rows: adult i's
+    row is its own city's neighbours, then its ghosts n + ghost (pairs sorted by (local,
+    ghost), distinct), so rows stay sorted; a ghost's row is its neighbours here."""
+    n = degree.shape[0]
+    out_degree = np.zeros(n + n_ghosts, dtype=np.int64)
+    out_degree[:n] = degree
+    for e in range(local.shape[0]):
+        out_degree[local[e]] += 1
+        out_degree[n + ghost[e]] += 1
+    start = np.zeros(n + n_ghosts + 1, dtype=np.int64)
+    for i in range(n + n_ghosts):
+        start[i + 1] = start[i] + out_degree[i]
+    out = np.empty(start[-1], dtype=np.int32)
+    read = 0
+    fill = start[:-1].copy()
+    for i in range(n):
+        for _ in range(degree[i]):
+            out[fill[i]] = nbr[read]
+            fill[i] += 1
+            read += 1
+    for e in range(local.shape[0]):  # by local adult: each row's ghosts, then each ghost's
+        i, x = local[e], n + ghost[e]
+        out[fill[i]] = x
+        fill[i] += 1
+        out[fill[x]] = i
+        fill[x] += 1
+    return out_degree, out
 
 
 @njit(cache=True, nogil=True)

@@ -25,7 +25,7 @@ from xinyong.observe import (
     TRUTH_NAMES,
     Records,
 )
-from xinyong.population import NBR_BLOCK, Population
+from xinyong.population import NBR_BLOCK, Population, neighbours_start
 from xinyong.scenario import Scenario
 from xinyong.scheme.state import SchemeState
 from xinyong.store import (
@@ -36,9 +36,32 @@ from xinyong.store import (
     write_batches,
     write_json,
 )
-from xinyong.threads import MIN_SPLIT, background, built_ahead, usable_cores
+from xinyong.threads import MIN_SPLIT, Pools, background, built_ahead, usable_cores
 
 WORLDS = ("recorded", "shadow")
+
+
+@dataclass(frozen=True)
+class Ids:
+    """How one city engine's rows read in the run's tables (shard.py): the global ids of its
+    adults, children and ghosts, and its files, named so that sorted names put the cities in
+    order (each table then reads the same whichever process wrote which city)."""
+
+    city: int
+    first_adult: int
+    first_child: int
+    ghosts: np.ndarray  # global ids of the ghost rows
+
+    @property
+    def prefix(self) -> str:
+        return f"c{self.city:05d}-"
+
+
+def _shifted(ids: np.ndarray, by: int) -> np.ndarray:
+    """Ids moved by `by`, -1 (none) left as is."""
+    if by == 0:
+        return ids
+    return np.where(ids >= 0, ids + by, ids).astype(ids.dtype)
 
 
 @dataclass
@@ -137,36 +160,54 @@ class Recorder:
         pop: Population,
         out: Path | None = None,
         rows_per_part: int = 2_000_000,
+        *,
+        ids: Ids | None = None,
+        pools: Pools | None = None,
     ) -> None:
         self.tables, self.tb = tables, tables.scheme
+        self.ids = ids
+        self.adult0 = 0 if ids is None else ids.first_adult
+        self.prefix = "" if ids is None else ids.prefix
         # Which columns of a day's tallies (G b + group) belong to negative behaviours.
         self.groups = len(tables.kind.groups)
         self.negative_columns = np.repeat(tables.world.negative.astype(bool), self.groups)
         self.pop = pop
-        self.cities = list(scenario.cities)
+        self.cities = list(scenario.cities) if ids is None else [scenario.cities[ids.city]]
         self.appeal_days = scenario.appeals.appeal_days
         self.out = out
         self.records_on_disk = stored_schema(STREAM_SCHEMAS["records"], LAYOUTS["records"])
         self.booked_days = 0
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
+        writer = None if pools is None else pools.writer
         if out is not None:
             self.writers = {
-                "records": ChunkWriter(out / "records", rows_per_part),
-                "spells": ChunkWriter(out / "spells", rows_per_part),
+                name: ChunkWriter(out / name, rows_per_part, prefix=self.prefix, pool=writer)
+                for name in ("records", "spells")
             }
         self.daily: list[dict[str, Any]] = []
         self.beh_daily: list[np.ndarray] = []
+        self.score_sums: list[np.ndarray] = []  # int64 [2] per day, for shards' merged daily
         self.appeals_filed: list[tuple[np.ndarray, ...]] = []
         self.decisions: list[tuple[np.ndarray, np.ndarray]] = []
         self.in_memory: dict[str, pa.Table] = {}
-        self.pipeline = background()
+        self.owns_pools = pools is None
+        self.pipeline = background() if pools is None else pools.pipeline
         self.booking: Future | None = None
         if out is not None:  # the graph never changes: write it while the run goes on
-            self.edges_pool = background()
+            self.edges_pool = background() if pools is None else pools.writer
             self.edges_written = self.edges_pool.submit(
-                write_batches, out / "edges.parquet", self._edges(), LAYOUTS["edges"]
+                write_batches, self._path("edges"), self._edges(), LAYOUTS["edges"]
             )
+
+    def _path(self, name: str) -> Path:
+        """Where an end-of-run table is written: one file, or a city engine's part of it."""
+        assert self.out is not None
+        if self.ids is None:
+            return self.out / f"{name}.parquet"
+        folder = self.out / name
+        folder.mkdir(exist_ok=True)
+        return folder / f"{self.prefix}part-00000.parquet"
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -210,6 +251,7 @@ class Recorder:
             row[f"wrongly_listed.{name}"] = int(book.wrong_count[li])
         for name, count in self._tier_counts(book.tier_count).items():
             row[f"tier.{name}"] = count
+        self.score_sums.append(book.score_sum)
         self.booked_days += 1
         self.wait_day()
         self.booking = self.pipeline.submit(self._book, row, book)
@@ -233,13 +275,19 @@ class Recorder:
         )
         _record_columns(first, t, rec.truth, rec.actor, applied, appealed, columns)
         record_id, day, stored_actor, points, shadow_points, was_appealed = columns
+        person = rec.person
+        if self.adult0:  # a city engine's: global ids
+            person, stored_actor = (
+                person + np.int32(self.adult0),
+                _shifted(stored_actor, self.adult0),
+            )
         if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
             schema = self.records_on_disk
             actor_col = pa.array(stored_actor)  # -1 but for misattributed records
             expiry_col = pa.array(expiry_day)  # -1: never expires
         else:
             schema = STREAM_SCHEMAS["records"]
-            actor_col = pa.array(rec.actor, mask=rec.truth == FALSE_REPORT)
+            actor_col = pa.array(_shifted(rec.actor, self.adult0), mask=rec.truth == FALSE_REPORT)
             expiry_col = pa.array(expiry_day, mask=expiry_day < 0)
             was_appealed = was_appealed.view(np.bool_)
         self._emit(
@@ -249,7 +297,7 @@ class Recorder:
                 data={
                     "record_id": pa.array(record_id),
                     "day": pa.array(day),
-                    "person": pa.array(rec.person),
+                    "person": pa.array(person),
                     "behaviour": dictionary(rec.behaviour, tb.world.behaviours),
                     "channel": dictionary(rec.channel, tb.observation.names),
                     "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
@@ -263,7 +311,7 @@ class Recorder:
         )
         if len(appealed):
             self.appeals_filed.append(
-                (first + appealed, rec.person[appealed], np.full(len(appealed), t, dtype=np.int32))
+                (first + appealed, person[appealed], np.full(len(appealed), t, dtype=np.int32))
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         self.beh_daily.append(tallies)
@@ -297,7 +345,7 @@ class Recorder:
         return pa.record_batch(
             schema=STREAM_SCHEMAS["spells"],
             data={
-                "person": pa.array(person, type=pa.int32()),
+                "person": pa.array(person + self.adult0, type=pa.int32()),
                 "list": dictionary(li, self.tb.lists),
                 "world": dictionary(world, list(WORLDS)),
                 "start": pa.array(start, type=pa.int32()),
@@ -310,7 +358,8 @@ class Recorder:
     def finish(self, state: SchemeState) -> None:
         """Write the end-of-run tables from the final state."""
         self.wait_day()
-        self.pipeline.shutdown()
+        if self.owns_pools:
+            self.pipeline.shutdown()
         tables: dict[str, Callable[[], Iterator[pa.RecordBatch] | pa.Table]] = {
             "daily": lambda: pa.Table.from_pylist(self.daily),
             "behaviour_daily": self._behaviour_daily,
@@ -325,6 +374,8 @@ class Recorder:
 
         if self.out is None:
             end_spells()
+            if self.ids is not None:  # the shard merges the daily tables of its cities
+                del tables["daily"], tables["behaviour_daily"]
             tables["persons"] = lambda: built_ahead(self._persons(state, 0, self.pop.adults))
             tables["edges"] = self._edges
             for name, build in tables.items():
@@ -337,16 +388,19 @@ class Recorder:
         # and the small tables on one more thread beside them (nothing else is left to run).
         out = self.out
         folder = out / "persons"
-        folder.mkdir()
+        folder.mkdir(exist_ok=self.ids is not None)
+        if self.ids is not None:
+            del tables["daily"], tables["behaviour_daily"]
 
         def write_the_rest() -> None:
             end_spells()
             for name, build in tables.items():
-                write_batches(out / f"{name}.parquet", build(), LAYOUTS[name])
+                write_batches(self._path(name), build(), LAYOUTS[name])
 
         def write_persons(part: int, lo: int, hi: int) -> None:
             batches = built_ahead(self._persons(state, lo, hi))
-            write_batches(folder / f"part-{part:05d}.parquet", batches, LAYOUTS["persons"])
+            name = f"{self.prefix}part-{part:05d}.parquet"
+            write_batches(folder / name, batches, LAYOUTS["persons"])
 
         first, *rest = person_parts(self.pop.adults)
         with ThreadPoolExecutor(1 + len(rest)) as pool:
@@ -358,45 +412,21 @@ class Recorder:
                 for written in others:  # re-raises a failed write here, once all are done
                     written.result()
                 self.edges_written.result()
-                self.edges_pool.shutdown()
-        write_json(self.out / "meta.json", self.meta())
+                if self.owns_pools:
+                    self.edges_pool.shutdown()
+        if self.ids is None:  # a multi-city run's is written once, by shard.py
+            write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:
-        tb, world, cons = self.tb, self.tables.world, self.tables.consequences
-        return {
-            "behaviours": world.behaviours,
-            "channels": self.tables.observation.names,
-            "lists": tb.lists,
-            "tiers": dict(zip(tb.packs, tb.tier_names, strict=True)),
-            "negative": [bool(x) for x in world.negative],
-            "association_behaviour": world.behaviours[cons.assoc_behaviour],
-            "consequences": cons.by_list,
-            "consequences_by_pack": cons.by_pack,
-            "city_pack": {c.name: c.pack for c in self.cities},
-            "groups": list(self.tables.kind.groups),
-        }
+        return run_meta(self.tables, self.cities)
 
     def _behaviour_daily(self) -> pa.Table:
         behaviours, groups = self.tables.world.behaviours, list(self.tables.kind.groups)
-        B, G = len(behaviours), len(groups)
         if not self.beh_daily:
-            counts = np.zeros((0, 4, G * B), dtype=np.int64)
+            counts = np.zeros((0, 4, len(groups) * len(behaviours)), dtype=np.int64)
         else:
             counts = np.stack(self.beh_daily)  # [T, 4, B * G]
-        T = counts.shape[0]
-        day = np.repeat(np.arange(T, dtype=np.int32), G * B)
-        code = np.tile(np.arange(G * B), T)
-        return pa.table(
-            {
-                "day": day,
-                "behaviour": dictionary(code // G, behaviours),
-                "group": dictionary(code % G, groups),
-                "true_events": counts[:, 0].ravel(),
-                "records": counts[:, 1].ravel(),
-                "misattributed": counts[:, 2].ravel(),
-                "false_reports": counts[:, 3].ravel(),
-            }
-        )
+        return behaviour_daily_table(counts, behaviours, groups)
 
     def _appeals(self) -> pa.Table:
         if self.appeals_filed:
@@ -436,12 +466,12 @@ class Recorder:
             first_code = np.take(tb.city_pack, pop.city[a:b]) * code.shape[1]
             bits = st.bits[a:b]
             cols: dict[str, Any] = {
-                "person": np.arange(a, b, dtype=np.int32),
+                "person": np.arange(a + self.adult0, b + self.adult0, dtype=np.int32),
                 "city": dictionary(pop.city[a:b], [c.name for c in self.cities]),
                 "group": dictionary(pop.group[a:b], groups),
                 "risk": pop.risk_buckets.value(pop.risk_rank[a:b]),
                 "civic": civic[a:b],
-                "partner": pop.partner(np.arange(a, b)).astype(np.int32),
+                "partner": _shifted(pop.partner(np.arange(a, b)).astype(np.int32), self.adult0),
                 "degree": pop.nbr_degree[a:b].astype(np.int32),
                 "score": st.score[a:b, 0].copy(),
                 "shadow_score": st.score[a:b, 1].copy(),
@@ -457,30 +487,76 @@ class Recorder:
     def _children(self, state: SchemeState) -> Iterator[pa.RecordBatch]:
         pop, bits = self.pop, state.bits[:, 0]
         reach = self.tables.consequences.relations["children"]
+        child0 = 0 if self.ids is None else self.ids.first_child
         for a, b in row_chunks(pop.children):
             city, parents = pop.child_city[a:b], (pop.parent1[a:b], pop.parent2[a:b])
+            ids = [_shifted(p, self.adult0) for p in parents]
             yield pa.record_batch(
                 {
-                    "child": np.arange(a, b, dtype=np.int32),
+                    "child": np.arange(a + child0, b + child0, dtype=np.int32),
                     "city": dictionary(city, [c.name for c in self.cities]),
                     "group": dictionary(pop.child_group[a:b], list(self.tables.kind.groups)),
-                    "parent1": parents[0],
-                    "parent2": pa.array(parents[1], mask=parents[1] < 0),
+                    "parent1": ids[0],
+                    "parent2": pa.array(ids[1], mask=parents[1] < 0),
                     "restricted": reached(reach.sanction, bits, city, parents),
                     "privileged": reached(reach.privilege, bits, city, parents),
                 }
             )
 
     def _edges(self) -> Iterator[pa.RecordBatch]:
-        """Each undirected edge once, as (a, b) with a < b, in chunks of adults."""
+        """Each undirected edge once, as (a, b) with a < b, in chunks of adults. A city
+        engine's, in global ids: an edge to another city is written by the city of its lower
+        end."""
         pop = self.pop
+        ghosts = np.empty(0, np.int64) if self.ids is None else self.ids.ghosts
         for a, b in row_chunks(pop.adults):
             lo = pop.nbr_block[a // NBR_BLOCK]
-            hi = pop.nbr_block[-(-b // NBR_BLOCK)] if b < pop.adults else len(pop.nbr)
+            hi = neighbours_start(b, pop.nbr_block, pop.nbr_degree)
             src = np.repeat(np.arange(a, b, dtype=np.int32), pop.nbr_degree[a:b])
             nbr = pop.nbr[lo:hi]
+            if self.ids is not None:
+                src = src + np.int32(self.adult0)
+                far = nbr >= pop.adults
+                nbr = np.where(far, 0, nbr + self.adult0).astype(np.int32)
+                nbr[far] = ghosts[pop.nbr[lo:hi][far] - pop.adults]
             keep = src < nbr
             yield pa.record_batch({"a": src[keep], "b": nbr[keep]})
+
+
+def behaviour_daily_table(counts: np.ndarray, behaviours: list[str], groups: list[str]) -> pa.Table:
+    """The behaviour_daily table from the day's tallies [T, TALLIES, G B]."""
+    G, B = len(groups), len(behaviours)
+    T = counts.shape[0]
+    day = np.repeat(np.arange(T, dtype=np.int32), G * B)
+    code = np.tile(np.arange(G * B), T)
+    return pa.table(
+        {
+            "day": day,
+            "behaviour": dictionary(code // G, behaviours),
+            "group": dictionary(code % G, groups),
+            "true_events": counts[:, 0].ravel(),
+            "records": counts[:, 1].ravel(),
+            "misattributed": counts[:, 2].ravel(),
+            "false_reports": counts[:, 3].ravel(),
+        }
+    )
+
+
+def run_meta(tables: EntityTables, cities: list) -> dict[str, Any]:
+    """meta.json: the index tables of a run (behaviours, channels, lists, tiers, packs)."""
+    tb, world, cons = tables.scheme, tables.world, tables.consequences
+    return {
+        "behaviours": world.behaviours,
+        "channels": tables.observation.names,
+        "lists": tb.lists,
+        "tiers": dict(zip(tb.packs, tb.tier_names, strict=True)),
+        "negative": [bool(x) for x in world.negative],
+        "association_behaviour": world.behaviours[cons.assoc_behaviour],
+        "consequences": cons.by_list,
+        "consequences_by_pack": cons.by_pack,
+        "city_pack": {c.name: c.pack for c in cities},
+        "groups": list(tables.kind.groups),
+    }
 
 
 # A multiple of the graph's block of adults, and Parquet's row group as Arrow writes it by

@@ -89,22 +89,35 @@ def run_replicates(
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
     force: bool = False,
+    ray: str | None = None,
+    cores: int = 1,
 ) -> Run:
     """Run seeds seed, seed+1, ... in parallel processes into out/replicates/seed-S/; the
     top-level summary.json holds each metric's mean and 95% interval over the replicates.
     Workers are spawned processes: call this under `if __name__ == "__main__":` in scripts.
-    The set appears only once every replicate is complete, as `run` does."""
+    `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
+    "local": a local Ray). The set appears only once every replicate is complete, as `run`
+    does."""
     path = Path(out)
     seeds = [scenario.seed + i for i in range(replicates)]
     workers = workers or min(replicates, os.cpu_count() or 1)
-    check_size(scenario, at_once=workers, force=force)
+    if ray is None:  # on Ray the memory is the cluster's
+        check_size(scenario, at_once=workers, force=force)
     with writing(path):
         check_target(path, overwrite)
         with locked(path), staged(path, overwrite) as stage:
             write_text(stage / "scenario.yaml", scenario.to_yaml())
             started = time.perf_counter()
             jobs = [(scenario.with_(seed=s), stage / REPLICATES / f"seed-{s}") for s in seeds]
-            summaries = run_jobs(jobs, workers=workers, on_done=on_done, worker=replicate_in_set)
+            if ray is not None:
+                from xinyong.cluster import replicates as on_ray
+
+                scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
+                summaries = on_ray(scenarios, outs, address=ray, cores=cores, on_done=on_done)
+            else:
+                summaries = run_jobs(
+                    jobs, workers=workers, on_done=on_done, worker=replicate_in_set
+                )
             summary = combine_summaries(summaries)
             write_json(stage / "summary.json", on_disk(summary))
             wall = round(time.perf_counter() - started, 3)

@@ -26,7 +26,7 @@ import functools
 import json
 import os
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xinyong.atomic import TABLES, read_marker, write_text
+from xinyong.atomic import PART, TABLES, read_marker, write_text
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
@@ -102,7 +102,15 @@ class ChunkWriter:
     one, the day loop waited on the writer about 2 ms a day at 10 M adults).
     """
 
-    def __init__(self, folder: Path, rows_per_part: int = 2_000_000, queued: int = 2) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        rows_per_part: int = 2_000_000,
+        queued: int = 2,
+        *,
+        prefix: str = "",
+        pool: Executor | None = None,
+    ) -> None:
         self.folder = folder
         self.layout = LAYOUTS[folder.name]
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,7 +118,11 @@ class ChunkWriter:
         self.batches: list[pa.RecordBatch] = []
         self.rows = 0
         self.parts = 0
-        self.pool = background()
+        # `prefix` names a city engine's parts (recorder.Ids); `pool`, a writer thread shared
+        # with other writers of the process (left running by close).
+        self.prefix = prefix
+        self.owns_pool = pool is None
+        self.pool = background() if pool is None else pool
         self.queued = queued
         self.pending: list[Future] = []  # in the order written
 
@@ -130,7 +142,7 @@ class ChunkWriter:
         self.pending.append(
             self.pool.submit(
                 write_batches,
-                self.folder / f"part-{self.parts:05d}.parquet",
+                self.folder / f"{self.prefix}part-{self.parts:05d}.parquet",
                 table,
                 self.layout,
             )
@@ -146,9 +158,11 @@ class ChunkWriter:
     def close(self, schema: pa.Schema) -> None:
         self.flush()
         self.wait()
-        self.pool.shutdown()
+        if self.owns_pool:
+            self.pool.shutdown()
         if self.parts == 0:  # an empty table still has its columns
-            write_batches(self.folder / "part-00000.parquet", schema.empty_table(), self.layout)
+            empty = self.folder / f"{self.prefix}part-00000.parquet"
+            write_batches(empty, schema.empty_table(), self.layout)
 
 
 @dataclass(frozen=True)
@@ -413,7 +427,7 @@ class RunDir:
         """The Parquet files of table `name`, each checked to be whole (its footer read)."""
         folder = self.path / name
         if folder.is_dir():
-            files = sorted(folder.glob("part-*.parquet"))
+            files = sorted(f for f in folder.glob("*part-*.parquet") if PART.fullmatch(f.name))
         elif (self.path / f"{name}.parquet").exists():
             files = [self.path / f"{name}.parquet"]
         else:

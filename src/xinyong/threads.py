@@ -20,7 +20,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,11 +34,28 @@ MIN_SPLIT = 50_000  # items (records, persons) below which one thread does the w
 BACKGROUND_NICENESS = 5
 
 
+_budget: int | None = None  # cores granted to this process (a Ray worker), if any
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (its affinity, where the system tells it)."""
+    """Cores this process may run on (its affinity, where the system tells it), at most the
+    budget set_core_budget gave it."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return cores if _budget is None else max(1, min(cores, _budget))
+
+
+def set_core_budget(cores: int | None) -> None:
+    """Use at most `cores` cores from now on (None: all): numba's threads, the two-thread
+    Halves, and with one core no helper threads at all. A Ray worker is given cores by
+    reservation, not by affinity, so the engine must be told (cluster.py)."""
+    global _budget
+    _budget = cores
+    from numba import config, set_num_threads
+
+    set_num_threads(max(1, min(usable_cores(), config.NUMBA_NUM_THREADS)))
 
 
 class Halves:
@@ -71,9 +89,45 @@ def join(first: Any, second: Any) -> Any:
     return np.concatenate([first, second])
 
 
-def background() -> ThreadPoolExecutor:
-    """A one-thread pool whose thread gives way to the day loop."""
+class Inline(Executor):
+    """An executor that runs each task at once on the caller's thread: the helper threads of
+    a process given one core (set_core_budget). Results are the same, only later."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            done.set_exception(exc)
+        return done
+
+
+def background() -> Executor:
+    """A one-thread pool whose thread gives way to the day loop (run inline when the process
+    was given a budget of one core)."""
+    if _budget is not None and usable_cores() == 1:
+        return Inline()
     return ThreadPoolExecutor(max_workers=1, initializer=_lower_priority)
+
+
+@dataclass
+class Pools:
+    """The helper threads of the city engines of one process (shard.py), shared so that a
+    process holding hundreds of cities still runs a handful of threads."""
+
+    halves: Halves
+    ahead: Executor  # positive behaviour drawn ahead
+    pipeline: Executor  # the recorders' batches
+    writer: Executor  # Parquet files written while the run goes on
+
+    @classmethod
+    def new(cls) -> Pools:
+        return cls(Halves(), background(), background(), background())
+
+    def shutdown(self) -> None:
+        self.halves.shutdown()
+        for pool in (self.ahead, self.pipeline, self.writer):
+            pool.shutdown()
 
 
 def _lower_priority() -> None:

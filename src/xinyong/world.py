@@ -262,7 +262,9 @@ def sample_association(
     Adult j meets one uniform neighbour with probability rho, so it meets a listed one with
     probability rho * k_j / deg_j, k_j its listed neighbours. Only neighbours of listed persons
     can have k_j > 0, so candidates come from the listed persons' adjacency. `count` is a
-    zeroed scratch array of adults' size and is left zeroed. Draws from the stream in `words`.
+    zeroed scratch array of the members' size and is left zeroed: rows past it are ghosts
+    (adults of other cities, population.generate_city), which may be listed but whose meetings
+    their own city draws. Draws from the stream in `words`.
     Returns the adults and each meeting's residual uniform (see sample_behaviour).
     """
     room = 0
@@ -275,6 +277,8 @@ def sample_association(
         first = neighbours_start(b, nbr_block, nbr_degree)
         for e in range(first, first + nbr_degree[b]):
             j = nbr[e]
+            if j >= count.shape[0]:
+                continue
             if count[j] == 0:
                 cand[m] = j
                 m += 1

@@ -6,7 +6,7 @@ municipal packs is one list with per-city rules); municipal packs in city order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -97,6 +97,21 @@ class SchemeTables:
     @property
     def n_tiers(self) -> np.ndarray:
         return np.array([len(t) for t in self.tier_names], dtype=np.int64)
+
+    def for_city(self, k: int) -> SchemeTables:
+        """The tables of city k alone, as city 0 (a city engine, shard.py): lists, packs and
+        tiers keep their global indices."""
+        one = slice(k, k + 1)
+        return replace(
+            self,
+            city_pack=self.city_pack[one],
+            direct_days=self.direct_days[one],
+            entry_kind=self.entry_kind[one],
+            entry_tier=self.entry_tier[one],
+            exit_kind=self.exit_kind[one],
+            exit_tier=self.exit_tier[one],
+            min_stay=self.min_stay[one],
+        )
 
     def rules(self, negative: np.ndarray) -> Rules:
         return Rules(
