@@ -66,6 +66,16 @@ def test_replicates_as_ray_tasks(local_ray, tmp_path: Path) -> None:
     assert run.summary["replicates"] == 2
 
 
+def test_a_sweep_on_ray_gives_the_runs_of_a_sweep_in_processes(local_ray, tmp_path: Path) -> None:
+    from xinyong.sweep import sweep
+
+    sc = xinyong.load_scenario("s1", adults=600, days=8, seed=3)
+    grid = {"channels.camera.misattribute": [0.0, 0.3]}
+    on_ray = sweep(sc, grid, tmp_path / "ray", replicates=2, ray="local")
+    here = sweep(sc, grid, tmp_path / "here", replicates=2, workers=1)
+    assert on_ray["points"] == here["points"]
+
+
 def test_a_worker_uses_only_its_cores(local_ray) -> None:
     @ray.remote(num_cpus=1)
     def inside() -> tuple[int, int, str, bool]:

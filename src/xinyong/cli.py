@@ -358,6 +358,16 @@ def sweep(
     seed: Annotated[int | None, typer.Option(help="First seed.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder (default runs/sweep-NAME).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep folder.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Each run as a Ray task, on the cluster at ADDRESS or, without one, on a "
+            "local Ray (pip install 'xinyong[ray]').",
+        ),
+    ] = None,
+    cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
 ) -> None:
     """Run a grid of parameter values, K seeds each; one curve per key metric (HTML + CSV)."""
     from xinyong.scenario import load_scenario, parse_value
@@ -386,6 +396,8 @@ def sweep(
             replicates=replicates,
             overwrite=overwrite,
             on_done=lambda i: progress.update(task, completed=i + 1),
+            ray=ray,
+            cores=cores,
         )
     table = Table(*doc["keys"], "metric", "mean", "95% interval (across seeds)", title="sweep")
     for p in doc["points"]:

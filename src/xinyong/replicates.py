@@ -65,10 +65,18 @@ def run_jobs(
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
     worker: Callable[[Scenario, Path], dict[str, Any]] = _replicate,
+    ray: str | None = None,
+    cores: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run each (scenario, directory) in a pool of spawned processes; their summaries."""
+    """Run each (scenario, directory) in a pool of spawned processes, or as Ray tasks of
+    `cores` CPUs each on the cluster at `ray` ("local": a local Ray); their summaries."""
     if not jobs:
         return []
+    if ray is not None:
+        from xinyong.cluster import replicates as on_ray
+
+        scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
+        return on_ray(scenarios, outs, address=ray, cores=cores, on_done=on_done)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -109,15 +117,14 @@ def run_replicates(
             write_text(stage / "scenario.yaml", scenario.to_yaml())
             started = time.perf_counter()
             jobs = [(scenario.with_(seed=s), stage / REPLICATES / f"seed-{s}") for s in seeds]
-            if ray is not None:
-                from xinyong.cluster import replicates as on_ray
-
-                scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
-                summaries = on_ray(scenarios, outs, address=ray, cores=cores, on_done=on_done)
-            else:
-                summaries = run_jobs(
-                    jobs, workers=workers, on_done=on_done, worker=replicate_in_set
-                )
+            summaries = run_jobs(
+                jobs,
+                workers=workers,
+                on_done=on_done,
+                worker=replicate_in_set,
+                ray=ray,
+                cores=cores,
+            )
             summary = combine_summaries(summaries)
             write_json(stage / "summary.json", on_disk(summary))
             wall = round(time.perf_counter() - started, 3)

@@ -46,9 +46,12 @@ def sweep(
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
     metrics: tuple[str, ...] = KEY_METRICS,
+    ray: str | None = None,
+    cores: int = 1,
 ) -> dict[str, Any]:
     """Run the grid and audit each point (no scheme-off baseline); return the sweep document
-    and write sweep.json, sweep.csv and sweep.html into `out` (whole, as a run is)."""
+    and write sweep.json, sweep.csv and sweep.html into `out` (whole, as a run is). `ray`:
+    each run as a Ray task of `cores` CPUs (replicates.run_jobs)."""
     from xinyong.audit.report import csv_text, render_sweep
 
     if not grid or any(not values for values in grid.values()):
@@ -57,7 +60,8 @@ def sweep(
     with writing(path):
         check_target(path, overwrite)
         with locked(path), staged(path, overwrite) as stage:
-            doc, rows = _run_grid(scenario, grid, stage, replicates, workers, on_done, metrics)
+            jobs = {"workers": workers, "on_done": on_done, "ray": ray, "cores": cores}
+            doc, rows = _run_grid(scenario, grid, stage, replicates, metrics, jobs)
             write_json(stage / "sweep.json", doc)
             write_text(stage / "sweep.csv", csv_text(rows))
             render_sweep(doc, stage / "sweep.html")
@@ -70,12 +74,11 @@ def _run_grid(
     grid: dict[str, list[Any]],
     path: Path,
     replicates: int,
-    workers: int | None,
-    on_done: Callable[[int], None] | None,
     metrics: tuple[str, ...],
+    how: dict[str, Any],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Each grid point as a replicate set in path/points/, audited; the sweep document and
-    its CSV rows."""
+    its CSV rows. `how`: run_jobs' options."""
     from xinyong.audit.audit import audit
 
     write_text(path / "scenario.yaml", scenario.to_yaml())  # the base
@@ -90,7 +93,7 @@ def _run_grid(
         scenarios.append(sc)
         folders.append(folder)
         jobs += [(sc.with_(seed=s), folder / REPLICATES / f"seed-{s}") for s in seeds]
-    summaries = run_jobs(jobs, workers=workers, on_done=on_done, worker=replicate_in_set)
+    summaries = run_jobs(jobs, worker=replicate_in_set, **how)
     rows: list[dict[str, Any]] = []
     out_points = []
     for i, (point, folder) in enumerate(zip(points, folders, strict=True)):
