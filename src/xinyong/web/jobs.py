@@ -172,7 +172,7 @@ class JobManager:
                 self._finish(job, CANCELLED, "cancelled before it started")
             elif job.state == RUNNING:
                 job.cancel = True
-                job.phase = "cancelling"
+                job.phase = f"cancelling ({job.phase})"
                 job.version += 1
             self._lock.notify_all()
             return job
@@ -239,8 +239,15 @@ class JobManager:
         worker.conn.send(job.spec)
         while True:
             if job.cancel:
+                auditing = "auditing" in job.phase
+                message = (
+                    "cancelled during the audit: the run directory is complete, its audit is not "
+                    "(xinyong audit RUN)"
+                    if auditing and job.kind == "run"
+                    else "cancelled; the run directories are as they were"
+                )
                 with self._lock:
-                    self._finish(job, CANCELLED, "cancelled; nothing was written")
+                    self._finish(job, CANCELLED, message)
                 return False
             try:
                 ready = worker.conn.poll(0.05)
