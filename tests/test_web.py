@@ -159,6 +159,7 @@ def test_designer_errors_next_to_the_field_as_validate_says(client, tmp_path):
         ("extends: r1\nname: x\ncities: [{name: c, share: 1.0, pack: /etc/x.yaml}]\n",
          "cannot refer to files"),
         ("name: x\nname: y\n", "key repeats"),
+        ("\x1f", "unacceptable character"),
     ],
 )  # fmt: skip
 def test_uploads_are_data_only(client, text, message):
