@@ -1,4 +1,4 @@
-"""Command line: run, validate, show, list, sql, audit, compare, sweep and explain."""
+"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain and serve."""
 
 from __future__ import annotations
 
@@ -492,6 +492,44 @@ def explain(
     (render if all_ else render_story)(_escaped(report), console)
     if html is not None:
         out_console.print(f"written: {html}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (localhost only by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    runs: Annotated[Path, typer.Option(help="Folder of run directories.")] = Path("runs"),
+    max_adults: Annotated[int, typer.Option(min=1, help="Most adults one run may have.")] = (
+        1_000_000
+    ),
+    max_days: Annotated[int, typer.Option(min=1, help="Most days one run may have.")] = 3650,
+    max_replicates: Annotated[int, typer.Option(min=1, help="Most seeds a run pairs.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Runs at once (more wait in a queue).")] = 1,
+    max_queued: Annotated[int, typer.Option(min=0, help="Most jobs waiting in the queue.")] = 8,
+) -> None:
+    """Serve the web application: design a scheme, run it, read the findings, compare."""
+    from xinyong.web import LOCALHOST, Settings
+    from xinyong.web import serve as serve_app
+
+    if host not in LOCALHOST:
+        err_console.print(
+            f"warning: listening on {host}: anyone who can reach this address can start runs "
+            "on this machine (there is no login); the default is 127.0.0.1",
+            soft_wrap=True,
+        )
+    settings = Settings(
+        runs=runs,
+        max_adults=max_adults,
+        max_days=max_days,
+        max_replicates=max_replicates,
+        workers=workers,
+        max_queued=max_queued,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    out_console.print(f"serving http://{shown}:{port}/ (runs in {runs}); Ctrl-C stops")
+    serve_app(settings, host=host, port=port)
 
 
 def _escaped(value: Any) -> Any:

@@ -135,7 +135,11 @@ def parse_yaml(text: str, path: str | Path = "<string>") -> tuple[Any, Lines]:
     """Parse YAML text (one document) strictly; see the module's docstring."""
     if len(text) > MAX_BYTES:
         raise XinyongError(f"text is larger than {MAX_BYTES >> 20} MiB", file=path)
-    loader = _LineLoader(text)
+    try:
+        # The reader checks the characters as it is made (a control character raises here).
+        loader = _LineLoader(text)
+    except yaml.YAMLError as exc:
+        raise XinyongError(f"invalid YAML: {str(exc).splitlines()[0]}", file=path) from None
     lines: Lines = {}
     try:
         node = loader.get_single_node()
