@@ -48,6 +48,7 @@ FILES = {
     "sweep.csv",
     "sweep.html",
     "shards.json",
+    "checkpoint.npz",  # an unfinished run's last checkpoint (checkpoint.py)
 }
 # A run's tables (a Parquet file or a folder of parts each), in the order they are listed.
 TABLES = (
