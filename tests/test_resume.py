@@ -26,13 +26,14 @@ def digests(path: Path) -> dict[str, str]:
     return {name: digest(run.table(name).combine_chunks()) for name in TABLES}
 
 
-def killed(out: Path, *args: str) -> Path:
-    """`xinyong run ... --out out` killed with SIGKILL once it has written its second
+def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
+    """`xinyong run ... --out out` killed with `sig` once it has written its second
     checkpoint's parts; its staging folder."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xinyong.cli", "run", *args, "--quiet", "--out", str(out)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     pattern = f".{out.name}.partial-*/records/*part-00001.parquet"
     try:
@@ -40,9 +41,13 @@ def killed(out: Path, *args: str) -> Path:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.01)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
+        proc.send_signal(sig)
+        _, err = proc.communicate()
+    if sig == signal.SIGINT:  # Ctrl-C: the staging folder is kept, and the way on is said
+        assert proc.returncode == 130, err
+        assert f"xinyong run --resume {out}" in " ".join(err.split())
+    else:
+        assert proc.returncode == -sig, "the run finished before it was killed"
     assert not out.exists()
     (stage,) = out.parent.glob(f".{out.name}.partial-*")
     assert (stage / CHECKPOINT).is_file()
@@ -50,14 +55,20 @@ def killed(out: Path, *args: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("name", "adults", "days"), [("s1", 3000, 800), ("three-cities", 6000, 300)]
+    ("name", "adults", "days", "sig"),
+    [
+        ("s1", 3000, 800, signal.SIGKILL),
+        ("three-cities", 6000, 300, signal.SIGKILL),
+        ("s1", 3000, 400, signal.SIGINT),
+    ],
+    ids=["s1-kill-9", "three-cities-kill-9", "s1-ctrl-c"],
 )
 def test_a_killed_run_resumes_to_the_same_tables(
-    tmp_path: Path, name: str, adults: int, days: int
+    tmp_path: Path, name: str, adults: int, days: int, sig: int
 ) -> None:
     size = ("--adults", str(adults), "--days", str(days), "--seed", "5")
     out = tmp_path / "run"
-    killed(out, name, *size, "--checkpoint-days", "10")
+    killed(out, name, *size, "--checkpoint-days", "10", sig=sig)
     # Another scenario than the run's is refused, and leaves the run resumable.
     res = cli("run", name, "--adults", str(adults + 1), "--resume", out, "--quiet")
     refused(res, "is not the scenario given")

@@ -10,7 +10,8 @@ behaviour already drawn ahead. The population is not saved: it is regenerated fr
 The file (CHECKPOINT, in the run's staging folder) is one NumPy .npz archive without pickles:
 the arrays, and the structure around them as JSON in one more array. It is written under a
 temporary name and renamed over the last one, so a kill while it is written leaves the
-previous checkpoint. A finished run deletes it before it is published.
+previous checkpoint. A finished run deletes it before it is published; a failed one is
+deleted with its staging folder, but for Ctrl-C, which leaves it to be resumed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xinyong.atomic import FILES, MARKER, PARTIAL, TABLE_DIRS, TABLES, read_marker
+from xinyong.atomic import CHECKPOINT, FILES, MARKER, PARTIAL, TABLE_DIRS, TABLES, read_marker
 from xinyong.consequences import StartOfDay
 from xinyong.errors import XinyongError
 from xinyong.observe import Placed
@@ -38,7 +39,6 @@ from xinyong.observe import Placed
 if TYPE_CHECKING:
     from xinyong.engine import Simulation
 
-CHECKPOINT = "checkpoint.npz"
 FORMAT = 1
 STREAMS = ("records", "spells")  # the tables written while the run goes on
 RNGS = (

@@ -199,10 +199,24 @@ def run(
                 )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
+            if replicates == 1 and _resumable(path):
+                err_console.print(
+                    f"to continue from its last checkpoint: xinyong run --resume {path}"
+                )
             raise typer.Exit(130) from None
     if not quiet:
         _print_summary(result.summary)
     out_console.print(f"run directory: {path}")
+
+
+def _resumable(path: Path) -> bool:
+    from xinyong.checkpoint import find_stage
+
+    try:
+        find_stage(path)
+    except XinyongError:
+        return False
+    return True
 
 
 def _resume(
