@@ -255,31 +255,35 @@ def simulate(
     started = time.perf_counter()
     before = 0.0 if resumed is None else float(resumed["elapsed"])
     shards = None
-    if ray is not None:  # whole cities on Ray actors (cluster.py)
-        from xinyong.cluster import run_on_ray
+    try:
+        if ray is not None:  # whole cities on Ray actors (cluster.py)
+            from xinyong.cluster import run_on_ray
 
-        outcome = run_on_ray(
-            sc, path, address=ray, actors=actors, rows_per_part=rows_per_part, on_day=on_day
-        )
-    elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
-        from xinyong.shard import run_in_process
+            outcome = run_on_ray(
+                sc, path, address=ray, actors=actors, rows_per_part=rows_per_part, on_day=on_day
+            )
+        elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
+            from xinyong.shard import run_in_process
 
-        outcome = run_in_process(
-            sc, path, rows_per_part, on_day, checkpoints=checkpoints, resumed=resumed
-        )
-    if ray is not None or len(sc.cities) > 1:
-        wall = round(before + time.perf_counter() - started, 3)
-        tables = outcome.tables
-        meta, children, records = outcome.meta, outcome.children, outcome.records
-        shards = outcome.shards
-    else:
-        sim = Simulation(sc, path, rows_per_part)
-        first_day = 0 if resumed is None else checkpoint.restore([sim], resumed)
-        sim.run(on_day, first_day=first_day, checkpoints=checkpoints)
-        wall = round(before + time.perf_counter() - started, 3)
-        tables = None if path is not None else sim.recorder.in_memory
-        meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
-        del sim  # the state is written out: free it before the summary queries (100 M adults)
+            outcome = run_in_process(
+                sc, path, rows_per_part, on_day, checkpoints=checkpoints, resumed=resumed
+            )
+        if ray is not None or len(sc.cities) > 1:
+            wall = round(before + time.perf_counter() - started, 3)
+            tables = outcome.tables
+            meta, children, records = outcome.meta, outcome.children, outcome.records
+            shards = outcome.shards
+        else:
+            sim = Simulation(sc, path, rows_per_part)
+            first_day = 0 if resumed is None else checkpoint.restore([sim], resumed)
+            sim.run(on_day, first_day=first_day, checkpoints=checkpoints)
+            wall = round(before + time.perf_counter() - started, 3)
+            tables = None if path is not None else sim.recorder.in_memory
+            meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+            del sim  # the state is written out: free it before the summary queries (100 M)
+    finally:
+        if checkpoints is not None:  # the last checkpoint's file written (or failed)
+            checkpoints.close()
     memory.release()
     if path is not None:
         con = RunDir(path, finished=False).connect(threads=1)

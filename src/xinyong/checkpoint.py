@@ -35,6 +35,7 @@ from xinyong.atomic import CHECKPOINT, FILES, MARKER, PARTIAL, TABLE_DIRS, TABLE
 from xinyong.consequences import StartOfDay
 from xinyong.errors import XinyongError
 from xinyong.observe import Placed
+from xinyong.threads import background
 
 if TYPE_CHECKING:
     from xinyong.engine import Simulation
@@ -98,9 +99,19 @@ def _unpack(obj: Any, arrays: Any) -> Any:
 
 def write(path: Path, data: dict[str, Any]) -> None:
     """Write `data` whole or not at all (a temporary file renamed over `path`)."""
+    _write(path, *snapshot(data))
+
+
+def snapshot(data: dict[str, Any]) -> tuple[Any, dict[str, np.ndarray]]:
+    """`data` as it is now, apart from whatever changes later: its plain values as a new
+    structure, copies of its arrays."""
     arrays: dict[str, np.ndarray] = {}
-    structure = json.dumps(_pack(data, arrays))
-    arrays[_STRUCTURE] = np.frombuffer(structure.encode(), dtype=np.uint8)
+    structure = _pack(data, arrays)
+    return structure, {k: np.array(a, copy=True) for k, a in arrays.items()}
+
+
+def _write(path: Path, structure: Any, arrays: dict[str, np.ndarray]) -> None:
+    arrays = {**arrays, _STRUCTURE: np.frombuffer(json.dumps(structure).encode(), np.uint8)}
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -252,10 +263,28 @@ class Checkpoints:
     header: dict[str, Any]
     elapsed: float = 0.0  # the run's seconds before this process took it up (resumed)
     last_day: int = 0  # the first day after the last checkpoint
-    cost: float = 0.0  # seconds the last checkpoint took
+    cost: float = 0.0  # seconds the day loop waited for the last checkpoint
+    write_cost: float = 0.0  # seconds the last checkpoint's file took to write
 
     def __post_init__(self) -> None:
         self.started = self.last_time = time.perf_counter()
+        # The file is written on a thread of its own while the run goes on: the day loop
+        # waits only for the copy of the state (and the parts' flush).
+        self.writer = background()
+        self.writing: Future | None = None
+
+    def wait(self) -> None:
+        """Until the last checkpoint is on disk (re-raises a failed write here)."""
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()
+
+    def close(self) -> None:
+        """Wait for the last checkpoint and stop the writer's thread."""
+        try:
+            self.wait()
+        finally:
+            self.writer.shutdown()
 
     def due(self, t: int) -> bool:
         if t + 1 >= self.days:  # the run is about to finish anyway
@@ -264,7 +293,7 @@ class Checkpoints:
             return False
         if self.every is None:
             since = time.perf_counter() - self.last_time
-            return since >= max(MIN_SECONDS, COST_RATIO * self.cost)
+            return since >= max(MIN_SECONDS, COST_RATIO * (self.cost + self.write_cost))
         return True
 
     def after_day(self, t: int, engines: list[Simulation]) -> None:
@@ -272,6 +301,7 @@ class Checkpoints:
         if not self.due(t):
             return
         took = time.perf_counter()
+        self.wait()
         for sim in engines:
             settle(sim)
         data = {
@@ -281,9 +311,17 @@ class Checkpoints:
             "elapsed": self.elapsed + took - self.started,
             "engines": [engine_state(sim) for sim in engines],
         }
-        write(self.folder / CHECKPOINT, data)
+        copied = snapshot(data)
+        written = time.perf_counter()
+        self.writing = self.writer.submit(self._written, written, self.folder / CHECKPOINT, *copied)
         self.last_day, self.last_time = t + 1, time.perf_counter()
         self.cost = self.last_time - took
+
+    def _written(self, began: float, path: Path, structure: Any, arrays: Any) -> None:
+        _write(path, structure, arrays)
+        # The writer's time counts too (as if it had taken a core from the run), so that
+        # checkpoints stay rare where the cores are busy.
+        self.write_cost = time.perf_counter() - began
 
 
 def restore(engines: list[Simulation], data: dict[str, Any]) -> int:

@@ -26,7 +26,7 @@ from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
-from xinyong.threads import Halves, Pools, background
+from xinyong.threads import Halves, Pools, background, deferred_interrupt
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 
 if TYPE_CHECKING:
@@ -177,12 +177,14 @@ class Simulation:
         # collector's passes during it: their full passes took 1% of a run's CPU.
         gc.freeze()
         try:
-            for t in range(first_day, self.sc.days):
-                self.step(t)
-                if checkpoints is not None:
-                    checkpoints.after_day(t, [self])
-                if on_day is not None:
-                    on_day(t)
+            with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+                for t in range(first_day, self.sc.days):
+                    self.step(t)
+                    if checkpoints is not None:
+                        checkpoints.after_day(t, [self])
+                    if on_day is not None:
+                        on_day(t)
+                    interrupted()
             self.finish()
         finally:
             gc.unfreeze()

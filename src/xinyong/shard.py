@@ -32,7 +32,7 @@ from xinyong.entities import compile_entity
 from xinyong.recorder import behaviour_daily_table, run_meta
 from xinyong.scenario import Scenario
 from xinyong.store import LAYOUTS, write_batches, write_json
-from xinyong.threads import Pools
+from xinyong.threads import Pools, deferred_interrupt
 
 # Tables each city writes its part of, concatenated in city order.
 CITY_TABLES = ("records", "spells", "appeals", "persons", "children", "edges")
@@ -208,12 +208,14 @@ def run_in_process(
     listed = exchange([s.listed_boundary() for s in shards])
     gc.freeze()  # as Simulation.run: the population is left out of the collector's passes
     try:
-        for t in range(first_day, sc.days):
-            listed = exchange([s.step(t, listed) for s in shards])
-            if checkpoints is not None:  # the engines hold the next day's start (listed)
-                checkpoints.after_day(t, engines)
-            if on_day is not None:
-                on_day(t)
+        with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+            for t in range(first_day, sc.days):
+                listed = exchange([s.step(t, listed) for s in shards])
+                if checkpoints is not None:  # the engines hold the next day's start (listed)
+                    checkpoints.after_day(t, engines)
+                if on_day is not None:
+                    on_day(t)
+                interrupted()
         partials = [s.finish() for s in shards]
     finally:
         gc.unfreeze()
