@@ -16,7 +16,8 @@ import xinyong
 from tests.test_golden import digest
 from tests.test_reliability import cli, main, one_line, refused
 from xinyong.atomic import TABLES
-from xinyong.checkpoint import CHECKPOINT
+from xinyong.checkpoint import CHECKPOINT, Checkpoints
+from xinyong.engine import Simulation
 from xinyong.scenario import load_scenario
 
 
@@ -102,3 +103,22 @@ def test_nothing_to_resume_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     one_line(code, err, "nothing to resume")
     code, _, err = main(capsys, "run", "--resume", finished, "--replicates", "2")
     one_line(code, err, "cannot be resumed")
+
+
+def test_default_checkpoints_are_rare_and_cheap(tmp_path: Path) -> None:
+    """Without --checkpoint-days: every 30 days, once a minute has passed and 50 times the
+    last checkpoint's cost (guessed from the state's bytes before the first); never on the
+    last day."""
+    sc = load_scenario("s1", adults=2000, days=100)
+    sim = Simulation(sc, None)
+    cks = Checkpoints(tmp_path, None, sc.days, {})
+    try:
+        assert not cks.due(29, [sim])  # 30 days, but not a minute
+        cks.last_time -= 61
+        assert cks.due(29, [sim]) and not cks.due(28, [sim]) and not cks.due(99, [sim])
+        cks.cost = 2.0  # a checkpoint of 2 s: one at most every 100 s
+        assert not cks.due(29, [sim])
+        cks.last_time -= 40
+        assert cks.due(29, [sim])
+    finally:
+        cks.close()

@@ -57,6 +57,10 @@ RNGS = (
 DEFAULT_DAYS = 30
 MIN_SECONDS = 60.0
 COST_RATIO = 50.0
+# Before the first checkpoint, its cost is guessed from the state's bytes: the day loop's
+# wait and the file's writing took 5.5 to 7 ns a byte at 1 M and 10 M adults
+# (benchmarks/bench_checkpoint.py, docs/performance.md).
+SECONDS_PER_BYTE = 7e-9
 _STRUCTURE = "structure"
 
 
@@ -286,19 +290,24 @@ class Checkpoints:
         finally:
             self.writer.shutdown()
 
-    def due(self, t: int) -> bool:
+    def due(self, t: int, engines: list[Simulation]) -> bool:
         if t + 1 >= self.days:  # the run is about to finish anyway
             return False
         if t + 1 - self.last_day < (self.every or DEFAULT_DAYS):
             return False
         if self.every is None:
+            cost = self.cost + self.write_cost
+            if cost == 0:  # none taken yet
+                state = (sim.scheme.state for sim in engines)
+                size = sum(getattr(st, f.name).nbytes for st in state for f in fields(st))
+                cost = SECONDS_PER_BYTE * size
             since = time.perf_counter() - self.last_time
-            return since >= max(MIN_SECONDS, COST_RATIO * (self.cost + self.write_cost))
+            return since >= max(MIN_SECONDS, COST_RATIO * cost)
         return True
 
     def after_day(self, t: int, engines: list[Simulation]) -> None:
         """Checkpoint at the end of day t if one is due."""
-        if not self.due(t):
+        if not self.due(t, engines):
             return
         took = time.perf_counter()
         self.wait()
