@@ -20,9 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from xinyong import memory
-from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
+from xinyong import checkpoint, memory
+from xinyong.atomic import check_target, locked, marker, publish, staged, write_marker, write_text
 from xinyong.audit.summary import summary_metrics
+from xinyong.checkpoint import CHECKPOINT, Checkpoints, find_stage, scenario_digest
 from xinyong.engine import Simulation
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, load_scenario
@@ -111,6 +112,7 @@ def run(
     force: bool = False,
     ray: str | None = None,
     actors: int | None = None,
+    checkpoint_days: int | None = None,
 ) -> Run:
     """Simulate a scenario; with `out`, write a run directory (records streamed to disk).
     `script` adds hand-made true events: {day: [(adult, behaviour), ...]}.
@@ -120,7 +122,10 @@ def run(
     place); `overwrite` replaces an earlier run only then. A scenario too large for the
     memory available is refused before anything is allocated, unless `force`.
     `ray`: run whole cities on `actors` Ray actors, on the cluster at this address ("" or
-    "local": a local Ray with this machine's cores); the tables are the same either way."""
+    "local": a local Ray with this machine's cores); the tables are the same either way.
+    `checkpoint_days`: a run directory's checkpoints, every N days (0: none; None: every
+    30 days, as often as their cost justifies), from which `resume` continues a killed run.
+    Runs on Ray keep none."""
     if keep_freed_memory:
         memory.keep_freed()
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
@@ -134,8 +139,68 @@ def run(
     with writing(path):
         check_target(path, overwrite)
         with locked(path), staged(path, overwrite) as stage:
-            result = simulate(sc, stage, on_day, rows_per_part, ray, actors)
+            result = simulate(
+                sc,
+                stage,
+                on_day,
+                rows_per_part,
+                ray,
+                actors,
+                checkpoint_days=checkpoint_days,
+                overwrite=overwrite,
+            )
     result.path = path
+    return result
+
+
+def resume(
+    path: str | Path,
+    scenario: Scenario | None = None,
+    *,
+    on_day: Callable[[int], None] | None = None,
+    checkpoint_days: int | None = None,
+    keep_freed_memory: bool = True,
+    force: bool = False,
+) -> Run:
+    """Continue a killed run from its last checkpoint: `path` is its run directory (or the
+    staging folder it left). The tables are those an uninterrupted run would have written;
+    the run directory is published as `run` publishes it. `scenario`, when given, must be the
+    run's own (by default it is read from the staging folder). Refused in one line when there
+    is nothing to resume."""
+    if keep_freed_memory:
+        memory.keep_freed()
+    out, _ = find_stage(Path(path))
+    with writing(out), locked(out):
+        out, stage = find_stage(Path(path))  # again, now that no one else may take it
+        data = checkpoint.read(stage / CHECKPOINT)
+        yaml = stage / "scenario.yaml"
+        text = yaml.read_text(encoding="utf-8")
+        if data.get("scenario") != scenario_digest(text):
+            raise XinyongError("the checkpoint was not made from this scenario", file=yaml)
+        if scenario is None:
+            scenario = load_scenario(yaml)
+        elif scenario.to_yaml() != text:
+            raise XinyongError(
+                "is not the scenario given: resume without a scenario to take the run's own",
+                file=yaml,
+            )
+        overwrite = bool(data["overwrite"])
+        check_target(out, overwrite)
+        check_size(scenario, in_memory=False, force=force)
+        checkpoint.rewind(stage, data)
+        every = data["every"] if checkpoint_days is None else checkpoint_days
+        result = simulate(
+            scenario,
+            stage,
+            on_day,
+            int(data["rows_per_part"]),
+            checkpoint_days=every,
+            overwrite=overwrite,
+            resumed=data,
+        )
+        check_target(out, overwrite)  # again: the folder may have changed meanwhile
+        publish(stage, out)
+    result.path = out
     return result
 
 
@@ -163,36 +228,62 @@ def simulate(
     rows_per_part: int,
     ray: str | None = None,
     actors: int | None = None,
+    *,
+    checkpoint_days: int | None = 0,
+    overwrite: bool = False,
+    resumed: dict[str, Any] | None = None,
 ) -> Run:
     """Run `sc` into the fresh folder `path` (or in memory): one engine, one per city
     (several cities), or cities on Ray actors (`ray`, see `run`). With a path, the summary
-    and the marker that says the run is complete are written last."""
+    and the marker that says the run is complete are written last; checkpoints as
+    `checkpoint_days` says (see `run`), and from the checkpoint `resumed` (read and rewound
+    by `resume`) when given."""
+    checkpoints = None
     if path is not None:
-        write_text(path / "scenario.yaml", sc.to_yaml())
+        if resumed is None:
+            write_text(path / "scenario.yaml", sc.to_yaml())
+        if ray is None and checkpoint_days != 0:
+            header = {
+                "scenario": scenario_digest((path / "scenario.yaml").read_text(encoding="utf-8")),
+                "rows_per_part": rows_per_part,
+                "overwrite": overwrite,
+                "every": checkpoint_days,
+            }
+            checkpoints = Checkpoints(path, checkpoint_days, sc.days, header)
+            if resumed is not None:
+                checkpoints.elapsed, checkpoints.last_day = resumed["elapsed"], resumed["day"]
     started = time.perf_counter()
+    before = 0.0 if resumed is None else float(resumed["elapsed"])
     shards = None
-    if ray is not None:  # whole cities on Ray actors (cluster.py)
-        from xinyong.cluster import run_on_ray
+    try:
+        if ray is not None:  # whole cities on Ray actors (cluster.py)
+            from xinyong.cluster import run_on_ray
 
-        outcome = run_on_ray(
-            sc, path, address=ray, actors=actors, rows_per_part=rows_per_part, on_day=on_day
-        )
-    elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
-        from xinyong.shard import run_in_process
+            outcome = run_on_ray(
+                sc, path, address=ray, actors=actors, rows_per_part=rows_per_part, on_day=on_day
+            )
+        elif len(sc.cities) > 1:  # one engine per city, all in this process (shard.py)
+            from xinyong.shard import run_in_process
 
-        outcome = run_in_process(sc, path, rows_per_part, on_day)
-    if ray is not None or len(sc.cities) > 1:
-        wall = round(time.perf_counter() - started, 3)
-        tables = outcome.tables
-        meta, children, records = outcome.meta, outcome.children, outcome.records
-        shards = outcome.shards
-    else:
-        sim = Simulation(sc, path, rows_per_part)
-        sim.run(on_day)
-        wall = round(time.perf_counter() - started, 3)
-        tables = None if path is not None else sim.recorder.in_memory
-        meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
-        del sim  # the state is written out: free it before the summary queries (100 M adults)
+            outcome = run_in_process(
+                sc, path, rows_per_part, on_day, checkpoints=checkpoints, resumed=resumed
+            )
+        if ray is not None or len(sc.cities) > 1:
+            wall = round(before + time.perf_counter() - started, 3)
+            tables = outcome.tables
+            meta, children, records = outcome.meta, outcome.children, outcome.records
+            shards = outcome.shards
+        else:
+            sim = Simulation(sc, path, rows_per_part)
+            first_day = 0 if resumed is None else checkpoint.restore([sim], resumed)
+            sim.run(on_day, first_day=first_day, checkpoints=checkpoints)
+            wall = round(before + time.perf_counter() - started, 3)
+            tables = None if path is not None else sim.recorder.in_memory
+            meta, children, records = sim.recorder.meta(), sim.pop.children, sim.next_record_id
+            del sim  # the state is written out: free it before the summary queries (100 M)
+    finally:
+        if checkpoints is not None:  # the last checkpoint's file written (or failed)
+            checkpoints.close()
     memory.release()
     if path is not None:
         con = RunDir(path, finished=False).connect(threads=1)
@@ -214,6 +305,7 @@ def simulate(
         if shards is not None:  # which cities each shard held (and its peak memory on Ray)
             write_json(path / "shards.json", shards)
         write_json(path / "summary.json", on_disk(summary))
+        (path / CHECKPOINT).unlink(missing_ok=True)  # a finished run needs none
         write_marker(path, marker(True, wall_seconds=wall))
     return Run(summary, path, tables, scenario=sc, meta=meta)
 

@@ -30,6 +30,7 @@ MARKER = "run.json"
 MARKER_KIND = "xinyong run directory"
 FORMAT = 1
 PARTIAL, OLD, LOCK = ".partial-", ".old-", ".lock"
+CHECKPOINT = "checkpoint.npz"  # an unfinished run's last checkpoint (checkpoint.py)
 SUFFIX_ROOM = 24  # the longest name added to a run's own: ".NAME.partial-XXXXXXXX"
 
 # What a run directory may hold. Anything else in it is someone else's, and stops
@@ -48,6 +49,7 @@ FILES = {
     "sweep.csv",
     "sweep.html",
     "shards.json",
+    CHECKPOINT,
 }
 # A run's tables (a Parquet file or a folder of parts each), in the order they are listed.
 TABLES = (
@@ -269,7 +271,8 @@ def locked(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def staged(out: Path, overwrite: bool) -> Iterator[Path]:
     """A fresh staging folder beside `out`; on success it replaces `out` (under the lock the
-    caller holds), on any failure it is removed and `out` is left as it was."""
+    caller holds), on any failure it is removed and `out` is left as it was; interrupted
+    (Ctrl-C) after a checkpoint, it is kept for `xinyong run --resume`."""
     check_target(out, overwrite)
     _clear_leftovers(out)
     try:
@@ -284,6 +287,10 @@ def staged(out: Path, overwrite: bool) -> Iterator[Path]:
         yield stage
         check_target(out, overwrite)  # again: the folder may have changed meanwhile
         publish(stage, out)
+    except KeyboardInterrupt:
+        if not (stage / CHECKPOINT).is_file():
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -88,7 +88,12 @@ def _overrides(items: list[str]) -> dict[str, object]:
 
 @app.command()
 def run(
-    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")] = "r1",
+    scenario: Annotated[
+        str | None,
+        typer.Argument(
+            help="Built-in scenario name or a YAML file (default r1; with --resume, the run's own)."
+        ),
+    ] = None,
     adults: Annotated[
         str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
     ] = None,
@@ -127,14 +132,39 @@ def run(
     cores: Annotated[
         int, typer.Option(min=1, help="With --ray and --replicates: CPUs per replicate.")
     ] = 1,
+    checkpoint_days: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Checkpoint every N days, for --resume (0: never; default: every 30 days "
+            "once a run has gone on for a minute, at most 2% of its time).",
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Continue the killed run of run directory DIR from its last checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its run directory."""
     from xinyong.api import run as run_scenario
     from xinyong.replicates import run_replicates
     from xinyong.scenario import load_scenario
 
+    given = scenario is not None or set_ or adults or days is not None or seed is not None
+    if resume is not None:
+        _resume(resume, given, scenario, set_, adults, days, seed, out, quiet, force,
+                checkpoint_days, replicates > 1 or ray is not None)  # fmt: skip
+        return
+    if checkpoint_days and (replicates > 1 or ray is not None):
+        raise XinyongError(
+            "runs on Ray and replicate sets keep no checkpoints", field="--checkpoint-days"
+        )
     sc = load_scenario(
-        scenario,
+        scenario or "r1",
         overrides=_overrides(set_ or []),
         adults=_count(adults, "--adults"),
         days=days,
@@ -165,13 +195,82 @@ def run(
                     force=force,
                     ray=ray,
                     actors=actors,
+                    checkpoint_days=checkpoint_days,
                 )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
+            if replicates == 1 and _resumable(path):
+                err_console.print(
+                    f"to continue from its last checkpoint: xinyong run --resume {path}"
+                )
             raise typer.Exit(130) from None
     if not quiet:
         _print_summary(result.summary)
     out_console.print(f"run directory: {path}")
+
+
+def _resumable(path: Path) -> bool:
+    from xinyong.checkpoint import find_stage
+
+    try:
+        find_stage(path)
+    except XinyongError:
+        return False
+    return True
+
+
+def _resume(
+    path: Path,
+    given: object,
+    scenario: str | None,
+    set_: list[str] | None,
+    adults: str | None,
+    days: int | None,
+    seed: int | None,
+    out: Path | None,
+    quiet: bool,
+    force: bool,
+    checkpoint_days: int | None,
+    elsewhere: bool,
+) -> None:
+    """`run --resume DIR`: the killed run continued from its checkpoint, then published."""
+    from xinyong.api import resume
+    from xinyong.checkpoint import find_stage
+    from xinyong.scenario import load_scenario
+
+    if elsewhere:
+        raise XinyongError("runs on Ray and replicate sets cannot be resumed", field="--resume")
+    run_dir, stage = find_stage(path)
+    if out is not None and out.absolute() != run_dir.absolute():
+        raise XinyongError(f"--resume continues {run_dir}; leave --out out", field="--out")
+    sc = None
+    if given:  # then it must be the run's own
+        sc = load_scenario(
+            scenario or "r1",
+            overrides=_overrides(set_ or []),
+            adults=_count(adults, "--adults"),
+            days=days,
+            seed=seed,
+        )
+    days_total = (sc or load_scenario(stage / "scenario.yaml")).days
+    with _progress(disable=quiet) as progress:
+        task = progress.add_task(f"resuming {escape(run_dir.name)}", total=days_total)
+        try:
+            result = resume(
+                path,
+                sc,
+                on_day=lambda t: progress.update(task, completed=t + 1),
+                checkpoint_days=checkpoint_days,
+                force=force,
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted; {run_dir} is as it was and can still be resumed from its checkpoint"
+            )
+            raise typer.Exit(130) from None
+    if not quiet:
+        _print_summary(result.summary)
+    out_console.print(f"run directory: {run_dir}")
 
 
 def _print_summary(summary: dict) -> None:
@@ -212,7 +311,12 @@ def validate(
 
 @app.command()
 def show(
-    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")] = "r1",
+    scenario: Annotated[
+        str | None,
+        typer.Argument(
+            help="Built-in scenario name or a YAML file (default r1; with --resume, the run's own)."
+        ),
+    ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a key.")] = None,
 ) -> None:
     """Print the resolved scenario (packs embedded) as YAML."""

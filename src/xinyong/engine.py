@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +26,11 @@ from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
-from xinyong.threads import Halves, Pools, background
+from xinyong.threads import Halves, Pools, background, deferred_interrupt
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
+
+if TYPE_CHECKING:
+    from xinyong.checkpoint import Checkpoints
 
 DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
 # City k's record ids count from k << RECORD_ID_BITS: unique across processes without any
@@ -160,15 +164,27 @@ class Simulation:
 
     # -- the day -----------------------------------------------------------------------------
 
-    def run(self, on_day: Callable[[int], None] | None = None) -> None:
+    def run(
+        self,
+        on_day: Callable[[int], None] | None = None,
+        *,
+        first_day: int = 0,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
+        """Days `first_day` (0, or where a restored checkpoint left off) to the last, with
+        checkpoints as `checkpoints` says; then the end-of-run tables."""
         # What exists before the run (modules, the population) is left out of the garbage
         # collector's passes during it: their full passes took 1% of a run's CPU.
         gc.freeze()
         try:
-            for t in range(self.sc.days):
-                self.step(t)
-                if on_day is not None:
-                    on_day(t)
+            with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+                for t in range(first_day, self.sc.days):
+                    self.step(t)
+                    if checkpoints is not None:
+                        checkpoints.after_day(t, [self])
+                    if on_day is not None:
+                        on_day(t)
+                    interrupted()
             self.finish()
         finally:
             gc.unfreeze()

@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from xinyong import population
+from xinyong import checkpoint, population
+from xinyong.checkpoint import Checkpoints
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
 from xinyong.recorder import behaviour_daily_table, run_meta
 from xinyong.scenario import Scenario
 from xinyong.store import LAYOUTS, write_batches, write_json
-from xinyong.threads import Pools
+from xinyong.threads import Pools, deferred_interrupt
 
 # Tables each city writes its part of, concatenated in city order.
 CITY_TABLES = ("records", "spells", "appeals", "persons", "children", "edges")
@@ -193,18 +194,28 @@ def run_in_process(
     rows_per_part: int = 2_000_000,
     on_day: Callable[[int], None] | None = None,
     bins: int = 1,
+    *,
+    checkpoints: Checkpoints | None = None,
+    resumed: dict[str, Any] | None = None,
 ) -> Outcome:
     """Every city in this process: one shard, or `bins` shards stepped in turn (the same
-    exchange as a Ray run's, without Ray: for tests)."""
+    exchange as a Ray run's, without Ray: for tests). Every city engine is checkpointed
+    together (`checkpoints`), and restored from the checkpoint `resumed` when given."""
     layout = Layout.of(sc)
     shards = [Shard(sc, cities, out, rows_per_part) for cities in pack_bins(layout.sizes, bins)]
+    engines = [e for s in shards for e in s.engines]
+    first_day = 0 if resumed is None else checkpoint.restore(engines, resumed)
     listed = exchange([s.listed_boundary() for s in shards])
     gc.freeze()  # as Simulation.run: the population is left out of the collector's passes
     try:
-        for t in range(sc.days):
-            listed = exchange([s.step(t, listed) for s in shards])
-            if on_day is not None:
-                on_day(t)
+        with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+            for t in range(first_day, sc.days):
+                listed = exchange([s.step(t, listed) for s in shards])
+                if checkpoints is not None:  # the engines hold the next day's start (listed)
+                    checkpoints.after_day(t, engines)
+                if on_day is not None:
+                    on_day(t)
+                interrupted()
         partials = [s.finish() for s in shards]
     finally:
         gc.unfreeze()

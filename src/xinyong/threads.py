@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -147,3 +148,29 @@ def built_ahead(items: Iterable[T]) -> Iterator[T]:
         while (item := pending.result()) is not done:
             pending = pool.submit(next, source, done)
             yield item
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], None]]:
+    """Ctrl-C (SIGINT) while this is held takes effect when the function it yields is
+    called (at the end of a day): raised inside a compiled kernel, KeyboardInterrupt would
+    come out as a SystemError. A second Ctrl-C is raised at once. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    hit: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if hit:
+            raise KeyboardInterrupt
+        hit.append(signum)
+
+    def check() -> None:
+        if hit:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
