@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from xinyong.errors import XinyongError
 
@@ -87,12 +87,14 @@ def write_marker(path: Path, data: dict[str, Any]) -> None:
     write_text(path / MARKER, json.dumps(data, indent=2) + "\n")
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write whole or not at all (a temporary file renamed over the name)."""
+@contextlib.contextmanager
+def replacing(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file to write whole or not at all: a temporary one, put on disk and renamed over
+    `path` once the block ends, or removed if it fails."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -100,6 +102,12 @@ def write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write whole or not at all (`replacing`)."""
+    with replacing(path) as f:
+        f.write(text)
 
 
 def _is_lock(name: str) -> bool:

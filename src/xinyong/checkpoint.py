@@ -31,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xinyong.atomic import CHECKPOINT, FILES, MARKER, PARTIAL, TABLE_DIRS, TABLES, read_marker
+from xinyong.atomic import (
+    CHECKPOINT,
+    FILES,
+    MARKER,
+    PARTIAL,
+    TABLE_DIRS,
+    TABLES,
+    read_marker,
+    replacing,
+)
 from xinyong.consequences import StartOfDay
 from xinyong.errors import XinyongError
 from xinyong.observe import Placed
@@ -116,17 +125,8 @@ def snapshot(data: dict[str, Any]) -> tuple[Any, dict[str, np.ndarray]]:
 
 def _write(path: Path, structure: Any, arrays: dict[str, np.ndarray]) -> None:
     arrays = {**arrays, _STRUCTURE: np.frombuffer(json.dumps(structure).encode(), np.uint8)}
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with replacing(path, "wb") as f:
+        np.savez(f, **arrays)
     with contextlib.suppress(OSError):
         fd = os.open(path.parent, os.O_RDONLY)
         try:
