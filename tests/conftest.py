@@ -1,4 +1,5 @@
-"""Shared helpers: quiet scenarios where only scripted events happen."""
+"""Shared helpers: quiet scenarios where only scripted events happen; the flags headless
+chromium runs with in the browser tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ from typing import Any
 import pytest
 
 from xinyong.scenario import Scenario, load_scenario
+
+# Headless, and nothing fetched: without the background-networking flags chromium tries
+# hosts this machine cannot reach.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def quiet_scenario(

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 import xinyong
+from tests.conftest import CHROMIUM_FLAGS
 from xinyong.audit.metrics import audit_metrics, baseline_scenario
 from xinyong.audit.report import render_compare, render_report
 from xinyong.store import RunDir
@@ -112,14 +113,7 @@ def test_report_renders_offline_in_chromium(audited, tmp_path):
     dom = subprocess.run(
         [
             chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=15000",
             "--dump-dom",

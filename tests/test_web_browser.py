@@ -16,19 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHROMIUM_FLAGS
 from xinyong.web import Settings, create_app
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
 RUN_MS = 240_000  # a bound for a small run and its audit, not a timing that is checked
 
 
@@ -75,7 +67,7 @@ def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=exe, headless=True, args=ARGS
+            str(profile), executable_path=exe, headless=True, args=CHROMIUM_FLAGS
         )
         yield context
         context.close()
