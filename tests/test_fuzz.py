@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xinyong import cli as cli_module
+from tests.test_reliability import main
 from xinyong.scenario import load_scenario
 from xinyong.scheme.schema import PACKS_DIR
 
@@ -115,13 +115,7 @@ def mutated(draw: st.DrawFn, base: dict) -> dict:
 def command(capsys: pytest.CaptureFixture[str], *args: str | Path) -> None:
     """Run the command in this process; exit 0, or exit 2 with one line; anything that
     escapes (a traceback) fails the example."""
-    capsys.readouterr()
-    try:
-        cli_module.main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    err = capsys.readouterr().err
+    code, _, err = main(capsys, *args)
     assert code in (0, 2), (code, err)
     if code == 2:
         assert len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
