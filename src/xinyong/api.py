@@ -242,7 +242,8 @@ def simulate(
     if path is not None:
         if resumed is None:
             write_text(path / "scenario.yaml", sc.to_yaml())
-        if ray is None and checkpoint_days != 0:
+        # Companies' state is not checkpointed (yet): a run with companies keeps none.
+        if ray is None and checkpoint_days != 0 and sc.companies is None:
             header = {
                 "scenario": scenario_digest((path / "scenario.yaml").read_text(encoding="utf-8")),
                 "rows_per_part": rows_per_part,

@@ -61,7 +61,15 @@ TABLES = (
     "persons",
     "children",
     "edges",
+    # Runs with companies (companies.tables.COMPANY_TABLES) also hold these.
+    "companies",
+    "company_records",
+    "company_appeals",
+    "company_spells",
+    "company_ratings",
+    "company_daily",
 )
+OPTIONAL_TABLES = set(TABLES[TABLES.index("companies") :])
 TABLE_DIRS = set(TABLES)
 RUN_DIRS = {"baseline"}  # a run directory inside (the audit's scheme-off world)
 SET_DIRS = {"replicates"}  # run directories named seed-S

@@ -78,8 +78,9 @@ def compile_consequences(
     effects: list[tuple[str, float]] = []
     masks: dict[tuple[str, float], np.ndarray] = {}
     reach = {r: Reach(np.zeros(K, np.int64), np.zeros(K, np.int64)) for r in relations}
+    national = sc.national()
     for k, city in enumerate(sc.cities):
-        for pack in [sc.packs[city.pack]] + [sc.packs[p] for p in sc.national_packs]:
+        for pack in [sc.packs[city.pack], *national]:
             for name, lst in pack.lists.items():
                 bit = 1 << lidx[name]
                 for c in lst.consequences:
@@ -95,7 +96,7 @@ def compile_consequences(
                         masks[key][k] |= bit
     by_list: dict[str, list[dict]] = {}
     by_pack: dict[str, dict[str, list[dict]]] = {}
-    for pid, pack in sc.packs.items():
+    for pid, pack in [*sc.packs.items(), *((p.id, p) for p in national[len(sc.national_packs):])]:
         for name, lst in pack.lists.items():
             rows = [
                 c.model_dump(exclude={"effects"}) | {"kind": lst.kind} for c in lst.consequences

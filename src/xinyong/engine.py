@@ -19,6 +19,9 @@ import numpy as np
 
 from xinyong import population
 from xinyong.buffers import headroom
+from xinyong.companies.layer import Companies
+from xinyong.companies.population import company_counts, generate_companies
+from xinyong.companies.tables import CompanyRecorder, company_meta
 from xinyong.consequences import Consequences, StartOfDay
 from xinyong.entities import EntityTables, compile_entity
 from xinyong.errors import XinyongError
@@ -80,7 +83,9 @@ class Simulation:
         # One stream per layer (and per pipeline), spawned from the city's seed: the
         # scenario's seed itself in a one-city scenario.
         k = 0 if part is None else part.city
-        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(8)
+        # Eight streams, and eight more for the companies (spawned after: the first eight
+        # are the same either way).
+        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(16)
         if part is None:
             self.pop = pop = population.generate(sc, seeds[0])
         else:
@@ -93,7 +98,7 @@ class Simulation:
             self.rng_appeals,
             self.rng_world_positive,
             self.rng_observe_positive,
-        ) = (np.random.default_rng(s) for s in seeds[1:])
+        ) = (np.random.default_rng(s) for s in seeds[1:8])
         # Steps over disjoint persons are split over two threads. A one-city run keeps its
         # own threads, as before; a shard's city engines share the shard's (threads.Pools).
         self.owns_pools = pools is None
@@ -135,9 +140,33 @@ class Simulation:
             ids = Ids(part.city, part.first_adult, part.first_child, pop.ghosts)
         self.recorder = Recorder(sc, tables, pop, out, rows_per_part, ids=ids, pools=pools)
         self.first_record_id = self.next_record_id = k << RECORD_ID_BITS if part else 0
+        self.companies = None if sc.companies is None else self.build_companies(seeds[8:], ids)
         self.start: StartOfDay | None = None  # the coming day's, once read (begin_day)
         self.on_boundary = np.zeros(pop.adults, dtype=bool)
         self.on_boundary[pop.boundary] = True
+
+    def build_companies(self, seeds: list, ids: Ids | None) -> Companies:
+        """The companies of this engine's cities, their layer and their recorder."""
+        sc, pop, part = self.sc, self.pop, self.part
+        counts = company_counts(sc)
+        first = 0
+        adult_start = pop.city_start
+        if part is not None:
+            first, counts = int(counts[: part.city].sum()), counts[part.city : part.city + 1]
+            adult_start = np.array([0, pop.adults], dtype=np.int64)
+        names = ("population", "world", "observe", "court", "appeals", "annual", "income")
+        rngs = {name: np.random.default_rng(s) for name, s in zip(names, seeds, strict=False)}
+        firms = generate_companies(sc, counts, adult_start, rngs.pop("population"))
+        k = 0 if part is None else part.city
+        companies = Companies(sc, firms, self.scheme, rngs, k << RECORD_ID_BITS if part else 0)
+        cities = [c.name for c in sc.cities] if part is None else [sc.cities[part.city].name]
+        self.company_recorder = CompanyRecorder(
+            companies, cities, first_company=first,
+            first_adult=0 if part is None else part.first_adult,
+            appeal_days=sc.appeals.appeal_days,
+        )  # fmt: skip
+        self.recorder.companies_meta = company_meta(companies)
+        return companies
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes held per array of the simulation's state (population and graph included),
@@ -197,6 +226,12 @@ class Simulation:
         if not self.recorder.booked_days:  # tiers and lists are first set on day 0
             raise XinyongError("finish() before any step(t): no day was simulated")
         self.recorder.finish(self.scheme.state)
+        if self.companies is not None:
+            if self.recorder.out is None:
+                self.recorder.in_memory.update(self.company_recorder.tables())
+            else:
+                prefix = None if self.part is None else self.recorder.prefix
+                self.company_recorder.write(self.recorder.out, prefix)
 
     @property
     def records(self) -> int:
@@ -255,6 +290,8 @@ class Simulation:
         cons.keep_effects(t, records, scored, first)
         changed += [upheld, scored.tier_may_move]
         scheme.tiers_and_lists(t, changed, [records.person[scored.effect]])  # 8-9
+        if self.companies is not None:  # the companies' steps 2-11, beside the adults'
+            self.company_recorder.day(self.companies.day(t))
         appealed = cons.file_appeals(t, records, scored, first)  # 11
         self.next_record_id += len(records)
         st = scheme.state

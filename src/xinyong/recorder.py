@@ -191,6 +191,7 @@ class Recorder:
         self.appeals_filed: list[tuple[np.ndarray, ...]] = []
         self.decisions: list[tuple[np.ndarray, np.ndarray]] = []
         self.in_memory: dict[str, pa.Table] = {}
+        self.companies_meta: dict[str, Any] | None = None  # set by the engine (companies)
         self.owns_pools = pools is None
         self.pipeline = background() if pools is None else pools.pipeline
         self.booking: Future | None = None
@@ -418,7 +419,10 @@ class Recorder:
             write_json(self.out / "meta.json", self.meta())
 
     def meta(self) -> dict[str, Any]:
-        return run_meta(self.tables, self.cities)
+        meta = run_meta(self.tables, self.cities)
+        if self.companies_meta is not None:
+            meta["companies"] = self.companies_meta
+        return meta
 
     def _behaviour_daily(self) -> pa.Table:
         behaviours, groups = self.tables.world.behaviours, list(self.tables.kind.groups)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xinyong.atomic import PART, TABLES, read_marker, write_text
+from xinyong.atomic import OPTIONAL_TABLES, PART, TABLES, read_marker, write_text
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
@@ -460,6 +460,8 @@ class RunDir:
         for name in TABLES:
             if not self.has(name) and name == "children" and self.marker is None:
                 continue  # very early runs had no children table
+            if name in OPTIONAL_TABLES and not self.has(name):
+                continue  # a run without companies
             files = self.files(name)
             columns = view_columns(name, files)
             listed = ", ".join(sql_string(f) for f in files)

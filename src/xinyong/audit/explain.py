@@ -56,7 +56,7 @@ class CityRules:
         municipal = sc.packs[next(c.pack for c in sc.cities if c.name == city)]
         lists: dict[str, ListDef] = {}
         direct: dict[str, dict[str, int | None]] = {}
-        for pack in [municipal, *(sc.packs[p] for p in sc.national_packs)]:
+        for pack in [municipal, *sc.national()]:
             for b, rule in pack.rules.items():
                 for eff in rule.effects:
                     if eff.list is not None:

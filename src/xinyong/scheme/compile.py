@@ -85,6 +85,9 @@ class SchemeTables:
     exit_tier: np.ndarray  # int64 [K, L]
     min_stay: np.ndarray  # int64 [K, L]
     settle_mask: int  # lists left by settlement (bit mask)
+    # Person lists that follow a company list (list index -> company list): held through
+    # their direct slot, which the companies' layer sets (companies.layer.PersonLists).
+    represents: dict[int, str]
 
     @property
     def n_direct(self) -> int:
@@ -131,9 +134,7 @@ def list_names(sc: Scenario) -> list[str]:
     """Every list of the scenario's packs: the municipal packs' in city order, then the
     national packs'."""
     names: list[str] = []
-    for pack in [sc.packs[p] for p in municipal_packs(sc)] + [
-        sc.packs[p] for p in sc.national_packs
-    ]:
+    for pack in [sc.packs[p] for p in municipal_packs(sc)] + sc.national():
         names += [n for n in pack.lists if n not in names]
     return names
 
@@ -191,8 +192,10 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
     exit_tier = np.zeros((K, L), dtype=np.int64)
     min_stay = np.zeros((K, L), dtype=np.int64)
     settle_mask = 0
+    represents: dict[int, str] = {}
+    national = sc.national()
     for k, city in enumerate(sc.cities):
-        governing = [sc.packs[city.pack]] + [sc.packs[p] for p in sc.national_packs]
+        governing = [sc.packs[city.pack], *national]
         for pack in governing:
             tiers = pack.tier_names
             for b, rule in pack.rules.items():
@@ -205,6 +208,8 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
                 entry = lst.entry
                 if entry is not None and entry.record is not None:
                     direct_days[k, bidx[entry.record], li] = entry.days or UNTIMED
+                elif entry is not None and entry.represents is not None:
+                    represents[li] = entry.represents
                 elif entry is not None:
                     entry_kind[k, li], entry_tier[k, li] = _tier_condition(entry, tiers)
                     min_stay[k, li] = lst.min_stay_days
@@ -217,7 +222,9 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
                     kind, tier = _tier_condition(lst.exit, tiers)
                     exit_kind[k, li] = EXIT_AT_MOST if kind == COND_AT_MOST else EXIT_AT_LEAST
                     exit_tier[k, li] = tier
-    direct_lists = np.flatnonzero((direct_days != 0).any(axis=(0, 1)))
+    direct = (direct_days != 0).any(axis=(0, 1))
+    direct[list(represents)] = True
+    direct_lists = np.flatnonzero(direct)
     direct_slot = np.full(L, -1, dtype=np.int64)
     direct_slot[direct_lists] = np.arange(len(direct_lists))
 
@@ -244,6 +251,7 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
         exit_tier=exit_tier,
         min_stay=min_stay,
         settle_mask=settle_mask,
+        represents=represents,
     )
 
 

@@ -125,12 +125,19 @@ class Condition(Model):
     tier_at_least: str | None = None
     record: str | None = None
     days: Days | None = None
+    # A person list of a company pack: on while a company the person represents is on this
+    # company list (company_schema.CompanyPack.person_lists).
+    represents: Name | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Condition:
-        kinds = [k for k in ("tier_at_most", "tier_at_least", "record") if getattr(self, k)]
+        kinds = [
+            k for k in ("tier_at_most", "tier_at_least", "record", "represents") if getattr(self, k)
+        ]
         if len(kinds) != 1:
-            raise ValueError("a condition sets exactly one of tier_at_most, tier_at_least, record")
+            raise ValueError(
+                "a condition sets exactly one of tier_at_most, tier_at_least, record, represents"
+            )
         if self.days is not None and self.record is None:
             raise ValueError("'days' belongs to a record condition")
         return self
@@ -271,7 +278,13 @@ class Pack(Model):
                     tier_ok(cond.tier_at_least, ("lists", name, part, "tier_at_least"))
                     if cond.record is not None:
                         behaviour_ok(cond.record, ("lists", name, part, "record"))
-            tier_entry = lst.entry is not None and lst.entry.record is None
+            tier_entry = (
+                lst.entry is not None and lst.entry.record is None and lst.entry.represents is None
+            )
+            if lst.entry is not None and lst.entry.represents is not None and self.kind != "company":
+                problems.append(
+                    ("only a company pack's person lists follow companies", ("lists", name))
+                )
             if lst.exit == "settlement" and tier_entry:
                 problems.append(
                     ("settlement exits a record-entered list only", ("lists", name, "exit"))
