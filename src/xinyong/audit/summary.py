@@ -32,17 +32,31 @@ MEANINGS = {
     "mean_deter": "mean deterrence factor at T (1: none)",
     "tier_share_by_city": "share of adults of city {} in tier {} at T",
     "list_share_by_city": "share of adults of city {} on {} at T",
+    "company.rating_share": "share of companies rated {} at T (recorded)",
+    "company.a_share_by_size": "share of {} companies rated A at T",
+    "company.list_share": "share of companies on {} at T",
+    "company.neg_records_per_company_year": "negative company records per company and year",
+    "company.wrong_record_share": "share of negative company records that are misattributed "
+    "or false reports",
+    "company.wrongly_listed_share": "share of companies wrongly on {} at T",
+    "company.wrongly_listed_share_by_size": "share of {1} companies wrongly on {0} at T",
+    "legal_rep_restricted_share": "share of adults on consumption_restricted at T",
+    "legal_rep_wrongly_restricted_share": "share of adults wrongly on consumption_restricted at T",
 }
 
 
 def summary_meaning(key: str) -> str:
     """What a summary key means (docs/model.md, "Summary metrics")."""
     head, *parts = key.split(".")
+    if head == "company" and parts:
+        head, *parts = f"company.{parts[0]}", *parts[1:]
     text = MEANINGS.get(head)
     if text is None:
         return "summary metric (docs/model.md)"
     if head == "wrongly_listed_share_by_group" and len(parts) == 2:
         parts = [parts[1], parts[0]]
+    if head == "company.wrongly_listed_share_by_size" and len(parts) == 2:
+        return text.format(*parts)
     try:
         return text.format(*parts)
     except IndexError:
@@ -142,4 +156,64 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
                 out[f"tier_share_by_city.{city}.{name}"] = _ratio(tiers.get(name, 0), n)
             for name, share in zip(meta["lists"], shares, strict=True):
                 out[f"list_share_by_city.{city}.{name}"] = share
+    if "companies" in meta:
+        out.update(company_metrics(con, meta["companies"], days, adults))
+    return out
+
+
+def company_metrics(
+    con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
+) -> dict[str, Any]:
+    """The company summary metrics of docs/model.md ("Companies"), and the legal
+    representatives' restrictions."""
+
+    def one(sql: str) -> Any:
+        return con.sql(sql).fetchall()[0][0]
+
+    out: dict[str, Any] = {}
+    n = one("SELECT count(*) FROM companies")
+    grades = dict(con.sql("SELECT grade, count(*) FROM companies GROUP BY ALL").fetchall())
+    for g in meta["grades"]:
+        out[f"company.rating_share.{g}"] = _ratio(grades.get(g, 0), n)
+    by_size = {
+        size: (total, a)
+        for size, total, a in con.sql(
+            "SELECT size, count(*), count(*) FILTER (grade = 'A') FROM companies GROUP BY ALL"
+        ).fetchall()
+    }
+    for size in meta["sizes"]:
+        total, a = by_size.get(size, (0, 0))
+        out[f"company.a_share_by_size.{size}"] = _ratio(a, total)
+    for name in meta["lists"]:
+        out[f"company.list_share.{name}"] = _ratio(
+            one(f'SELECT count(*) FROM companies WHERE "on.{name}"'), n
+        )
+    records, wrong = con.sql(
+        "SELECT count(*), count(*) FILTER (truth <> 'correct') FROM company_records"
+    ).fetchall()[0]
+    out["company.neg_records_per_company_year"] = _ratio(records, n * days / 365)
+    out["company.wrong_record_share"] = _ratio(wrong, records)
+    for name in meta["lists"]:
+        wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
+        out[f"company.wrongly_listed_share.{name}"] = _ratio(
+            one(f"SELECT count(*) FROM companies WHERE {wrong_on}"), n
+        )
+        shares = dict(
+            con.sql(
+                f"SELECT size, avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) "
+                "FROM companies GROUP BY ALL"
+            ).fetchall()
+        )
+        for size in meta["sizes"]:
+            out[f"company.wrongly_listed_share_by_size.{name}.{size}"] = shares.get(size)
+    restricted = "consumption_restricted"
+    if restricted in meta.get("person_lists", {}):
+        on = f'"on.{restricted}"'
+        out["legal_rep_restricted_share"] = _ratio(
+            one(f"SELECT count(*) FROM persons WHERE {on}"), adults
+        )
+        out["legal_rep_wrongly_restricted_share"] = _ratio(
+            one(f'SELECT count(*) FROM persons WHERE {on} AND NOT "shadow_on.{restricted}"'),
+            adults,
+        )
     return out
