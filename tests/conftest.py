@@ -46,6 +46,31 @@ def quiet_scenario(
     return load_scenario(base, overrides=quiet)
 
 
+def quiet_companies(
+    adults: int = 2, companies: int = 2, days: int = 10, overrides: dict[str, Any] | None = None
+) -> Scenario:
+    """C1 as quiet as `quiet_scenario`: no random adult or company behaviour, no false
+    reports, no firm without income; every company channel sees all, correctly; micro firms
+    with full indicators."""
+    sc = load_scenario("c1")
+    co = sc.companies
+    assert co is not None
+    quiet: dict[str, Any] = {
+        "companies.per_adult": companies / adults,
+        "companies.observation.false_report_rate": 0,
+        "companies.no_income_share": 0,
+        "companies.size_shares": {"micro": 1.0, "small": 0.0, "medium": 0.0, "large": 0.0},
+        "companies.full_indicators": dict.fromkeys(("micro", "small", "medium", "large"), 1.0),
+    }
+    for b in co.behaviours:
+        quiet[f"companies.behaviours.{b}.base"] = 0
+    for c in co.channels:
+        quiet[f"companies.channels.{c}.detect"] = 1
+        quiet[f"companies.channels.{c}.misattribute"] = 0
+    quiet.update(overrides or {})
+    return quiet_scenario(adults, days, quiet, base="c1")
+
+
 @pytest.fixture(scope="session")
 def small_r1_run():
     """One R1 run shared by the property tests (5,000 adults, 400 days: expiries happen)."""

@@ -158,7 +158,9 @@ class Simulation:
         rngs = {name: np.random.default_rng(s) for name, s in zip(names, seeds, strict=False)}
         firms = generate_companies(sc, counts, adult_start, rngs.pop("population"))
         k = 0 if part is None else part.city
-        companies = Companies(sc, firms, self.scheme, rngs, k << RECORD_ID_BITS if part else 0)
+        companies = Companies(
+            sc, firms, self.scheme, rngs, k << RECORD_ID_BITS if part else 0, first
+        )
         cities = [c.name for c in sc.cities] if part is None else [sc.cities[part.city].name]
         self.company_recorder = CompanyRecorder(
             companies, cities, first_company=first,

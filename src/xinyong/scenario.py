@@ -199,6 +199,8 @@ class Companies(Model):
     behaviours: dict[Name, CompanyBehaviour]
     observation: CompanyObservation = CompanyObservation()
     consequences: CompanyConsequences = CompanyConsequences()
+    # Hand-made true events: {day: [[company, behaviour], ...]} (teaching, tests).
+    script: dict[Annotated[int, BeforeValidator(_no_bool)], tuple[tuple[Int, str], ...]] = {}
 
     def count(self, adults: int) -> int:
         """round(per_adult x adults), half to even."""
@@ -388,6 +390,17 @@ class Scenario(Model):
                 problems.append((f"unknown company behaviour '{b}'", (*at, "observation", "false_report_behaviours", i)))
         if obs.false_report_rate > 0 and not obs.false_report_behaviours:
             problems.append(("false reports need false_report_behaviours", (*at, "observation", "false_report_behaviours")))
+        n = co.count(self.adults)
+        if n < 1:
+            problems.append((f"round(per_adult x {self.adults:,} adults) is no company", (*at, "per_adult")))
+        for day, events in co.script.items():
+            if not 0 <= day < self.days:
+                problems.append((f"day {day} is outside the run (0..{self.days - 1})", (*at, "script")))
+            for i, (company, behaviour) in enumerate(events):
+                if not 0 <= company < n:
+                    problems.append((f"no company {company}", (*at, "script", day, i)))
+                if behaviour not in co.behaviours:
+                    problems.append((f"unknown company behaviour '{behaviour}'", (*at, "script", day, i)))
         packs = []
         for i, ref in enumerate(co.packs):
             if ref not in self.company_packs:

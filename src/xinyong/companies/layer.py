@@ -64,10 +64,12 @@ class Companies:
         adults: Scheme,
         rngs: dict[str, np.random.Generator],
         first_record_id: int = 0,
+        first_company: int = 0,
     ) -> None:
         co = sc.companies
         assert co is not None
         self.sc, self.pop, self.adults, self.rngs = sc, pop, adults, rngs
+        self.first_company, self.script = first_company, co.script
         n = len(pop)
         world = compile_world(co)
         self.behaviours = world.behaviours
@@ -216,9 +218,17 @@ class Companies:
         actor, beh, residual = self.world.behaviour(
             self.rngs["world"], NEGATIVE, affected, effects_of
         )
-        if t % YEAR != self.sc.companies.annual_day or not self.annual.any():
-            return actor, beh, residual
         parts = [(actor, beh, residual)]
+        first = self.first_company
+        mine = [(c - first, b) for c, b in self.script.get(t, ()) if 0 <= c - first < len(self)]
+        if mine:  # scripted events were not drawn: observation draws their uniforms
+            parts.append(
+                (np.array([c for c, _ in mine], np.int32),
+                 np.array([self.behaviours.index(b) for _, b in mine], np.int16),
+                 self.rngs["observe"].random(len(mine)))
+            )  # fmt: skip
+        if t % YEAR != self.sc.companies.annual_day or not self.annual.any():
+            return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
         for b, base in zip(np.flatnonzero(self.annual), self.annual_base, strict=True):
             p = np.minimum(1.0, base * self.risk)
             u = self.rngs["annual"].random(len(p))
