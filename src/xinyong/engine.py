@@ -167,7 +167,7 @@ class Simulation:
             first_adult=0 if part is None else part.first_adult,
             appeal_days=sc.appeals.appeal_days,
         )  # fmt: skip
-        self.recorder.companies_meta = company_meta(companies)
+        self.recorder.companies_meta = company_meta(sc, self.tables.scheme)
         return companies
 
     def state_nbytes(self) -> dict[str, int]:

@@ -29,6 +29,7 @@ from xinyong import checkpoint, population
 from xinyong.checkpoint import Checkpoints
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
+from xinyong.companies.tables import COMPANY_TABLES, company_meta
 from xinyong.recorder import behaviour_daily_table, run_meta
 from xinyong.scenario import Scenario
 from xinyong.store import LAYOUTS, write_batches, write_json
@@ -171,7 +172,8 @@ class Shard:
         )
         if self.out is None:
             partial.tables = {
-                name: [e.recorder.in_memory[name] for e in self.engines] for name in CITY_TABLES
+                name: [e.recorder.in_memory[name] for e in self.engines]
+                for name in city_tables(self.sc)
             }
         return partial
 
@@ -222,6 +224,11 @@ def run_in_process(
     return merge(sc, out, partials)
 
 
+def city_tables(sc: Scenario) -> tuple[str, ...]:
+    """The tables each city engine writes a part of."""
+    return CITY_TABLES + (COMPANY_TABLES if sc.companies is not None else ())
+
+
 def exchange(parts: list[np.ndarray]) -> np.ndarray:
     """The shards' listed boundary adults, as every shard reads them (ascending)."""
     return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
@@ -239,6 +246,8 @@ def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:
     groups = list(tables.kind.groups)
     behaviour_daily = behaviour_daily_table(behaviour, tables.world.behaviours, groups)
     meta = run_meta(tables, list(sc.cities))
+    if sc.companies is not None:
+        meta["companies"] = company_meta(sc, tables.scheme)
     shards = [{"cities": p.cities, "adults": p.adults, "records": p.records} for p in partials]
     in_memory = None
     if out is None:
@@ -248,7 +257,8 @@ def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:
             key=lambda x: x[0],
         )  # fmt: skip
         in_memory = {
-            name: pa.concat_tables([t for _, n, t in by_city if n == name]) for name in CITY_TABLES
+            name: pa.concat_tables([t for _, n, t in by_city if n == name])
+            for name in city_tables(sc)
         }
         in_memory["daily"], in_memory["behaviour_daily"] = daily, behaviour_daily
     else:

@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 
 from xinyong.companies.layer import Companies, CompanyDay
-from xinyong.companies.lists import NONE
-from xinyong.companies.rating import GRADE_NAMES, WHY_NAMES
+from xinyong.companies.lists import NONE, compile_company_lists
+from xinyong.companies.rating import GRADE_NAMES, WHY_NAMES, compile_rating
 from xinyong.observe import FALSE_REPORT, TRUTH_NAMES
-from xinyong.scenario import SIZES
+from xinyong.scenario import SIZES, Scenario
+from xinyong.scheme.compile import SchemeTables
 from xinyong.store import Layout, dictionary, write_batches
 
 COMPANY_TABLES = (
@@ -66,6 +67,7 @@ class CompanyRecorder:
         wrong = int((rec.truth != 0).sum())
         row = {
             "day": d.t,
+            "city": self.cities[0] if len(self.cities) == 1 else None,
             "true_events": d.true_events,
             "records": n,
             "records_misattributed": int((rec.truth == 1).sum()),
@@ -205,22 +207,23 @@ class CompanyRecorder:
         return pa.concat_tables(parts)
 
 
-def company_meta(companies: Companies) -> dict:
-    """The companies' index tables for meta.json."""
-    tb = companies.lists
+def company_meta(sc: Scenario, adults: SchemeTables) -> dict:
+    """The companies' index tables for meta.json; `adults`: the adults' scheme tables."""
+    co = sc.companies
+    assert co is not None
+    behaviours = list(co.behaviours)
+    tb = compile_company_lists(sc, behaviours)
+    rating = compile_rating(sc, behaviours, tb.names)
     return {
-        "behaviours": companies.behaviours,
-        "channels": companies.observation.tables.names,
+        "behaviours": behaviours,
+        "channels": list(co.channels),
         "sizes": list(SIZES),
         "grades": GRADE_NAMES,
         "lists": tb.names,
         "list_kinds": dict(zip(tb.names, tb.kinds, strict=True)),
         "consequences": tb.consequences,
-        "rating_rules": [] if companies.rating is None else companies.rating.rules,
-        "person_lists": {
-            companies.adults.tables.lists[li]: name
-            for li, name in companies.adults.tables.represents.items()
-        },
+        "rating_rules": [] if rating is None else rating.rules,
+        "person_lists": {adults.lists[li]: name for li, name in adults.represents.items()},
     }
 
 
