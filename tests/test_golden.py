@@ -90,3 +90,27 @@ def golden_run(request: pytest.FixtureRequest) -> tuple[str, xinyong.Run]:
 def test_tables_are_unchanged(golden_run: tuple[str, xinyong.Run], table: str) -> None:
     name, run = golden_run
     assert digest(run.table(table)) == DIGESTS[name][table]
+
+
+C1_DIGESTS = {  # C1, 3,000 adults (150 companies), 400 days, seed 4: one rating
+    "records": "584d966abdab7743",
+    "spells": "41bc82a93e4a7bcd",
+    "appeals": "9fc998f39bba3f97",
+    "daily": "db6e35b806e26f94",
+    "behaviour_daily": "258e1c7a567d2859",
+    "persons": "dd8098dac106d2e8",
+    "children": "11526ea9e2f71fb1",
+    "edges": "e425a9447556fd30",
+    "companies": "38ef5c386a02c0a9",
+    "company_records": "0a8564dbc01975f5",
+    "company_appeals": "b6bccc092e9b3769",
+    "company_spells": "e8038c017c82460e",
+    "company_ratings": "17dbd7eb9b44636c",
+    "company_daily": "892f9a91502df1c8",
+}
+
+
+def test_c1_tables_are_unchanged() -> None:
+    sc = xinyong.load_scenario("c1", adults=3000, days=400, seed=4)
+    run = xinyong.run(sc)
+    assert {t: digest(run.table(t)) for t in C1_DIGESTS} == C1_DIGESTS
