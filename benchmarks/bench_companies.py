@@ -41,10 +41,17 @@ def main() -> None:
         for r in range(args.rounds):
             pair = {s: child(s, adults, args.days) for s in ("r1", "c1")}
             for s, res in pair.items():
-                print(f"{adults:>11,} {s}  round {r}: wall {res['wall_seconds_with_summary']:7.2f} s,"
-                      f" cpu {res['cpu_seconds_with_summary']:7.2f} s, peak {res['peak_rss_mib']} MiB")  # fmt: skip
-            wall.append(pair["c1"]["wall_seconds_with_summary"] / pair["r1"]["wall_seconds_with_summary"])
-            cpu.append(pair["c1"]["cpu_seconds_with_summary"] / pair["r1"]["cpu_seconds_with_summary"])
+                wall_s, cpu_s = res["wall_seconds_with_summary"], res["cpu_seconds_with_summary"]
+                print(
+                    f"{adults:>11,} {s}  round {r}: wall {wall_s:7.2f} s, cpu {cpu_s:7.2f} s, "
+                    f"peak {res['peak_rss_mib']} MiB"
+                )
+            wall.append(
+                pair["c1"]["wall_seconds_with_summary"] / pair["r1"]["wall_seconds_with_summary"]
+            )
+            cpu.append(
+                pair["c1"]["cpu_seconds_with_summary"] / pair["r1"]["cpu_seconds_with_summary"]
+            )
         print(f"{adults:>11,} C1 / R1: wall median {statistics.median(wall):.3f} "
               f"(range {min(wall):.3f}-{max(wall):.3f}), cpu median {statistics.median(cpu):.3f} "
               f"(range {min(cpu):.3f}-{max(cpu):.3f}) over {args.rounds} pairs")  # fmt: skip

@@ -54,12 +54,18 @@ def test_run_directory_holds_the_company_tables(c1_dir: Path) -> None:
     assert summary["legal_rep_restricted_share"] == on.column("n")[0].as_py() / n
     # A legal representative is on consumption_restricted exactly while one of their firms
     # is a corporate defaulter.
-    reps = run.sql(
-        'SELECT DISTINCT legal_rep AS p FROM companies WHERE "on.company_defaulters" ORDER BY 1'
-    ).column("p").to_pylist()
-    restricted = run.sql(
-        'SELECT person AS p FROM persons WHERE "on.consumption_restricted" ORDER BY 1'
-    ).column("p").to_pylist()
+    reps = (
+        run.sql(
+            'SELECT DISTINCT legal_rep AS p FROM companies WHERE "on.company_defaulters" ORDER BY 1'
+        )
+        .column("p")
+        .to_pylist()
+    )
+    restricted = (
+        run.sql('SELECT person AS p FROM persons WHERE "on.consumption_restricted" ORDER BY 1')
+        .column("p")
+        .to_pylist()
+    )
     assert reps == restricted
     records = run.sql("SELECT count(*) AS n FROM company_records").column("n")[0].as_py()
     assert summary["company.neg_records_per_company_year"] == pytest.approx(
@@ -81,7 +87,11 @@ def test_cli_sql_reads_company_tables(c1_dir: Path) -> None:
         ({"companies.behaviours.unpaid_loan.channel": "nowhere"}, "unknown channel 'nowhere'"),
         ({"companies.packs": ["national-tax-rating"]}, "unknown company list"),
         (
-            {"company_packs.national-enterprise-lists.lists.company_blacklist.while_any": [{"rated": "E"}]},
+            {
+                "company_packs.national-enterprise-lists.lists.company_blacklist.while_any": [
+                    {"rated": "E"}
+                ]
+            },
             "company_blacklist.while_any.0.rated",
         ),
     ],
@@ -95,7 +105,8 @@ def test_bad_company_input_names_the_field(override: dict, message: str) -> None
 def test_malformed_company_pack_is_one_line_and_exit_2(tmp_path: Path) -> None:
     pack = tmp_path / "tax.yaml"
     pack.write_text(
-        "id: my-tax\nkind: company\ntitle: t\nrating:\n  start: {full: 100, partial: 90, source: x}\n"
+        "id: my-tax\nkind: company\ntitle: t\nrating:\n"
+        "  start: {full: 100, partial: 90, source: x}\n"
         "  grades: {A: {min_score: 90, source: illustrative, note: n}}\n"
     )
     scenario = tmp_path / "s.yaml"

@@ -27,9 +27,9 @@ import pyarrow as pa
 
 from xinyong import checkpoint, population
 from xinyong.checkpoint import Checkpoints
+from xinyong.companies.tables import COMPANY_TABLES, company_meta
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
-from xinyong.companies.tables import COMPANY_TABLES, company_meta
 from xinyong.recorder import behaviour_daily_table, run_meta
 from xinyong.scenario import Scenario
 from xinyong.store import LAYOUTS, write_batches, write_json
