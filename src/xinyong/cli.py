@@ -302,10 +302,24 @@ def validate(
             f"{len(pack.lists)} lists, tiers {', '.join(pack.tier_names) or 'none'}"
         )
         return
+    if isinstance(data, dict) and data.get("kind") == "company":
+        from xinyong.scheme.company_schema import CompanyPack
+        from xinyong.scheme.schema import validated
+
+        base = load_scenario("c1" if scenario == "r1" else scenario)
+        behaviours = set(base.companies.behaviours) if base.companies is not None else None
+        cpack = validated(CompanyPack, data, file, lines, "a company pack", behaviours)
+        rated = "a rating, " if cpack.rating is not None else ""
+        out_console.print(
+            f"ok: company pack '{cpack.id}': {rated}{len(cpack.lists)} company lists, "
+            f"{len(cpack.person_lists)} person lists"
+        )
+        return
     sc = load_scenario(file)
+    companies = f", {sc.companies.count(sc.adults):,} companies" if sc.companies else ""
     out_console.print(
-        f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
-        f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}"
+        f"ok: scenario '{sc.name}': {sc.adults:,} adults{companies}, {sc.days} days, "
+        f"{len(sc.cities)} cities, packs {', '.join([*sc.packs, *sc.company_packs])}"
     )
 
 
