@@ -83,7 +83,7 @@ def test_cli_sql_reads_company_tables(c1_dir: Path) -> None:
     ("override", "message"),
     [
         ({"companies.size_shares.micro": 0.5}, "size shares must add up to 1"),
-        ({"companies.per_adult": 0.0}, "is no company"),
+        ({"companies.script": {0: [[5, "unpaid_loan"]]}, "population.adults": 10}, "no company 5"),
         ({"companies.behaviours.unpaid_loan.channel": "nowhere"}, "unknown channel 'nowhere'"),
         ({"companies.packs": ["national-tax-rating"]}, "unknown company list"),
         (

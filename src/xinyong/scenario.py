@@ -414,10 +414,6 @@ class Scenario(Model):
                 )
             )
         n = co.count(self.adults)
-        if n < 1:
-            problems.append(
-                (f"round(per_adult x {self.adults:,} adults) is no company", (*at, "per_adult"))
-            )
         for day, events in co.script.items():
             if not 0 <= day < self.days:
                 problems.append(

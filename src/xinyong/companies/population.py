@@ -54,5 +54,8 @@ def generate_companies(
     if n and (adults_of == 0).any():
         raise ValueError("a city with companies has no adults to represent them")
     legal_rep = (first + np.floor(rng.random(n) * adults_of).astype(np.int64)).astype(np.int32)
-    buckets = TraitBuckets.of(risk)
+    if n:
+        buckets = TraitBuckets.of(risk)
+    else:  # a city too small for a company of its own: one empty bucket
+        buckets = TraitBuckets(np.empty((0, 3), np.int32), np.zeros(2, np.int64), np.ones(1))
     return CompanyPopulation(city, size, full, buckets, buckets.rank()[:n], legal_rep, city_start)
