@@ -326,12 +326,20 @@ class Companies:
         for _, slot, bit in self.person_lists:
             for w in (0, 1):
                 flipped = moved[((old_bits[:, w] ^ bits[moved, w]) & bit) != 0]
-                for rep in np.unique(self.pop.legal_rep[flipped]).tolist():
-                    lo = np.searchsorted(self.rep_sorted, rep, side="left")
-                    hi = np.searchsorted(self.rep_sorted, rep, side="right")
-                    on = (bits[self.rep_order[lo:hi], w] & bit).any()
-                    direct_end[rep, w, slot] = FOREVER if on else -1
-                    changed.append(np.array([rep], dtype=np.int32))
+                if not len(flipped):
+                    continue
+                reps = np.unique(self.pop.legal_rep[flipped])
+                # Each representative's companies: a run of rep_order (same dtype as the keys,
+                # or NumPy would convert the whole sorted array for each search).
+                lo = np.searchsorted(self.rep_sorted, reps, side="left")
+                hi = np.searchsorted(self.rep_sorted, reps, side="right")
+                runs = hi - lo
+                starts = np.cumsum(runs) - runs
+                rows = np.repeat(lo - starts, runs) + np.arange(runs.sum())
+                held = (bits[self.rep_order[rows], w] & bit) != 0
+                on = np.add.reduceat(held, starts) > 0
+                direct_end[reps, w, slot] = np.where(on, FOREVER, -1)
+                changed.append(reps)
         if changed:
             persons = np.unique(np.concatenate(changed))
             self.adults.reevaluate(t, persons, np.full(len(persons), RECHECK, np.uint8), False)
