@@ -96,7 +96,7 @@ def compile_consequences(
                         masks[key][k] |= bit
     by_list: dict[str, list[dict]] = {}
     by_pack: dict[str, dict[str, list[dict]]] = {}
-    for pid, pack in [*sc.packs.items(), *((p.id, p) for p in national[len(sc.national_packs):])]:
+    for pid, pack in [*sc.packs.items(), *((p.id, p) for p in national[len(sc.national_packs) :])]:
         for name, lst in pack.lists.items():
             rows = [
                 c.model_dump(exclude={"effects"}) | {"kind": lst.kind} for c in lst.consequences

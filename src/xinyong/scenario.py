@@ -367,40 +367,69 @@ class Scenario(Model):
             problems.append(("size shares must add up to 1", (*at, "size_shares")))
         if co.count(self.adults) > INT32_MAX:
             problems.append(("too many companies for 32-bit ids", (*at, "per_adult")))
-        if lognormal_mass(co.risk_sigma, self.population.trait_min, self.population.trait_max) < 1e-6:
-            problems.append(("trait bounds hold almost none of the lognormal's mass", (*at, "risk_sigma")))
+        if (
+            lognormal_mass(co.risk_sigma, self.population.trait_min, self.population.trait_max)
+            < 1e-6
+        ):
+            problems.append(
+                ("trait bounds hold almost none of the lognormal's mass", (*at, "risk_sigma"))
+            )
         for c, channel in co.channels.items():
             for g in channel.weights:
                 if g not in SIZES:
                     problems.append(
-                        (f"unknown size '{g}' ({', '.join(SIZES)})", (*at, "channels", c, "weights", g))
+                        (
+                            f"unknown size '{g}' ({', '.join(SIZES)})",
+                            (*at, "channels", c, "weights", g),
+                        )
                     )
         for b, beh in co.behaviours.items():
             if beh.channel not in co.channels:
-                problems.append((f"unknown channel '{beh.channel}'", (*at, "behaviours", b, "channel")))
+                problems.append(
+                    (f"unknown channel '{beh.channel}'", (*at, "behaviours", b, "channel"))
+                )
             if beh.sign != "negative":
                 problems.append(("company behaviours are negative", (*at, "behaviours", b, "sign")))
         obs = co.observation
         if obs.false_report_channel not in co.channels:
             problems.append(
-                (f"unknown channel '{obs.false_report_channel}'", (*at, "observation", "false_report_channel"))
+                (
+                    f"unknown channel '{obs.false_report_channel}'",
+                    (*at, "observation", "false_report_channel"),
+                )
             )
         for i, b in enumerate(obs.false_report_behaviours):
             if b not in co.behaviours:
-                problems.append((f"unknown company behaviour '{b}'", (*at, "observation", "false_report_behaviours", i)))
+                problems.append(
+                    (
+                        f"unknown company behaviour '{b}'",
+                        (*at, "observation", "false_report_behaviours", i),
+                    )
+                )
         if obs.false_report_rate > 0 and not obs.false_report_behaviours:
-            problems.append(("false reports need false_report_behaviours", (*at, "observation", "false_report_behaviours")))
+            problems.append(
+                (
+                    "false reports need false_report_behaviours",
+                    (*at, "observation", "false_report_behaviours"),
+                )
+            )
         n = co.count(self.adults)
         if n < 1:
-            problems.append((f"round(per_adult x {self.adults:,} adults) is no company", (*at, "per_adult")))
+            problems.append(
+                (f"round(per_adult x {self.adults:,} adults) is no company", (*at, "per_adult"))
+            )
         for day, events in co.script.items():
             if not 0 <= day < self.days:
-                problems.append((f"day {day} is outside the run (0..{self.days - 1})", (*at, "script")))
+                problems.append(
+                    (f"day {day} is outside the run (0..{self.days - 1})", (*at, "script"))
+                )
             for i, (company, behaviour) in enumerate(events):
                 if not 0 <= company < n:
                     problems.append((f"no company {company}", (*at, "script", day, i)))
                 if behaviour not in co.behaviours:
-                    problems.append((f"unknown company behaviour '{behaviour}'", (*at, "script", day, i)))
+                    problems.append(
+                        (f"unknown company behaviour '{behaviour}'", (*at, "script", day, i))
+                    )
         packs = []
         for i, ref in enumerate(co.packs):
             if ref not in self.company_packs:
@@ -417,7 +446,9 @@ class Scenario(Model):
                 problems.append((msg, ("company_packs", pid, *loc)))
             for name in [*pack.lists, *pack.person_lists]:
                 if name in seen:
-                    problems.append((f"list '{name}' is defined twice", ("company_packs", pid, "lists", name)))
+                    problems.append(
+                        (f"list '{name}' is defined twice", ("company_packs", pid, "lists", name))
+                    )
                 seen.add(name)
         rated = any(g.rated for p in packs for lst in p.lists.values() for g in lst.while_any)
         if rated and not any(p.rating is not None for p in packs):

@@ -16,7 +16,6 @@ import numpy as np
 
 from xinyong.companies import lists as company_lists
 from xinyong.companies.lists import (
-    EXIT_LATE_FILING,
     EXIT_NONE,
     CompanyListState,
     compile_company_lists,

@@ -55,6 +55,4 @@ def generate_companies(
         raise ValueError("a city with companies has no adults to represent them")
     legal_rep = (first + np.floor(rng.random(n) * adults_of).astype(np.int64)).astype(np.int32)
     buckets = TraitBuckets.of(risk)
-    return CompanyPopulation(
-        city, size, full, buckets, buckets.rank()[:n], legal_rep, city_start
-    )
+    return CompanyPopulation(city, size, full, buckets, buckets.rank()[:n], legal_rep, city_start)

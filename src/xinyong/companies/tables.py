@@ -56,7 +56,9 @@ class CompanyRecorder:
              rec.channel.copy(), rec.truth.copy(), rec.actor.copy())
         )  # fmt: skip
         if len(d.appealed):
-            self.filed.append((ids[d.appealed], rec.person[d.appealed], np.full(len(d.appealed), d.t)))
+            self.filed.append(
+                (ids[d.appealed], rec.person[d.appealed], np.full(len(d.appealed), d.t))
+            )
         upheld = 0
         if d.decided is not None:
             self.decisions.append(d.decided)
@@ -224,4 +226,8 @@ def company_meta(companies: Companies) -> dict:
     }
 
 
-NULLABLE = {"company_records": ("actor",), "company_appeals": ("upheld",), "company_spells": ("end",)}
+NULLABLE = {
+    "company_records": ("actor",),
+    "company_appeals": ("upheld",),
+    "company_spells": ("end",),
+}

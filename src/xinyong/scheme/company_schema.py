@@ -17,8 +17,8 @@ from xinyong.scheme.schema import (
     ListDef,
     Model,
     Name,
-    Sourced,
     Source,
+    Sourced,
 )
 
 # The rating's grades, best first. M (no business income) sits between B and C in the
@@ -63,7 +63,7 @@ class Rating(Model):
 
     start: Start
     grades: dict[Literal["A", "B", "C"], Threshold]
-    rules: dict[Name, RatingRule] = {}
+    rules: dict[Name, RatingRule] = {}  # noqa: RUF012 (pydantic copies defaults)
     # Company lists whose members, as they stood after the day before the rating, are rated
     # D directly (the "abnormal household" of Art. 20).
     direct_d_lists: tuple[Name, ...] = ()
@@ -131,7 +131,9 @@ class CompanyList(Sourced):
         if self.min_stay_days and not self.while_any:
             raise ValueError("min_stay_days applies to the 'while_any' part")
         if self.entry is None and self.stay_days is None and not self.while_any:
-            raise ValueError("a list needs an entry, stay_days (entered by escalation) or while_any")
+            raise ValueError(
+                "a list needs an entry, stay_days (entered by escalation) or while_any"
+            )
         for c in self.consequences:
             if c.target != MEMBER:
                 raise ValueError("a company list's consequences act on the company itself")
@@ -143,12 +145,12 @@ class CompanyPack(Model):
     kind: Literal["company"]
     title: str
     description: str | None = None
-    sources: dict[str, Source] = {}
+    sources: dict[str, Source] = {}  # noqa: RUF012 (pydantic copies defaults)
     rating: Rating | None = None
-    lists: dict[Name, CompanyList] = {}
+    lists: dict[Name, CompanyList] = {}  # noqa: RUF012 (pydantic copies defaults)
     # Lists of adults that follow the lists of the companies they represent (entry:
     # {represents: LIST}); otherwise as any pack's lists.
-    person_lists: dict[Name, ListDef] = {}
+    person_lists: dict[Name, ListDef] = {}  # noqa: RUF012 (pydantic copies defaults)
 
     def check(
         self,

@@ -281,7 +281,11 @@ class Pack(Model):
             tier_entry = (
                 lst.entry is not None and lst.entry.record is None and lst.entry.represents is None
             )
-            if lst.entry is not None and lst.entry.represents is not None and self.kind != "company":
+            if (
+                lst.entry is not None
+                and lst.entry.represents is not None
+                and self.kind != "company"
+            ):
                 problems.append(
                     ("only a company pack's person lists follow companies", ("lists", name))
                 )
