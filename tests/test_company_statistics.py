@@ -67,7 +67,8 @@ def test_population_sizes_indicators_and_representatives(c1_year) -> None:
 def test_risk_is_a_truncated_lognormal_of_mean_one(c1_year) -> None:
     sim = c1_year
     risk = sim.companies.risk
-    s, lo, hi = sim.sc.companies.risk_sigma, sim.sc.population.trait_min, sim.sc.population.trait_max
+    pop = sim.sc.population
+    s, lo, hi = sim.sc.companies.risk_sigma, pop.trait_min, pop.trait_max
     mu = -(s**2) / 2
     mass = phi((math.log(hi) - mu) / s) - phi((math.log(lo) - mu) / s)
     upper = phi((math.log(hi) - mu - s**2) / s) - phi((math.log(lo) - mu - s**2) / s)
