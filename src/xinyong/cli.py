@@ -584,7 +584,10 @@ def sql(
 @app.command()
 def explain(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-    person: Annotated[int, typer.Argument(help="Adult id (0 .. adults-1).")],
+    person: Annotated[int | None, typer.Argument(help="Adult id (0 .. adults-1).")] = None,
+    company: Annotated[
+        int | None, typer.Option("--company", help="Explain this company instead of an adult.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     all_: Annotated[
         bool, typer.Option("--all", help="The full listing: every record, score step, spell.")
@@ -593,10 +596,29 @@ def explain(
         Path | None, typer.Option("--html", help="Also write a timeline page to this file.")
     ] = None,
 ) -> None:
-    """One adult's story: a one-line verdict, the records that mattered and why."""
+    """One adult's (or, with --company, one company's) story: a verdict, the records that
+    mattered and why."""
     from xinyong.audit.explain import explain as explain_person
-    from xinyong.audit.explain import render, render_html, render_story
+    from xinyong.audit.explain import (
+        explain_company,
+        render,
+        render_company,
+        render_html,
+        render_story,
+    )
 
+    if (person is None) == (company is None):
+        raise XinyongError("give an adult id or --company ID (one of them)", field="person")
+    if company is not None:
+        if html is not None:
+            raise XinyongError("--html draws an adult's timeline, not a company's", field="html")
+        with _reading(run_dir):
+            report = explain_company(run_dir, company)
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+            return
+        render_company(_escaped(report), Console(emoji=False, highlight=False))
+        return
     with _reading(run_dir):
         report = explain_person(run_dir, person)
     if html is not None:

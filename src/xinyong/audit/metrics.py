@@ -238,6 +238,10 @@ def audit_metrics(
     )
 
     _lock_in(con, out, meta, T)
+    if "companies" in meta:
+        from xinyong.audit.company import company_audit
+
+        company_audit(con, out, meta, T)
     _spillover_and_proportionality(con, out, scenario, meta, sanction_lists, T)
     _collateral(con, out, meta, sanction_lists, scenario)
     _redress(con, out, neg, adults)
@@ -396,35 +400,42 @@ def _undeserved_person_days(con, sanction_lists: list[str], T: int) -> int:
 
 
 def _lock_in(con, out: dict, meta: dict, T: int) -> None:
-    m = out["metrics"]
-    for lst in meta["lists"]:
+    _survival(con, out["metrics"], out["survival"], meta["lists"], T)
+
+
+def _survival(
+    con, m: dict, survival: dict, lists: list[str], T: int, table: str = "spells", prefix: str = ""
+) -> None:
+    """Kaplan-Meier curves of the recorded spells of each list in `table`, and their median,
+    restricted mean, share still listed after a year and count, as metrics PREFIX...."""
+    for lst in lists:
         rows = con.sql(f"""
-            SELECT coalesce("end", {T}) - start, "end" IS NOT NULL FROM spells
+            SELECT coalesce("end", {T}) - start, "end" IS NOT NULL FROM {table}
             WHERE list = '{lst}' AND world = 'recorded'""").fetchall()
         if not rows:
             continue
         curve = stats.kaplan_meier([r[0] for r in rows], [r[1] for r in rows])
-        out["survival"][lst] = curve
-        m[f"median_stay_days.{lst}"] = metric(
+        survival[lst] = curve
+        m[f"{prefix}median_stay_days.{lst}"] = metric(
             stats.median_time(curve),
             meaning=f"median time on {lst} (Kaplan-Meier, censored at T);"
             " null when more than half are still listed",
             maps_to=ART_5_C_II,
         )
         tau = max(r[0] for r in rows)
-        m[f"mean_stay_days_restricted.{lst}"] = metric(
+        m[f"{prefix}mean_stay_days_restricted.{lst}"] = metric(
             stats.restricted_mean(curve, tau),
             meaning=f"restricted mean time on {lst}: the mean of min(stay, {tau} days, the "
             "longest stay seen) from the Kaplan-Meier curve; defined when the median is not",
             maps_to=ART_5_C_II,
         )
         if T > 365:
-            m[f"still_listed_after_1y.{lst}"] = metric(
+            m[f"{prefix}still_listed_after_1y.{lst}"] = metric(
                 *stats.survival_at(curve, 365),
                 meaning=f"share of {lst} spells lasting more than 365 days (Kaplan-Meier)",
                 maps_to=ART_5_C_II,
             )
-        m[f"spells.{lst}"] = metric(
+        m[f"{prefix}spells.{lst}"] = metric(
             len(rows), meaning=f"spells on {lst} (recorded world)", maps_to=COUNT
         )
 

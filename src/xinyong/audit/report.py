@@ -349,6 +349,7 @@ def render_report(doc: dict, daily: pa.Table, path: Path) -> None:
         _proportionality_section(page, doc.get("proportionality") or [], metrics),
         _channel_section(page, doc.get("channels") or [], kind),
         _behaviour_section(page, doc.get("behaviour") or [], metrics),
+        _company_section(page, doc.get("company"), metrics),
         _metrics_section(metrics),
         _glossary_section(),
         _run_section(run),
@@ -1383,3 +1384,252 @@ def render_sweep(doc: dict, path: Path) -> None:
         "</section>"
     )
     Path(path).write_text(_html(title, body, with_plotly=page.count > 0), "utf-8")
+
+
+# Companies.
+
+
+def company_findings(doc: dict) -> list[str]:
+    """The Companies section's key findings in plain language (counts where they are small)."""
+    co = doc.get("company")
+    if not co:
+        return []
+    m = doc.get("metrics") or {}
+    out = []
+    rows = co.get("wrongly_listed") or []
+    for lst in co.get("lists") or []:
+        mine = [r for r in rows if r.get("list") == lst]
+        ever = sum(r.get("ever_wrong") or 0 for r in mine)
+        if not ever:
+            continue
+        parts = ", ".join(
+            f"{_count(r.get('ever_wrong'))} of {_count(r.get('companies'))} {_text(r.get('size'))}"
+            for r in mine
+            if r.get("ever_wrong")
+        )
+        now = sum(r.get("wrong") or 0 for r in mine)
+        out.append(
+            f"{_count(ever)} companies were wrongly on the {_text(lst)} at some point ({parts}); "
+            f"{_count(now)} still at the end."
+        )
+    if not out and rows:
+        out.append("No company was ever wrongly on a company list.")
+    ratings = co.get("ratings") or []
+    if ratings:
+        last = max(r.get("year") or 0 for r in ratings)
+        rec = [r for r in ratings if r.get("year") == last and r.get("world") == "recorded"]
+        parts = ", ".join(
+            f"{_text(r.get('size'))} {_count(r.get('a'))} of {_count(r.get('rated'))}"
+            + (f" ({_pct(r.get('a_share'))})" if (r.get("rated") or 0) >= MIN_COUNT else "")
+            for r in rec
+        )
+        out.append(f"Rated A in tax year {_num(last)}: {parts}.")
+    median = _row(m, "company.median_stay_days.company_blacklist").get("value")
+    spells = _row(m, "company.spells.company_blacklist").get("value")
+    if spells:
+        mean = _row(m, "company.mean_stay_days_restricted.company_blacklist").get("value")
+        out.append(
+            f"Half of the {_count(spells)} company_blacklist listings lasted {_num(median)} days "
+            "or more."
+            if median is not None
+            else f"More than half of the {_count(spells)} company_blacklist listings were still "
+            f"running at the end (restricted mean {_num(mean)} days)."
+        )
+    for p in co.get("persons") or []:
+        if not p.get("ever_listed"):
+            continue
+        out.append(
+            f"{_count(p.get('ever_listed'))} legal representatives were put on "
+            f"{_text(p.get('list'))} because a company of theirs was on "
+            f"{_text(p.get('follows'))} ({_count(p.get('ever_wrong'))} of them wrongly at some "
+            f"point); {_count(p.get('listed'))} at the end, {_count(p.get('wrong'))} wrongly."
+        )
+    kids = co.get("children") or {}
+    if kids.get("only_ever"):
+        out.append(
+            f"{_count(kids.get('only_ever'))} children were restricted at some point only because "
+            f"a parent's company defaulted ({_count(kids.get('only_at_T'))} at the end)."
+        )
+    return out
+
+
+def _company_section(page: _Page, co: dict | None, metrics: dict) -> str:
+    if not co:
+        return ""
+    title = "Companies"
+    note = (
+        "Companies are rated each tax year and listed by the company lists; their legal "
+        "representatives (adults of the run) follow them onto person lists. Wrongly listed: "
+        "on a list while the shadow world (correct records only) has the company off it. "
+        "Micro firms draw more same-name misattributions (the market_regulator channel's size "
+        "weights). Intervals: 95% Wilson, within-run. Small counts are given as counts."
+    )
+    items = "".join(f"<li>{t}</li>" for t in company_findings({"company": co, "metrics": metrics}))
+    findings = f"<ul>{items}</ul>" if items else ""
+    figs = []
+    rows = co.get("wrongly_listed") or []
+    sizes = co.get("sizes") or []
+    lists = [
+        lst
+        for lst in co.get("lists") or []
+        if any(r.get("list") == lst and r.get("ever_listed") for r in rows)
+    ]
+    if rows and lists:
+        traces = []
+        for i, size in enumerate(sizes):
+            mine = [next((r for r in rows if r["list"] == lst and r["size"] == size), {})
+                    for lst in lists]  # fmt: skip
+            traces.append(
+                go.Bar(
+                    x=[html.escape(lst) for lst in lists],
+                    y=[r.get("ever_wrong_share") for r in mine],
+                    name=html.escape(str(size)),
+                    marker={"color": PALETTE[i % len(PALETTE)]},
+                    error_y=_errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
+                    hovertext=[
+                        f"{_text(size)}: {_count(r.get('ever_wrong'))} of "
+                        f"{_count(r.get('companies'))} companies ever wrongly listed"
+                        for r in mine
+                    ],
+                    hoverinfo="text",
+                )
+            )
+        by_size = {
+            size: sum(r.get("ever_wrong") or 0 for r in rows if r["size"] == size) for size in sizes
+        }
+        n_size = {
+            size: next((r.get("companies") for r in rows if r["size"] == size), 0) for size in sizes
+        }
+        worst = max(
+            sizes, key=lambda s: (by_size[s] / n_size[s]) if n_size.get(s) else -1, default=None
+        )
+        heading = "Companies ever wrongly listed, by size"
+        if worst is not None and by_size.get(worst):
+            heading = (
+                f"{worst} firms are the most often wrongly listed: {_count(by_size[worst])} "
+                f"listings of {_count(n_size[worst])} {worst} firms"
+            )
+        layout = _layout(
+            heading,
+            400,
+            barmode="group",
+            xaxis={"title": {"text": "company list"}},
+            yaxis={
+                "title": {"text": "share of the size class ever wrongly on it"},
+                "tickformat": ".1%",
+                "rangemode": "tozero",
+            },
+        )
+        figs.append(page.figure("company-wrongly-listed", traces, layout, rows))
+    ratings = co.get("ratings") or []
+    if ratings:
+        traces = []
+        for world in ("recorded", "shadow"):
+            for j, grade in enumerate(("a", "d")):
+                mine = [r for r in ratings if r.get("world") == world]
+                traces.append(
+                    go.Bar(
+                        x=[f"{_text(r.get('size'))}, year {_num(r.get('year'))}" for r in mine],
+                        y=[r.get(f"{grade}_share") for r in mine],
+                        name=f"rated {grade.upper()} ({world})",
+                        marker={
+                            "color": (GOOD, FLAG)[j],
+                            "opacity": 1.0 if world == "recorded" else 0.45,
+                        },
+                        error_y=_errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
+                        hovertext=[
+                            f"{_text(r.get('size'))}, year {_num(r.get('year'))} ({world}): "
+                            f"{_count(r.get(grade))} of {_count(r.get('rated'))} rated "
+                            f"{grade.upper()}"
+                            for r in mine
+                        ],
+                        hoverinfo="text",
+                    )
+                )
+        rec = [r for r in ratings if r.get("world") == "recorded" and r.get("rated")]
+        heading = "Share rated A and D by size and tax year"
+        if rec:
+            last = max(r["year"] for r in rec)
+            top = max((r for r in rec if r["year"] == last), key=lambda r: r.get("a_share") or 0)
+            heading = (
+                f"In tax year {last}, {top['size']} firms are the most often rated A "
+                f"({_count(top.get('a'))} of {_count(top.get('rated'))})"
+            )
+        layout = _layout(
+            heading,
+            420,
+            barmode="group",
+            xaxis={"title": {"text": "size class, tax year"}},
+            yaxis={
+                "title": {"text": "share of the rated companies"},
+                "tickformat": ".0%",
+                "rangemode": "tozero",
+            },
+        )
+        figs.append(page.figure("company-ratings", traces, layout, ratings))
+    curve = (co.get("survival") or {}).get("company_blacklist")
+    if curve:
+        t = curve.get("t") or []
+        traces = [
+            go.Scatter(
+                x=t,
+                y=curve.get(bound) or [],
+                line={"shape": "hv", "width": 0, "color": OK},
+                fill="tonexty" if bound == "low" else None,
+                fillcolor=_alpha(OK, 0.15),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+            for bound in ("high", "low")
+        ]
+        traces.append(
+            go.Scatter(
+                x=t,
+                y=curve.get("s") or [],
+                name="company_blacklist",
+                line={"shape": "hv", "width": 2, "color": OK},
+            )
+        )
+        median = _row(metrics, "company.median_stay_days.company_blacklist").get("value")
+        heading = (
+            f"company_blacklist: half of the listings last {_num(median)} days or more"
+            if median is not None
+            else "company_blacklist: more than half of the listings are still running at the end"
+        )
+        layout = _layout(
+            heading,
+            380,
+            xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
+            yaxis={
+                "title": {"text": "share of spells still listed"},
+                "tickformat": ".0%",
+                "range": [0, 1.03],
+            },
+        )
+        data = [
+            {"days_since_listing": d, **{k: _at(curve.get(k), i) for k in ("s", "low", "high",
+                                                                           "at_risk")}}
+            for i, d in enumerate(t)
+        ]  # fmt: skip
+        figs.append(page.figure("company-survival", traces, layout, data))
+    persons = co.get("persons") or []
+    trs = "".join(
+        _tr(
+            bool(p.get("ever_wrong")),
+            _name(p.get("list")),
+            _name(p.get("follows")),
+            _cell(p.get("listed")),
+            _cell(p.get("wrong")),
+            _cell(p.get("ever_listed")),
+            _cell(p.get("ever_wrong")),
+            _cell(p.get("legal_representatives")),
+        )
+        for p in persons
+    )
+    heads = ["Person list", "Follows", "At T", "Wrongly at T", "Ever", "Ever wrongly"]
+    table = (
+        _table([*heads, "Legal representatives"], trs) + _download("company-persons", persons)
+        if persons
+        else ""
+    )
+    return _section("companies", title, note, findings + "".join(figs) + table)
