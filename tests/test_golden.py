@@ -43,9 +43,9 @@ DIGESTS = {
         "appeals": "5891b07ef7623af3",
         "daily": "fb2f2f49135a4402",
         "behaviour_daily": "85483915ebbcf4c0",
-        "persons": "b2d5ccf87a2250d7",
-        "children": "b18c2607a934028b",
-        "edges": "4c0b53b53a44b6c4",
+        "persons": "8d148bdf03b8cd63",
+        "children": "8e134b701fa266bb",
+        "edges": "c871ae597bda71b9",
     },
 }
 SEEDS = {"s1": 1, "r1": 2, "three-cities": 3}

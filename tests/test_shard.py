@@ -114,14 +114,14 @@ def test_a_city_draws_the_same_whoever_holds_it() -> None:
     sizes = Layout.of(sc).sizes
     alone = population.cross_edges(sc.seed, sc.population, sizes, [1])
     together = population.cross_edges(sc.seed, sc.population, sizes, [0, 1, 2])
-    for a, b in zip(alone[1], together[1], strict=True):
-        assert np.array_equal(a, b)
+    for name in ("slots", "inside", "local", "foreign"):
+        assert np.array_equal(getattr(alone[1], name), getattr(together[1], name)), name
     # Both ends of every cross edge are listed, each in its own city.
     starts = Layout.of(sc).first_adult
     ends = {
         (int(starts[k] + i), int(g))
-        for k, (loc, far) in together.items()
-        for i, g in zip(loc, far, strict=True)
+        for k, c in together.items()
+        for i, g in zip(c.local, c.foreign, strict=True)
     }
     assert ends and all((g, i) in ends for i, g in ends)
 

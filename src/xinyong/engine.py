@@ -49,7 +49,8 @@ class Part:
     size: int  # adults
     first_adult: int  # global id of its first adult
     first_child: int
-    cross: tuple[np.ndarray, np.ndarray]  # its cross-city edges (population.cross_edges)
+    children: int  # its children (population.child_counts)
+    cross: population.CityCross  # its cross slots and cross-city edges (cross_edges)
 
 
 class Simulation:
@@ -89,7 +90,9 @@ class Simulation:
         if part is None:
             self.pop = pop = population.generate(sc, seeds[0])
         else:
-            self.pop = pop = population.generate_city(sc.population, size, seeds[0], part.cross)
+            self.pop = pop = population.generate_city(
+                sc.population, size, seeds[0], part.cross, part.children
+            )
         (
             self.rng_world,
             self.rng_assoc,

@@ -8,6 +8,7 @@ vectorized from seeded streams; the graph is built in compiled code as CSR array
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,6 +29,9 @@ ROW_BLOCKS = 4096  # blocks of rows the graph build scatters into first
 # numbers whichever process or machine holds it (shard.py).
 CITY_STREAMS = 0x63697479  # "city": the city's population and its layers' streams
 CROSS_STREAMS = 0x65646765  # "edge": the city's proposals of cross-city edges
+# SeedSequence(seed, spawn_key=(CHILD_STREAMS,)): the cities' numbers of children (the seed
+# alone, so every process draws the same counts).
+CHILD_STREAMS = 0x6B696473  # "kids"
 MAX_CITIES = 1 << 16  # city codes are uint16 past 256 cities
 
 
@@ -148,6 +152,27 @@ class Population:
         return np.concatenate([[0], np.cumsum(self.nbr_degree, dtype=np.int64)])
 
 
+@dataclass
+class CityCross:
+    """One city's part of the cross proposals of a multi-city scenario (cross_edges).
+
+    `slots` are the city's own proposal slots (adult * edges_per_adult + k, local adult ids)
+    that are cross proposals, ascending, and `inside` each one's target when it is an adult
+    of this city (local id), or -1 when it is an adult of another city; (`local`, `foreign`)
+    are the city's ghost edges, its adult and the global id of the other city's adult, pairs
+    distinct and sorted, whichever city proposed them."""
+
+    slots: np.ndarray  # int64 [m]
+    inside: np.ndarray  # int32 [m]
+    local: np.ndarray  # int64 [g]
+    foreign: np.ndarray  # int64 [g]
+
+    @classmethod
+    def none(cls) -> CityCross:
+        empty = np.empty(0, np.int64)
+        return cls(empty, np.empty(0, np.int32), empty, empty)
+
+
 @njit(cache=True, nogil=True)
 def _rank(rows: np.ndarray, out: np.ndarray) -> None:
     for j in range(rows.shape[0]):
@@ -266,13 +291,18 @@ def generate_city(
     spec: PopulationSpec,
     size: int,
     seed_seq: np.random.SeedSequence,
-    cross: tuple[np.ndarray, np.ndarray],
+    cross: CityCross,
+    children: int,
 ) -> Population:
-    """One city of `size` adults from its own streams (city_seed), coded as city 0, with the
-    cross-city edges `cross` (cross_edges: the city's local adult, the foreign adult's global
-    id) added as ghost rows."""
-    pop = _generate(spec, np.array([size], dtype=np.int64), seed_seq, 0.0)
-    local, foreign = cross
+    """One city of `size` adults and `children` children (child_counts) from its own streams
+    (city_seed), coded as city 0. Its adults' proposals are drawn within the city for every
+    slot, as a one-city population's; then the city's cross slots (cross_edges) replace
+    theirs: a target in this city is an edge here, one in another city none here. The city's
+    cross-city edges `cross.local`, `cross.foreign` come after, as ghost rows."""
+    pop = _generate(
+        spec, np.array([size], dtype=np.int64), seed_seq, 0.0, children, (cross.slots, cross.inside)
+    )
+    local, foreign = cross.local, cross.foreign
     if len(local) == 0:
         return pop
     ghosts, ghost = np.unique(foreign, return_inverse=True)
@@ -285,52 +315,121 @@ def generate_city(
     return pop
 
 
+def child_counts(seed: int, child_ratio: float, sizes: np.ndarray) -> np.ndarray:
+    """Children per city of a multi-city scenario: round(child_ratio x adults) in all (Python's
+    round, half to even), multinomial over the cities in proportion to their adults (each
+    child's first parent uniform over all adults), from a stream of the seed alone
+    (CHILD_STREAMS): city k gets Binomial(left, n_k / adults left) of the children not yet
+    given to cities 0..k-1, the last city with adults the rest."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    out = np.zeros(len(sizes), dtype=np.int64)
+    left_adults = int(sizes.sum())
+    left = round(child_ratio * left_adults)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CHILD_STREAMS,)))
+    for k, n_k in enumerate(sizes.tolist()):
+        if left == 0 or left_adults == 0:
+            break
+        if n_k == 0:
+            continue
+        out[k] = left if n_k == left_adults else int(rng.binomial(left, n_k / left_adults))
+        left -= int(out[k])
+        left_adults -= n_k
+    return out
+
+
+def cross_slots(rng: np.random.Generator, n_slots: int, share: float) -> np.ndarray:
+    """Slots 0..n_slots-1 each taken independently with probability `share`, ascending: by
+    geometric skips (the gap to the next taken slot is Geometric(share)), drawn in chunks of
+    a size fixed by n_slots and share alone, so a stream gives the same slots everywhere."""
+    if share <= 0 or n_slots <= 0:
+        return np.empty(0, np.int64)
+    mean = n_slots * share
+    chunk = min(n_slots + 1, int(mean + 6 * math.sqrt(mean)) + 64)  # one chunk, nearly always
+    parts, at = [], -1
+    while at < n_slots - 1:
+        gaps = np.minimum(rng.geometric(share, chunk), n_slots + 1)  # no overflow past the end
+        taken = at + np.cumsum(gaps)
+        parts.append(taken)
+        at = int(taken[-1])
+    taken = np.concatenate(parts)
+    return taken[: np.searchsorted(taken, n_slots)]
+
+
+def cross_proposals(
+    seed: int, spec: PopulationSpec, sizes: np.ndarray, a: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """City a's cross proposals: its slots that are cross proposals (adult * edges_per_adult
+    + k, local adult ids, each slot with probability cross_city_share) and each one's target,
+    the global id of a uniform adult of any city, its own included; from a stream of the seed
+    and a alone (CROSS_STREAMS), so every process draws the same."""
+    n_a = int(sizes[a])
+    share, per_adult = spec.cross_city_share, spec.edges_per_adult
+    if share <= 0 or per_adult == 0 or n_a == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CROSS_STREAMS, a)))
+    slots = cross_slots(rng, n_a * per_adult, share)
+    return slots, rng.integers(0, int(np.sum(sizes)), len(slots), dtype=np.int64)
+
+
 def cross_edges(
     seed: int,
     spec: PopulationSpec,
     sizes: np.ndarray,
     cities: list[int],
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The cross-city edges of `cities`, each as (local adult, foreign adult's global id),
-    both ends of every edge listed in its own city.
-
-    Each city a proposes Binomial(n_a * edges_per_adult, cross_city_share) edges from a
-    uniform adult of its own to a uniform adult of another city, from a stream of its own
-    (CROSS_STREAMS): every process draws the same edges, whichever cities it holds, at the
-    cost of drawing every city's proposals (a few per cent of the graph)."""
+) -> dict[int, CityCross]:
+    """The cross proposals that concern `cities` (cross_proposals): each city's own cross
+    slots, and its ghost edges, both ends of every edge between two cities listed each in
+    its own city. Every process draws every city's cross proposals, whichever cities it
+    holds, so that none depends on another for its ghosts (a cross_city_share part of the
+    graph's proposals)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    total = int(starts[-1])
+    per_adult = spec.edges_per_adult
     mine = np.zeros(len(sizes), dtype=bool)
     mine[cities] = True
+    own: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     found: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in cities}
-    share, per_adult = spec.cross_city_share, spec.edges_per_adult
-    for a, n_a in enumerate(sizes.tolist()):
-        if share <= 0 or per_adult == 0 or n_a == 0 or total == n_a:
+    for a in range(len(sizes)):
+        slots, dst = cross_proposals(seed, spec, sizes, a)
+        if len(slots) == 0:
             continue
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CROSS_STREAMS, a)))
-        m = int(rng.binomial(n_a * per_adult, share))
-        src = starts[a] + rng.integers(0, n_a, m)
-        u = rng.integers(0, total - n_a, m)
-        dst = u + np.where(u >= starts[a], n_a, 0)  # an adult of any other city
+        src = slots // per_adult  # the proposer, local
         dst_city = np.searchsorted(starts, dst, side="right") - 1
+        away = dst_city != a
         if mine[a]:
-            found[a].append((src - starts[a], dst))
-        for k in np.unique(dst_city[mine[dst_city]]).tolist():
-            sel = dst_city == k
-            found[k].append((dst[sel] - starts[k], src[sel]))
+            own[a] = (slots, np.where(away, -1, dst - starts[a]).astype(np.int32))
+            found[a].append((src[away], dst[away]))
+        far = np.flatnonzero(away & mine[dst_city])
+        far = far[np.argsort(dst_city[far], kind="stable")]  # by the target's city
+        cut = np.flatnonzero(np.diff(dst_city[far])) + 1
+        for sel in np.split(far, cut) if len(far) else []:
+            k = int(dst_city[sel[0]])
+            found[k].append((dst[sel] - starts[k], starts[a] + src[sel]))
     out = {}
-    for k, parts in found.items():
-        if not parts:
-            out[k] = (np.empty(0, np.int64), np.empty(0, np.int64))
-            continue
-        pairs = np.unique(np.stack([np.concatenate(c) for c in zip(*parts, strict=True)]), axis=1)
-        out[k] = (pairs[0], pairs[1])
+    for k in cities:
+        cross = CityCross.none()
+        if k in own:
+            cross.slots, cross.inside = own[k]
+        if found[k]:
+            ends = [np.concatenate(c) for c in zip(*found[k], strict=True)]
+            pairs = np.unique(np.stack(ends), axis=1)
+            cross.local, cross.foreign = pairs[0], pairs[1]
+        out[k] = cross
     return out
 
 
 def _generate(
-    pop: PopulationSpec, sizes: np.ndarray, seed_seq: np.random.SeedSequence, cross: float
+    pop: PopulationSpec,
+    sizes: np.ndarray,
+    seed_seq: np.random.SeedSequence,
+    cross: float,
+    children: int | None = None,
+    replaced: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Population:
+    """Adults of cities `sizes`, their children (`children`, default round(child_ratio x
+    adults)) and graph: proposals within the city, or anywhere with probability `cross`; or,
+    for one city of a multi-city scenario, its cross slots `replaced` (slots, inside) in place
+    of those slots' in-city draws (generate_city)."""
     n = int(sizes.sum())
     s_group, s_traits, s_child, s_graph = (np.random.default_rng(s) for s in seed_seq.spawn(4))
     city_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -347,8 +446,12 @@ def _generate(
     # Traits have a stream of their own: drawn on a second thread while the graph is built.
     with ThreadPoolExecutor(max_workers=1) as pool:
         drawn = pool.submit(traits)
-        parent1, child_city, child_group, parent2 = _children(s_child, pop, city, city_start)
+        parent1, child_city, child_group, parent2 = _children(
+            s_child, pop, city, city_start, children
+        )
         targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, cross)
+        if replaced is not None and len(replaced[0]):
+            _replace_slots(targets, *replaced)
         degree, nbr = build_csr(n, pop.edges_per_adult, targets, get_num_threads())
         del targets
         risk, civic = drawn.result()
@@ -371,12 +474,17 @@ def _generate(
 
 
 def _children(
-    rng: np.random.Generator, pop: PopulationSpec, city: np.ndarray, city_start: np.ndarray
+    rng: np.random.Generator,
+    pop: PopulationSpec,
+    city: np.ndarray,
+    city_start: np.ndarray,
+    m: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Children: first parent (uniform over adults: city by size), city, group, second
-    parent (the first's partner, or -1)."""
+    """`m` children (default round(child_ratio x adults)): first parent (uniform over the
+    adults: city by size), city, group, second parent (the first's partner, or -1)."""
     n = len(city)
-    m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
+    if m is None:
+        m = round(pop.child_ratio * n)  # Python's round: half to even, as the spec reads
     parent1 = rng.integers(0, n, m).astype(np.int32)
     child_city = city[parent1]
     child_group = (rng.random(m) < pop.minority_share).astype(np.uint8)
@@ -432,6 +540,16 @@ def _anywhere_if(targets, first, u, cross, anywhere) -> None:
         for k in range(u.shape[1]):
             if u[r, k] < cross:
                 targets[first + r, k] = anywhere[first + r, k]
+
+
+@njit(cache=True, nogil=True)
+def _replace_slots(targets, slots, inside) -> None:
+    """Cross slots (cross_edges) in place of their in-city draws: the target `inside` when it
+    is an adult here, else the proposer itself, which build_csr drops like any self-pick."""
+    per_adult = targets.shape[1]
+    for x in range(slots.shape[0]):
+        i = slots[x] // per_adult
+        targets[i, slots[x] - i * per_adult] = inside[x] if inside[x] >= 0 else i
 
 
 @njit(cache=True, nogil=True, parallel=True)

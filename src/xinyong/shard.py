@@ -1,13 +1,14 @@
 """Multi-city runs: each city is its own engine, and whole cities are held by shards.
 
 A city's population, graph and random streams come from the scenario's seed and the city's
-index alone (population.city_seed, population.cross_edges), so a run's tables do not depend on
-which process holds which city. Cities are coupled only through cross-city edges, and only in
-step 5: an adult meets a neighbour of another city if that neighbour was on the association
-list at the start of the day. Each city keeps those neighbours as ghost rows of its graph; at
-each day's start the shards pass on which of their boundary adults are listed (a few per ten
-thousand adults a day), and nothing else. An in-process run is one shard holding every city;
-a Ray run (cluster.py) is several, one barrier a day.
+index alone (population.city_seed, population.cross_edges, population.child_counts), so a
+run's tables do not depend on which process holds which city. Cities are coupled only through
+cross-city edges, and only in step 5: an adult meets a neighbour of another city if that
+neighbour was on the association list at the start of the day. Each city keeps those
+neighbours as ghost rows of its graph; at each day's start the shards pass on which of their
+boundary adults are listed (a few per ten thousand adults a day), and nothing else. An
+in-process run is one shard holding every city; a Ray run (cluster.py) is several, one
+barrier a day.
 
 The run directory of a multi-city run holds each city's parts of the records, spells, persons,
 children, edges and appeals, named c{city}-part-*.parquet so that every table reads in city
@@ -52,9 +53,9 @@ class Layout:
     @classmethod
     def of(cls, sc: Scenario) -> Layout:
         sizes = population.city_sizes(sc.adults, [c.share for c in sc.cities])
-        ratio = sc.population.child_ratio
-        # Python's round, half to even, as population._children counts a city's children.
-        children = np.array([round(ratio * int(n)) for n in sizes], dtype=np.int64)
+        # round(child_ratio x adults) children in all, multinomial over the cities (the seed's
+        # own stream: every process draws the same counts).
+        children = population.child_counts(sc.seed, sc.population.child_ratio, sizes)
         starts = (np.concatenate([[0], np.cumsum(x)]).astype(np.int64) for x in (sizes, children))
         return cls(sizes.astype(np.int64), *starts)
 
@@ -119,6 +120,7 @@ class Shard:
                     int(layout.sizes[k]),
                     int(layout.first_adult[k]),
                     int(layout.first_child[k]),
+                    int(layout.first_child[k + 1] - layout.first_child[k]),
                     cross[k],
                 ),
                 pools=self.pools,
