@@ -43,7 +43,6 @@ SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 GROUPS = ("majority", "minority")  # index 0 and 1 in every array
 ADULT_RELATIONS = ("children",)  # whom an adult's consequences can reach (entities.ADULT)
 SIZES = ("micro", "small", "medium", "large")  # companies' groups, index 0 .. 3
-COMPANY_RELATIONS = ("legal_rep",)  # whom a company's consequences can reach
 
 
 INT32_MAX = 2**31 - 1  # adults and children are numbered with 32-bit ids

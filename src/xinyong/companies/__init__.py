@@ -5,8 +5,10 @@ the yearly tax credit rating (`rating`), the company lists (`lists`) and the per
 that follow them, in two worlds with appeals (`layer.Companies`)."""
 
 from xinyong.entities import EntityKind
-from xinyong.scenario import COMPANY_RELATIONS, SIZES
+from xinyong.scenario import SIZES
 
-COMPANY = EntityKind("company", SIZES, COMPANY_RELATIONS)
+# Groups are the size classes (victim weights, wrongly-listed counts by size). A company's
+# consequences act on the company itself; they reach people through person lists.
+COMPANY = EntityKind("company", SIZES, ())
 
 __all__ = ["COMPANY"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xinyong.companies import COMPANY
 from xinyong.companies import lists as company_lists
 from xinyong.companies.lists import (
     EXIT_NONE,
@@ -24,7 +25,7 @@ from xinyong.companies.population import CompanyPopulation
 from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
 from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
 from xinyong.population import TraitBuckets
-from xinyong.scenario import SIZES, Scenario
+from xinyong.scenario import Scenario
 from xinyong.scheme.compile import FOREVER
 from xinyong.scheme.layer import Scheme
 from xinyong.scheme.lists import RECHECK
@@ -44,7 +45,6 @@ class CompanyDay:
     records: Records
     first_record_id: int
     appealed: np.ndarray  # rows of today's records appealed
-    decision_day: np.ndarray
     decided: tuple[np.ndarray, np.ndarray] | None  # (record ids, upheld)
     exits: int
     spells: np.ndarray  # [n, 5] company, list, world, start, end
@@ -97,12 +97,12 @@ class Companies:
         self.risk = risk.by_person()
         n_cities = int(pop.city.max(initial=0)) + 1
         self.observation = Observation(
-            compile_observation(co, self.behaviours, SIZES),
-            VictimPool.of(pop.city, pop.size, n_cities, groups=len(SIZES)),
+            compile_observation(co, self.behaviours, COMPANY.groups),
+            VictimPool.of(pop.city, pop.size, n_cities, groups=len(COMPANY.groups)),
         )
         self.no_positive = self.observation.detect(rngs["observe"], *NO_RECORDS)
         self.list_count = np.zeros((2, len(tb.names)), dtype=np.int64)
-        self.wrong_count = np.zeros((len(tb.names), len(SIZES)), dtype=np.int64)
+        self.wrong_count = np.zeros((len(tb.names), len(COMPANY.groups)), dtype=np.int64)
         self.exit_rate = np.array(
             [0.0, cons.file_late, cons.pi], dtype=np.float64
         )[tb.exit_kind]  # fmt: skip
@@ -114,7 +114,7 @@ class Companies:
         # The timed listings of the recorded world, by the records that keep them (reading
         # 16): (company, list) -> [[record id, last day]].
         self.timed_by: dict[tuple[int, int], list[list[int]]] = defaultdict(list)
-        self.first_record_id = self.next_record_id = first_record_id
+        self.next_record_id = first_record_id
         # Person lists that follow a company list: (adult list, its direct slot, company bit).
         st = adults.tables
         self.person_lists = [
@@ -143,9 +143,9 @@ class Companies:
         if listed_before is not None:
             self.rate(t, listed_before)  # 8
         spells = self.evaluate_lists(t)  # 9, then the person lists
-        appealed, decision_day = self.file_appeals(t, records, first)  # 11
+        appealed = self.file_appeals(t, records, first)  # 11
         return CompanyDay(
-            t, records, first, appealed, decision_day, decided, exits, spells,
+            t, records, first, appealed, decided, exits, spells,
             self.list_count.copy(), self.wrong_count.sum(axis=1), len(events[0]),
         )  # fmt: skip
 
@@ -346,11 +346,10 @@ class Companies:
 
     # -- step 11 -------------------------------------------------------------------------------
 
-    def file_appeals(self, t: int, rec: Records, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each wrong record's victim appeals with probability alpha."""
+    def file_appeals(self, t: int, rec: Records, first: int) -> np.ndarray:
+        """Each wrong record's victim appeals with probability alpha; returns their rows."""
         wrong = np.flatnonzero(rec.truth != CORRECT)
         filed = wrong[self.rngs["appeals"].random(len(wrong)) < self.settings.alpha]
-        decision = np.full(len(filed), t + self.settings.appeal_days, dtype=np.int64)
         if len(filed) and t + self.settings.appeal_days < self.sc.days:
             self.appeals[t + self.settings.appeal_days].append(
                 (
@@ -360,4 +359,4 @@ class Companies:
                     np.full(len(filed), t, dtype=np.int64),
                 )
             )
-        return filed, decision
+        return filed
