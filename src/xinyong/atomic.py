@@ -61,7 +61,9 @@ TABLES = (
     "persons",
     "children",
     "edges",
-    # Runs with companies (companies.tables.COMPANY_TABLES) also hold these.
+)
+# Runs with companies also hold these (companies.tables writes them).
+COMPANY_TABLES = (
     "companies",
     "company_records",
     "company_appeals",
@@ -69,7 +71,8 @@ TABLES = (
     "company_ratings",
     "company_daily",
 )
-OPTIONAL_TABLES = set(TABLES[TABLES.index("companies") :])
+TABLES += COMPANY_TABLES
+OPTIONAL_TABLES = set(COMPANY_TABLES)
 TABLE_DIRS = set(TABLES)
 RUN_DIRS = {"baseline"}  # a run directory inside (the audit's scheme-off world)
 SET_DIRS = {"replicates"}  # run directories named seed-S

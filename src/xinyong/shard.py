@@ -27,8 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 from xinyong import checkpoint, population
+from xinyong.atomic import COMPANY_TABLES
 from xinyong.checkpoint import Checkpoints
-from xinyong.companies.tables import COMPANY_TABLES, company_meta
+from xinyong.companies.tables import company_meta
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
 from xinyong.recorder import behaviour_daily_table, run_meta

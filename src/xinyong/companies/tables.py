@@ -18,14 +18,6 @@ from xinyong.scenario import SIZES, Scenario
 from xinyong.scheme.compile import SchemeTables
 from xinyong.store import Layout, dictionary, write_batches
 
-COMPANY_TABLES = (
-    "companies",
-    "company_records",
-    "company_appeals",
-    "company_spells",
-    "company_ratings",
-    "company_daily",
-)
 WORLDS = ["recorded", "shadow"]
 
 
