@@ -19,12 +19,14 @@ from xinyong.atomic import TABLES
 from xinyong.checkpoint import CHECKPOINT, Checkpoints
 from xinyong.engine import Simulation
 from xinyong.scenario import load_scenario
+from xinyong.store import RunDir
 
 
 def digests(path: Path) -> dict[str, str]:
     """Each table's digest, whatever its parts (their boundaries differ with checkpoints)."""
     run = xinyong.Run.open(path)
-    return {name: digest(run.table(name).combine_chunks()) for name in TABLES}
+    held = [name for name in TABLES if RunDir(path).has(name)]
+    return {name: digest(run.table(name).combine_chunks()) for name in held}
 
 
 def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
@@ -68,6 +70,12 @@ def test_a_killed_run_resumes_to_the_same_tables(
     tmp_path: Path, name: str, adults: int, days: int, sig: int
 ) -> None:
     size = ("--adults", str(adults), "--days", str(days), "--seed", "5")
+    if name == "three-cities":  # runs with companies take no checkpoints: without them
+        plain = tmp_path / "three-cities.yaml"
+        plain.write_text(
+            "name: three-cities\nextends: three-cities\ncompanies: null\ncompany_packs: {}\n"
+        )
+        name = str(plain)
     out = tmp_path / "run"
     killed(out, name, *size, "--checkpoint-days", "10", sig=sig)
     # Another scenario than the run's is refused, and leaves the run resumable.

@@ -353,8 +353,12 @@ def pack_path(ref: str, relative_to: Path | None = None) -> Path:
     return resolve(ref, PACKS_DIR, relative_to)
 
 
-def builtin_packs() -> list[str]:
-    return sorted(p.stem for p in PACKS_DIR.glob("*.yaml"))
+def builtin_packs(kind: str = "person") -> list[str]:
+    """The built-in packs of adults (`person`: municipal and national) or of `company`."""
+    company = [p for p in PACKS_DIR.glob("*.yaml") if "\nkind: company\n" in p.read_text()]
+    if kind == "company":
+        return sorted(p.stem for p in company)
+    return sorted(p.stem for p in PACKS_DIR.glob("*.yaml") if p not in company)
 
 
 def load_pack(ref: str | Path, behaviours: set[str] | None = None) -> Pack:
