@@ -167,6 +167,10 @@ def test_report_has_a_companies_section(c1) -> None:
         assert f'-{name}"' in page
         assert f'download="{name}.csv"' in page
     assert "<script src=" not in page  # plotly.js is embedded, nothing fetched
+    # The opening key findings include the companies' first findings.
+    opening = page[page.index('id="key-findings"') : page.index('<section id="companies">')]
+    assert "companies were wrongly on the " in opening
+    assert "Rated A in tax year" in opening
 
 
 def test_explain_company_names_every_record(c1, con) -> None:

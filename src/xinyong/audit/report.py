@@ -514,6 +514,10 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 None,
             )
         )
+    # Companies: their first finding (wrongful listing) and the ratings open the report too.
+    found = company_findings(doc)
+    picked = found[:1] + [f for f in found[1:] if f.startswith("Rated A")][:1]
+    out += [(text, None, None) for text in picked]
     if not out and run:
         out.append((f"{_num(run.get('adults'))} adults simulated; nothing to report.", None, None))
     return out
