@@ -175,6 +175,22 @@ class Explainer:
         except duckdb.Error as exc:
             raise XinyongError(str(exc).splitlines()[0], file=self.run.path) from None
 
+    def _spells_of(
+        self, table: str, member: str, ident: int
+    ) -> tuple[list[Row], dict[str, list[tuple[int, int]]]]:
+        """A member's spells in both worlds (by start), and its shadow spells per list as
+        (start, end) pairs: the adults' `spells` or the companies' `company_spells`."""
+        rows = self._rows(
+            f'SELECT list, world, start, "end" FROM {table} WHERE {member} = $m '
+            "ORDER BY start, list, world",
+            m=ident,
+        )
+        shadow: dict[str, list[tuple[int, int]]] = {}
+        for s in rows:
+            if s["world"] == "shadow":
+                shadow.setdefault(s["list"], []).append((s["start"], _end(s, self.days)))
+        return rows, shadow
+
     def person(self, person: int) -> dict[str, Any]:
         """Everything `explain` shows for one adult, as one JSON-ready document."""
         found = self._rows("SELECT * FROM persons WHERE person = $p", p=person)
@@ -250,15 +266,7 @@ class Explainer:
     def _spells(
         self, person: int, own: list[Row], rules: CityRules, timeline: Timeline
     ) -> list[Row]:
-        rows = self._rows(
-            'SELECT list, world, start, "end" FROM spells WHERE person = $p '
-            "ORDER BY start, list, world",
-            p=person,
-        )
-        shadow: dict[str, list[tuple[int, int]]] = {}
-        for s in rows:
-            if s["world"] == "shadow":
-                shadow.setdefault(s["list"], []).append((s["start"], _end(s, self.days)))
+        rows, shadow = self._spells_of("spells", "person", person)
         out = []
         for s in rows:
             world = 0 if s["world"] == "recorded" else 1
@@ -986,15 +994,7 @@ class CompanyExplainer(Explainer):
         }
 
     def _company_spells(self, company: int, records: list[Row]) -> list[Row]:
-        rows = self._rows(
-            'SELECT list, world, start, "end" FROM company_spells WHERE company = $c '
-            "ORDER BY start, list, world",
-            c=company,
-        )
-        shadow: dict[str, list[tuple[int, int]]] = {}
-        for s in rows:
-            if s["world"] == "shadow":
-                shadow.setdefault(s["list"], []).append((s["start"], _end(s, self.days)))
+        rows, shadow = self._spells_of("company_spells", "company", company)
         out = []
         for s in rows:
             end = _end(s, self.days)
