@@ -13,7 +13,8 @@ import pytest
 
 from xinyong.companies.population import company_counts
 from xinyong.engine import Simulation
-from xinyong.scenario import SIZES, load_scenario
+from xinyong.companies.params import SIZES
+from xinyong.scenario import load_scenario
 
 Z = 5.0
 

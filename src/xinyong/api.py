@@ -28,7 +28,7 @@ from xinyong.engine import Simulation
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, load_scenario
 from xinyong.sizing import check_size
-from xinyong.store import TABLES, RunDir, write_json
+from xinyong.store import RunDir, run_tables, write_json
 
 
 class Run:
@@ -88,7 +88,7 @@ class Run:
         if self.path is not None:
             return RunDir(self.path).table(name)
         if name not in self._tables:
-            raise KeyError(f"unknown table '{name}' (tables: {', '.join(TABLES)})")
+            raise KeyError(f"unknown table '{name}' (tables: {', '.join(run_tables())})")
         return self._tables[name]
 
     def polars(self, name: str) -> Any:
@@ -242,8 +242,7 @@ def simulate(
     if path is not None:
         if resumed is None:
             write_text(path / "scenario.yaml", sc.to_yaml())
-        # Companies' state is not checkpointed (yet): a run with companies keeps none.
-        if ray is None and checkpoint_days != 0 and sc.companies is None:
+        if ray is None and checkpoint_days != 0:
             header = {
                 "scenario": scenario_digest((path / "scenario.yaml").read_text(encoding="utf-8")),
                 "rows_per_part": rows_per_part,

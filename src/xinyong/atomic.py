@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from xinyong import modules
 from xinyong.errors import XinyongError
 
 MARKER = "run.json"
@@ -51,8 +52,8 @@ FILES = {
     "shards.json",
     CHECKPOINT,
 }
-# A run's tables (a Parquet file or a folder of parts each), in the order they are listed.
-TABLES = (
+# A run's own tables (a Parquet file or a folder of parts each), in the order they are listed.
+CORE_TABLES = (
     "records",
     "spells",
     "appeals",
@@ -62,18 +63,18 @@ TABLES = (
     "children",
     "edges",
 )
-# Runs with companies also hold these (companies.tables writes them).
-COMPANY_TABLES = (
-    "companies",
-    "company_records",
-    "company_appeals",
-    "company_spells",
-    "company_ratings",
-    "company_daily",
-)
-TABLES += COMPANY_TABLES
-OPTIONAL_TABLES = set(COMPANY_TABLES)
-TABLE_DIRS = set(TABLES)
+
+
+def run_tables() -> tuple[str, ...]:
+    """Every table a run directory may hold: its own, then those of the modules of the
+    registry (module.Spec.tables), which runs whose scenario switches a module on hold."""
+    return CORE_TABLES + modules.tables()
+
+
+def is_module_table(name: str) -> bool:
+    return name in modules.tables()
+
+
 RUN_DIRS = {"baseline"}  # a run directory inside (the audit's scheme-off world)
 SET_DIRS = {"replicates"}  # run directories named seed-S
 # Folders of run directories: the seeds compare --replicates had to run (paired/a, paired/b)
@@ -140,7 +141,7 @@ def foreign_entries(path: Path) -> list[Path]:
             continue
         elif entry.is_file() and _is_lock(name):
             continue  # the lock of an inner run directory (baseline)
-        elif entry.is_dir() and name in TABLE_DIRS:
+        elif entry.is_dir() and name in run_tables():
             out += [p for p in sorted(entry.iterdir()) if not _part_file(p)]
         elif entry.is_dir() and name == "parts":
             out += [p for p in sorted(entry.iterdir()) if not _part_file(p, SHARD_PART)]
@@ -159,7 +160,7 @@ def foreign_entries(path: Path) -> list[Path]:
 
 
 def _table_file(name: str) -> bool:
-    return name.endswith(".parquet") and name.removesuffix(".parquet") in TABLE_DIRS
+    return name.endswith(".parquet") and name.removesuffix(".parquet") in run_tables()
 
 
 # A table's parts: part-NNNNN.parquet, or a city engine's cKKKKK-part-NNNNN.parquet

@@ -36,10 +36,9 @@ from xinyong.atomic import (
     FILES,
     MARKER,
     PARTIAL,
-    TABLE_DIRS,
-    TABLES,
     read_marker,
     replacing,
+    run_tables,
 )
 from xinyong.consequences import StartOfDay
 from xinyong.errors import XinyongError
@@ -49,7 +48,7 @@ from xinyong.threads import background
 if TYPE_CHECKING:
     from xinyong.engine import Simulation
 
-FORMAT = 1
+FORMAT = 2  # 2: each module's state under "modules"
 STREAMS = ("records", "spells")  # the tables written while the run goes on
 RNGS = (
     "rng_world",
@@ -204,6 +203,7 @@ def engine_state(sim: Simulation) -> dict[str, Any]:
         "booked_days": rec.booked_days,
         "parts": {name: w.parts for name, w in rec.writers.items()},
         "prefix": rec.prefix,
+        "modules": {m.spec.name: m.save() for m in sim.modules},
     }
 
 
@@ -244,6 +244,10 @@ def restore_engine(sim: Simulation, saved: dict[str, Any]) -> None:
     rec.booked_days = saved["booked_days"]
     for name, parts in saved["parts"].items():
         rec.writers[name].parts = parts
+    if set(saved["modules"]) != {m.spec.name for m in sim.modules}:
+        raise XinyongError("the checkpoint holds other modules than this scenario switches on")
+    for module in sim.modules:
+        module.restore(saved["modules"][module.spec.name])
 
 
 def part_names(saved: dict[str, Any], table: str) -> set[str]:
@@ -382,7 +386,8 @@ def rewind(stage: Path, data: dict[str, Any]) -> None:
     """Delete what the killed run wrote after its checkpoint: the parts of the streamed tables
     past it and whatever the end of the run had begun to write."""
     keep = {MARKER, "scenario.yaml", CHECKPOINT, *STREAMS}
-    ends = {f"{t}.parquet" for t in TABLES} | (TABLE_DIRS - set(STREAMS)) | {"parts"} | FILES
+    tables = run_tables()
+    ends = {f"{t}.parquet" for t in tables} | (set(tables) - set(STREAMS)) | {"parts"} | FILES
     for entry in list(stage.iterdir()):
         name = entry.name
         if name in keep or not (name in ends or (name.startswith(".") and name.endswith(".tmp"))):

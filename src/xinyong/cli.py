@@ -303,7 +303,7 @@ def validate(
         )
         return
     if isinstance(data, dict) and data.get("kind") == "company":
-        from xinyong.scheme.company_schema import CompanyPack
+        from xinyong.companies.schema import CompanyPack
         from xinyong.scheme.schema import validated
 
         base = load_scenario("c1" if scenario == "r1" else scenario)

@@ -11,7 +11,7 @@ negative record is scored, which is equivalent because it is first read on the n
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +19,7 @@ from numba import njit
 
 from xinyong import randomness
 from xinyong.observe import CORRECT, Records
+from xinyong.params import PER_CITY
 from xinyong.scenario import Scenario
 from xinyong.schedule import by_day
 from xinyong.scheme.compile import FOREVER, NO_TIER, SchemeTables
@@ -34,8 +35,8 @@ class Reach:
     """Lists whose sanctions or privileges reach the targets of one relation, per city of
     the member (bit masks)."""
 
-    sanction: np.ndarray  # int64 [K]
-    privilege: np.ndarray  # int64 [K]
+    sanction: np.ndarray = field(metadata=PER_CITY)  # int64 [K]
+    privilege: np.ndarray = field(metadata=PER_CITY)  # int64 [K]
 
 
 @dataclass
@@ -46,19 +47,13 @@ class ConsequenceTables:
     # whose sanctions carry effect e in city k.
     effect_contexts: list[str]
     multipliers: list[float]
-    effect_mask: np.ndarray  # int64 [K, E]
+    effect_mask: np.ndarray = field(metadata=PER_CITY)  # int64 [K, E]
     relations: dict[str, Reach]
     assoc_behaviour: int
     assoc_bit: int  # bit mask of the association list (0 if no such list)
     # For the audit: per list, the union over packs; and per pack, each list's own.
     by_list: dict[str, list[dict]]
     by_pack: dict[str, dict[str, list[dict]]]
-
-    def for_city(self, k: int) -> ConsequenceTables:
-        """City k's masks alone, as city 0 (scheme.compile.SchemeTables.for_city)."""
-        one = slice(k, k + 1)
-        reach = {r: Reach(m.sanction[one], m.privilege[one]) for r, m in self.relations.items()}
-        return replace(self, effect_mask=self.effect_mask[one], relations=reach)
 
     @property
     def affected_mask(self) -> np.ndarray:

@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xinyong import population
+from xinyong import modules, population
 from xinyong.buffers import headroom
-from xinyong.companies.layer import Companies
-from xinyong.companies.population import company_counts, generate_companies
-from xinyong.companies.tables import CompanyRecorder, company_meta
 from xinyong.consequences import Consequences, StartOfDay
 from xinyong.entities import EntityTables, compile_entity
 from xinyong.errors import XinyongError
+from xinyong.module import PLACES, STREAMS_PER_MODULE, Context, Module
 from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
@@ -35,6 +33,7 @@ from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 if TYPE_CHECKING:
     from xinyong.checkpoint import Checkpoints
 
+ADULT_STREAMS = 8  # random streams of the adults' layers; the modules' come after them
 DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
 # City k's record ids count from k << RECORD_ID_BITS: unique across processes without any
 # exchange, and the same whichever process holds the city (2**40 records per city).
@@ -82,11 +81,13 @@ class Simulation:
                     np.array([behaviours.index(b) for _, b in mine], dtype=np.int16),
                 )
         # One stream per layer (and per pipeline), spawned from the city's seed: the
-        # scenario's seed itself in a one-city scenario.
+        # scenario's seed itself in a one-city scenario. Eight for the adults' layers, then
+        # eight per module of the registry, at its place there: a module's draws do not
+        # depend on which other modules a scenario switches on.
         k = 0 if part is None else part.city
-        # Eight streams, and eight more for the companies (spawned after: the first eight
-        # are the same either way).
-        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(16)
+        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(
+            ADULT_STREAMS + STREAMS_PER_MODULE * len(modules.specs())
+        )
         if part is None:
             self.pop = pop = population.generate(sc, seeds[0])
         else:
@@ -143,35 +144,35 @@ class Simulation:
             ids = Ids(part.city, part.first_adult, part.first_child, pop.ghosts)
         self.recorder = Recorder(sc, tables, pop, out, rows_per_part, ids=ids, pools=pools)
         self.first_record_id = self.next_record_id = k << RECORD_ID_BITS if part else 0
-        self.companies = None if sc.companies is None else self.build_companies(seeds[8:], ids)
+        self.modules = self.build_modules(seeds)
+        # Each place of the day, the module steps that run there, in registry order.
+        self.module_steps: dict[int, list[tuple[Module, object]]] = {p: [] for p in PLACES}
+        for module in self.modules:
+            for step in module.steps:
+                self.module_steps[step.after].append((step, getattr(module, step.method)))
         self.start: StartOfDay | None = None  # the coming day's, once read (begin_day)
         self.on_boundary = np.zeros(pop.adults, dtype=bool)
         self.on_boundary[pop.boundary] = True
 
-    def build_companies(self, seeds: list, ids: Ids | None) -> Companies:
-        """The companies of this engine's cities, their layer and their recorder."""
-        sc, pop, part = self.sc, self.pop, self.part
-        counts = company_counts(sc)
-        first = 0
-        adult_start = pop.city_start
-        if part is not None:
-            first, counts = int(counts[: part.city].sum()), counts[part.city : part.city + 1]
-            adult_start = np.array([0, pop.adults], dtype=np.int64)
-        names = ("population", "world", "observe", "court", "appeals", "annual", "income")
-        rngs = {name: np.random.default_rng(s) for name, s in zip(names, seeds, strict=False)}
-        firms = generate_companies(sc, counts, adult_start, rngs.pop("population"))
-        k = 0 if part is None else part.city
-        companies = Companies(
-            sc, firms, self.scheme, rngs, k << RECORD_ID_BITS if part else 0, first
-        )
-        cities = [c.name for c in sc.cities] if part is None else [sc.cities[part.city].name]
-        self.company_recorder = CompanyRecorder(
-            companies, cities, first_company=first,
-            first_adult=0 if part is None else part.first_adult,
-            appeal_days=sc.appeals.appeal_days,
-        )  # fmt: skip
-        self.recorder.companies_meta = company_meta(sc, self.tables.scheme)
-        return companies
+    def build_modules(self, seeds: list[np.random.SeedSequence]) -> list[Module]:
+        """The modules the scenario switches on, built over this engine's adults."""
+        built: list[Module] = []
+        part = self.part
+        meta = {}
+        for slot, spec in modules.active(self.sc):
+            first = ADULT_STREAMS + STREAMS_PER_MODULE * slot
+            ctx = Context(
+                scenario=self.sc, spec=spec, pop=self.pop, tables=self.tables,
+                scheme=self.scheme, city=None if part is None else part.city,
+                first_adult=0 if part is None else part.first_adult,
+                first_record_id=self.first_record_id,
+                seeds=seeds[first : first + STREAMS_PER_MODULE],
+            )  # fmt: skip
+            cls = spec.runtime_class()
+            built.append(cls(ctx))
+            meta[spec.name] = cls.meta(self.sc, self.tables)
+        self.recorder.module_meta = meta
+        return built
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes held per array of the simulation's state (population and graph included),
@@ -231,12 +232,8 @@ class Simulation:
         if not self.recorder.booked_days:  # tiers and lists are first set on day 0
             raise XinyongError("finish() before any step(t): no day was simulated")
         self.recorder.finish(self.scheme.state)
-        if self.companies is not None:
-            if self.recorder.out is None:
-                self.recorder.in_memory.update(self.company_recorder.tables())
-            else:
-                prefix = None if self.part is None else self.recorder.prefix
-                self.company_recorder.write(self.recorder.out, prefix)
+        for module in self.modules:
+            self.recorder.module_tables(module.tables())
 
     @property
     def records(self) -> int:
@@ -274,12 +271,16 @@ class Simulation:
 
     def step(self, t: int, listed_ghosts: np.ndarray | None = None) -> None:
         """Day t; `listed_ghosts`: the ghost rows on the association list at its start."""
-        scheme, cons = self.scheme, self.consequences
+        scheme, cons, modules_after = self.scheme, self.consequences, self.modules_after
         start = self.begin_day()  # lists after the previous day's step 9
         self.start = None
+        modules_after(0, t)
         changed = scheme.expire(t)  # 1
+        modules_after(1, t)
         upheld, decided = cons.decide_appeals(t)  # 2
+        modules_after(2, t)
         settlements = cons.settle(t, start.settle)  # 3
+        modules_after(3, t)
         positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh, residual = self.behaviour(t, start.affected, start.effects_of)  # 4
         listed = start.assoc
@@ -293,10 +294,10 @@ class Simulation:
         scored = scheme.score(t, records)  # 7 (and deterrence, 10)
         first = self.next_record_id
         cons.keep_effects(t, records, scored, first)
+        modules_after(7, t)
         changed += [upheld, scored.tier_may_move]
         scheme.tiers_and_lists(t, changed, [records.person[scored.effect]])  # 8-9
-        if self.companies is not None:  # the companies' steps 2-11, beside the adults'
-            self.company_recorder.day(self.companies.day(t))
+        modules_after(9, t)
         appealed = cons.file_appeals(t, records, scored, first)  # 11
         self.next_record_id += len(records)
         st = scheme.state
@@ -318,6 +319,13 @@ class Simulation:
             tier_count=st.tier_count[0].copy(),
         )
         self.recorder.day(book)
+        modules_after(11, t)
+
+    def modules_after(self, place: int, t: int) -> None:
+        """The module steps that run after the day's step `place` and are due on day t."""
+        for step, run in self.module_steps[place]:
+            if step.due(t):
+                run(t)
 
     # -- step 4 ----------------------------------------------------------------------------
 

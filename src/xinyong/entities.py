@@ -8,10 +8,11 @@ packs, not a copy of the kernels (tests/test_entities.py runs the kernels on a t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from xinyong.consequences import ConsequenceTables, compile_consequences
 from xinyong.observe import ObservationTables, compile_observation
+from xinyong.params import city_slice
 from xinyong.scenario import ADULT_RELATIONS, GROUPS, Scenario
 from xinyong.scheme.compile import SchemeTables, compile_scheme
 from xinyong.world import Catalogue, WorldTables, compile_world
@@ -41,10 +42,9 @@ class EntityTables:
     consequences: ConsequenceTables
 
     def for_city(self, k: int) -> EntityTables:
-        """City k's tables alone, as city 0: what a city engine of a multi-city run reads."""
-        return replace(
-            self, scheme=self.scheme.for_city(k), consequences=self.consequences.for_city(k)
-        )
+        """City k's tables alone, as city 0: what a city engine of a multi-city run reads
+        (every array declared per city, params.PER_CITY)."""
+        return city_slice(self, k)
 
     @property
     def catalogue(self) -> Catalogue:

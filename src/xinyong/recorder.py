@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from xinyong import modules
 from xinyong.consequences import reached
 from xinyong.entities import EntityTables
 from xinyong.observe import (
@@ -31,6 +32,7 @@ from xinyong.scheme.state import SchemeState
 from xinyong.store import (
     LAYOUTS,
     ChunkWriter,
+    Layout,
     dictionary,
     stored_schema,
     write_batches,
@@ -191,7 +193,7 @@ class Recorder:
         self.appeals_filed: list[tuple[np.ndarray, ...]] = []
         self.decisions: list[tuple[np.ndarray, np.ndarray]] = []
         self.in_memory: dict[str, pa.Table] = {}
-        self.companies_meta: dict[str, Any] | None = None  # set by the engine (companies)
+        self.module_meta: dict[str, Any] = {}  # meta.json's entry of each module (the engine's)
         self.owns_pools = pools is None
         self.pipeline = background() if pools is None else pools.pipeline
         self.booking: Future | None = None
@@ -209,6 +211,16 @@ class Recorder:
         folder = self.out / name
         folder.mkdir(exist_ok=True)
         return folder / f"{self.prefix}part-00000.parquet"
+
+    def module_tables(self, tables: dict[str, pa.Table]) -> None:
+        """A module's end-of-run tables: kept in memory, or written as each table's file (a
+        city engine's part of it)."""
+        if self.out is None:
+            self.in_memory.update(tables)
+            return
+        nullable = modules.nullable()
+        for name, table in tables.items():
+            write_batches(self._path(name), table, Layout(nullable=nullable.get(name, ())))
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -420,8 +432,7 @@ class Recorder:
 
     def meta(self) -> dict[str, Any]:
         meta = run_meta(self.tables, self.cities)
-        if self.companies_meta is not None:
-            meta["companies"] = self.companies_meta
+        meta.update(self.module_meta)
         return meta
 
     def _behaviour_daily(self) -> pa.Table:

@@ -21,11 +21,12 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    create_model,
     model_validator,
 )
 
+from xinyong import modules
 from xinyong.errors import XinyongError
-from xinyong.scheme.company_schema import CompanyPack
 from xinyong.scheme.schema import (
     Days,
     Flag,
@@ -42,7 +43,6 @@ from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 GROUPS = ("majority", "minority")  # index 0 and 1 in every array
 ADULT_RELATIONS = ("children",)  # whom an adult's consequences can reach (entities.ADULT)
-SIZES = ("micro", "small", "medium", "large")  # companies' groups, index 0 .. 3
 
 
 INT32_MAX = 2**31 - 1  # adults and children are numbered with 32-bit ids
@@ -165,47 +165,6 @@ class Appeals(Model):
     upheld: Probability = 0.5
 
 
-class CompanyBehaviour(Behaviour):
-    # Drawn once a year, on day `annual_day` of each year, for every company (an annual report
-    # due), with probability min(1, base * risk): no deterrence, no distress.
-    annual: Flag = False
-
-
-class CompanyConsequences(Model):
-    eta: Probability = 0.05
-    deter_floor: Probability = 0.5
-    pi: Probability = 1 / 300  # settlement of company_defaulters, per listed company and day
-    file_late: Probability = 1 / 120  # late filing off abnormal_operations, per company and day
-    behaviour_effects: Flag = True
-
-
-class CompanyObservation(Observation):
-    false_report_rate: Probability = 5e-5  # competitors' false reports, per company and day
-    false_report_channel: str = "complaints"
-
-
-class Companies(Model):
-    """The second entity kind (docs/model.md, "Companies")."""
-
-    per_adult: NonNegative = Field(le=10.0)
-    size_shares: dict[str, Probability]
-    full_indicators: dict[str, Probability]
-    risk_sigma: NonNegative = 0.7
-    annual_day: Int = Field(default=180, ge=0, le=364)
-    no_income_share: Probability = 0.05
-    packs: tuple[str, ...] = Field(min_length=1)
-    channels: dict[Name, Channel]
-    behaviours: dict[Name, CompanyBehaviour]
-    observation: CompanyObservation = CompanyObservation()
-    consequences: CompanyConsequences = CompanyConsequences()
-    # Hand-made true events: {day: [[company, behaviour], ...]} (teaching, tests).
-    script: dict[Annotated[int, BeforeValidator(_no_bool)], tuple[tuple[Int, str], ...]] = {}
-
-    def count(self, adults: int) -> int:
-        """round(per_adult x adults), half to even."""
-        return round(self.per_adult * adults)  # Python's round, as for children
-
-
 class AuditSettings(Model):
     """Judgments the audit needs: which sanction contexts count as related to a behaviour's
     context (AI Act Art. 5(1)(c)(i) asks about unrelated ones). A context is always related
@@ -233,8 +192,8 @@ class Scenario(Model):
     # (teaching, tests). Part of the scenario so that a run directory repeats them.
     script: dict[Annotated[int, BeforeValidator(_no_bool)], tuple[tuple[Int, str], ...]] = {}
     packs: dict[str, Pack]
-    companies: Companies | None = None
-    company_packs: dict[str, CompanyPack] = {}
+    # Each module of the registry adds its own sections (module.Spec.fields): `scenario_model`
+    # builds the model that holds them.
 
     @property
     def adults(self) -> int:
@@ -242,16 +201,17 @@ class Scenario(Model):
 
     def national(self) -> list[Pack]:
         """The packs that govern every city's adults besides its municipal one: the national
-        packs, then each company pack's person lists as a pack of its own."""
+        packs, then the adults' lists each module adds (modules.Spec.adult_packs)."""
         out = [self.packs[p] for p in self.national_packs]
-        for ref in self.companies.packs if self.companies is not None else ():
-            cp = self.company_packs.get(ref)
-            if cp is not None and cp.person_lists:
-                out.append(
-                    Pack(id=cp.id, kind="national", title=cp.title, sources=cp.sources,
-                         lists=cp.person_lists)
-                )  # fmt: skip
+        for _, spec in modules.active(self):
+            if spec.adult_packs is not None:
+                out += spec.adult_packs(self)
         return out
+
+    def __reduce__(self) -> tuple:
+        # The model with the modules' sections is built at run time (scenario_model): pickle
+        # the values, and rebuild them with the receiving process's model.
+        return (_from_json, (self.model_dump(mode="json"),))
 
     def with_(self, **changes: Any) -> Scenario:
         """A copy with dotted-key overrides, e.g. `with_(**{"population.adults": 1000})`."""
@@ -336,7 +296,8 @@ class Scenario(Model):
                 if behaviour not in self.behaviours:
                     problems.append((f"unknown behaviour '{behaviour}'", ("script", day, i)))
         problems += self._check_references()
-        problems += self._check_companies()
+        for spec in modules.specs():
+            problems += spec.check(self)
         names = set(self.behaviours)
         list_owner: dict[str, str] = {}
         for pid, pack in self.packs.items():
@@ -348,109 +309,6 @@ class Scenario(Model):
                         (f"list '{lname}' is defined twice", ("packs", pid, "lists", lname))
                     )
                 list_owner.setdefault(lname, pid)
-        return problems
-
-    def _check_companies(self) -> list[tuple[str, tuple]]:
-        problems: list[tuple[str, tuple]] = []
-        co = self.companies
-        if co is None:
-            if self.company_packs:
-                problems.append(("company packs without a 'companies' section", ("company_packs",)))
-            return problems
-        at = ("companies",)
-        for key in ("size_shares", "full_indicators"):
-            values = getattr(co, key)
-            if set(values) != set(SIZES):
-                problems.append((f"give a value for each size: {', '.join(SIZES)}", (*at, key)))
-        if set(co.size_shares) == set(SIZES) and abs(sum(co.size_shares.values()) - 1) > 1e-9:
-            problems.append(("size shares must add up to 1", (*at, "size_shares")))
-        if co.count(self.adults) > INT32_MAX:
-            problems.append(("too many companies for 32-bit ids", (*at, "per_adult")))
-        if (
-            lognormal_mass(co.risk_sigma, self.population.trait_min, self.population.trait_max)
-            < 1e-6
-        ):
-            problems.append(
-                ("trait bounds hold almost none of the lognormal's mass", (*at, "risk_sigma"))
-            )
-        for c, channel in co.channels.items():
-            for g in channel.weights:
-                if g not in SIZES:
-                    problems.append(
-                        (
-                            f"unknown size '{g}' ({', '.join(SIZES)})",
-                            (*at, "channels", c, "weights", g),
-                        )
-                    )
-        for b, beh in co.behaviours.items():
-            if beh.channel not in co.channels:
-                problems.append(
-                    (f"unknown channel '{beh.channel}'", (*at, "behaviours", b, "channel"))
-                )
-            if beh.sign != "negative":
-                problems.append(("company behaviours are negative", (*at, "behaviours", b, "sign")))
-        obs = co.observation
-        if obs.false_report_channel not in co.channels:
-            problems.append(
-                (
-                    f"unknown channel '{obs.false_report_channel}'",
-                    (*at, "observation", "false_report_channel"),
-                )
-            )
-        for i, b in enumerate(obs.false_report_behaviours):
-            if b not in co.behaviours:
-                problems.append(
-                    (
-                        f"unknown company behaviour '{b}'",
-                        (*at, "observation", "false_report_behaviours", i),
-                    )
-                )
-        if obs.false_report_rate > 0 and not obs.false_report_behaviours:
-            problems.append(
-                (
-                    "false reports need false_report_behaviours",
-                    (*at, "observation", "false_report_behaviours"),
-                )
-            )
-        n = co.count(self.adults)
-        for day, events in co.script.items():
-            if not 0 <= day < self.days:
-                problems.append(
-                    (f"day {day} is outside the run (0..{self.days - 1})", (*at, "script"))
-                )
-            for i, (company, behaviour) in enumerate(events):
-                if not 0 <= company < n:
-                    problems.append((f"no company {company}", (*at, "script", day, i)))
-                if behaviour not in co.behaviours:
-                    problems.append(
-                        (f"unknown company behaviour '{behaviour}'", (*at, "script", day, i))
-                    )
-        packs = []
-        for i, ref in enumerate(co.packs):
-            if ref not in self.company_packs:
-                problems.append((f"'{ref}' is not a loaded company pack", (*at, "packs", i)))
-            else:
-                packs.append(self.company_packs[ref])
-        if sum(p.rating is not None for p in packs) > 1:
-            problems.append(("at most one company pack holds a rating", (*at, "packs")))
-        names = set(co.behaviours)
-        company_lists = {n for p in packs for n in p.lists}
-        seen: set[str] = set()
-        for pid, pack in self.company_packs.items():
-            for msg, loc in pack.check(names, company_lists, ADULT_RELATIONS):
-                problems.append((msg, ("company_packs", pid, *loc)))
-            for name in [*pack.lists, *pack.person_lists]:
-                if name in seen:
-                    problems.append(
-                        (f"list '{name}' is defined twice", ("company_packs", pid, "lists", name))
-                    )
-                seen.add(name)
-        rated = any(g.rated for p in packs for lst in p.lists.values() for g in lst.while_any)
-        if rated and not any(p.rating is not None for p in packs):
-            problems.append(("a list holds on a grade, but no company pack rates", (*at, "packs")))
-        adult_lists = {n for p in self.packs.values() for n in p.lists}
-        for name in sorted(seen & adult_lists):
-            problems.append((f"list '{name}' is also an adults' list", (*at, "packs")))
         return problems
 
     def _check_references(self) -> list[tuple[str, tuple]]:
@@ -506,8 +364,26 @@ def set_dotted(data: dict, key: str, value: Any) -> None:
         node[last] = value
 
 
+_models: dict[int, type[Scenario]] = {}
+
+
+def scenario_model() -> type[Scenario]:
+    """`Scenario` with the sections of every registered module (rebuilt when the registry
+    changes)."""
+    model = _models.get(modules.version)
+    if model is None:
+        sections = {name: f for spec in modules.specs() for name, f in spec.fields.items()}
+        model = create_model("Scenario", __base__=Scenario, __module__=__name__, **sections)
+        _models[modules.version] = model
+    return model
+
+
+def _from_json(data: dict) -> Scenario:
+    return scenario_model().model_validate(data)
+
+
 def validate_scenario(data: Any, file: str | Path, lines: Lines) -> Scenario:
-    return validated(Scenario, data, file, lines, "a scenario")
+    return validated(scenario_model(), data, file, lines, "a scenario")
 
 
 def scenario_path(ref: str | Path, relative_to: Path | None = None) -> Path:
@@ -546,7 +422,9 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
     if not isinstance(overrides, dict):
         raise XinyongError("'set' maps dotted keys to values", file=path, line=lines.get(("set",)))
     _load_packs(data, path, lines)
-    _load_company_packs(data, path, lines)
+    for spec in modules.specs():
+        if spec.load is not None:
+            spec.load(data, path, lines)
     for key, value in overrides.items():
         try:
             set_dotted(data, str(key), value)
@@ -609,40 +487,6 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
         # The pack's id is how cities refer to it once embedded.
         _rename_ref(data, ref, pack.id)
         packs.setdefault(pack.id, pack_data)
-
-
-def _load_company_packs(data: dict, path: Path, lines: Lines) -> None:
-    """Embed the company packs the `companies` section names under `company_packs:`."""
-    companies = data.get("companies")
-    refs = companies.get("packs") if isinstance(companies, dict) else None
-    if not isinstance(refs, list):
-        return
-    packs = data.setdefault("company_packs", {}) or {}
-    if not isinstance(packs, dict):
-        raise XinyongError(
-            "a mapping of pack ids to company packs", file=path,
-            line=line_of(lines, ("company_packs",)), field="company_packs",
-        )  # fmt: skip
-    data["company_packs"] = packs
-    for i, ref in enumerate(refs):
-        if not isinstance(ref, str) or ref in packs:
-            continue
-        loc = ("companies", "packs", i)
-        file = pack_path(ref, path.parent)
-        if "\0" in ref or not file.exists():
-            raise XinyongError(
-                f"company pack '{ref}' not found", file=path, line=line_of(lines, loc),
-                field=".".join(map(str, loc)),
-            )  # fmt: skip
-        pack_data, pack_lines = load_yaml(file)
-        pack = validated(CompanyPack, pack_data, file, pack_lines, "a company pack")
-        if pack.id in packs:
-            raise XinyongError(
-                f"id '{pack.id}' is already taken by another company pack in this scenario",
-                file=file, line=pack_lines.get(("id",)), field="id",
-            )  # fmt: skip
-        refs[i] = pack.id
-        packs[pack.id] = pack_data
 
 
 def _pack_or_none(data: Any) -> Pack | None:

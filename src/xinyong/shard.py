@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from xinyong import checkpoint, population
-from xinyong.atomic import COMPANY_TABLES
+from xinyong import checkpoint, modules, population
 from xinyong.checkpoint import Checkpoints
-from xinyong.companies.tables import company_meta
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
 from xinyong.recorder import behaviour_daily_table, run_meta
@@ -229,7 +227,7 @@ def run_in_process(
 
 def city_tables(sc: Scenario) -> tuple[str, ...]:
     """The tables each city engine writes a part of."""
-    return CITY_TABLES + (COMPANY_TABLES if sc.companies is not None else ())
+    return CITY_TABLES + modules.tables(sc)
 
 
 def exchange(parts: list[np.ndarray]) -> np.ndarray:
@@ -249,8 +247,8 @@ def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:
     groups = list(tables.kind.groups)
     behaviour_daily = behaviour_daily_table(behaviour, tables.world.behaviours, groups)
     meta = run_meta(tables, list(sc.cities))
-    if sc.companies is not None:
-        meta["companies"] = company_meta(sc, tables.scheme)
+    for _, spec in modules.active(sc):
+        meta[spec.name] = spec.runtime_class().meta(sc, tables)
     shards = [{"cities": p.cities, "adults": p.adults, "records": p.records} for p in partials]
     in_memory = None
     if out is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xinyong import modules
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
 
@@ -22,10 +23,6 @@ PER_ADULT = 120  # state (118 bytes) less what edges cost, plus temporaries and 
 PER_EDGE = 24  # per adult and unit of edges_per_adult: the graph and its building
 PER_CHILD = 32  # 16 bytes measured at 20 M children, 28 at 20 to 60 M
 PER_RECORD = 44  # a record kept in memory as Arrow columns (no out directory)
-# Companies (C1 at 10 M adults and 500 k companies x 365 days: 412 MiB more than R1 at peak):
-PER_COMPANY = 400  # their lists in two worlds, rating counts, traits, legal representatives
-PER_COMPANY_RECORD = 40  # company records stay in memory until the end of the run
-PER_PERSON_LIST = 8  # each person list that follows companies widens every adult's lists
 
 
 def estimate(sc: Scenario, *, in_memory: bool = False) -> int:
@@ -34,15 +31,9 @@ def estimate(sc: Scenario, *, in_memory: bool = False) -> int:
     per_adult = PER_ADULT + PER_EDGE * pop.edges_per_adult + PER_CHILD * pop.child_ratio
     if in_memory:
         per_adult += PER_RECORD * records_per_adult(sc)
-    co = sc.companies
-    if co is not None:
-        per_adult += PER_PERSON_LIST * sum(len(sc.company_packs[p].person_lists) for p in co.packs)
-        daily = sum(
-            b.base * co.channels[b.channel].detect / (365 if b.annual else 1)
-            for b in co.behaviours.values()
-        )
-        per_company = PER_COMPANY + PER_COMPANY_RECORD * daily * sc.days
-        per_adult += co.per_adult * per_company
+    for _, spec in modules.active(sc):  # what each module adds (module.Spec)
+        if spec.memory_per_adult is not None:
+            per_adult += spec.memory_per_adult(sc)
     return int(FIXED + sc.adults * per_adult)
 
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xinyong.atomic import OPTIONAL_TABLES, PART, TABLES, read_marker, write_text
+from xinyong.atomic import PART, is_module_table, read_marker, run_tables, write_text
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
@@ -445,8 +445,8 @@ class RunDir:
         return files
 
     def table(self, name: str) -> pa.Table:
-        if name not in TABLES:
-            raise XinyongError(f"unknown table '{name}' (tables: {', '.join(TABLES)})")
+        if name not in run_tables():
+            raise XinyongError(f"unknown table '{name}' (tables: {', '.join(run_tables())})")
         return self.connect().sql(f"SELECT * FROM {name}").to_arrow_table()
 
     def connect(self, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -457,11 +457,11 @@ class RunDir:
             con.execute(f"SET threads = {int(threads)}")
         if self.is_set:
             return con
-        for name in TABLES:
+        for name in run_tables():
             if not self.has(name) and name == "children" and self.marker is None:
                 continue  # very early runs had no children table
-            if name in OPTIONAL_TABLES and not self.has(name):
-                continue  # a run without companies
+            if is_module_table(name) and not self.has(name):
+                continue  # a run whose scenario leaves that module off
             files = self.files(name)
             columns = view_columns(name, files)
             listed = ", ".join(sql_string(f) for f in files)

@@ -1,14 +1,31 @@
-"""Companies, the second entity kind (docs/model.md, "Companies"): a synthetic population of
-firms with sizes, indicators, a risk trait and a legal representative among the run's adults;
-true behaviour and observation by the shared layers (world.World, observe.Observation);
-the yearly tax credit rating (`rating`), the company lists (`lists`) and the person lists
-that follow them, in two worlds with appeals (`layer.Companies`)."""
+"""Companies, the second entity kind (docs/companies.md): a synthetic population of firms with
+sizes, indicators, a risk trait and a legal representative among the run's adults; true
+behaviour and observation by the shared layers (world.World, observe.Observation); the yearly
+tax credit rating (`rating`), the company lists (`lists`) and the person lists that follow
+them, in two worlds with appeals (`layer.Companies`). A module (`module.CompaniesModule`),
+declared here."""
 
-from xinyong.entities import EntityKind
-from xinyong.scenario import SIZES
+from xinyong.companies import params
+from xinyong.companies.schema import CompanyPack
+from xinyong.module import Spec, Table
 
-# Groups are the size classes (victim weights, wrongly-listed counts by size). A company's
-# consequences act on the company itself; they reach people through person lists.
-COMPANY = EntityKind("company", SIZES, ())
-
-__all__ = ["COMPANY"]
+SPEC = Spec(
+    name="companies",
+    fields={
+        "companies": (params.Companies | None, None),
+        "company_packs": (dict[str, CompanyPack], {}),
+    },
+    runtime="xinyong.companies.module:CompaniesModule",
+    tables=(
+        Table("companies"),
+        Table("company_records", nullable=("actor",)),
+        Table("company_appeals", nullable=("upheld",)),
+        Table("company_spells", nullable=("end",)),
+        Table("company_ratings"),
+        Table("company_daily"),
+    ),
+    check=params.check,
+    load=params.load,
+    adult_packs=params.person_lists,
+    memory_per_adult=params.memory_per_adult,
+)

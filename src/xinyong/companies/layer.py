@@ -14,15 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xinyong.companies import COMPANY
 from xinyong.companies import lists as company_lists
 from xinyong.companies.lists import (
     EXIT_NONE,
     CompanyListState,
     compile_company_lists,
 )
+from xinyong.companies.params import SIZES
 from xinyong.companies.population import CompanyPopulation
 from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
+from xinyong.entities import EntityKind
 from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
 from xinyong.population import TraitBuckets
 from xinyong.scenario import Scenario
@@ -31,6 +32,10 @@ from xinyong.scheme.layer import Scheme
 from xinyong.scheme.lists import RECHECK
 from xinyong.scheme.state import deter_table
 from xinyong.world import NEGATIVE, Deterrence, Traits, World, compile_world
+
+# Groups are the size classes (victim weights, wrongly-listed counts by size). A company's
+# consequences act on the company itself; they reach people through person lists.
+COMPANY = EntityKind("company", SIZES, ())
 
 NO_RECORDS = (
     np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xinyong.companies.params import SIZES
 from xinyong.population import TraitBuckets, city_code, city_sizes, truncated_lognormal
-from xinyong.scenario import SIZES, Scenario
+from xinyong.scenario import Scenario
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xinyong.companies.schema import GRADES, UNRATED
 from xinyong.scenario import Scenario
-from xinyong.scheme.company_schema import GRADES, UNRATED
 
 YEAR = 365
 GRADE_CODES = {g: i for i, g in enumerate(GRADES)}  # A 0, B 1, M 2, C 3, D 4

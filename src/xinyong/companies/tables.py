@@ -5,18 +5,17 @@ memory and written at the end of the run."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
 from xinyong.companies.layer import Companies, CompanyDay
 from xinyong.companies.lists import NONE, compile_company_lists
+from xinyong.companies.params import SIZES
 from xinyong.companies.rating import GRADE_NAMES, WHY_NAMES, compile_rating
 from xinyong.observe import FALSE_REPORT, TRUTH_NAMES
-from xinyong.scenario import SIZES, Scenario
+from xinyong.scenario import Scenario
 from xinyong.scheme.compile import SchemeTables
-from xinyong.store import Layout, dictionary, write_batches
+from xinyong.store import dictionary
 
 WORLDS = ["recorded", "shadow"]
 
@@ -89,16 +88,6 @@ class CompanyRecorder:
             "company_ratings": self._ratings(),
             "company_daily": pa.Table.from_pylist(self.daily),
         }
-
-    def write(self, out: Path, prefix: str | None) -> None:
-        """Each table as NAME.parquet, or (a city engine's) NAME/{prefix}part-00000.parquet."""
-        for name, table in self.tables().items():
-            if prefix is None:
-                path = out / f"{name}.parquet"
-            else:
-                (out / name).mkdir(exist_ok=True)
-                path = out / name / f"{prefix}part-00000.parquet"
-            write_batches(path, table, Layout(nullable=NULLABLE.get(name, ())))
 
     def _ids(self, local: np.ndarray) -> np.ndarray:
         return (local.astype(np.int64) + self.first_company).astype(np.int32)
@@ -219,10 +208,3 @@ def company_meta(sc: Scenario, adults: SchemeTables) -> dict:
         "rating_rules": [] if rating is None else rating.rules,
         "person_lists": {adults.lists[li]: name for li, name in adults.represents.items()},
     }
-
-
-NULLABLE = {
-    "company_records": ("actor",),
-    "company_appeals": ("upheld",),
-    "company_spells": ("end",),
-}

@@ -6,12 +6,13 @@ municipal packs is one list with per-city rules); municipal packs in city order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from xinyong.errors import XinyongError
+from xinyong.params import PER_CITY
 from xinyong.scenario import Scenario
 from xinyong.scheme.schema import Condition
 
@@ -65,7 +66,7 @@ class SchemeTables:
     packs: list[str]  # municipal packs, index p
     tier_names: list[list[str]]  # per municipal pack, best first
     # cities
-    city_pack: np.ndarray  # int64 [K]
+    city_pack: np.ndarray = field(metadata=PER_CITY)  # int64 [K]
     # packs
     start_score: np.ndarray  # int64 [P]
     score_lo: np.ndarray  # int64 [P]
@@ -77,13 +78,14 @@ class SchemeTables:
     cap_slot: np.ndarray  # int64 [B], -1 when no pack caps the behaviour
     tier_cap: np.ndarray  # int64 [P, B], NO_TIER = none
     # lists, per city
-    direct_days: np.ndarray  # int64 [K, B, L]: 0 none, UNTIMED, or days
+    # int64 [K, B, L]: 0 none, UNTIMED, or days
+    direct_days: np.ndarray = field(metadata=PER_CITY)
     direct_slot: np.ndarray  # int64 [L], -1 for lists never entered by a record
-    entry_kind: np.ndarray  # int64 [K, L]
-    entry_tier: np.ndarray  # int64 [K, L]
-    exit_kind: np.ndarray  # int64 [K, L]
-    exit_tier: np.ndarray  # int64 [K, L]
-    min_stay: np.ndarray  # int64 [K, L]
+    entry_kind: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
+    entry_tier: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
+    exit_kind: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
+    exit_tier: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
+    min_stay: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
     settle_mask: int  # lists left by settlement (bit mask)
     # Person lists that follow a company list (list index -> company list): held through
     # their direct slot, which the companies' layer sets (companies.layer.PersonLists).
@@ -100,21 +102,6 @@ class SchemeTables:
     @property
     def n_tiers(self) -> np.ndarray:
         return np.array([len(t) for t in self.tier_names], dtype=np.int64)
-
-    def for_city(self, k: int) -> SchemeTables:
-        """The tables of city k alone, as city 0 (a city engine, shard.py): lists, packs and
-        tiers keep their global indices."""
-        one = slice(k, k + 1)
-        return replace(
-            self,
-            city_pack=self.city_pack[one],
-            direct_days=self.direct_days[one],
-            entry_kind=self.entry_kind[one],
-            entry_tier=self.entry_tier[one],
-            exit_kind=self.exit_kind[one],
-            exit_tier=self.exit_tier[one],
-            min_stay=self.min_stay[one],
-        )
 
     def rules(self, negative: np.ndarray) -> Rules:
         return Rules(
