@@ -15,7 +15,7 @@ import pytest
 import xinyong
 from tests.test_golden import digest
 from tests.test_reliability import cli, main, one_line, refused
-from xinyong.atomic import TABLES
+from xinyong.atomic import run_tables
 from xinyong.checkpoint import CHECKPOINT, Checkpoints
 from xinyong.engine import Simulation
 from xinyong.scenario import load_scenario
@@ -25,7 +25,7 @@ from xinyong.store import RunDir
 def digests(path: Path) -> dict[str, str]:
     """Each table's digest, whatever its parts (their boundaries differ with checkpoints)."""
     run = xinyong.Run.open(path)
-    held = [name for name in TABLES if RunDir(path).has(name)]
+    held = [name for name in run_tables() if RunDir(path).has(name)]
     return {name: digest(run.table(name).combine_chunks()) for name in held}
 
 
@@ -61,21 +61,16 @@ def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
     ("name", "adults", "days", "sig"),
     [
         ("s1", 3000, 800, signal.SIGKILL),
+        ("c1", 3000, 800, signal.SIGKILL),
         ("three-cities", 6000, 300, signal.SIGKILL),
         ("s1", 3000, 400, signal.SIGINT),
     ],
-    ids=["s1-kill-9", "three-cities-kill-9", "s1-ctrl-c"],
+    ids=["s1-kill-9", "c1-kill-9", "three-cities-kill-9", "s1-ctrl-c"],
 )
 def test_a_killed_run_resumes_to_the_same_tables(
     tmp_path: Path, name: str, adults: int, days: int, sig: int
 ) -> None:
     size = ("--adults", str(adults), "--days", str(days), "--seed", "5")
-    if name == "three-cities":  # runs with companies take no checkpoints: without them
-        plain = tmp_path / "three-cities.yaml"
-        plain.write_text(
-            "name: three-cities\nextends: three-cities\ncompanies: null\ncompany_packs: {}\n"
-        )
-        name = str(plain)
     out = tmp_path / "run"
     killed(out, name, *size, "--checkpoint-days", "10", sig=sig)
     # Another scenario than the run's is refused, and leaves the run resumable.

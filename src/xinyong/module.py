@@ -145,10 +145,9 @@ class Context:
 
 
 class Module:
-    """A mechanism at run time. Subclasses set `spec`, `steps` and `checkpointed` and build
-    their state in `__init__` from the context."""
+    """A mechanism at run time. Subclasses set `steps` and `checkpointed` and build their
+    state in `__init__` from the context."""
 
-    spec: ClassVar[Spec]
     steps: ClassVar[tuple[Step, ...]] = ()
     # Attributes (dotted paths from the module) holding what later days read: arrays are
     # restored in place (views built on them stay valid), dicts and lists replaced, random
@@ -157,6 +156,10 @@ class Module:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    @property
+    def spec(self) -> Spec:
+        return self.ctx.spec
 
     def tables(self) -> dict[str, pa.Table]:
         """The module's tables at the end of the run, one per `spec.tables`."""

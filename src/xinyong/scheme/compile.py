@@ -87,8 +87,8 @@ class SchemeTables:
     exit_tier: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
     min_stay: np.ndarray = field(metadata=PER_CITY)  # int64 [K, L]
     settle_mask: int  # lists left by settlement (bit mask)
-    # Person lists that follow a company list (list index -> company list): held through
-    # their direct slot, which the companies' layer sets (companies.layer.PersonLists).
+    # Person lists that follow a list of another kind's members (list index -> that list):
+    # held through their direct slot, which the module of that kind sets.
     represents: dict[int, str]
 
     @property

@@ -125,8 +125,8 @@ class Condition(Model):
     tier_at_least: str | None = None
     record: str | None = None
     days: Days | None = None
-    # A person list of a company pack: on while a company the person represents is on this
-    # company list (company_schema.CompanyPack.person_lists).
+    # A person list of another entity kind's pack (a module's): on while a member of that
+    # kind whom the person represents is on this list of the kind's.
     represents: Name | None = None
 
     @model_validator(mode="after")
@@ -281,13 +281,13 @@ class Pack(Model):
             tier_entry = (
                 lst.entry is not None and lst.entry.record is None and lst.entry.represents is None
             )
-            if (
-                lst.entry is not None
-                and lst.entry.represents is not None
-                and self.kind != "company"
-            ):
+            if lst.entry is not None and lst.entry.represents is not None:
                 problems.append(
-                    ("only a company pack's person lists follow companies", ("lists", name))
+                    (
+                        "a list that follows another kind's list (represents) belongs in that "
+                        "kind's pack",
+                        ("lists", name),
+                    )
                 )
             if lst.exit == "settlement" and tier_entry:
                 problems.append(
@@ -354,11 +354,15 @@ def pack_path(ref: str, relative_to: Path | None = None) -> Path:
 
 
 def builtin_packs(kind: str = "person") -> list[str]:
-    """The built-in packs of adults (`person`: municipal and national) or of `company`."""
-    company = [p for p in PACKS_DIR.glob("*.yaml") if "\nkind: company\n" in p.read_text()]
-    if kind == "company":
-        return sorted(p.stem for p in company)
-    return sorted(p.stem for p in PACKS_DIR.glob("*.yaml") if p not in company)
+    """The built-in packs of adults (`person`: municipal and national), or of another kind (a
+    module's packs), told apart by their `kind:` line."""
+    kinds = {"municipal", "national"} if kind == "person" else {kind}
+    return sorted(p.stem for p in PACKS_DIR.glob("*.yaml") if _kind_line(p) in kinds)
+
+
+def _kind_line(path: Path) -> str | None:
+    found = re.search(r"^kind:\s*([\w-]+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def load_pack(ref: str | Path, behaviours: set[str] | None = None) -> Pack:
