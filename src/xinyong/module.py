@@ -145,8 +145,9 @@ class Context:
 
 
 class Module:
-    """A mechanism at run time. Subclasses set `steps` and `checkpointed` and build their
-    state in `__init__` from the context."""
+    """A mechanism at run time. Subclasses set `steps` (on the class, or in `__init__` where
+    a period is a parameter) and `checkpointed`, and build their state in `__init__` from
+    the context."""
 
     steps: ClassVar[tuple[Step, ...]] = ()
     # Attributes (dotted paths from the module) holding what later days read: arrays are
@@ -194,6 +195,11 @@ class Module:
     def meanings(cls) -> dict[str, str]:
         """What each summary metric means: its name (or name stem before a `{}`) -> words."""
         return {}
+
+    @classmethod
+    def explain(cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
+        """Lines about one adult for `xinyong explain`, from the module's tables."""
+        return []
 
 
 # -- checkpointed values ---------------------------------------------------------------------

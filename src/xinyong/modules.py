@@ -2,19 +2,34 @@
 
 Each entry is a module's name and the package whose `SPEC` declares it (module.Spec). The
 order is fixed: a module's random streams are keyed on its place here, so adding a module at
-the end leaves every other module's draws as they were.
+the end leaves every other module's draws as they were. Modules outside the project are added
+after the built-in ones with `register`, or for every process of a run (the command line, the
+processes of replicates) with the environment variable XINYONG_MODULES="name=package,...".
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from xinyong.module import Spec
 
 BUILTIN: tuple[tuple[str, str], ...] = (("companies", "xinyong.companies"),)
 
-_registered: list[tuple[str, str]] = list(BUILTIN)
+ENV = "XINYONG_MODULES"
+
+
+def _from_env() -> list[tuple[str, str]]:
+    out = []
+    for entry in os.environ.get(ENV, "").split(","):
+        name, _, package = entry.strip().partition("=")
+        if name and package:
+            out.append((name.strip(), package.strip()))
+    return out
+
+
+_registered: list[tuple[str, str]] = [*BUILTIN, *_from_env()]
 _specs: list[Spec] | None = None
 version = 0  # changes whenever the registry does (the scenario model is rebuilt then)
 
@@ -60,3 +75,12 @@ def tables(sc: Any = None) -> tuple[str, ...]:
 
 def nullable() -> dict[str, tuple[str, ...]]:
     return {t.name: t.nullable for spec in specs() for t in spec.tables}
+
+
+def explain_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
+    """What each module of a run says about one adult (module.Module.explain)."""
+    lines: list[str] = []
+    for spec in specs():
+        if spec.name in meta:
+            lines += spec.runtime_class().explain(con, meta[spec.name], adult)
+    return lines
