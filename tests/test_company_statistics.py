@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
+from xinyong.companies.params import SIZES
 from xinyong.companies.population import company_counts
 from xinyong.engine import Simulation
-from xinyong.companies.params import SIZES
 from xinyong.scenario import load_scenario
 
 Z = 5.0

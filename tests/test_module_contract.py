@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import xinyong
-from tests.test_resume import digests, killed
 from tests.test_reliability import cli
+from tests.test_resume import digests, killed
 from xinyong import modules, shard, sizing
 from xinyong.errors import XinyongError
 from xinyong.module import Step
