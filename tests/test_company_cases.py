@@ -15,7 +15,7 @@ CASES = yaml.safe_load((Path(__file__).parent / "cases" / "companies.yaml").read
 
 
 def company_lists(sim: Simulation, company: int, world: int) -> list[str]:
-    co = sim.companies
+    co = sim.module("companies").layer
     bits = int(co.state.bits[company, world])
     order = co.lists.rules.order.tolist()
     return [co.lists.names[li] for li in order if bits >> li & 1]
@@ -36,7 +36,7 @@ def test_company_case(case: dict) -> None:
         overrides={**(case.get("set") or {}), "companies.script": script},
     )
     sim = Simulation(sc)
-    co = sim.companies
+    co = sim.module("companies").layer
     assert co is not None and len(co) == case.get("companies", 2)
     by_day: dict[int, list[dict]] = {}
     for row in case["expect"]:

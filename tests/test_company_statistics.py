@@ -48,7 +48,7 @@ def c1_year():
 
 def test_population_sizes_indicators_and_representatives(c1_year) -> None:
     sim = c1_year
-    co, pop = sim.sc.companies, sim.companies.pop
+    co, pop = sim.sc.companies, sim.module("companies").layer.pop
     n = len(pop)
     assert n == round(0.05 * sim.sc.adults) == int(company_counts(sim.sc).sum())
     for k, size in enumerate(SIZES):
@@ -67,7 +67,7 @@ def test_population_sizes_indicators_and_representatives(c1_year) -> None:
 
 def test_risk_is_a_truncated_lognormal_of_mean_one(c1_year) -> None:
     sim = c1_year
-    risk = sim.companies.risk
+    risk = sim.module("companies").layer.risk
     s, lo, hi = (
         sim.sc.companies.risk_sigma,
         sim.sc.population.trait_min,
@@ -83,7 +83,7 @@ def test_risk_is_a_truncated_lognormal_of_mean_one(c1_year) -> None:
 
 def test_daily_and_annual_behaviour_rates(c1_year) -> None:
     sim = c1_year
-    companies = sim.companies
+    companies = sim.module("companies").layer
     rec = sim.recorder.in_memory["company_records"].to_pydict()
     counts: dict[str, int] = {}
     annual_days = set()
@@ -105,7 +105,7 @@ def test_daily_and_annual_behaviour_rates(c1_year) -> None:
 
 def test_misattribution_by_size_weight_and_competitor_false_reports(c1_year) -> None:
     sim = c1_year
-    pop, co = sim.companies.pop, sim.sc.companies
+    pop, co = sim.module("companies").layer.pop, sim.sc.companies
     rec = sim.recorder.in_memory["company_records"]
     truth = np.array(rec.column("truth").to_pylist())
     channel = np.array(rec.column("channel").to_pylist())

@@ -174,6 +174,13 @@ class Simulation:
         self.recorder.module_meta = meta
         return built
 
+    def module(self, name: str) -> Module:
+        """The module of that name this engine runs."""
+        for module in self.modules:
+            if module.spec.name == name:
+                return module
+        raise KeyError(f"no module '{name}' in this run")
+
     def state_nbytes(self) -> dict[str, int]:
         """Bytes held per array of the simulation's state (population and graph included),
         each buffer counted once."""

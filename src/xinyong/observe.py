@@ -260,7 +260,10 @@ def observe(
     event is detected when it is below `detect`, and misattributed when it is below
     `detect * misattribute` (so with probability misattribute once detected). Only victims
     are drawn, from the stream in `words` (`randomness`)."""
-    channel, detect, misattribute, weight = channels
+    channel = channels.of_behaviour
+    detect = channels.detect
+    misattribute = channels.misattribute
+    weight = channels.weight
     group, minority_bits = pool.group, pool.minority_bits
     G = np.uint64(pool.size.shape[1])
     two = G == 2  # two groups: counted in registers, groups read from the bit per member

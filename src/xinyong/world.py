@@ -139,9 +139,19 @@ def sample_behaviour(
     `affected` (ids ascending) are the members under a behaviour effect, `effects_of` the
     effects on each (bit e: effect e) as their sanctions stood at the start of the day.
     """
-    base, negative, effect_on, multiplier = catalogue
-    risk_rows, risk_start, risk_upper, civic_rows, civic_start, civic_upper, risk_rank = traits
-    deter_level, deter_table = deterrence
+    base = catalogue.base
+    negative = catalogue.negative
+    effect_on = catalogue.effect_on
+    multiplier = catalogue.multiplier
+    risk_rows = traits.risk_rows
+    risk_start = traits.risk_start
+    risk_upper = traits.risk_upper
+    civic_rows = traits.civic_rows
+    civic_start = traits.civic_start
+    civic_upper = traits.civic_upper
+    risk_rank = traits.risk_rank
+    deter_level = deterrence.level
+    deter_table = deterrence.table
     # Behaviours some effect acts on: the affected members draw these directly.
     acted_on = np.zeros(base.shape[0], dtype=np.uint8)
     for e in range(effect_on.shape[0]):

@@ -169,7 +169,14 @@ def evaluate(t, companies, size, rules, state, list_count, wrong_count):
     due (company, day), and the companies whose lists changed with their old bits [n, 2]."""
     order, untimed, escalate_to, escalate_after, stay_days = rules[:5]
     ground_grades, ground_lists, min_stay = rules[5:]
-    bits, since, entered_by, part_start, timed_end, stay_until, cond_since, grade = state
+    bits = state.bits
+    since = state.since
+    entered_by = state.entered_by
+    part_start = state.part_start
+    timed_end = state.timed_end
+    stay_until = state.stay_until
+    cond_since = state.cond_since
+    grade = state.grade
     n_lists = order.shape[0]
     n = companies.shape[0]
     cap = n * 2 * n_lists

@@ -114,11 +114,22 @@ def evaluate(
     persons whose recorded lists changed. `capacity` bounds the first two: the listings held
     by the persons, and persons x worlds x min-stay lists.
     """
-    persons, reasons, full = due
-    city_pack, n_tiers, thresholds, entry_kind, entry_tier = rules[:5]
-    exit_kind, exit_tier, min_stay, direct_slot = rules[5:]
+    persons = due.persons
+    reasons = due.reasons
+    full = due.full
+    city_pack = rules.city_pack
+    n_tiers = rules.n_tiers
+    thresholds = rules.thresholds
+    entry_kind = rules.entry_kind
+    entry_tier = rules.entry_tier
+    exit_kind = rules.exit_kind
+    exit_tier = rules.exit_tier
+    min_stay = rules.min_stay
+    direct_slot = rules.direct_slot
     score, tier, bits, cond_bits, since, direct_end, _, tiercap_end = state[:8]
-    tier_count, list_count, wrong_count = counts
+    tier_count = counts.tier
+    list_count = counts.lists
+    wrong_count = counts.wrong
     spell_capacity, check_capacity = capacity
     n_lists = direct_slot.shape[0]
     has_cap = tiercap_end.shape[0] > 0

@@ -76,10 +76,33 @@ def score_records(t: int, batch: Batch, city: np.ndarray, rules: Rules, state: S
     timed effects end (-1 none), and the persons whose tier the new scores may move (a
     score outside the bounds of the person's tier in either world; listed once or more):
     steps 8-9 need not look at the others for their score."""
-    order, lo, hi, person, beh, truth, applied = batch
-    city_pack, points, expiry, cap, cap_slot, score_lo, score_hi = rules[:7]
-    negative, tier_cap, direct_days, direct_slot, thresholds, n_tiers = rules[7:]
-    score, tier, _, _, _, direct_end, cap_used, tiercap_end, deter_level, deter_levels = state
+    order = batch.order
+    lo = batch.lo
+    hi = batch.hi
+    person = batch.person
+    beh = batch.behaviour
+    truth = batch.truth
+    applied = batch.applied
+    city_pack = rules.city_pack
+    points = rules.points
+    expiry = rules.expiry
+    cap = rules.cap
+    cap_slot = rules.cap_slot
+    score_lo = rules.score_lo
+    score_hi = rules.score_hi
+    negative = rules.negative
+    tier_cap = rules.tier_cap
+    direct_days = rules.direct_days
+    direct_slot = rules.direct_slot
+    thresholds = rules.thresholds
+    n_tiers = rules.n_tiers
+    score = state.score
+    tier = state.tier
+    direct_end = state.direct_end
+    cap_used = state.cap_used
+    tiercap_end = state.tiercap_end
+    deter_level = state.deter_level
+    deter_levels = state.deter_levels
     n = hi - lo
     K, B = direct_days.shape[0], direct_days.shape[1]
     tier_floor, tier_ceiling = tier_bounds(thresholds, n_tiers)
