@@ -339,6 +339,31 @@ def show(
     sys.stdout.write(load_scenario(scenario, overrides=_overrides(set_ or [])).to_yaml())
 
 
+@app.command()
+def params(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="As the Markdown table of docs/parameters.md.")
+    ] = False,
+) -> None:
+    """List the declared scenario parameters: key, default, unit, bounds, meaning (modules'
+    sections included)."""
+    from xinyong.params import describe, table
+    from xinyong.scenario import scenario_model
+
+    rows = describe(scenario_model(), "")
+    if markdown:
+        sys.stdout.write(table(rows))
+        return
+    view = Table(box=None)
+    view.add_column("key", no_wrap=True)  # a key is what --set takes: never cut
+    for column in ("default", "unit", "bounds", "meaning"):
+        view.add_column(column)
+    for r in rows:
+        default = "required" if r.default is None else str(r.default)
+        view.add_row(r.key, default, r.unit, r.bounds, r.doc)
+    out_console.print(view)
+
+
 @app.command(name="list")
 def list_builtins() -> None:
     """List the built-in scenarios and rule packs."""

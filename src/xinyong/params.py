@@ -29,6 +29,7 @@ def param(
     doc: str,
     unit: str = "",
     ge: float | None = None,
+    gt: float | None = None,
     le: float | None = None,
     per: Per = "scenario",
     source: str = "illustrative",
@@ -36,7 +37,7 @@ def param(
     """A declared parameter: a pydantic field carrying its unit, description, source and
     whether it is given per city, per group or per size class."""
     extra = {"unit": unit, "per": per, "source": source}
-    return Field(default, ge=ge, le=le, description=doc, json_schema_extra=extra)
+    return Field(default, ge=ge, gt=gt, le=le, description=doc, json_schema_extra=extra)
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,10 @@ def describe(model: type[BaseModel], prefix: str) -> list[ParamRow]:
             continue  # not a declared parameter (a structure, or not yet declared)
         lo = hi = None
         for m in info.metadata:
-            lo = getattr(m, "ge", lo)
-            hi = getattr(m, "le", hi)
-        bounds = f"{'' if lo is None else lo} .. {'' if hi is None else hi}".strip(" .")
+            for name in ("ge", "gt"):
+                lo = getattr(m, name, None) if getattr(m, name, None) is not None else lo
+            hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
+        bounds = "" if lo is None and hi is None else f"{_g(lo)} .. {_g(hi)}".strip()
         rows.append(
             ParamRow(
                 key, _kind(info.annotation), None if info.is_required() else info.default,
@@ -78,6 +80,29 @@ def describe(model: type[BaseModel], prefix: str) -> list[ParamRow]:
             )
         )  # fmt: skip
     return rows
+
+
+def _g(x: float | None) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def table(rows: list[ParamRow]) -> str:
+    """The parameters as a Markdown table (docs/parameters.md)."""
+    lines = ["| key | default | unit | bounds | given per | meaning |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        default = (
+            "required"
+            if r.default is None
+            else f"{r.default:g}"
+            if isinstance(r.default, float)
+            else str(r.default)
+        )
+        lines.append(f"| `{r.key}` | {default} | {r.unit} | {r.bounds} | {r.per} | {r.doc} |")
+    return "\n".join(lines) + "\n"
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

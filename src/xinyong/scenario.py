@@ -27,6 +27,7 @@ from pydantic import (
 
 from xinyong import modules
 from xinyong.errors import XinyongError
+from xinyong.params import param
 from xinyong.scheme.schema import (
     Days,
     Flag,
@@ -76,16 +77,21 @@ class Model(BaseModel):
 
 
 class Population(Model):
-    adults: Int = Field(ge=1, le=INT32_MAX)
-    child_ratio: NonNegative = 0.25
-    minority_share: Probability = 0.10
-    risk_sigma: NonNegative = 1.0
-    civic_sigma: NonNegative = 1.0
-    trait_min: Real = Field(default=0.1, gt=0.0)
-    trait_max: Real = Field(default=10.0, gt=0.0)
-    two_parent_share: Probability = 0.8
-    edges_per_adult: Int = Field(default=4, ge=0, le=1000)  # degrees are 16-bit
-    cross_city_share: Probability = 0.0
+    adults: Int = param(doc="adults in the population", unit="adults", ge=1, le=INT32_MAX)
+    child_ratio: NonNegative = param(0.25, doc="children per adult", unit="children per adult")
+    minority_share: Probability = param(
+        0.10, doc="share of adults in the minority group", unit="share"
+    )
+    risk_sigma: NonNegative = param(1.0, doc="sigma of the lognormal risk trait (mean 1)")
+    civic_sigma: NonNegative = param(1.0, doc="sigma of the lognormal civic trait (mean 1)")
+    trait_min: Real = param(0.1, doc="lowest value a trait takes (truncation)", gt=0.0)
+    trait_max: Real = param(10.0, doc="highest value a trait takes (truncation)", gt=0.0)
+    two_parent_share: Probability = param(
+        0.8, doc="share of children with two parents", unit="share"
+    )
+    # Degrees are 16-bit.
+    edges_per_adult: Int = param(4, doc="social ties per adult", unit="ties", ge=0, le=1000)
+    cross_city_share: Probability = param(0.0, doc="share of ties drawn to any city", unit="share")
 
     @model_validator(mode="after")
     def _bounds_reachable(self) -> Population:
@@ -137,12 +143,16 @@ class Behaviour(Model):
 
 
 class Consequences(Model):
-    rho: Probability = 0.2
+    rho: Probability = param(0.2, doc="chance to meet one neighbour", unit="per adult and day")
     association_behaviour: str = "associating_with_blacklisted"
     association_list: str = "blacklist"
-    pi: Probability = 1 / 200
-    eta: Probability = 0.05
-    deter_floor: Probability = 0.5
+    pi: Probability = param(
+        1 / 200, doc="settlement ending a defaulter listing", unit="per listed adult and day"
+    )
+    eta: Probability = param(
+        0.05, doc="deterrence: each negative record multiplies later rates by 1 - eta", unit="share"
+    )
+    deter_floor: Probability = param(0.5, doc="lowest deterrence factor", unit="factor")
     # The packs' behaviour effects (a sanction's `effects`) on or off: off for the audit's
     # world without the scheme.
     behaviour_effects: Flag = True
@@ -154,15 +164,15 @@ class Consequences(Model):
 
 
 class Observation(Model):
-    false_report_rate: Probability = 2e-5
+    false_report_rate: Probability = param(2e-5, doc="false reports", unit="per adult and day")
     false_report_behaviours: tuple[str, ...] = ()
     false_report_channel: str = "informant"
 
 
 class Appeals(Model):
-    alpha: Probability = 0.3
-    appeal_days: Days = 60
-    upheld: Probability = 0.5
+    alpha: Probability = param(0.3, doc="share of wrong records appealed", unit="share")
+    appeal_days: Days = param(60, doc="days from an appeal to its decision", unit="days")
+    upheld: Probability = param(0.5, doc="share of appeals upheld", unit="share")
 
 
 class AuditSettings(Model):

@@ -27,13 +27,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from xinyong import modules
 from xinyong.errors import XinyongError
+from xinyong.params import ParamRow, describe
 from xinyong.scenario import (
     GROUPS,
     Scenario,
     builtin_scenarios,
     load_scenario,
     parse_value,
+    scenario_model,
     set_dotted,
 )
 from xinyong.scheme.schema import NAME, builtin_packs, parse_pack, pydantic_problems
@@ -166,7 +169,7 @@ def check(data: Any) -> Checked:
 
 def _all_problems(data: dict[str, Any]) -> list[Problem]:
     try:
-        sc = Scenario.model_validate(data)
+        sc = scenario_model().model_validate(data)
     except ValidationError as exc:
         found = pydantic_problems(exc)
     else:
@@ -294,6 +297,7 @@ def sections(doc: dict[str, Any]) -> list[Section]:
     for pid, pack in (doc.get("packs") or {}).items():
         out.append(_pack(pid, pack, doc))
     out.append(_rates(doc))
+    out += _module_sections(doc)
     return out
 
 
@@ -513,28 +517,49 @@ def _list_tables(key: str, name: str, lst: dict[str, Any], tiers: tuple[str, ...
     return [rules, sanctions]
 
 
+# The scenario-wide rates the form shows; their labels are their declarations'.
+RATES = ("consequences.rho", "consequences.eta", "consequences.deter_floor",
+         "observation.false_report_rate", "appeals.alpha", "appeals.appeal_days",
+         "appeals.upheld")  # fmt: skip
+
+
+def _declared() -> dict[str, ParamRow]:
+    return {row.key: row for row in describe(scenario_model(), "")}
+
+
+def _label(row: ParamRow) -> str:
+    return f"{row.doc} ({row.unit})" if row.unit and row.unit != "share" else row.doc
+
+
 def _rates(doc: dict[str, Any]) -> Section:
-    cons, obs, app = (doc.get(k) or {} for k in ("consequences", "observation", "appeals"))
-    rows = [
-        ("chance to meet a blacklisted neighbour (rho)", "consequences.rho", cons.get("rho")),
-        ("deterrence per point lost (eta)", "consequences.eta", cons.get("eta")),
-        ("lowest deterrence factor", "consequences.deter_floor", cons.get("deter_floor")),
-        (
-            "false reports per adult and day",
-            "observation.false_report_rate",
-            obs.get("false_report_rate"),
-        ),
-        ("share of wrong records appealed (alpha)", "appeals.alpha", app.get("alpha")),
-        ("days to file an appeal", "appeals.appeal_days", app.get("appeal_days")),
-        ("share of appeals upheld", "appeals.upheld", app.get("upheld")),
-    ]
-    table = Table(["", "value"], [(label, [_num(key, v)]) for label, key, v in rows])
+    declared = _declared()
+    rows = [(_label(declared[key]), [_num(key, _get(doc, key))]) for key in RATES]
     return Section(
         "rates",
         "Association, deterrence, false reports and appeals",
         "Rates are daily probabilities or shares; a fraction such as 1/200 is read as one.",
-        [table],
+        [Table(["", "value"], rows)],
     )
+
+
+def _module_sections(doc: dict[str, Any]) -> list[Section]:
+    """A section per module the design switches on: its declared single-valued parameters."""
+    declared = _declared()
+    out = []
+    for spec in modules.specs():
+        if not doc.get(spec.section):
+            continue
+        keys = [k for k, r in declared.items() if k.startswith(f"{spec.section}.")
+                and r.per == "scenario" and r.kind in ("int", "float")]  # fmt: skip
+        rows = [(_label(declared[k]), [_num(k, _get(doc, k))]) for k in keys]
+        if rows:
+            title = f"Module: {spec.name}"
+            out.append(
+                Section(
+                    f"module-{spec.name}", title, "Its parameters.", [Table(["", "value"], rows)]
+                )
+            )
+    return out
 
 
 def fields(doc: dict[str, Any]) -> list[Field]:
