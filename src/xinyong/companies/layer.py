@@ -23,6 +23,7 @@ from xinyong.companies.lists import (
 from xinyong.companies.params import SIZES
 from xinyong.companies.population import CompanyPopulation
 from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
+from xinyong.consequences import file_appeals
 from xinyong.entities import EntityKind
 from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
 from xinyong.population import TraitBuckets
@@ -353,8 +354,10 @@ class Companies:
 
     def file_appeals(self, t: int, rec: Records, first: int) -> np.ndarray:
         """Each wrong record's victim appeals with probability alpha; returns their rows."""
-        wrong = np.flatnonzero(rec.truth != CORRECT)
-        filed = wrong[self.rngs["appeals"].random(len(wrong)) < self.settings.alpha]
+        every_negative = np.ones(len(self.behaviours), dtype=np.uint8)
+        filed = file_appeals(
+            self.rngs["appeals"], self.settings.alpha, every_negative, rec.behaviour, rec.truth
+        )  # the adults' step 11: the same victims, the same draws
         if len(filed) and t + self.settings.appeal_days < self.sc.days:
             self.appeals[t + self.settings.appeal_days].append(
                 (
