@@ -27,7 +27,11 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("make", [three_cities, many_cities], ids=["three-cities", "300-cities"])
+@pytest.mark.parametrize(
+    "make",
+    [three_cities, pytest.param(many_cities, marks=pytest.mark.slow)],
+    ids=["three-cities", "300-cities"],
+)
 def test_same_tables_in_process_and_on_one_two_three_actors(
     local_ray, tmp_path: Path, make
 ) -> None:

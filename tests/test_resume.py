@@ -60,8 +60,8 @@ def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
 @pytest.mark.parametrize(
     ("name", "adults", "days", "sig"),
     [
-        ("s1", 3000, 800, signal.SIGKILL),
-        ("c1", 3000, 800, signal.SIGKILL),
+        pytest.param("s1", 3000, 800, signal.SIGKILL, marks=pytest.mark.slow),
+        ("c1", 3000, 400, signal.SIGKILL),
         ("three-cities", 6000, 300, signal.SIGKILL),
         ("s1", 3000, 400, signal.SIGINT),
     ],

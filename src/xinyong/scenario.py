@@ -77,21 +77,49 @@ class Model(BaseModel):
 
 
 class Population(Model):
-    adults: Int = param(doc="adults in the population", unit="adults", ge=1, le=INT32_MAX)
-    child_ratio: NonNegative = param(0.25, doc="children per adult", unit="children per adult")
-    minority_share: Probability = param(
-        0.10, doc="share of adults in the minority group", unit="share"
+    adults: Int = param(doc="number of adults", unit="adults", ge=1, le=INT32_MAX)
+    child_ratio: NonNegative = param(
+        0.25,
+        doc="children per adult (children = round(child_ratio x adults), half to even)",
+        unit="children per adult",
     )
-    risk_sigma: NonNegative = param(1.0, doc="sigma of the lognormal risk trait (mean 1)")
-    civic_sigma: NonNegative = param(1.0, doc="sigma of the lognormal civic trait (mean 1)")
-    trait_min: Real = param(0.1, doc="lowest value a trait takes (truncation)", gt=0.0)
-    trait_max: Real = param(10.0, doc="highest value a trait takes (truncation)", gt=0.0)
+    minority_share: Probability = param(
+        0.10, doc="probability that a person belongs to the minority group", unit="share"
+    )
+    risk_sigma: NonNegative = param(
+        1.0,
+        doc="spread of the lognormal trait risk, which scales negative behaviour "
+        "(mean 1 before truncation)",
+    )
+    civic_sigma: NonNegative = param(
+        1.0,
+        doc="spread of the lognormal trait civic, which scales positive behaviour "
+        "(mean 1 before truncation)",
+    )
+    trait_min: Real = param(
+        0.1, doc="lower bound of both traits; values outside are redrawn", gt=0.0
+    )
+    trait_max: Real = param(
+        10.0, doc="upper bound of both traits; values outside are redrawn", gt=0.0
+    )
     two_parent_share: Probability = param(
-        0.8, doc="share of children with two parents", unit="share"
+        0.8,
+        doc="probability that a child's first parent's partner is its second parent",
+        unit="share",
     )
     # Degrees are 16-bit.
-    edges_per_adult: Int = param(4, doc="social ties per adult", unit="ties", ge=0, le=1000)
-    cross_city_share: Probability = param(0.0, doc="share of ties drawn to any city", unit="share")
+    edges_per_adult: Int = param(
+        4,
+        doc="edges each adult proposes in the social graph (mean degree about twice this)",
+        unit="edges",
+        ge=0,
+        le=1000,
+    )
+    cross_city_share: Probability = param(
+        0.0,
+        doc="probability that a proposed edge goes to any city instead of the adult's own",
+        unit="share",
+    )
 
     @model_validator(mode="after")
     def _bounds_reachable(self) -> Population:
@@ -143,16 +171,20 @@ class Behaviour(Model):
 
 
 class Consequences(Model):
-    rho: Probability = param(0.2, doc="chance to meet one neighbour", unit="per adult and day")
+    rho: Probability = param(
+        0.2, doc="daily probability of meeting a neighbour (association)", unit="per adult and day"
+    )
     association_behaviour: str = "associating_with_blacklisted"
     association_list: str = "blacklist"
     pi: Probability = param(
-        1 / 200, doc="settlement ending a defaulter listing", unit="per listed adult and day"
+        1 / 200,
+        doc="daily probability that a member of a settlement list settles",
+        unit="per listed adult and day",
     )
     eta: Probability = param(
-        0.05, doc="deterrence: each negative record multiplies later rates by 1 - eta", unit="share"
+        0.05, doc="each negative record multiplies the adult's deter by 1 - eta", unit="share"
     )
-    deter_floor: Probability = param(0.5, doc="lowest deterrence factor", unit="factor")
+    deter_floor: Probability = param(0.5, doc="the lowest deter can go", unit="factor")
     # The packs' behaviour effects (a sanction's `effects`) on or off: off for the audit's
     # world without the scheme.
     behaviour_effects: Flag = True
@@ -164,15 +196,19 @@ class Consequences(Model):
 
 
 class Observation(Model):
-    false_report_rate: Probability = param(2e-5, doc="false reports", unit="per adult and day")
+    false_report_rate: Probability = param(
+        2e-5, doc="daily probability that an adult files a false report", unit="per adult and day"
+    )
     false_report_behaviours: tuple[str, ...] = ()
     false_report_channel: str = "informant"
 
 
 class Appeals(Model):
-    alpha: Probability = param(0.3, doc="share of wrong records appealed", unit="share")
-    appeal_days: Days = param(60, doc="days from an appeal to its decision", unit="days")
-    upheld: Probability = param(0.5, doc="share of appeals upheld", unit="share")
+    alpha: Probability = param(
+        0.3, doc="probability that the victim of a wrong negative record appeals", unit="share"
+    )
+    appeal_days: Days = param(60, doc="days from appeal to decision", unit="days")
+    upheld: Probability = param(0.5, doc="probability that an appeal is upheld", unit="share")
 
 
 class AuditSettings(Model):

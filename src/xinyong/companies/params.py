@@ -40,16 +40,18 @@ class CompanyBehaviour(Behaviour):
 
 class CompanyConsequences(Model):
     eta: Probability = param(
-        0.05, doc="deterrence: each record lowers later rates by this share", unit="share"
+        0.05, doc="each company record multiplies the company's deter by 1 - eta", unit="share"
     )
-    deter_floor: Probability = param(
-        0.5, doc="deterrence never lowers a rate below this share of it", unit="share"
-    )
+    deter_floor: Probability = param(0.5, doc="the lowest a company's deter can go", unit="share")
     pi: Probability = param(
-        1 / 300, doc="settlement of company_defaulters", unit="per listed company and day"
+        1 / 300,
+        doc="daily probability that a listed company settles (leaves company_defaulters)",
+        unit="per listed company and day",
     )
     file_late: Probability = param(
-        1 / 120, doc="late filing that ends abnormal_operations", unit="per listed company and day"
+        1 / 120,
+        doc="daily probability that a listed company files late (leaves abnormal_operations)",
+        unit="per listed company and day",
     )
     behaviour_effects: Flag = True
 
