@@ -76,7 +76,7 @@ def run_jobs(
         from xinyong.cluster import replicates as on_ray
 
         scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
-        return on_ray(scenarios, outs, address=ray, cores=cores, on_done=on_done)
+        return on_ray(scenarios, outs, worker=_replicate, address=ray, cores=cores, on_done=on_done)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:

@@ -23,7 +23,13 @@ from typing import Any
 import yaml
 
 from xinyong.audit import stats
-from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, PAIRED_SEEDS, WITHIN_RUN
+from xinyong.audit.registry import (
+    ACROSS_SEEDS,
+    INTERVAL_KINDS,
+    KEY_METRICS,
+    PAIRED_SEEDS,
+    WITHIN_RUN,
+)
 from xinyong.audit.summary import summary_meaning
 from xinyong.errors import XinyongError
 from xinyong.replicates import REPLICATES, replicate_dirs, run_seeds
@@ -32,17 +38,6 @@ from xinyong.store import read_json, write_json
 
 PAIRED = "paired"  # where compare --replicates K keeps the seeds it had to run
 SKIP = ("seed", "replicates", "wall_seconds", "days", "adults", "children", "records")
-KEY_METRICS = (
-    "wrongly_listed_share.blacklist",
-    "ever_wrongly_listed_share.blacklist",
-    "list_share.blacklist",
-    "wrongly_listed_ratio.blacklist",
-    "undeserved_sanction_person_days",
-    "children_restricted_only_by_wrong_records_share",
-    "wrong_record_share",
-    "appeals_upheld_per_1000",
-    "mean_score",
-)
 NOT_TESTED = "not tested: one run a side (within-run intervals leave out run-to-run variation)"
 
 
@@ -300,7 +295,8 @@ def outputs(b: Path, out: str | Path | None) -> dict[str, Path]:
 
 def write_comparison(doc: dict[str, Any], files: dict[str, Path]) -> None:
     """compare.json, compare.csv (one row per metric) and compare.html."""
-    from xinyong.audit.report import csv_text, render_compare
+    from xinyong.audit.figures import csv_text
+    from xinyong.audit.pages import render_compare
 
     write_json(files["json"], doc)
     files["csv"].write_text(csv_text(comparison_table(doc)), "utf-8")

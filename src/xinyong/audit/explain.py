@@ -26,6 +26,7 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from xinyong.audit.registry import EntityExplainer
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
@@ -188,7 +189,7 @@ class Explainer:
         shadow: dict[str, list[tuple[int, int]]] = {}
         for s in rows:
             if s["world"] == "shadow":
-                shadow.setdefault(s["list"], []).append((s["start"], _end(s, self.days)))
+                shadow.setdefault(s["list"], []).append((s["start"], spell_end(s, self.days)))
         return rows, shadow
 
     def person(self, person: int) -> dict[str, Any]:
@@ -271,7 +272,7 @@ class Explainer:
         for s in rows:
             world = 0 if s["world"] == "recorded" else 1
             lst = rules.lists.get(s["list"])
-            end = _end(s, self.days)
+            end = spell_end(s, self.days)
             entering = [
                 r
                 for r in own
@@ -294,7 +295,7 @@ class Explainer:
                 covered = sum(max(0, min(end, e) - max(s["start"], b)) for b, e in cover)
                 spell["wrong_days"] = spell["days"] - covered
                 spell["wrongly_listed"] = spell["wrong_days"] > 0
-                first = _first_uncovered(s["start"], end, cover)
+                first = first_uncovered(s["start"], end, cover)
                 spell["first_wrong_day"] = first
                 sign = 1 if lst is not None and lst.kind == "privilege" else -1
                 spell["cause"] = _cause(first, own, entering, sign)
@@ -340,7 +341,7 @@ def explain(path: str | Path, person: int) -> dict[str, Any]:
     return report
 
 
-def _first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
+def first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
     """The first day of [start, end) outside every (b, e) interval of `cover`."""
     day = start
     for b, e in sorted(cover):
@@ -485,11 +486,11 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _end(spell: Row, days: int) -> int:
+def spell_end(spell: Row, days: int) -> int:
     return spell["end"] if spell["end"] is not None else days
 
 
-def _truth(r: Row) -> str:
+def truth_words(r: Row) -> str:
     if r["truth"] == "misattributed":
         return f"misattributed (true actor {r['actor']})"
     return str(r["truth"])
@@ -619,7 +620,9 @@ def _sanctions(spells: list[Row], rules: CityRules) -> list[Row]:
     return out
 
 
-def _section(console: Console, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def console_section(
+    console: Console, title: str, columns: list[str], rows: list[list[Any]]
+) -> None:
     """A titled table, or one dim line when there is nothing to show."""
     if not rows:
         console.print(f"[bold]{title}[/bold]: [dim]none[/dim]")
@@ -642,7 +645,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     head.add_row("lists at T", ", ".join(p["lists"]) or "none")
     head.add_row("shadow lists at T", ", ".join(p["shadow_lists"]) or "none")
     console.print(head)
-    _section(
+    console_section(
         console,
         "records against this adult",
         ["id", "day", "behaviour", "channel", "truth", "points", "shadow", "expires", "appeal"],
@@ -652,7 +655,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 r["day"],
                 r["behaviour"],
                 r["channel"],
-                _truth(r),
+                truth_words(r),
                 r["points"],
                 r["shadow_points"],
                 r["expiry_day"],
@@ -661,7 +664,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for r in report["records"]
         ],
     )
-    _section(
+    console_section(
         console,
         "others were blamed for",
         ["id", "day", "behaviour", "channel", "recorded against", "points", "appeal"],
@@ -671,7 +674,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for r in report["blamed_others"]
         ],
     )
-    _section(
+    console_section(
         console,
         "score path",
         ["day", "score", "shadow", "because of"],
@@ -680,7 +683,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["score_path"]
         ],
     )
-    _section(
+    console_section(
         console,
         "grade changes",
         ["day", "world", "from", "to", "score", "because of"],
@@ -689,7 +692,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for g in report["grade_changes"]
         ],
     )
-    _section(
+    console_section(
         console,
         "list spells",
         ["list", "world", "start", "end", "days", "began", "ended", "wrongly listed"],
@@ -707,7 +710,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["spells"]
         ],
     )
-    _section(
+    console_section(
         console,
         "sanctions and privileges",
         ["list", "days in force", "on the person", "on children"],
@@ -721,7 +724,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["sanctions"]
         ],
     )
-    _section(
+    console_section(
         console,
         "children",
         ["child", "other parent", "carried while this parent was listed"],
@@ -734,7 +737,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for c in report["children"]
         ],
     )
-    _section(
+    console_section(
         console,
         "appeals filed",
         ["record", "behaviour", "filed", "decision day", "outcome"],
@@ -765,7 +768,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
     p, st = report["person"], report["story"]
     console.print(f"[bold]adult {p['person']}[/bold] ({p['group']}, {p['city']}): {st['verdict']}")
     by_id = {r["record_id"]: r for r in report["records"]}
-    _section(
+    console_section(
         console,
         "records that mattered (negative, wrong or list-changing)",
         ["id", "day", "behaviour", "channel", "truth", "points", "expires", "appeal"],
@@ -775,7 +778,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
                 r["day"],
                 r["behaviour"],
                 r["channel"],
-                _truth(r),
+                truth_words(r),
                 r["points"],
                 r["expiry_day"],
                 _appeal_text(r),
@@ -784,7 +787,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         ],
     )
     console.print(f"and {st['routine']}.")
-    _section(
+    console_section(
         console,
         "list spells",
         ["list", "days", "wrongly", "why"],
@@ -813,10 +816,11 @@ def render_html(report: dict[str, Any], path: str | Path) -> None:
 
     import plotly.graph_objects as go
 
-    from xinyong.audit.report import _html, _layout, _Page, _section, _table, _tr
+    from xinyong.audit.figures import Page, layout
+    from xinyong.audit.render import write_page
 
     p, st = report["person"], report["story"]
-    page = _Page()
+    page = Page()
     path_rows = report["score_path"]
     days = [0] + [s["day"] for s in path_rows] + [p["days"]]
     score = [p["start_score"]] + [s["score"] for s in path_rows]
@@ -866,350 +870,25 @@ def render_html(report: dict[str, Any], path: str | Path) -> None:
         }
         for s in st["spells"]
     ]
-    layout = _layout(
+    lay = layout(
         f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: wrongly)",
         420,
         xaxis={"title": {"text": "day of the run"}, "range": [0, p["days"]]},
         yaxis={"title": {"text": "score (points)"}},
         shapes=shapes,
     )
-    figure = page.figure("timeline", traces, layout)
-    records = _table(
-        ["Id", "Day", "Behaviour", "Channel", "Truth", "Points", "Appeal"],
-        "".join(
-            _tr(
-                "flag" if r["truth"] != "correct" else "",
-                str(r["record_id"]),
-                str(r["day"]),
-                h.escape(r["behaviour"]),
-                h.escape(r["channel"]),
-                h.escape(_truth(r)),
-                f"{r['points']:+d}",
-                h.escape(_appeal_text(r)),
-            )
-            for r in mattered
-        ),
+    records = [
+        {**r, "truth_words": truth_words(r), "appeal_words": _appeal_text(r)} for r in mattered
+    ]
+    write_page(
+        "explain.html",
+        path,
+        plotly=True,
+        person=p,
+        story=st,
+        figure=page.figure("timeline", traces, lay),
+        records=records,
     )
-    spells = _table(
-        ["List", "From", "To", "Days", "Wrongly", "Why"],
-        "".join(
-            _tr(
-                "flag" if s["wrong_days"] else "",
-                h.escape(s["list"]),
-                str(s["start"]),
-                "end" if s["end"] is None else str(s["end"]),
-                str(s["days"]),
-                str(s["wrong_days"]),
-                h.escape(s["why"]),
-            )
-            for s in st["spells"]
-        ),
-    )
-    body = (
-        f"<header><h1>Adult {p['person']} ({h.escape(p['group'])}, {h.escape(p['city'])})</h1>"
-        f"<p class=lead>{h.escape(st['verdict'])}</p></header>"
-        + _section("timeline", "Timeline", h.escape(f"And {st['routine']}."), figure)
-        + _section("records", "Records that mattered", "Negative, wrong or list-changing.", records)
-        + _section("spells", "List spells", "Why each began, through the shadow world.", spells)
-    )
-    Path(path).write_text(_html(f"Xinyong: adult {p['person']}", body, with_plotly=True), "utf-8")
 
 
-# -- companies ---------------------------------------------------------------------------------
-
-COMPANY_RECORD_SQL = """
-SELECT r.record_id, r.day, r.behaviour, r.channel, r.truth, r.actor,
-       a.filed_day, a.decision_day, a.upheld
-FROM company_records r LEFT JOIN company_appeals a USING (record_id)
-WHERE r.company = $c ORDER BY r.day, r.record_id
-"""
-RATING_REASONS = {
-    "direct_record": "a record that rates D directly",
-    "abnormal_listed": "on a list whose members are rated D",
-    "carried_over": "D carried over from the year before",
-    "related_d": "its legal representative's other firm is D by a direct record",
-    "no_a": "barred from A (partial indicators, a no-A record, or D two years ago)",
-    "no_income": "no income reported (rated M)",
-}
-
-
-class CompanyExplainer(Explainer):
-    """`company(i)` explains one company: its records, ratings, spells in both worlds and what
-    its legal representative suffered because of it."""
-
-    def company(self, company: int) -> dict[str, Any]:
-        if not self.run.has("companies"):
-            raise XinyongError("this run has no companies", file=self.run.path, field="company")
-        found = self._rows("SELECT * FROM companies WHERE company = $c", c=company)
-        if not found:
-            count = self._rows("SELECT count(*) AS n FROM companies")[0]["n"]
-            raise XinyongError(
-                f"no company {company} in this run (companies are 0..{count - 1})",
-                file=self.run.path,
-                field="company",
-            )
-        row = found[0]
-        meta = self.run.meta().get("companies", {})
-        lists = meta.get("lists", [])
-        records = [
-            {**r, "appealed": r["filed_day"] is not None, "outcome": _company_outcome(r)}
-            for r in self._rows(COMPANY_RECORD_SQL, c=company)
-        ]
-        ratings = []
-        for r in self._rows(
-            "SELECT * FROM company_ratings WHERE company = $c ORDER BY year, world", c=company
-        ):
-            reasons = [k for k in RATING_REASONS if r.get(k)]
-            ratings.append(
-                {
-                    "year": r["year"],
-                    "world": r["world"],
-                    "score": r["score"],
-                    "grade": r["grade"],
-                    "reasons": reasons,
-                    "why": "; ".join(RATING_REASONS[k] for k in reasons) or f"score {r['score']}",
-                }
-            )
-        spells = self._company_spells(company, records)
-        rep = row["legal_rep"]
-        return {
-            "company": {
-                "company": company,
-                "city": row["city"],
-                "size": row["size"],
-                "full_indicators": row["full_indicators"],
-                "risk": row["risk"],
-                "legal_rep": rep,
-                "grade": row["grade"],
-                "shadow_grade": row["shadow_grade"],
-                "deter": row["deter"],
-                "lists": [n for n in lists if row.get(f"on.{n}")],
-                "shadow_lists": [n for n in lists if row.get(f"shadow_on.{n}")],
-                "days": self.days,
-            },
-            "records": records,
-            "ratings": ratings,
-            "spells": spells,
-            "legal_rep": self._legal_rep(rep, company, spells, meta.get("person_lists", {})),
-        }
-
-    def _company_spells(self, company: int, records: list[Row]) -> list[Row]:
-        rows, shadow = self._spells_of("company_spells", "company", company)
-        out = []
-        for s in rows:
-            end = _end(s, self.days)
-            spell: Row = {**s, "days": end - s["start"]}
-            started = [r["record_id"] for r in records if r["day"] == s["start"]]
-            if s["world"] == "shadow":
-                started = [
-                    r["record_id"]
-                    for r in records
-                    if r["day"] == s["start"] and r["truth"] == "correct"
-                ]
-            spell["records_that_day"] = started
-            if s["world"] == "recorded":
-                cover = shadow.get(s["list"], [])
-                covered = sum(max(0, min(end, e) - max(s["start"], b)) for b, e in cover)
-                spell["wrong_days"] = spell["days"] - covered
-                spell["wrongly_listed"] = spell["wrong_days"] > 0
-                spell["first_wrong_day"] = _first_uncovered(s["start"], end, cover)
-            out.append(spell)
-        return out
-
-    def _legal_rep(
-        self, rep: int, company: int, spells: list[Row], person_lists: dict[str, str]
-    ) -> Row:
-        """The representative's spells on the person lists that follow this company's lists,
-        those that overlap a spell of this company there (same world), and their children."""
-        firms = [
-            r["company"]
-            for r in self._rows(
-                "SELECT company FROM companies WHERE legal_rep = $p ORDER BY company", p=rep
-            )
-        ]
-        out_spells = []
-        for s in self._rows(
-            'SELECT list, world, start, "end" FROM spells WHERE person = $p ORDER BY start, list',
-            p=rep,
-        ):
-            follows = person_lists.get(s["list"])
-            if follows is None:
-                continue
-            end = _end(s, self.days)
-            mine = [
-                c
-                for c in spells
-                if c["list"] == follows
-                and c["world"] == s["world"]
-                and c["start"] < end
-                and _end(c, self.days) > s["start"]
-            ]
-            out_spells.append(
-                {
-                    **s,
-                    "days": end - s["start"],
-                    "follows": follows,
-                    "because_of_this_company": bool(mine),
-                }
-            )
-        restricted = [
-            r["child"]
-            for r in self._rows(
-                "SELECT child FROM children WHERE (parent1 = $p OR parent2 = $p) AND restricted "
-                "ORDER BY child",
-                p=rep,
-            )
-        ]
-        return {
-            "person": rep,
-            "companies": firms,
-            "spells": out_spells,
-            "children_restricted_at_T": restricted,
-        }
-
-
-def _company_outcome(r: Row) -> str:
-    if r["filed_day"] is None:
-        return "never appealed"
-    return {True: "appeal upheld", False: "appeal rejected", None: "appeal undecided at T"}[
-        r["upheld"]
-    ] + (f" (day {r['decision_day']})" if r["upheld"] is not None else "")
-
-
-def company_story(report: dict[str, Any]) -> dict[str, Any]:
-    """The verdict for one company and one line per recorded spell."""
-    c, records = report["company"], report["records"]
-    by_id = {r["record_id"]: r for r in records}
-    recorded = [s for s in report["spells"] if s["world"] == "recorded"]
-    wrong = [s for s in recorded if s.get("wrongly_listed")]
-    bad = [r for r in records if r["truth"] != "correct"]
-
-    def because(s: Row) -> str:
-        live = [r for r in bad if r["day"] <= (s["first_wrong_day"] or s["start"])]
-        if not live:
-            return "because of wrong records"
-        main = by_id[live[-1]["record_id"]]
-        what = f"a {main['truth'].replace('_', ' ')} {main['behaviour']} record ({main['channel']})"
-        if main["truth"] == "misattributed" and main["actor"] is not None:
-            what += f" that belonged to company {main['actor']}"
-        return f"because of {what}; {main['outcome']}"
-
-    if wrong:
-        s = max(wrong, key=lambda s: s["wrong_days"])
-        now = "Wrongly on" if s["end"] is None else "Was wrongly on"
-        verdict = (
-            f"{now} the {s['list']} for {s['wrong_days']} days from day {s['first_wrong_day']} "
-            f"{because(s)}."
-        )
-    elif c["lists"]:
-        verdict = (
-            f"On {', '.join('the ' + n for n in c['lists'])} at the end on its own records: "
-            "the shadow world (correct records only) lists it too."
-        )
-    else:
-        verdict = "On no company list at the end" + (
-            f"; {len(bad)} wrong record{'s' * (len(bad) != 1)} against it changed no list."
-            if bad
-            else "; no wrong record against it."
-        )
-    rep = report["legal_rep"]
-    hit = [s for s in rep["spells"] if s["because_of_this_company"] and s["world"] == "recorded"]
-    if hit:
-        verdict += (
-            f" Its legal representative, adult {rep['person']}, was put on "
-            + ", ".join(sorted({s["list"] for s in hit}))
-            + " because of it."
-        )
-    return {
-        "verdict": verdict,
-        "mattered": [r["record_id"] for r in records],
-        "spells": [
-            {
-                "list": s["list"],
-                "start": s["start"],
-                "end": s["end"],
-                "days": s["days"],
-                "wrong_days": s.get("wrong_days", 0),
-                "why": because(s) if s.get("wrongly_listed") else "on its own records",
-            }
-            for s in recorded
-        ],
-        "days": c["days"],
-    }
-
-
-def explain_company(path: str | Path, company: int) -> dict[str, Any]:
-    """One company's story from a run directory."""
-    report = CompanyExplainer(path).company(company)
-    report["story"] = company_story(report)
-    return report
-
-
-def render_company(report: dict[str, Any], console: Console) -> None:
-    """The company report as Rich tables."""
-    c, st, rep = report["company"], report["story"], report["legal_rep"]
-    console.print(
-        f"[bold]company {c['company']}[/bold] ({c['size']}, {c['city']}): {st['verdict']}"
-    )
-    head = Table(show_header=False, title=f"company {c['company']}", title_justify="left")
-    head.add_row("size", str(c["size"]))
-    head.add_row("indicators", "full" if c["full_indicators"] else "partial")
-    head.add_row("risk", f"{c['risk']:.3g}")
-    head.add_row("legal representative", f"adult {c['legal_rep']}")
-    head.add_row("grade (shadow)", f"{c['grade']} ({c['shadow_grade']})")
-    head.add_row("lists at T", ", ".join(c["lists"]) or "none")
-    head.add_row("shadow lists at T", ", ".join(c["shadow_lists"]) or "none")
-    console.print(head)
-    _section(
-        console,
-        "records against this company",
-        ["id", "day", "behaviour", "channel", "truth", "appeal"],
-        [
-            [r["record_id"], r["day"], r["behaviour"], r["channel"], _truth(r), r["outcome"]]
-            for r in report["records"]
-        ],
-    )
-    _section(
-        console,
-        "ratings",
-        ["year", "world", "score", "grade", "why"],
-        [[r["year"], r["world"], r["score"], r["grade"], r["why"]] for r in report["ratings"]],
-    )
-    _section(
-        console,
-        "list spells",
-        ["list", "world", "start", "end", "days", "wrongly listed"],
-        [
-            [
-                s["list"],
-                s["world"],
-                s["start"],
-                "listed at T" if s["end"] is None else s["end"],
-                s["days"],
-                f"{s['wrong_days']} days" if s.get("wrongly_listed") else "",
-            ]
-            for s in report["spells"]
-        ],
-    )
-    _section(
-        console,
-        f"legal representative, adult {rep['person']} (companies: "
-        f"{', '.join(map(str, rep['companies']))})",
-        ["list", "world", "start", "end", "days", "follows", "because of this company"],
-        [
-            [
-                s["list"],
-                s["world"],
-                s["start"],
-                "listed at T" if s["end"] is None else s["end"],
-                s["days"],
-                s["follows"],
-                "yes" if s["because_of_this_company"] else "no",
-            ]
-            for s in rep["spells"]
-        ],
-    )
-    if rep["children_restricted_at_T"]:
-        console.print(
-            "children restricted at T: " + ", ".join(map(str, rep["children_restricted_at_T"]))
-        )
+ADULT = EntityExplainer("adult", explain, render, render_html)

@@ -167,3 +167,10 @@ def restricted_mean(curve: dict[str, list], tau: float) -> float:
         nxt = ts[i + 1] if i + 1 < len(ts) else tau
         area += s * (min(nxt, tau) - t)
     return area
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """A share or ratio with a zero denominator is null (reading 12)."""
+    if num is None or not den:
+        return None
+    return num / den
