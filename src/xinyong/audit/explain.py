@@ -180,7 +180,7 @@ class Explainer:
         self, table: str, member: str, ident: int
     ) -> tuple[list[Row], dict[str, list[tuple[int, int]]]]:
         """A member's spells in both worlds (by start), and its shadow spells per list as
-        (start, end) pairs: the adults' `spells` or the companies' `company_spells`."""
+        (start, end) pairs: the adults' `spells` or a module's spells table."""
         rows = self._rows(
             f'SELECT list, world, start, "end" FROM {table} WHERE {member} = $m '
             "ORDER BY start, list, world",

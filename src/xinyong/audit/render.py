@@ -1,7 +1,8 @@
 """The audit's pages rendered by Jinja templates: one template per page (the audit report,
 compare, sweep, an adult's timeline), a section template per report section, and the modules'
-templates in their own packages (the caller names them). The pages embed plotly.js once and fetch nothing; the
-output depends only on the inputs, so the same inputs give byte-identical files."""
+templates in their own packages (the caller names them). The pages embed plotly.js once and
+fetch nothing; the output depends only on the inputs, so the same inputs give byte-identical
+files."""
 
 from __future__ import annotations
 
