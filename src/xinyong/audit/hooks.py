@@ -1,13 +1,14 @@
 """Where the audit finds what modules add to it (their metrics, summary metrics, report
 sections, key findings and explainers): `module_audits()`, the one function that names them,
-and the explain dispatch over entity kinds built on it."""
+and what is built on it: every metric declaration (docs/model.md's tables) and the explain
+dispatch over entity kinds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from xinyong.audit.registry import EntityExplainer, ModuleAudit
+from xinyong.audit.registry import METRICS, EntityExplainer, Metric, ModuleAudit, metric_tables
 from xinyong.errors import XinyongError
 
 
@@ -16,6 +17,16 @@ def module_audits() -> tuple[ModuleAudit, ...]:
     from xinyong.companies.audit import AUDIT
 
     return (AUDIT,)
+
+
+def all_metrics() -> tuple[Metric, ...]:
+    """The adults' metric declarations, then every module's."""
+    return (*METRICS, *(m for mod in module_audits() for m in mod.metrics))
+
+
+def docs_tables() -> str:
+    """docs/model.md's generated metric tables (tests/test_registry.py keeps them in sync)."""
+    return metric_tables(all_metrics())
 
 
 def explainers() -> dict[str, EntityExplainer]:

@@ -176,12 +176,14 @@ class ModuleAudit:
     explainers: tuple[EntityExplainer, ...] = ()
 
 
-def lock_in_metrics(prefix: str, member: str, table: str) -> tuple[Metric, ...]:
+def lock_in_metrics(
+    prefix: str, member: str, table: str, topic: str = "Lock-in"
+) -> tuple[Metric, ...]:
     """The Kaplan-Meier lock-in metrics of a list family (adults' or a module's)."""
     return (
         Metric(
             f"{prefix}median_stay_days.{{list}}",
-            "Lock-in",
+            topic,
             "median time on the list (Kaplan-Meier over recorded spells, censored at T); null "
             "when more than half are still listed",
             "median time on {list} (Kaplan-Meier, censored at T); null when more than half are "
@@ -191,7 +193,7 @@ def lock_in_metrics(prefix: str, member: str, table: str) -> tuple[Metric, ...]:
         ),
         Metric(
             f"{prefix}mean_stay_days_restricted.{{list}}",
-            "Lock-in",
+            topic,
             "restricted mean time on the list: the mean of min(stay, τ), τ the longest stay "
             "seen, from the Kaplan-Meier curve; defined when the median is not",
             "restricted mean time on {list}: the mean of min(stay, {tau} days, the longest stay "
@@ -201,7 +203,7 @@ def lock_in_metrics(prefix: str, member: str, table: str) -> tuple[Metric, ...]:
         ),
         Metric(
             f"{prefix}still_listed_after_1y.{{list}}",
-            "Lock-in",
+            topic,
             "share of spells lasting more than 365 days (runs longer than a year)",
             "share of {list} spells lasting more than 365 days (Kaplan-Meier)",
             ART_5_C_II,
@@ -209,7 +211,7 @@ def lock_in_metrics(prefix: str, member: str, table: str) -> tuple[Metric, ...]:
         ),
         Metric(
             f"{prefix}spells.{{list}}",
-            "Lock-in",
+            topic,
             f"number of recorded spells of {member} on the list",
             "spells on {list} (recorded world)",
             CONTEXT,
@@ -543,8 +545,24 @@ def summary_meaning(key: str, modules: Iterable[ModuleAudit] = ()) -> str:
     return "summary metric (docs/model.md)"
 
 
-def metric_tables(metrics: Iterable[Metric]) -> str:
-    """docs/model.md's metric tables (Markdown), one per topic, in declaration order."""
+# What the docs say under a topic's table.
+TOPIC_NOTES = {
+    WRONGFUL: '"Wrongly on a sanction list" is an undeserved sanction; "wrongly on a privilege '
+    'list" (the whitelist) an undeserved privilege.',
+    SPILL: "The causes of a spell: for a list entered by a record, that record; for a "
+    "grade-based list, every live negative record on the day the spell began, weighted by its "
+    "points.",
+    BEHAVIOUR: "The audit runs the same world with the scheme switched off (`eta = 0`, "
+    "`behaviour_effects: false`, `rho = 0`: no deterrence, distress or association) once per "
+    "run directory, in `baseline/`, with the same seed. Positive behaviour draws from streams "
+    "of its own and does not respond to the scheme, so it is the same in both worlds.",
+}
+
+
+def metric_tables(metrics: Iterable[Metric], notes: dict[str, str] | None = None) -> str:
+    """docs/model.md's metric tables (Markdown), one per topic in declaration order, each
+    followed by its note."""
+    notes = TOPIC_NOTES if notes is None else notes
     topics: dict[str, list[Metric]] = {}
     for m in metrics:
         topics.setdefault(m.topic, []).append(m)
@@ -556,5 +574,5 @@ def metric_tables(metrics: Iterable[Metric]) -> str:
             f"{', '.join(m.tables)} |"
             for m in rows
         ]
-        out.append("")
+        out += ["", notes[topic], ""] if topic in notes else [""]
     return "\n".join(out)

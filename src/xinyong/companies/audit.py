@@ -96,7 +96,7 @@ RATED_SHARE = _m(
     "company_ratings",
     "companies",
 )
-LOCK_IN = lock_in_metrics("company.", "companies", "company_spells")
+LOCK_IN = lock_in_metrics("company.", "companies", "company_spells", COMPANIES)
 LEGAL_REPRESENTATIVES = _m(
     "legal_representatives",
     "adults who represent at least one company",
