@@ -159,11 +159,11 @@ class EntityExplainer:
 
 @dataclass(frozen=True)
 class ModuleAudit:
-    """What a module adds to the audit: its metrics (computed into `metrics` and its own
-    `key` of the document when `applies(meta)`), its summary metrics, its report section (a
-    template of `package`), its key findings and its explainer."""
+    """What a module adds to the audit: its metrics (computed into the document's `metrics`,
+    and its tables under a key of its own, when `applies(meta)`), its summary metrics, its
+    report section (a template of `package`), the findings that open the report and its
+    explainers."""
 
-    key: str
     package: str
     applies: Callable[[dict[str, Any]], bool]
     compute: Callable[..., None]  # (con, out, meta, T)
@@ -171,7 +171,6 @@ class ModuleAudit:
     summary: Callable[..., dict[str, Any]]  # (con, meta, days, adults)
     summary_meanings: dict[str, str]
     section: Section
-    findings: Callable[[dict[str, Any]], list[str]]  # the section's findings
     headline: Callable[[dict[str, Any]], list[str]]  # those that open the report
     explainers: tuple[EntityExplainer, ...] = ()
 

@@ -758,7 +758,6 @@ def _summary(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, ad
 
 
 AUDIT = ModuleAudit(
-    key="company",
     package="xinyong.companies",
     applies=lambda meta: "companies" in meta,
     compute=company_audit,
@@ -766,7 +765,6 @@ AUDIT = ModuleAudit(
     summary=_summary,
     summary_meanings=SUMMARY_MEANINGS,
     section=Section("companies", "company_section.html", _section),
-    findings=company_findings,
     headline=_headline,
     explainers=(COMPANY_EXPLAINER,),
 )
