@@ -48,7 +48,7 @@ def download(name: str, rows: list[dict[str, Any]], label: str = "Download the d
         return ""
     href = "data:text/csv;charset=utf-8," + quote(csv_text(rows))
     file = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    return Markup(f'<p class=download><a download="{file}.csv" href="{href}">{label}</a></p>')
+    return f'<p class=download><a download="{file}.csv" href="{href}">{label}</a></p>'
 
 
 class Page:

@@ -40,7 +40,7 @@ def environment(packages: tuple[str, ...] = ()) -> Environment:
     for name in ("text", "num", "pct", "count", "value"):
         env.filters[name] = _filter(getattr(fmt, name))
     env.filters["interval"] = _filter(fmt.interval)
-    env.filters["download"] = lambda rows, name: download(name, rows or [])
+    env.filters["download"] = lambda rows, name: Markup(download(name, rows or []))
     env.globals.update(DOCS=DOCS, FONT=FONT)
     return env
 
