@@ -14,7 +14,17 @@ import duckdb
 from xinyong.audit import registry as reg
 from xinyong.audit import stats
 from xinyong.audit.hooks import module_audits
-from xinyong.audit.queries import child_lists, one, quote, rows, segments_sql, spells_sql, survival
+from xinyong.audit.queries import (
+    child_lists,
+    one,
+    quote,
+    rows,
+    segments_sql,
+    spells_sql,
+    survival,
+    wrongful_duration,
+    wrongful_spells_sql,
+)
 from xinyong.audit.registry import (
     ACROSS_SEEDS,
     FOUR_FIFTHS,
@@ -170,6 +180,7 @@ def audit_metrics(
 
     lock_in = (reg.MEDIAN_STAY, reg.MEAN_STAY, reg.STILL_LISTED_1Y, reg.SPELLS)
     survival(con, m, out["survival"], meta["lists"], T, "spells", lock_in)
+    _wrongful_duration(con, out, meta["lists"], sorted(groups, reverse=True), T)
     for mod in module_audits():
         if mod.applies(meta):
             mod.compute(con, out, meta, T)
@@ -292,6 +303,43 @@ def _ever_listed(con, T: int) -> dict[str, dict[str, Any]]:
         e.setdefault("wrong", {})[g] = n
         e["wrong_days"] = e.get("wrong_days", 0) + int(days)
     return out
+
+
+def _wrongful_duration(con, out: dict, lists: list[str], groups: list[str], T: int) -> None:
+    """How long wrongful spells last, per list and per list and group (Kaplan-Meier, spells
+    still wrongful at T censored); the curves go to `wrongful_survival`."""
+    m = out["metrics"]
+    found: dict[tuple[str, str], list[tuple[int, bool]]] = {}
+    for lst, g, days, still in con.sql(
+        f"""WITH w AS ({wrongful_spells_sql(spells_sql(T), "person, list")})
+            SELECT w.list, p."group", w.stop - w.start, w.stop >= {T}
+            FROM w JOIN persons p USING (person) ORDER BY ALL"""
+    ).fetchall():
+        found.setdefault((lst, g), []).append((int(days), bool(still)))
+    out["wrongful_survival"] = {}
+    for lst in lists:
+        spells = [s for g in groups for s in found.get((lst, g), [])]
+        reg.WRONGFUL_SPELLS.put(m, len(spells), list=lst)
+        if not spells:
+            continue
+        reg.WRONGFUL_OPEN.fraction(m, sum(s for _, s in spells), len(spells), list=lst)
+        by = {None: spells, **{g: found[(lst, g)] for g in groups if (lst, g) in found}}
+        for g, mine in by.items():
+            curve, d = wrongful_duration(mine, T)
+            if g is None:
+                out["wrongful_survival"][lst] = curve
+                specs = (reg.WRONGFUL_MEDIAN, reg.WRONGFUL_Q1, reg.WRONGFUL_Q3, reg.WRONGFUL_MEAN)
+                parts: dict[str, Any] = {"list": lst}
+            else:
+                specs = (
+                    reg.WRONGFUL_MEDIAN_BY_GROUP,
+                    reg.WRONGFUL_Q1_BY_GROUP,
+                    reg.WRONGFUL_Q3_BY_GROUP,
+                    reg.WRONGFUL_MEAN_BY_GROUP,
+                )
+                parts = {"list": lst, "group": g}
+            for spec, key in zip(specs, ("median", "q1", "q3", "mean"), strict=True):
+                spec.put(m, d[key], tau=d["tau"], **parts)
 
 
 def _undeserved_person_days(con, sanction_lists: list[str], T: int) -> int:

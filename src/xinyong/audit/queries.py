@@ -50,6 +50,37 @@ def segments_sql(source: str, keys: str) -> str:
         SELECT {keys}, day AS start, next AS stop, rec, sh FROM st WHERE next > day"""
 
 
+def wrongful_spells_sql(source: str, keys: str) -> str:
+    """Wrongful spells of `source` (keys..., world, start, stop): the maximal runs of days on
+    which the recorded world has the member on a list and the shadow world does not. Rows:
+    keys..., start, stop (a run still wrongful at T stops at T)."""
+    return f"""
+        WITH w AS (SELECT {keys}, start, stop FROM ({segments_sql(source, keys)})
+                   WHERE rec > 0 AND sh = 0),
+        f AS (SELECT *, (start IS DISTINCT FROM lag(stop) OVER (PARTITION BY {keys}
+                                                              ORDER BY start))::INT AS new
+              FROM w),
+        i AS (SELECT *, sum(new) OVER (PARTITION BY {keys} ORDER BY start
+                                       ROWS UNBOUNDED PRECEDING) AS island FROM f)
+        SELECT {keys}, min(start) AS start, max(stop) AS stop FROM i GROUP BY {keys}, island"""
+
+
+def wrongful_duration(
+    found: list[tuple[int, bool]], T: int
+) -> tuple[dict[str, list], dict[str, float | None]]:
+    """Kaplan-Meier of wrongful spells (days, still wrongful at T: censored) and its summary:
+    median, quartiles and restricted mean (to the longest spell seen)."""
+    curve = stats.kaplan_meier([d for d, _ in found], [not still for _, still in found])
+    tau = max(d for d, _ in found)
+    return curve, {
+        "median": stats.quantile_time(curve, 0.5),
+        "q1": stats.quantile_time(curve, 0.25),
+        "q3": stats.quantile_time(curve, 0.75),
+        "mean": stats.restricted_mean(curve, tau),
+        "tau": tau,
+    }
+
+
 def spells_sql(T: int, lists: list[str] | None = None) -> str:
     """The adults' spells with open ones closed at T (`stop`), of `lists` or all."""
     where = "" if lists is None else f"WHERE list IN ({quote(lists)})"

@@ -230,6 +230,7 @@ WRONGFUL, FALSE, SPILL, COLLATERAL = (
     "Collateral: children and associates",
 )
 REDRESS, BEHAVIOUR = "Redress", "Behaviour change (with the scheme-off baseline)"
+DURATION = "Wrongful duration"
 
 LIST_SHARE = _m(
     "list_share.{list}",
@@ -322,6 +323,65 @@ DETECTION_RATIO = _m(
     "behaviour_daily",
 )
 (MEDIAN_STAY, MEAN_STAY, STILL_LISTED_1Y, SPELLS) = lock_in_metrics("", "adults", "spells")
+WRONGFUL_SPELLS = _m(
+    "wrongful_spells.{list}",
+    DURATION,
+    "wrongful spells on the list: maximal runs of days on it while the shadow world has the "
+    "adult off it (one adult may have several)",
+    "wrongful spells on {list}: maximal runs of days on it while the shadow world has the adult "
+    "off it",
+    CONTEXT,
+    "spells",
+)
+WRONGFUL_OPEN = _m(
+    "wrongful_spells_open_at_T.{list}",
+    DURATION,
+    "share of the wrongful spells still running at T (censored in the durations below)",
+    "wrongful spells on {list} still running at T (censored in the durations)",
+    CONTEXT,
+    "spells",
+)
+
+
+def _duration(name: str, definition: str, meaning: str) -> tuple[Metric, Metric]:
+    """A wrongful-duration metric per list and per list and group."""
+    return (
+        _m(f"{name}.{{list}}", DURATION, definition, meaning, ART_5_C_II, "spells"),
+        _m(
+            f"{name}_by_group.{{list}}.{{group}}",
+            DURATION,
+            "the same within each group",
+            meaning.replace("a wrongful spell", "a wrongful spell of {group} adults"),
+            ART_5_C_II,
+            "spells",
+            "persons",
+        ),
+    )
+
+
+WRONGFUL_MEDIAN, WRONGFUL_MEDIAN_BY_GROUP = _duration(
+    "wrongful_days_median",
+    "median length in days of a wrongful spell on the list (Kaplan-Meier over wrongful spells, "
+    "those still running at T censored); null when more than half still run",
+    "median days of a wrongful spell on {list} (Kaplan-Meier, censored at T)",
+)
+WRONGFUL_Q1, WRONGFUL_Q1_BY_GROUP = _duration(
+    "wrongful_days_q1",
+    "first quartile of the same: a quarter of the wrongful spells ended by then",
+    "days by which a quarter of the wrongful spells on {list} ended (Kaplan-Meier)",
+)
+WRONGFUL_Q3, WRONGFUL_Q3_BY_GROUP = _duration(
+    "wrongful_days_q3",
+    "third quartile of the same; null when more than a quarter still run at T",
+    "days by which three quarters of the wrongful spells on {list} ended (Kaplan-Meier)",
+)
+WRONGFUL_MEAN, WRONGFUL_MEAN_BY_GROUP = _duration(
+    "wrongful_days_mean_restricted",
+    "restricted mean length of a wrongful spell: the mean of min(length, τ), τ the longest "
+    "wrongful spell seen, from the Kaplan-Meier curve",
+    "restricted mean days of a wrongful spell on {list}: the mean of min(length, {tau} days) "
+    "(Kaplan-Meier)",
+)
 SPILLOVER_SHARE = _m(
     "spillover_share.{list}",
     SPILL,
@@ -486,6 +546,16 @@ METRICS: tuple[Metric, ...] = (
     MEAN_STAY,
     STILL_LISTED_1Y,
     SPELLS,
+    WRONGFUL_SPELLS,
+    WRONGFUL_OPEN,
+    WRONGFUL_MEDIAN,
+    WRONGFUL_Q1,
+    WRONGFUL_Q3,
+    WRONGFUL_MEAN,
+    WRONGFUL_MEDIAN_BY_GROUP,
+    WRONGFUL_Q1_BY_GROUP,
+    WRONGFUL_Q3_BY_GROUP,
+    WRONGFUL_MEAN_BY_GROUP,
     SPILLOVER_SHARE,
     GRAVITY_SEVERITY,
     MINOR_ONLY_SHARE,
@@ -551,6 +621,11 @@ TOPIC_NOTES = {
     SPILL: "The causes of a spell: for a list entered by a record, that record; for a "
     "grade-based list, every live negative record on the day the spell began, weighted by its "
     "points.",
+    DURATION: "How long wrongly listed people stay wrongly listed. A wrongful spell ends when "
+    "the recorded world lets the adult off the list or the shadow world puts them on it; "
+    "spells still wrongful at T are censored, so the median and quartiles come from the "
+    "Kaplan-Meier curve of wrongful spells, not from the finished spells alone (which would "
+    "understate them). The lock-in metrics above cover all listings, rightful or not.",
     BEHAVIOUR: "The audit runs the same world with the scheme switched off (`eta = 0`, "
     "`behaviour_effects: false`, `rho = 0`: no deterrence, distress or association) once per "
     "run directory, in `baseline/`, with the same seed. Positive behaviour draws from streams "

@@ -120,6 +120,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 "wrongly-listed",
             )
         )
+    if lists:
+        out += _wrongful_duration(m, lists[0], per_run)
     for r in doc.get("disparity") or []:
         if r.get("metric") != f"ever_wrongly_listed_share.{lists[0] if lists else ''}":
             continue
@@ -213,6 +215,37 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if not out and run:
         out.append((f"{num(run.get('adults'))} adults simulated; nothing to report.", None, None))
     return out
+
+
+def _wrongful_duration(m: dict, lst: str, per_run: str) -> list[tuple[str, str | None, str]]:
+    """How long wrongful spells on `lst` last, in a sentence (Kaplan-Meier: censored at T)."""
+    spells = row(m, f"wrongful_spells.{lst}").get("value")
+    if not spells:
+        return []
+    median, q1, q3, mean = (
+        row(m, f"wrongful_days_{key}.{lst}").get("value")
+        for key in ("median", "q1", "q3", "mean_restricted")
+    )
+    still = row(m, f"wrongful_spells_open_at_T.{lst}").get("count")
+    running = f", {count(still)} of them still running at the end" if still else ""
+    if median is None:
+        sentence = (
+            f"More than half of the {count(spells)} wrongful spells on the {text(lst)}{per_run} "
+            f"were still running at the end; on average one lasted at least {num(mean)} days "
+            "(restricted mean)."
+        )
+    else:
+        middle = (
+            f"middle half {num(q1)} to {num(q3)} days"
+            if q3 is not None
+            else f"a quarter ended within {num(q1)} days, more than a quarter still ran at the end"
+        )
+        sentence = (
+            f"Wrongly listed people stayed wrongly on the {text(lst)} for {num(median)} days at "
+            f"the median ({middle}; Kaplan-Meier over {count(spells)} wrongful spells{per_run}"
+            f"{running})."
+        )
+    return [(sentence, None, "wrongly-listed")]
 
 
 # Sections: each computes its template's context from the audit document.
@@ -344,6 +377,31 @@ def _survival(page: Page, doc: dict) -> dict:
                 "<br>at risk: %{customdata}<extra></extra>",
             )
         )
+        wrongful = (doc.get("wrongful_survival") or {}).get(lst)
+        if wrongful:
+            traces.append(
+                go.Scatter(
+                    x=wrongful.get("t") or [],
+                    y=wrongful.get("s") or [],
+                    name=f"{name}: wrongful spells",
+                    legendgroup=lst,
+                    line={"shape": "hv", "width": 2, "color": colour, "dash": "dash"},
+                    customdata=wrongful.get("at_risk"),
+                    hovertemplate=f"{name}, wrongful, day %{{x}}: %{{y:.1%}} still wrongly "
+                    "listed<br>at risk: %{customdata}<extra></extra>",
+                )
+            )
+            for k, day in enumerate(wrongful.get("t") or []):
+                data.append(
+                    {
+                        "list": lst,
+                        "spells": "wrongful",
+                        "days_since_listing": day,
+                        **{
+                            key: at(wrongful.get(key), k) for key in ("s", "low", "high", "at_risk")
+                        },
+                    }
+                )
         for k, day in enumerate(t):
             data.append(
                 {

@@ -150,8 +150,14 @@ def survival_at(curve: dict[str, list], t: float) -> tuple:
 
 
 def median_time(curve: dict[str, list]) -> float | None:
+    return quantile_time(curve, 0.5)
+
+
+def quantile_time(curve: dict[str, list], p: float) -> float | None:
+    """The first time by which a share `p` of the spells has ended (S(t) <= 1 - p); None when
+    the curve never gets there (too many still running)."""
     for t, s in zip(curve["t"], curve["s"], strict=True):
-        if s <= 0.5:
+        if s <= 1 - p + 1e-12:
             return float(t)
     return None
 
