@@ -368,6 +368,8 @@ def audit(
         table.add_row(name, _fmt(row["value"]), people, _interval(row), row["meaning"])
     out_console.print(table)
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     for d in doc["disparity"]:
@@ -450,13 +452,19 @@ def compare(
                 soft_wrap=True,
             )
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
     write_comparison(doc, files)
     out_console.print(
         f"written: {files['html']}, {files['csv']}, {files['json']}"
-        + ("" if doc.get("warning") else "  (* = across-seed interval excludes 0)")
+        + (
+            ""
+            if doc.get("warning")
+            else "  (* = significant after the Benjamini-Hochberg correction)"
+        )
     )
 
 

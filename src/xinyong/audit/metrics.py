@@ -207,15 +207,18 @@ def disparity_row(
     reference_numerator: int | None = None,
     reference_denominator: int | None = None,
     interval: str = WITHIN_RUN,
+    rates: bool = False,
 ) -> dict:
-    """A group against the reference: ratio and difference with the counts behind them.
+    """A group against the reference: ratio and difference with the counts behind them
+    (`rates`: a ratio of Poisson rates, else of shares).
 
-    `outside_band`: the ratio lies outside the four-fifths band. `significant`: its interval
-    excludes 1. `flag` (the small-number rule): outside the band, significant, and at least
+    `outside_band`: the ratio lies outside the four-fifths band. `excludes_one`: its interval
+    excludes 1. `flag` (the small-number rule): outside the band, excluding 1, and at least
     MIN_COUNT people (or records) in each side's numerator; otherwise the row is shown greyed
-    with its counts (`status` says why)."""
+    with its counts (`status` says why). `significant`: only across seeds, excluding 1 with
+    enough people; one run's rows are not tested (None)."""
     outside = ratio is not None and not (FOUR_FIFTHS[0] <= ratio <= FOUR_FIFTHS[1])
-    significant = lo is not None and hi is not None and (lo > 1 or hi < 1)
+    excludes_one = lo is not None and hi is not None and (lo > 1 or hi < 1)
     known = numerator is not None and reference_numerator is not None
     enough = known and min(numerator, reference_numerator) >= MIN_COUNT
     if ratio is None:
@@ -224,7 +227,7 @@ def disparity_row(
         status = "within band"
     elif known and not enough:
         status = f"too few people: under {MIN_COUNT} in a numerator"
-    elif not significant:
+    elif not excludes_one:
         status = "interval includes 1"
     else:
         status = "flagged"
@@ -244,7 +247,9 @@ def disparity_row(
         "reference_numerator": reference_numerator,
         "reference_denominator": reference_denominator,
         "outside_band": outside,
-        "significant": significant,
+        "excludes_one": excludes_one,
+        "significant": excludes_one and enough if interval == ACROSS_SEEDS else None,
+        "rates": rates,
         "flag": status == "flagged",
         "status": status,
         "maps_to": FOUR_FIFTHS_RULE.full,
@@ -280,6 +285,7 @@ def _disparity(
                 denominator=int(n),
                 reference_numerator=int(k0),
                 reference_denominator=int(n0),
+                rates=ratio_of is stats.ratio_of_rates,
             )
         )
 

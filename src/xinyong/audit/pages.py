@@ -35,6 +35,8 @@ def render_compare(doc: dict, path: Path) -> None:
         rows=rows,
         figures=figs,
         significant=sum(bool(r.get("significant")) for r in rows),
+        corrected=sum(r.get("q_value") is not None for r in rows),
+        uncorrected=sum(bool(r.get("significant_uncorrected")) for r in rows),
         tested=any(r.get("kind") in ("paired-seeds", "across-seeds") for r in rows),
         download=[_flat(r) for r in rows],
     )
