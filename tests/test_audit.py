@@ -204,7 +204,11 @@ def test_replicates_give_intervals(tmp_path: Path) -> None:
     ]
     mean, sd = sum(values) / 3, math.sqrt(sum((v - sum(values) / 3) ** 2 for v in values) / 2)
     assert row["value"] == pytest.approx(mean)
-    assert row["high"] - row["value"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    # The wider of the t interval (cut to [0, 1]) and the Wilson of the pooled counts.
+    half = 4.303 * sd / math.sqrt(3)
+    _, w_low, w_high = stats.wilson(round(sum(v * 1500 for v in values)), 3 * 1500)
+    assert row["high"] == pytest.approx(max(mean + half, w_high))
+    assert row["low"] == pytest.approx(min(max(mean - half, 0.0), w_low))
     # The kind of interval is stated, per seed values kept, counts summed over the seeds.
     assert doc["interval"] == "across-seeds" and "warning" not in doc
     assert row["interval"] == "across-seeds" and row["per_seed"] == values

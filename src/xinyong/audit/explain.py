@@ -297,8 +297,12 @@ class Explainer:
                 spell["wrongly_listed"] = spell["wrong_days"] > 0
                 first = first_uncovered(s["start"], end, cover)
                 spell["first_wrong_day"] = first
+                spell["wrong_intervals"] = uncovered(s["start"], end, cover)
                 sign = 1 if lst is not None and lst.kind == "privilege" else -1
-                spell["cause"] = _cause(first, own, entering, sign)
+                # Still wrongly listed at the end: what keeps them there now; otherwise what
+                # put them there wrongly.
+                at = end - 1 if s["end"] is None and spell["wrong_days"] else first
+                spell["cause"] = _cause(first, at, s["start"], own, entering, sign)
             out.append(spell)
         return out
 
@@ -351,6 +355,20 @@ def first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int |
     return day if day < end else None
 
 
+def uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> list[list[int]]:
+    """The runs of days of [start, end) outside every (b, e) interval of `cover`."""
+    out, day = [], start
+    for b, e in sorted(cover):
+        if b > day:
+            out.append([day, min(b, end)])
+        day = max(day, e)
+        if day >= end:
+            break
+    if day < end:
+        out.append([day, end])
+    return [r for r in out if r[0] < r[1]]
+
+
 def _live(r: Row, day: int) -> bool:
     """Whether record r counts on `day` (made, not expired, not removed on appeal)."""
     if r["day"] > day or (r["expiry_day"] is not None and r["expiry_day"] <= day):
@@ -358,22 +376,41 @@ def _live(r: Row, day: int) -> bool:
     return not (r["upheld"] and r["decision_day"] is not None and r["decision_day"] <= day)
 
 
-def _cause(first_wrong: int | None, own: list[Row], entering: list[Row], sign: int) -> Row:
+def _cause(
+    first_wrong: int | None, at: int | None, start: int, own: list[Row], entering: list[Row],
+    sign: int,
+) -> Row:  # fmt: skip
     """Why a recorded spell happened, through the shadow world: if the shadow world shares
-    it, the person's own records; otherwise the wrong records live on its first wrong day
-    that push towards the list (negative points for a sanction list, positive for a
-    privilege), or those that entered it directly, where any did."""
+    it, the person's own records; otherwise the wrong records that entered it directly, where
+    any did, or else the wrong records pushing towards the list (negative points for a sanction
+    list, positive for a privilege) live on day `at` (the last day for a listing still wrongful
+    at the end, else its first wrong day). A listing that outlasts those records (expired or
+    removed on appeal: the list's minimum stay or exit rule keeps the person on) is blamed on
+    those live on its first wrong day, or when it began (`held`: True)."""
     if first_wrong is None:
         return {"kind": "own records", "records": [r["record_id"] for r in entering]}
     wrong = [r for r in entering if r["truth"] != "correct"]
+    held = False
     if not wrong:
-        wrong = [
-            r
-            for r in own
-            if r["truth"] != "correct" and r["points"] * sign > 0 and _live(r, first_wrong)
-        ]
+        towards = [r for r in own if r["truth"] != "correct" and r["points"] * sign > 0]
+        for day in dict.fromkeys(d for d in (at, first_wrong, start) if d is not None):
+            wrong = [r for r in towards if _live(r, day)]
+            if wrong:
+                held = day != at  # gone by `at`: the list's stay or exit rule keeps them on
+                break
+        else:
+            wrong = [r for r in towards if r["day"] <= first_wrong][-1:]
+            held = bool(wrong)
     wrong.sort(key=lambda r: (-abs(r["points"]), r["day"]))  # the heaviest first
-    return {"kind": "wrong records", "records": [r["record_id"] for r in wrong]}
+    return {"kind": "wrong records", "records": [r["record_id"] for r in wrong], "held": held}
+
+
+def _gone(r: Row) -> int | None:
+    """The day a record stopped counting (expiry, or an upheld appeal), if it did."""
+    ends = [r["expiry_day"]] if r["expiry_day"] is not None else []
+    if r["upheld"] and r["decision_day"] is not None:
+        ends.append(r["decision_day"])
+    return min(ends) if ends else None
 
 
 def _describe(r: Row) -> str:
@@ -409,12 +446,17 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     def because(s: Row) -> str:
         ids = s["cause"]["records"]
         if not ids:
-            return "records no longer in the run's tables"
+            return "because of wrong records no longer in the run's tables"
         main = by_id[ids[0]]
         more = (
             f" and {len(ids) - 1} more wrong record{'s' * (len(ids) > 2)}" if len(ids) > 1 else ""
         )
-        return f"because of {_describe(main)}{more}; {_appeal_story(main)}"
+        held = (
+            f" (gone since day {_gone(main)}; the list's minimum stay or exit rule kept them on)"
+            if s["cause"].get("held") and _gone(main) is not None
+            else ""
+        )
+        return f"because of {_describe(main)}{more}{held}; {_appeal_story(main)}"
 
     now_wrong = [s for s in wrong_spells if s["end"] is None]
     if now_wrong:
@@ -469,6 +511,7 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
             "end": s["end"],
             "days": s["days"],
             "wrong_days": s.get("wrong_days", 0),
+            "wrong_intervals": s.get("wrong_intervals", []),
             "why": (
                 because(s)
                 if s.get("wrongly_listed")
@@ -855,23 +898,26 @@ def render_html(report: dict[str, Any], path: str | Path) -> None:
             hoverinfo="text",
         ),
     ]
+    spans = [(s["start"], p["days"] if s["end"] is None else s["end"], False) for s in st["spells"]]
+    spans += [(b, e, True) for s in st["spells"] for b, e in s.get("wrong_intervals") or []]
     shapes = [
         {
             "type": "rect",
             "xref": "x",
             "yref": "paper",
-            "x0": s["start"],
-            "x1": p["days"] if s["end"] is None else s["end"],
+            "x0": b,
+            "x1": e,
             "y0": 0,
             "y1": 1,
-            "fillcolor": "rgba(192,57,43,0.12)" if s["wrong_days"] else "rgba(31,95,153,0.10)",
+            "fillcolor": "rgba(192,57,43,0.18)" if wrong else "rgba(31,95,153,0.10)",
             "line": {"width": 0},
             "layer": "below",
         }
-        for s in st["spells"]
+        for b, e, wrong in spans
     ]
     lay = layout(
-        f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: wrongly)",
+        f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: the days "
+        "wrongly listed)",
         420,
         xaxis={"title": {"text": "day of the run"}, "range": [0, p["days"]]},
         yaxis={"title": {"text": "score (points)"}},
