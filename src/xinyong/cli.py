@@ -393,6 +393,8 @@ def audit(
         table.add_row(name, _fmt(row["value"]), people, _interval(row), row["meaning"])
     out_console.print(table)
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     for d in doc["disparity"]:
@@ -475,13 +477,19 @@ def compare(
                 soft_wrap=True,
             )
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
     write_comparison(doc, files)
     out_console.print(
         f"written: {files['html']}, {files['csv']}, {files['json']}"
-        + ("" if doc.get("warning") else "  (* = across-seed interval excludes 0)")
+        + (
+            ""
+            if doc.get("warning")
+            else "  (* = significant after the Benjamini-Hochberg correction)"
+        )
     )
 
 
@@ -623,33 +631,24 @@ def explain(
 ) -> None:
     """One adult's (or, with --company, one company's) story: a verdict, the records that
     mattered and why."""
-    from xinyong.audit.explain import explain as explain_person
-    from xinyong.audit.explain import (
-        explain_company,
-        render,
-        render_company,
-        render_html,
-        render_story,
-    )
+    from xinyong.audit.explain import render, render_story
+    from xinyong.audit.hooks import explainer
 
     if (person is None) == (company is None):
         raise XinyongError("give an adult id or --company ID (one of them)", field="person")
-    if company is not None:
-        if html is not None:
-            raise XinyongError("--html draws an adult's timeline, not a company's", field="html")
-        with _reading(run_dir):
-            report = explain_company(run_dir, company)
-        if as_json:
-            sys.stdout.write(json.dumps(report, indent=2) + "\n")
-            return
-        render_company(_escaped(report), Console(emoji=False, highlight=False))
-        return
+    kind, ident = ("adult", person) if company is None else ("company", company)
+    found = explainer(kind)
+    if html is not None and found.html is None:
+        raise XinyongError(f"--html draws an adult's timeline, not a {kind}'s", field="html")
     with _reading(run_dir):
-        report = explain_person(run_dir, person)
-    if html is not None:
-        render_html(report, html)
+        report = found.explain(run_dir, ident)
+    if html is not None and found.html is not None:
+        found.html(report, html)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    if kind != "adult":
+        found.console(_escaped(report), Console(emoji=False, highlight=False))
         return
     # The report's sections use markup of their own: its texts (names from the packs) are
     # escaped instead, and emoji codes stay off.

@@ -170,28 +170,31 @@ def run_on_ray(
     return outcome
 
 
-def _replicate(scenario: str, out: str, cores: int) -> dict[str, Any]:
-    from xinyong.api import run
+def _task(
+    worker: Callable[[Scenario, Path], dict[str, Any]], scenario: str, out: str, cores: int
+) -> dict[str, Any]:
     from xinyong.threads import set_core_budget
 
     set_core_budget(cores)
-    return run(_scenario(scenario), out, overwrite=True).summary
+    return worker(_scenario(scenario), Path(out))
 
 
 def replicates(
     scenarios: list[Scenario],
     outs: list[Path],
     *,
+    worker: Callable[[Scenario, Path], dict[str, Any]],
     address: str | None = None,
     cores: int = 1,
     on_done: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each scenario run as a Ray task reserving `cores` CPUs (and using only those), into its
-    folder; their summaries, in order."""
+    """Each scenario run by `worker` (scenario, folder) -> summary as a Ray task reserving
+    `cores` CPUs (and using only those), into its folder; their summaries, in order. The
+    worker is passed in (the runner's), so this module never imports the runner back."""
     ray = connect(address)
-    task = ray.remote(num_cpus=cores, max_retries=0)(_replicate)
+    task = ray.remote(num_cpus=cores, max_retries=0)(_task)
     pending = {
-        task.remote(sc.to_yaml(), str(out), cores): i
+        task.remote(worker, sc.to_yaml(), str(out), cores): i
         for i, (sc, out) in enumerate(zip(scenarios, outs, strict=True))
     }
     summaries: dict[int, dict[str, Any]] = {}

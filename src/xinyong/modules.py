@@ -75,12 +75,3 @@ def tables(sc: Any = None) -> tuple[str, ...]:
 
 def nullable() -> dict[str, tuple[str, ...]]:
     return {t.name: t.nullable for spec in specs() for t in spec.tables}
-
-
-def explain_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
-    """What each module of a run says about one adult (module.Module.explain)."""
-    lines: list[str] = []
-    for spec in specs():
-        if spec.name in meta:
-            lines += spec.runtime_class().explain(con, meta[spec.name], adult)
-    return lines

@@ -817,13 +817,13 @@ def _packs() -> list[dict[str, Any]]:
 
 
 def _num(x: Any) -> str:
-    from xinyong.audit.report import _num as num
+    from xinyong.audit.format import num
 
     return num(x)
 
 
 def _pct(x: Any) -> str:
-    from xinyong.audit.report import _pct as pct
+    from xinyong.audit.format import pct
 
     return pct(x)
 

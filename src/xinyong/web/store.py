@@ -220,13 +220,13 @@ class Store:
 def wrongly_listed(path: Path, lst: str) -> list[int]:
     """Adults who were on list `lst` at some point only because of wrong records (the
     recorded world listed them, the shadow world did not), as the audit counts them."""
-    from xinyong.audit.metrics import _segments_sql, _spells_sql
+    from xinyong.audit.queries import segments_sql, spells_sql
 
     rd = RunDir(path)
     if lst not in rd.meta().get("lists", {}):
         return []
     days = int(rd.summary()["days"])
-    seg = _segments_sql(_spells_sql(days, [lst]), "person, list")
+    seg = segments_sql(spells_sql(days, [lst]), "person, list")
     con = rd.connect(threads=1)
     rows = con.sql(
         f"SELECT DISTINCT person FROM ({seg}) WHERE rec > 0 AND sh = 0 ORDER BY person"
