@@ -26,8 +26,7 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from xinyong.audit.hooks import adult_lines
-from xinyong.audit.registry import EntityExplainer
+from xinyong.audit.registry import EntityExplainer, adult_lines
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack

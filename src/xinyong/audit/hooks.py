@@ -1,32 +1,24 @@
-"""Where the audit finds what modules add to it (their metrics, summary metrics, report
-sections, key findings and explainers): `module_audits()`, which reads them off the module
-registry,
-and what is built on it: every metric declaration (docs/model.md's tables) and the explain
-dispatch over entity kinds."""
+"""What the audit builds on the modules' audit pieces (registry.module_audits, read off the
+module registry): every metric declaration (docs/model.md's tables) and the explain dispatch
+over entity kinds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from xinyong import modules
-from xinyong.audit.registry import METRICS, EntityExplainer, Metric, ModuleAudit, metric_tables
+from xinyong.audit.registry import (
+    METRICS,
+    EntityExplainer,
+    Metric,
+    ModuleAudit,
+    adult_lines,
+    metric_tables,
+    module_audits,
+)
 from xinyong.errors import XinyongError
 
-
-def module_audits() -> tuple[ModuleAudit, ...]:
-    """Every registered module's audit pieces (module.Module.audit), in registry order."""
-    found = (spec.runtime_class().audit(spec) for spec in modules.specs())
-    return tuple(audit for audit in found if audit is not None)
-
-
-def adult_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
-    """What each module of a run says about one adult, for `explain`."""
-    lines: list[str] = []
-    for mod in module_audits():
-        if mod.adult_lines is not None and mod.applies(meta):
-            lines += mod.adult_lines(con, meta, adult)
-    return lines
+__all__ = ["ModuleAudit", "adult_lines", "module_audits"]
 
 
 def all_metrics() -> tuple[Metric, ...]:

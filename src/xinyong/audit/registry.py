@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from xinyong import modules
 from xinyong.audit import stats
 
 FOUR_FIFTHS = (0.8, 1.25)
@@ -652,3 +653,18 @@ def metric_tables(metrics: Iterable[Metric], notes: dict[str, str] | None = None
         ]
         out += ["", notes[topic], ""] if topic in notes else [""]
     return "\n".join(out)
+
+
+def module_audits() -> tuple[ModuleAudit, ...]:
+    """Every registered module's audit pieces (module.Module.audit), in registry order."""
+    found = (spec.runtime_class().audit(spec) for spec in modules.specs())
+    return tuple(audit for audit in found if audit is not None)
+
+
+def adult_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
+    """What each module of a run says about one adult, for `explain`."""
+    lines: list[str] = []
+    for mod in module_audits():
+        if mod.adult_lines is not None and mod.applies(meta):
+            lines += mod.adult_lines(con, meta, adult)
+    return lines
