@@ -29,6 +29,7 @@ KEYS = [
     "sanctions",
     "children",
     "appeals",
+    "modules",
     "story",
 ]
 
