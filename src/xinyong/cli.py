@@ -648,6 +648,13 @@ def serve(
     max_replicates: Annotated[int, typer.Option(min=1, help="Most seeds a run pairs.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Runs at once (more wait in a queue).")] = 1,
     max_queued: Annotated[int, typer.Option(min=0, help="Most jobs waiting in the queue.")] = 8,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another name the server answers to (its Host header), e.g. this machine's "
+            "name on the network; localhost's names and --host always are."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web application: design a scheme, run it, read the findings, compare."""
     from xinyong.web import LOCALHOST, Settings
@@ -666,6 +673,7 @@ def serve(
         max_replicates=max_replicates,
         workers=workers,
         max_queued=max_queued,
+        hosts=(*LOCALHOST, host, *(allow_host or [])),
     )
     shown = f"[{host}]" if ":" in host else host
     out_console.print(f"serving http://{shown}:{port}/ (runs in {runs}); Ctrl-C stops")

@@ -10,8 +10,9 @@ every problem the schema and the cross-checks find is shown next to its field.
 
 Uploaded YAML is parsed by the project's strict reader (safe loader: no tags that build
 objects, bounded aliases, no repeated keys) and is only ever data. A scenario that refers to
-other files (`extends: ../x.yaml`, a pack given by path) is refused: only built-in names
-and embedded packs are followed, so an upload cannot read the server's files.
+other files (`extends: ../x.yaml`, a pack of any kind given by path, also through `set:`) is
+refused by the one path resolver (`yamlio.builtin_only`): only built-in names and embedded
+packs are followed, so an upload cannot read the server's files nor learn which exist.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from xinyong.scenario import (
     set_dotted,
 )
 from xinyong.scheme.schema import NAME, builtin_packs, parse_pack, pydantic_problems
-from xinyong.yamlio import parse_yaml
+from xinyong.yamlio import builtin_only, parse_yaml
 
 DESIGN_FILE = "design.yaml"  # the name validation messages give the design
 
@@ -136,7 +137,8 @@ def _load_text(text: str) -> Scenario:
         path = Path(tmp) / DESIGN_FILE
         path.write_text(text, "utf-8")
         try:
-            return load_scenario(path)
+            with builtin_only(path):  # nothing else the design names may be a file
+                return load_scenario(path)
         except XinyongError as err:
             raise _renamed(err, str(path)) from None
 
