@@ -314,7 +314,4 @@ def simulate(
 def on_disk(summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json is the same for the same scenario and seed, byte for byte: the wall
     time, which is not, is kept in run.json instead."""
-    out = {k: v for k, v in summary.items() if k != "wall_seconds"}
-    if "intervals" in out:
-        out["intervals"] = {k: v for k, v in out["intervals"].items() if k != "wall_seconds"}
-    return out
+    return {k: v for k, v in summary.items() if k != "wall_seconds"}

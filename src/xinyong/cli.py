@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import sys
@@ -32,21 +31,17 @@ app = typer.Typer(
 out_console = Console(markup=False, emoji=False, highlight=False)
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 NAME_MAX = 64  # characters of a scenario name used in the default --out
+# Seeds of one set, comparison or grid point: replicates.MAX_REPLICATES (not imported here:
+# that loads the engine).
+MAX_REPLICATES = 1000
 
 
 def _count(text: str | None, option: str) -> int | None:
-    """A whole number from the command line, also written 1e6 or 1_000_000."""
-    if text is None:
-        return None
-    try:
-        value = float(text.replace("_", "")) if re.search(r"[eE.]", text) else int(text)
-    except ValueError:
-        raise XinyongError(f"not a whole number: '{text}'", field=option) from None
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise XinyongError(f"not a whole number: '{text}'", field=option)
-        value = int(value)
-    return value
+    """A whole number from the command line, also written 1e6 or 1_000_000: the syntax
+    `--set` takes (`scenario.parse_number`), for every count of every command."""
+    from xinyong.scenario import parse_number
+
+    return None if text is None else int(parse_number(text, option, whole=True))
 
 
 def default_out(name: str, seed: int) -> Path:
@@ -75,15 +70,23 @@ def _reading(*runs: Path) -> Iterator[None]:
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
-    from xinyong.scenario import parse_value
-
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise XinyongError(f"--set takes KEY=VALUE, got '{item}'")
-        out[key.strip()] = parse_value(value)
+        out[key.strip()] = _value(key.strip(), value)
     return out
+
+
+def _value(key: str, text: str) -> object:
+    """A --set value (`scenario.parse_value`); a refused one is reported at its key."""
+    from xinyong.scenario import parse_value
+
+    try:
+        return parse_value(text)
+    except XinyongError as err:
+        raise XinyongError(err.message, field=f"--set {key[:80]}") from None
 
 
 @app.command()
@@ -97,8 +100,8 @@ def run(
     adults: Annotated[
         str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
     ] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="Random seed.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")
     ] = None,
@@ -111,7 +114,12 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
     replicates: Annotated[
-        int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICATES,
+            help="Run K seeds (seed, seed+1, ...) in parallel processes.",
+        ),
     ] = 1,
     force: Annotated[
         bool, typer.Option(help="Run even when the memory estimate exceeds what is available.")
@@ -167,8 +175,8 @@ def run(
         scenario or "r1",
         overrides=_overrides(set_ or []),
         adults=_count(adults, "--adults"),
-        days=days,
-        seed=seed,
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
     )
     path = out or default_out(sc.name, sc.seed)
     with _progress(disable=quiet) as progress:
@@ -225,8 +233,8 @@ def _resume(
     scenario: str | None,
     set_: list[str] | None,
     adults: str | None,
-    days: int | None,
-    seed: int | None,
+    days: str | None,
+    seed: str | None,
     out: Path | None,
     quiet: bool,
     force: bool,
@@ -249,8 +257,8 @@ def _resume(
             scenario or "r1",
             overrides=_overrides(set_ or []),
             adults=_count(adults, "--adults"),
-            days=days,
-            seed=seed,
+            days=_count(days, "--days"),
+            seed=_count(seed, "--seed"),
         )
     days_total = (sc or load_scenario(stage / "scenario.yaml")).days
     with _progress(disable=quiet) as progress:
@@ -347,6 +355,7 @@ def list_builtins() -> None:
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
     out_console.print("packs: " + ", ".join(builtin_packs()))
+    out_console.print("company packs: " + ", ".join(builtin_packs("company")))
 
 
 @app.command()
@@ -399,6 +408,7 @@ def compare(
         int | None,
         typer.Option(
             min=2,
+            max=MAX_REPLICATES,
             help="Pair K seeds (A's seed, +1, ...): runs the missing ones for both sides and "
             "gives intervals across seeds. The way to call a difference significant.",
         ),
@@ -470,10 +480,14 @@ def sweep(
             help="KEY=V1,V2,... to sweep (repeat for a grid); KEY=V holds a key fixed.",
         ),
     ],
-    replicates: Annotated[int, typer.Option(min=2, help="Seeds at each grid point.")] = 4,
-    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="First seed.")] = None,
+    replicates: Annotated[
+        int, typer.Option(min=2, max=MAX_REPLICATES, help="Seeds at each grid point.")
+    ] = 4,
+    adults: Annotated[
+        str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
+    ] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="First seed.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder (default runs/sweep-NAME).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep folder.")] = False,
     ray: Annotated[
@@ -488,7 +502,7 @@ def sweep(
     cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
 ) -> None:
     """Run a grid of parameter values, K seeds each; one curve per key metric (HTML + CSV)."""
-    from xinyong.scenario import load_scenario, parse_value
+    from xinyong.scenario import load_scenario
     from xinyong.sweep import grid_points
     from xinyong.sweep import sweep as run_sweep
 
@@ -497,10 +511,16 @@ def sweep(
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise XinyongError(f"--set takes KEY=V1,V2,..., got '{item}'", field="--set")
-        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+        grid[key.strip()] = [_value(key.strip(), v.strip()) for v in values.split(",")]
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     grid = {k: v for k, v in grid.items() if len(v) > 1} or {k: [v] for k, v in fixed.items()}
-    sc = load_scenario(scenario, overrides=fixed, adults=adults, days=days, seed=seed)
+    sc = load_scenario(
+        scenario,
+        overrides=fixed,
+        adults=_count(adults, "--adults"),
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
+    )
     for point in grid_points(grid):
         sc.with_(**point)  # a bad key or value stops here, before anything runs
     path = out or Path("runs") / f"sweep-{sc.name}"

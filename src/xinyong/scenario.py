@@ -703,7 +703,7 @@ NUMBER = re.compile(r"[-+]?(\d[\d_]*)?(\.\d[\d_]*|\.)?([eE][-+]?\d+)?")
 
 
 def parse_number(text: str, field: str | None = None, *, whole: bool = False) -> int | float:
-    """The one number syntax: a whole number written 1e6 is the integer 1000000; a number
+    """The one number syntax: a whole number written 1e6 or 2.5e3 is an integer; a number
     that is not finite (1e999) or, with `whole`, not a whole number is refused in one line."""
     t = text.strip()
     if not t or not NUMBER.fullmatch(t) or not any(c.isdigit() for c in t):
@@ -712,7 +712,7 @@ def parse_number(text: str, field: str | None = None, *, whole: bool = False) ->
         value: int | float = float(t.replace("_", ""))
         if not math.isfinite(value):
             raise XinyongError(f"not a finite number: '{text[:80]}'", field=field)
-        if "." not in t and value == int(value):
+        if re.search(r"[eE]", t) and value == int(value):
             value = int(value)
     else:
         value = int(t.replace("_", ""))

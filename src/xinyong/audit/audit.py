@@ -82,12 +82,23 @@ def audit(
             if on_replicate is not None:
                 on_replicate(i)
         doc = label_intervals(combine(docs))
-        write_json(path / "metrics.json", doc)
-        if report:
-            from xinyong.audit.report import render_report
+        # Whole or not at all: the report is written beside first, then metrics.json and the
+        # report take their names; a failure leaves the run's files as they were.
+        tmp = path / ".report.html.tmp"
+        try:
+            if report:
+                from xinyong.audit.report import render_report
 
-            # Written beside, then renamed: a reader never sees half a report.
-            tmp = path / ".report.html.tmp"
-            render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
-            os.replace(tmp, path / "report.html")
+                render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
+            write_json(path / "metrics.json", doc)
+            if report:
+                os.replace(tmp, path / "report.html")
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
+            raise XinyongError(
+                f"cannot write the audit ({reason}); its files are as they were",
+                file=exc.filename or path,
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
     return doc
