@@ -463,7 +463,13 @@ def compare(
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
-    write_comparison(doc, files)
+    try:
+        write_comparison(doc, files)
+    except OSError as exc:  # a write error names no file of its own
+        reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
+        raise XinyongError(
+            f"cannot write the comparison ({reason})", file=exc.filename or files["html"].parent
+        ) from None
     out_console.print(
         f"written: {files['html']}, {files['csv']}, {files['json']}"
         + ("" if doc.get("warning") else "  (* = across-seed interval excludes 0)")
@@ -683,7 +689,8 @@ def serve(
     if host not in LOCALHOST:
         err_console.print(
             f"warning: listening on {host}: anyone who can reach this address can start runs "
-            "on this machine (there is no login); the default is 127.0.0.1",
+            "on this machine (there is no login); the default is 127.0.0.1. It answers to "
+            f"the Host names localhost, {host} and each --allow-host NAME",
             soft_wrap=True,
         )
     settings = Settings(
@@ -693,7 +700,7 @@ def serve(
         max_replicates=max_replicates,
         workers=workers,
         max_queued=max_queued,
-        hosts=(*LOCALHOST, host, *(allow_host or [])),
+        hosts=(*LOCALHOST, *(allow_host or [])),
     )
     shown = f"[{host}]" if ":" in host else host
     out_console.print(f"serving http://{shown}:{port}/ (runs in {runs}); Ctrl-C stops")
