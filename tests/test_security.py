@@ -538,3 +538,13 @@ def test_the_memory_estimate_bounds_the_peak(adults: int, edges: int) -> None:
     assert res.returncode == 0, res.stderr
     peak, estimate = map(int, res.stdout.split())
     assert peak <= estimate, (peak >> 20, estimate >> 20)
+
+
+def test_list_shows_the_company_packs(capsys: pytest.CaptureFixture[str]) -> None:
+    from xinyong.scheme.schema import builtin_packs
+
+    code, out, _ = main(capsys, "list")
+    assert code == 0
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("company packs: ")]
+    assert line == "company packs: " + ", ".join(builtin_packs("company"))
+    assert "national-tax-rating" in line

@@ -60,7 +60,7 @@ class Run:
         if self._scenario is None:
             if self.path is None:
                 raise KeyError("this in-memory run kept no scenario")
-            self._scenario = load_scenario(self.path / "scenario.yaml")
+            self._scenario = RunDir(self.path).scenario()
         return self._scenario
 
     @property

@@ -376,6 +376,8 @@ def summary_problem(summary: Any, *, single: bool) -> str | None:
             kind = int
         if isinstance(value, bool) or not isinstance(value, kind):
             return f"'{key}' is {type(value).__name__}"
+        if key in ("adults", "days") and not (value >= 1 and float(value).is_integer()):
+            return f"'{key}' is {value!r}"  # a set's is a mean over seeds: a whole float
     if not single and not all(isinstance(s, int) for s in summary["seeds"]):
         return "'seeds' are not whole numbers"
     return None
@@ -395,8 +397,8 @@ def sql_string(value: str | Path) -> str:
 # with the scenario (a list's columns, a metric per pack).
 SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
     "scenario": str,
-    "adults": int,
-    "days": int,
+    "adults": (int, float),
+    "days": (int, float),
     "intervals": dict,
     "per_seed": dict,
     "seeds": list,
@@ -525,14 +527,17 @@ class RunDir:
                 )
 
     def scenario(self) -> Any:
-        """The run's resolved scenario (a damaged one is a damaged run)."""
+        """The run's resolved scenario (a damaged one is a damaged run). Its packs are
+        embedded: it may name no other file, so none is followed."""
         from xinyong.scenario import load_scenario
+        from xinyong.yamlio import builtin_only
 
         file = self.path / "scenario.yaml"
         if not os.path.lexists(file):
             raise XinyongError(f"scenario.yaml is missing; {again(self.path)}", file=self.path)
         try:
-            return load_scenario(file)
+            with builtin_only(file):
+                return load_scenario(file)
         except XinyongError as err:
             where = f"{err.field}: " if err.field else ""
             raise XinyongError(

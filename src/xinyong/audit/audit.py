@@ -20,7 +20,6 @@ from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, WITHIN_RUN, audi
 from xinyong.audit.metrics import baseline_scenario as baseline_scenario
 from xinyong.errors import XinyongError
 from xinyong.replicates import REPLICATES, combine, replicate_dirs
-from xinyong.scenario import load_scenario
 from xinyong.store import RunDir, write_json
 
 __all__ = ["BASELINE", "REPLICATES", "audit", "audit_one", "replicate_dirs"]
@@ -36,9 +35,7 @@ SINGLE_RUN_WARNING = (
 def audit_one(path: Path, baseline: bool = True) -> dict[str, Any]:
     """Audit metrics of one run directory (not a replicate folder)."""
     rd = RunDir(path)
-    if not (path / "summary.json").exists():
-        raise XinyongError("the run did not finish (no summary.json)", file=path)
-    sc = load_scenario(path / "scenario.yaml")
+    sc = rd.scenario()
     base_con = None
     if baseline:
         from xinyong.api import run
