@@ -407,6 +407,9 @@ def test_one_number_syntax_everywhere(tmp_path: Path, capsys: pytest.CaptureFixt
     assert parse_value("1/200") == "1/200" and parse_value("true") is True
     with pytest.raises(XinyongError, match="not a whole number"):
         parse_number("2.5e-3", whole=True)
+    for bad in ("1_", "1__0", "1e", "e5", "--1"):
+        with pytest.raises(XinyongError, match="not a number"):
+            parse_number(bad)
     sc = load_scenario("r1", overrides={"population.adults": parse_value("1e3")})
     assert sc.adults == 1000
     for command in (("run", "s1"), ("sweep", "s1", "--set", "consequences.rho=0,0.1")):

@@ -706,16 +706,17 @@ def parse_number(text: str, field: str | None = None, *, whole: bool = False) ->
     """The one number syntax: a whole number written 1e6 or 2.5e3 is an integer; a number
     that is not finite (1e999) or, with `whole`, not a whole number is refused in one line."""
     t = text.strip()
-    if not t or not NUMBER.fullmatch(t) or not any(c.isdigit() for c in t):
-        raise XinyongError(f"not a number: '{text[:80]}'", field=field)
-    if re.search(r"[eE.]", t):
-        value: int | float = float(t.replace("_", ""))
-        if not math.isfinite(value):
-            raise XinyongError(f"not a finite number: '{text[:80]}'", field=field)
-        if re.search(r"[eE]", t) and value == int(value):
-            value = int(value)
-    else:
-        value = int(t.replace("_", ""))
+    try:
+        if not NUMBER.fullmatch(t) or not any(c.isdigit() for c in t):
+            raise ValueError
+        # Python's own syntax for the digits: '_' only between digits (1_000, not 1_).
+        value: int | float = float(t) if re.search(r"[eE.]", t) else int(t)
+    except ValueError:
+        raise XinyongError(f"not a number: '{text[:80]}'", field=field) from None
+    if not math.isfinite(value):
+        raise XinyongError(f"not a finite number: '{text[:80]}'", field=field)
+    if re.search(r"[eE]", t) and value == int(value):
+        value = int(value)
     if whole and value != int(value):
         raise XinyongError(f"not a whole number: '{text[:80]}'", field=field)
     return int(value) if whole else value

@@ -213,14 +213,15 @@ def resolve(
     not the file exists."""
     s = str(ref)
     if "\0" in s:
-        raise XinyongError(f"{what} '{s[:80]!r}' not found (a NUL in its name)")
+        raise XinyongError(f"{what} {s[:80]!r} not found (a NUL in its name)")
     is_path = s.endswith((".yaml", ".yml")) or "/" in s
     path = Path(s) if is_path else builtin_dir / f"{s}.yaml"
     if is_path and relative_to is not None and not path.is_absolute():
         path = relative_to / path
     allowed = _BUILTIN_ONLY.get()
-    builtin = not is_path and BUILTIN_NAME.fullmatch(s) and path.is_file()
-    if allowed is not None and path not in allowed and not builtin:
+    if allowed is None or path in allowed:
+        return path
+    if is_path or not BUILTIN_NAME.fullmatch(s) or not path.is_file():
         known = ", ".join(sorted(p.stem for p in builtin_dir.glob("*.yaml")))
         raise XinyongError(
             f"{what} '{s[:80]}' is not a built-in name ({known}); here a design cannot "
