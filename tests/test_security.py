@@ -220,6 +220,20 @@ def test_only_the_servers_own_names_are_answered(made: Path, tmp_path: Path) -> 
     assert host_name("127.0.0.1:8000") == "127.0.0.1"
 
 
+def test_serve_answers_to_its_host_and_the_names_allowed(monkeypatch, tmp_path: Path) -> None:
+    import uvicorn
+
+    from xinyong.cli import main as cli_main
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    args = ["serve", "--host", "10.1.2.3", "--allow-host", "my-box.lan", "--runs", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        cli_main(args)
+    hosts = set(seen["app"].state.settings.hosts)
+    assert hosts == {"127.0.0.1", "localhost", "::1", "10.1.2.3", "my-box.lan"}
+
+
 def _asgi_post(app, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> int:
     """POST `chunks` as they would arrive without a Content-Length (chunked); the status."""
     import asyncio
