@@ -354,6 +354,7 @@ def test_the_web_app_does_not_list_a_damaged_run(made: Path, web) -> None:
     for how in ("summary wrongly typed", "spells deleted", "run.json cut"):
         name = "damaged-" + how.replace(" ", "-").replace(".", "")
         run = copy_of(made, runs, name)
+        assert client.get(f"/api/runs/{name}").status_code == 200  # listed while whole
         _damage(run, how)
         assert client.get(f"/api/runs/{name}").status_code == 404
         assert client.get(f"/runs/{name}/people?person=1").status_code == 404

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from xinyong.atomic import read_marker, write_text
+from xinyong.atomic import write_text
 from xinyong.errors import XinyongError
 from xinyong.files import read_text
 from xinyong.store import MAX_JSON, RunDir, read_json
@@ -108,17 +108,20 @@ class Store:
     def _info(self, path: Path) -> RunInfo | None:
         if not path.is_dir() or path.is_symlink():
             return None
+        try:
+            # The damage check, before any file is read (itself cached while the run's files
+            # stay as they are): a run damaged since it was listed is no longer shown.
+            rd = RunDir(path)
+            summary = rd.summary()
+        except (XinyongError, OSError, ValueError):
+            return None
+        marker = rd.marker
+        if marker is None or not marker.get("complete") or "sweep" in marker:
+            return None
         key = tuple(self._mtime(path / f) for f in ("run.json", "summary.json", "metrics.json"))
         hit = self._cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        marker = read_marker(path)
-        if marker is None or not marker.get("complete") or "sweep" in marker:
-            return None
-        try:
-            summary = RunDir(path).summary()  # the damage check first
-        except (XinyongError, OSError, ValueError):
-            return None
         audit = None
         findings: list[str] = []
         if (path / "metrics.json").exists():
