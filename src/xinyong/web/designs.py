@@ -37,7 +37,7 @@ from xinyong.scenario import (
     parse_value,
     set_dotted,
 )
-from xinyong.scheme.schema import NAME, builtin_packs, parse_pack, pydantic_problems
+from xinyong.scheme.schema import builtin_packs, parse_pack, pydantic_problems
 from xinyong.yamlio import builtin_only, parse_yaml
 
 DESIGN_FILE = "design.yaml"  # the name validation messages give the design
@@ -155,9 +155,6 @@ def check(data: Any) -> Checked:
     problem (schema, then cross-checks) with its field."""
     if not isinstance(data, dict):
         return Checked(None, f"{DESIGN_FILE}: a scenario is a YAML mapping", [])
-    refused = _references(data)
-    if refused is not None:
-        return Checked(None, refused.format(), [Problem(refused.message, refused.field)])
     text = yaml.safe_dump(data, sort_keys=False)
     try:
         return Checked(_load_text(text))
@@ -174,38 +171,6 @@ def _all_problems(data: dict[str, Any]) -> list[Problem]:
     else:
         found = sc.check()
     return [Problem(msg, ".".join(map(str, loc)) or None) for msg, loc in found]
-
-
-def _references(data: dict[str, Any]) -> XinyongError | None:
-    """Refuse references to files: only built-in names and embedded packs are followed."""
-    parent = data.get("extends")
-    if parent is not None and parent not in builtin_scenarios():
-        return XinyongError(
-            f"extends names a built-in scenario here ({', '.join(builtin_scenarios())}); "
-            "a design cannot refer to files",
-            file=DESIGN_FILE,
-            field="extends",
-        )
-    packs = data.get("packs") if isinstance(data.get("packs"), dict) else {}
-    refs: list[tuple[Any, str]] = []
-    cities = data.get("cities")
-    for i, city in enumerate(cities if isinstance(cities, list) else []):
-        if isinstance(city, dict):
-            refs.append((city.get("pack"), f"cities.{i}.pack"))
-    national = data.get("national_packs")
-    for i, ref in enumerate(national if isinstance(national, list) else []):
-        refs.append((ref, f"national_packs.{i}"))
-    for ref, where in refs:
-        if not isinstance(ref, str) or ref in packs:
-            continue
-        if not NAME.fullmatch(ref) or ref not in builtin_packs():
-            return XinyongError(
-                f"pack '{ref}' is neither embedded nor built-in ({', '.join(builtin_packs())}); "
-                "a design cannot refer to files",
-                file=DESIGN_FILE,
-                field=where,
-            )
-    return None
 
 
 def parse_upload(text: str, current: dict[str, Any] | None) -> tuple[dict[str, Any], Checked]:
