@@ -790,14 +790,13 @@ def strict_json(body: bytes) -> Any:
         raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep") from None
     except ValueError as exc:  # also a number of more than 4,300 digits, and bad UTF-8
         raise StarletteHTTPException(422, f"not valid JSON: {str(exc)[:200]}") from None
-    stack = [(data, 1)]
+    stack = [(data, 1)] if isinstance(data, dict | list) else []
     while stack:
         value, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep")
         children = value.values() if isinstance(value, dict) else value
-        if isinstance(value, dict | list):
-            stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
+        stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
     return data
 
 
