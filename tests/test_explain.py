@@ -364,7 +364,7 @@ def test_a_run_with_its_persons_in_one_file_or_none(tmp_path: Path, stressed_run
     (old / "persons").rmdir()
     assert explain(old, 7) == explain(stressed_run, 7)
     (old / "persons.parquet").unlink()
-    with pytest.raises(XinyongError, match="incomplete run directory"):
+    with pytest.raises(XinyongError, match="table 'persons' is missing"):
         explain(old, 7)
 
 

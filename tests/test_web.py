@@ -37,7 +37,7 @@ def runs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(runs):
     settings = Settings(runs=runs, max_adults=50_000, max_days=800, max_replicates=3, warm=False)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url="http://localhost") as c:
         yield c
 
 
@@ -204,7 +204,9 @@ def test_bounds_are_clear_4xx(client, runs):
     assert big.status_code == 413 and "larger than" in big.json()["detail"]
     extra = client.post("/api/runs", json={"scenario": "r1", "sql": "COPY x TO 'y'"})
     assert extra.status_code == 422
-    with TestClient(create_app(Settings(runs=runs, max_queued=0, warm=False))) as full:
+    with TestClient(
+        create_app(Settings(runs=runs, max_queued=0, warm=False)), base_url="http://localhost"
+    ) as full:
         queued = full.post("/api/runs", json={"scenario": "r1", "adults": 10, "days": 2})
         assert queued.status_code == 429 and "waiting" in queued.json()["detail"]
 

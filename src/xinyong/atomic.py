@@ -65,10 +65,11 @@ CORE_TABLES = (
 )
 
 
-def run_tables() -> tuple[str, ...]:
+def run_tables(sc: Any = None) -> tuple[str, ...]:
     """Every table a run directory may hold: its own, then those of the modules of the
-    registry (module.Spec.tables), which runs whose scenario switches a module on hold."""
-    return CORE_TABLES + modules.tables()
+    registry (module.Spec.tables), which runs whose scenario switches a module on hold; with
+    `sc`, the tables a run of `sc` holds."""
+    return CORE_TABLES + modules.tables(sc)
 
 
 def is_module_table(name: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import sys
@@ -32,21 +31,17 @@ app = typer.Typer(
 out_console = Console(markup=False, emoji=False, highlight=False)
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 NAME_MAX = 64  # characters of a scenario name used in the default --out
+# Seeds of one set, comparison or grid point: replicates.MAX_REPLICATES (not imported here:
+# that loads the engine).
+MAX_REPLICATES = 1000
 
 
 def _count(text: str | None, option: str) -> int | None:
-    """A whole number from the command line, also written 1e6 or 1_000_000."""
-    if text is None:
-        return None
-    try:
-        value = float(text.replace("_", "")) if re.search(r"[eE.]", text) else int(text)
-    except ValueError:
-        raise XinyongError(f"not a whole number: '{text}'", field=option) from None
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise XinyongError(f"not a whole number: '{text}'", field=option)
-        value = int(value)
-    return value
+    """A whole number from the command line, also written 1e6 or 1_000_000: the syntax
+    `--set` takes (`scenario.parse_number`), for every count of every command."""
+    from xinyong.scenario import parse_number
+
+    return None if text is None else int(parse_number(text, option, whole=True))
 
 
 def default_out(name: str, seed: int) -> Path:
@@ -75,15 +70,23 @@ def _reading(*runs: Path) -> Iterator[None]:
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
-    from xinyong.scenario import parse_value
-
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise XinyongError(f"--set takes KEY=VALUE, got '{item}'")
-        out[key.strip()] = parse_value(value)
+        out[key.strip()] = _value(key.strip(), value)
     return out
+
+
+def _value(key: str, text: str) -> object:
+    """A --set value (`scenario.parse_value`); a refused one is reported at its key."""
+    from xinyong.scenario import parse_value
+
+    try:
+        return parse_value(text)
+    except XinyongError as err:
+        raise XinyongError(err.message, field=f"--set {key[:80]}") from None
 
 
 @app.command()
@@ -97,8 +100,8 @@ def run(
     adults: Annotated[
         str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
     ] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="Random seed.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")
     ] = None,
@@ -111,7 +114,12 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
     replicates: Annotated[
-        int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICATES,
+            help="Run K seeds (seed, seed+1, ...) in parallel processes.",
+        ),
     ] = 1,
     force: Annotated[
         bool, typer.Option(help="Run even when the memory estimate exceeds what is available.")
@@ -167,8 +175,8 @@ def run(
         scenario or "r1",
         overrides=_overrides(set_ or []),
         adults=_count(adults, "--adults"),
-        days=days,
-        seed=seed,
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
     )
     path = out or default_out(sc.name, sc.seed)
     with _progress(disable=quiet) as progress:
@@ -225,8 +233,8 @@ def _resume(
     scenario: str | None,
     set_: list[str] | None,
     adults: str | None,
-    days: int | None,
-    seed: int | None,
+    days: str | None,
+    seed: str | None,
     out: Path | None,
     quiet: bool,
     force: bool,
@@ -249,8 +257,8 @@ def _resume(
             scenario or "r1",
             overrides=_overrides(set_ or []),
             adults=_count(adults, "--adults"),
-            days=days,
-            seed=seed,
+            days=_count(days, "--days"),
+            seed=_count(seed, "--seed"),
         )
     days_total = (sc or load_scenario(stage / "scenario.yaml")).days
     with _progress(disable=quiet) as progress:
@@ -372,6 +380,7 @@ def list_builtins() -> None:
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
     out_console.print("packs: " + ", ".join(builtin_packs()))
+    out_console.print("company packs: " + ", ".join(builtin_packs("company")))
 
 
 @app.command()
@@ -426,6 +435,7 @@ def compare(
         int | None,
         typer.Option(
             min=2,
+            max=MAX_REPLICATES,
             help="Pair K seeds (A's seed, +1, ...): runs the missing ones for both sides and "
             "gives intervals across seeds. The way to call a difference significant.",
         ),
@@ -482,7 +492,13 @@ def compare(
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
-    write_comparison(doc, files)
+    try:
+        write_comparison(doc, files)
+    except OSError as exc:  # a write error names no file of its own
+        reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
+        raise XinyongError(
+            f"cannot write the comparison ({reason})", file=exc.filename or files["html"].parent
+        ) from None
     out_console.print(
         f"written: {files['html']}, {files['csv']}, {files['json']}"
         + (
@@ -503,10 +519,14 @@ def sweep(
             help="KEY=V1,V2,... to sweep (repeat for a grid); KEY=V holds a key fixed.",
         ),
     ],
-    replicates: Annotated[int, typer.Option(min=2, help="Seeds at each grid point.")] = 4,
-    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="First seed.")] = None,
+    replicates: Annotated[
+        int, typer.Option(min=2, max=MAX_REPLICATES, help="Seeds at each grid point.")
+    ] = 4,
+    adults: Annotated[
+        str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
+    ] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="First seed.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder (default runs/sweep-NAME).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep folder.")] = False,
     ray: Annotated[
@@ -521,7 +541,7 @@ def sweep(
     cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
 ) -> None:
     """Run a grid of parameter values, K seeds each; one curve per key metric (HTML + CSV)."""
-    from xinyong.scenario import load_scenario, parse_value
+    from xinyong.scenario import load_scenario
     from xinyong.sweep import grid_points
     from xinyong.sweep import sweep as run_sweep
 
@@ -530,10 +550,16 @@ def sweep(
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise XinyongError(f"--set takes KEY=V1,V2,..., got '{item}'", field="--set")
-        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+        grid[key.strip()] = [_value(key.strip(), v.strip()) for v in values.split(",")]
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     grid = {k: v for k, v in grid.items() if len(v) > 1} or {k: [v] for k, v in fixed.items()}
-    sc = load_scenario(scenario, overrides=fixed, adults=adults, days=days, seed=seed)
+    sc = load_scenario(
+        scenario,
+        overrides=fixed,
+        adults=_count(adults, "--adults"),
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
+    )
     for point in grid_points(grid):
         sc.with_(**point)  # a bad key or value stops here, before anything runs
     path = out or Path("runs") / f"sweep-{sc.name}"
@@ -672,6 +698,13 @@ def serve(
     max_replicates: Annotated[int, typer.Option(min=1, help="Most seeds a run pairs.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Runs at once (more wait in a queue).")] = 1,
     max_queued: Annotated[int, typer.Option(min=0, help="Most jobs waiting in the queue.")] = 8,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another name the server answers to (its Host header), e.g. this machine's "
+            "name on the network; localhost's names and --host always are."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web application: design a scheme, run it, read the findings, compare."""
     from xinyong.web import LOCALHOST, Settings
@@ -680,7 +713,8 @@ def serve(
     if host not in LOCALHOST:
         err_console.print(
             f"warning: listening on {host}: anyone who can reach this address can start runs "
-            "on this machine (there is no login); the default is 127.0.0.1",
+            "on this machine (there is no login); the default is 127.0.0.1. It answers to "
+            f"the Host names localhost, {host} and each --allow-host NAME",
             soft_wrap=True,
         )
     settings = Settings(
@@ -690,6 +724,7 @@ def serve(
         max_replicates=max_replicates,
         workers=workers,
         max_queued=max_queued,
+        hosts=(*LOCALHOST, *(allow_host or [])),
     )
     shown = f"[{host}]" if ":" in host else host
     out_console.print(f"serving http://{shown}:{port}/ (runs in {runs}); Ctrl-C stops")

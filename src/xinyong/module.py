@@ -71,6 +71,7 @@ class Table:
 
     name: str
     nullable: tuple[str, ...] = ()  # columns whose nulls mean something (an open spell's end)
+    columns: tuple[str, ...] = ()  # columns a reader relies on (the run's damage check)
 
 
 def no_problems(sc: Scenario) -> list[Problem]:

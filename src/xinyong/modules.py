@@ -75,3 +75,8 @@ def tables(sc: Any = None) -> tuple[str, ...]:
 
 def nullable() -> dict[str, tuple[str, ...]]:
     return {t.name: t.nullable for spec in specs() for t in spec.tables}
+
+
+def columns() -> dict[str, tuple[str, ...]]:
+    """The columns each module table must hold (the damage check of a run's tables)."""
+    return {t.name: t.columns for spec in specs() for t in spec.tables}

@@ -21,11 +21,13 @@ from xinyong.api import Run, on_disk, run, simulate, writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS, disparity_row
+from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
 from xinyong.sizing import check_size
 from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
+MAX_REPLICATES = 1000  # seeds of one set (a process each); the CLI's and the API's bound
 
 
 def replicate_dirs(path: Path) -> list[Path]:
@@ -106,6 +108,10 @@ def run_replicates(
     `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
     "local": a local Ray). The set appears only once every replicate is complete, as `run`
     does."""
+    if not 1 <= replicates <= MAX_REPLICATES:
+        raise XinyongError(
+            f"replicates are 1 to {MAX_REPLICATES:,} (asked {replicates:,})", field="replicates"
+        )
     path = Path(out)
     seeds = [scenario.seed + i for i in range(replicates)]
     workers = workers or min(replicates, os.cpu_count() or 1)
@@ -206,11 +212,14 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def combine_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of each numeric summary key over replicates, with `intervals` {key: [low, high]}
-    (Student t across seeds)."""
+    (Student t across seeds). Wall times are left out: the same seeds give the same summary,
+    byte for byte (the set's wall time is in its run.json)."""
     out: dict[str, Any] = {}
     intervals: dict[str, list] = {}
     per_seed: dict[str, list] = {}
     for key, value in summaries[0].items():
+        if key == "wall_seconds":
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or key == "seed":
             out[key] = value
             continue

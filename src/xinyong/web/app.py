@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -27,12 +28,14 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xinyong.errors import XinyongError
+from xinyong.files import read_bytes
 from xinyong.web import designs
 from xinyong.web.jobs import FINISHED, Job, JobManager, QueueFullError
 from xinyong.web.settings import RUN_ID, Settings, new_id
@@ -41,6 +44,8 @@ from xinyong.web.store import Store, pick, wrongly_listed
 HERE = Path(__file__).resolve().parent
 INT32_MAX = 2**31 - 1
 SEED_MAX = 2**63 - 1
+MAX_JSON_DEPTH = 32  # arrays and objects within each other; a design's `set` nests 3 deep
+MAX_PAGE = 256 << 20  # a report or comparison page served (plotly embedded: about 5 MiB)
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID.pattern, max_length=80)]
 DesignId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")]
@@ -58,7 +63,8 @@ class ApiError(Exception):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict types: `{"adults": true}` is not one adult, `"3"` is not a number.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RunRequest(Strict):
@@ -156,8 +162,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Simulate and audit social credit schemes on synthetic populations.",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJsonRoute
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HostAllowList, hosts=settings.hosts)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -172,6 +180,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(XinyongError)
     async def _input_error(request: Request, exc: XinyongError) -> Response:
         return await _api_error(request, ApiError(422, exc.format(), exc.field))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # The first problem in one line, without echoing the input back.
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "query")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else first.get("msg", "")
+        return await _api_error(request, ApiError(422, message or "invalid request", field))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -683,10 +701,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/runs/{run_id}/report.html", include_in_schema=False)
     def report_file(run_id: RunId) -> Response:
         info = run_or_404(run_id)
-        path = info.path / "report.html"
-        if not path.is_file():
+        page = served(info.path / "report.html")
+        if page is None:
             raise ApiError(404, "the run has no report (xinyong audit RUN)")
-        return FileResponse(path, media_type="text/html")
+        return Response(page, media_type="text/html")
 
     @app.get("/runs/{run_id}/people", response_class=HTMLResponse, include_in_schema=False)
     def person_page(
@@ -736,11 +754,69 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/compare/{compare_id}/compare.html", include_in_schema=False)
     def compare_file(compare_id: RunId) -> Response:
         path = settings.compare_path(compare_id) / "compare.html"
-        if store.comparison(compare_id) is None or not path.is_file():
+        page = served(path) if store.comparison(compare_id) is not None else None
+        if page is None:
             raise ApiError(404, f"no finished comparison '{compare_id}'")
-        return FileResponse(path, media_type="text/html")
+        return Response(page, media_type="text/html")
 
     return app
+
+
+def served(path: Path) -> bytes | None:
+    """A page of a run or comparison to serve: a regular file read without following a
+    symbolic link (one in a run directory could point anywhere), or None."""
+    try:
+        return read_bytes(path, MAX_PAGE, follow_links=False)
+    except XinyongError:
+        return None
+
+
+def strict_json(body: bytes) -> Any:
+    """A request's JSON, strictly: finite numbers only (no NaN, Infinity or 1e999), nested at
+    most MAX_JSON_DEPTH deep; anything else is refused with a 422 naming the problem."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text[:40]} is not a finite number")
+        return value
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    try:
+        data = json.loads(body, parse_float=finite, parse_constant=constant)
+    except RecursionError:
+        raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep") from None
+    except ValueError as exc:  # also a number of more than 4,300 digits, and bad UTF-8
+        raise StarletteHTTPException(422, f"not valid JSON: {str(exc)[:200]}") from None
+    stack = [(data, 1)] if isinstance(data, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep")
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
+    return data
+
+
+class StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Routes whose JSON bodies are read by `strict_json`."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict
 
 
 def _doc_of(text: str | None) -> dict[str, Any] | None:
@@ -829,8 +905,9 @@ def _pct(x: Any) -> str:
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413 (by Content-Length, or as they
-    arrive when it is absent)."""
+    """Refuse request bodies over `limit` bytes with 413, however they are sent: by their
+    Content-Length, or as they arrive (chunked). The body is read here, whole, before the
+    application sees it (the application's own reader would answer 400 to a cut body)."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -845,47 +922,71 @@ class BodyLimit:
         except ValueError:
             declared = self.limit + 1
         if declared > self.limit:
-            await self._refuse(send)
+            await _refuse(send, 413, f"the request is larger than {self.limit:,} bytes "
+                          "(the server's bound)")  # fmt: skip
             return
-        seen = 0
-        started = False
-
-        async def counted() -> dict:
-            nonlocal seen
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLargeError
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await _refuse(send, 413, f"the request is larger than {self.limit:,} bytes "
+                              "(the server's bound)")  # fmt: skip
+                return
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        async def replay() -> dict:
+            nonlocal whole
+            if whole is None:
+                return await receive()  # what follows: a disconnect
+            message, whole = whole, None
             return message
 
-        async def watched(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLargeError:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"the request is larger than {self.limit:,} bytes (the server's bound)"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
 
 
-class _TooLargeError(Exception):
-    pass
+class HostAllowList:
+    """Answer only requests whose Host header names this server (localhost names and the
+    address it was started on, `Settings.hosts`): a web page elsewhere cannot reach a
+    server on localhost by pointing its own name at 127.0.0.1 (DNS rebinding)."""
+
+    def __init__(self, app: Any, hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.hosts = {host_name(h) for h in hosts}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = dict(scope.get("headers") or []).get(b"host", b"")
+            if host_name(raw.decode("latin-1")) not in self.hosts:
+                await _refuse(send, 400, "this server answers only to its own names (Host "
+                              "header); start it with --allow-host NAME for another")  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or an address, without its port or brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:  # name:port (an IPv6 address without brackets has several)
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+async def _refuse(send: Any, status: int, detail: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
 
 
 __all__ = ["Settings", "create_app"]
