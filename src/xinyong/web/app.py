@@ -37,6 +37,7 @@ from xinyong.web import designs
 from xinyong.web.jobs import FINISHED, Job, JobManager, QueueFullError
 from xinyong.web.settings import RUN_ID, Settings, new_id
 from xinyong.web.store import Store, pick, wrongly_listed
+from xinyong.words import number, percent, plural
 
 HERE = Path(__file__).resolve().parent
 INT32_MAX = 2**31 - 1
@@ -137,8 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(settings=settings)
-    templates.env.filters["num"] = _num
-    templates.env.filters["pct"] = _pct
+    templates.env.filters["num"] = number
+    templates.env.filters["pct"] = percent
+    templates.env.filters["plural"] = plural
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -347,7 +349,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok=True,
             kind="scenario",
             summary=f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
-            f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}",
+            f"{plural(len(sc.cities), 'city')}, packs {', '.join(sc.packs)}",
         )
 
     # JSON API.
@@ -814,18 +816,6 @@ def _packs() -> list[dict[str, Any]]:
                 }
             )
     return _PACKS
-
-
-def _num(x: Any) -> str:
-    from xinyong.audit.report import _num as num
-
-    return num(x)
-
-
-def _pct(x: Any) -> str:
-    from xinyong.audit.report import _pct as pct
-
-    return pct(x)
 
 
 class BodyLimit:
