@@ -465,7 +465,7 @@ def compare(
     from xinyong.audit.compare import outputs, write_comparison
 
     with _reading(run_a, run_b), _progress(disable=replicates is None, eta=False) as progress:
-        task = progress.add_task("seeds", total=None)
+        task = progress.add_task("runs of the missing seeds", total=None)
         doc = compare_runs(
             run_a,
             run_b,
@@ -473,11 +473,13 @@ def compare(
             replicates=replicates,
             out=None if out is None or str(out).endswith(".html") else out,
             on_done=lambda i: progress.update(task, completed=i + 1),
+            on_total=lambda n: progress.update(task, total=n),
         )
     a, b = doc["a"], doc["b"]
     for label, side in (("A (base)", a), ("B (reform)", b)):
         seeds = ", ".join(map(str, side["seeds"]))
-        out_console.print(f"{label}: {side['path']} ({side['scenario']}, seeds {seeds})")
+        word = "seed" if len(side["seeds"]) == 1 else "seeds"
+        out_console.print(f"{label}: {side['path']} ({side['scenario']}, {word} {seeds})")
     if doc["parameters"]:
         for p in doc["parameters"]:
             out_console.print(f"  changed: {p['key']}: {p['a']} -> {p['b']}")
@@ -775,6 +777,18 @@ def with_optional_values(args: list[str]) -> list[str]:
     return out
 
 
+def _plain_flags(group: Any) -> None:
+    """On/off options take no value: their help shows no `<bool>` after them (Typer's
+    default), --help's included."""
+    from typer._click import Context
+
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        helper = command.get_help_option(Context(command))
+        for param in [*command.params, *([helper] if helper is not None else [])]:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `xinyong` command. Every error the user can act on is one line on stderr and exit
     code 2: bad input, a usage mistake, a damaged run, a system refusal (disk, permission)."""
@@ -785,6 +799,7 @@ def main(argv: list[str] | None = None) -> None:
     # Before pyarrow is imported: its first native thread would otherwise open a second arena.
     memory.keep_freed()
     command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
         args = with_optional_values(sys.argv[1:] if argv is None else argv)
         code = command.main(args=args, prog_name="xinyong", standalone_mode=False)

@@ -246,6 +246,9 @@ class JobManager:
                     if auditing and job.kind == "run"
                     else "cancelled; the run directories are as they were"
                 )
+                # Gone before the job reads as cancelled: whoever sees that finds nothing left.
+                worker.kill()
+                cleanup(job.targets)
                 with self._lock:
                     self._finish(job, CANCELLED, message)
                 return False
