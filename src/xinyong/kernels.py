@@ -16,8 +16,8 @@ from typing import Any
 
 COMPILING = "compiling kernels"
 COMPILE_NOTE = (
-    "compiling the kernels for the first run after set-up or a change: about a minute, once "
-    "(`make kernels` does it ahead)"
+    "compiling kernels, once after set-up or a source change: up to a minute or two before "
+    "the first day moves (`make kernels` does it ahead)"
 )
 
 
@@ -59,7 +59,7 @@ def warm(runs: tuple[tuple[str, int, int], ...] = WARM_RUNS) -> int:
 
 def main() -> None:
     """`python -m xinyong.kernels`: compile ahead, saying how long it took."""
-    print(f"{COMPILING} (about a minute, once after set-up or a change)", file=sys.stderr)
+    print(f"{COMPILING} for the first run (up to a minute or two, once)", file=sys.stderr)
     start = time.monotonic()
     count = warm()
     print(f"{count} functions compiled in {time.monotonic() - start:.0f} s", file=sys.stderr)
