@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +31,7 @@ from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
 from xinyong.store import RunDir
+from xinyong.words import label
 from xinyong.yamlio import load_yaml
 
 Row = dict[str, Any]
@@ -492,7 +494,7 @@ def _end(spell: Row, days: int) -> int:
 def _truth(r: Row) -> str:
     if r["truth"] == "misattributed":
         return f"misattributed (true actor {r['actor']})"
-    return str(r["truth"])
+    return label(str(r["truth"]))
 
 
 def _outcome(r: Row) -> str:
@@ -624,9 +626,25 @@ def _section(console: Console, title: str, columns: list[str], rows: list[list[A
     if not rows:
         console.print(f"[bold]{title}[/bold]: [dim]none[/dim]")
         return
-    table = Table(*columns, title=title, title_justify="left", title_style="bold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    longest = [
+        max(len(word) for text in [name, *(row[i] for row in cells)] for word in text.split())
+        for i, name in enumerate(columns)
+    ]
+    if sum(longest) + 2 * len(columns) > console.width:
+        # Too narrow for a table whose cells wrap only between words: a line per row.
+        console.print(f"[bold]{title}[/bold]")
+        for row in cells:
+            console.print("; ".join(f"{n} {v}" for n, v in zip(columns, row, strict=True) if v))
+        return
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+        show_edge=False, padding=(0, 1, 0, 0),
+    )  # fmt: skip
+    for name, width in zip(columns, longest, strict=True):  # cells wrap between words only
+        table.add_column(name, overflow="fold", min_width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -650,8 +668,8 @@ def render(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
+                label(r["behaviour"]),
+                label(r["channel"]),
                 _truth(r),
                 r["points"],
                 r["shadow_points"],
@@ -773,8 +791,8 @@ def render_story(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
+                label(r["behaviour"]),
+                label(r["channel"]),
                 _truth(r),
                 r["points"],
                 r["expiry_day"],
@@ -790,7 +808,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         ["list", "days", "wrongly", "why"],
         [
             [
-                s["list"],
+                label(s["list"]),
                 f"{s['start']}..{'end' if s['end'] is None else s['end']} ({s['days']} d)",
                 f"{s['wrong_days']} d" if s["wrong_days"] else "",
                 s["why"],
