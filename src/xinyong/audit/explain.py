@@ -31,7 +31,7 @@ from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
 from xinyong.store import RunDir
-from xinyong.words import label
+from xinyong.words import label, plural
 from xinyong.yamlio import load_yaml
 
 Row = dict[str, Any]
@@ -379,11 +379,11 @@ def _cause(first_wrong: int | None, own: list[Row], entering: list[Row], sign: i
 
 def _describe(r: Row) -> str:
     """'a misattributed drug_use record (camera) that belonged to adult 84656'."""
-    what = f"{r['behaviour']} record ({r['channel']}"
+    what = f"{label(r['behaviour'])} record ({label(r['channel'])}"
     if r["truth"] == "misattributed":
         return f"a misattributed {what}) that belonged to adult {r['actor']}"
     if r["truth"] == "false_report":
-        return f"a false {r['behaviour']} report ({r['channel']}: nobody did it)"
+        return f"a false {label(r['behaviour'])} report ({label(r['channel'])}: nobody did it)"
     return f"a {what})"
 
 
@@ -396,7 +396,7 @@ def _appeal_story(r: Row) -> str:
 
 
 def _spell_words(lst: str) -> str:
-    return f"on the {lst}"
+    return f"on the {label(lst)}"
 
 
 def story(report: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +430,7 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
             f"{s['first_wrong_day']} to day {s['end']}) {because(s)}."
         )
     elif p["lists"]:
-        names = ", ".join(f"the {name}" for name in p["lists"])
+        names = ", ".join(f"the {label(name)}" for name in p["lists"])
         verdict = (
             f"On {names} at the end on their own records: the shadow world (correct records "
             "only) puts them there too."
@@ -455,11 +455,11 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for r in routine:
         counts[r["behaviour"]] = counts.get(r["behaviour"], 0) + 1
-    top = ", ".join(f"{b} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
+    top = ", ".join(f"{label(b)} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
     points = sum(r["points"] for r in routine)
     summary = (
-        f"{len(routine)} routine positive records ({top}{', ...' if len(counts) > 4 else ''}), "
-        f"{points:+d} points in all"
+        f"{plural(len(routine), 'routine positive record')} "
+        f"({top}{', ...' if len(counts) > 4 else ''}), {points:+d} points in all"
         if routine
         else "no routine positive records"
     )
