@@ -150,6 +150,9 @@ def test_unknown_names_suggest_the_closest_known_one(tmp_path: Path) -> None:
         "unknown key 'misattrib' (did you mean 'misattribute'?)",
     )
     assert_clean_error(cli("run", "nationl", "--quiet"), "did you mean 'national'?")
+    assert_clean_error(  # inside a list of mappings
+        cli("run", "r1", "--set", "cities.0.shares=1", "--quiet"), "did you mean 'share'?"
+    )
     text = "extends: r1\nname: mine\npopulaton:\n  adults: 100\n"
     path = write(tmp_path, "mine.yaml", text)
     assert_clean_error(cli("validate", str(path)), f"{path}:3", "did you mean 'population'?")

@@ -43,6 +43,7 @@ def test_plural(count, noun, text):
         (2.0, "2"),
         (1234567.8, "1,234,568"),
         (1234567, "1,234,567"),
+        (12345.6, "12,346"),
         (None, "n/a"),
         (float("nan"), "n/a"),
         (True, "yes"),
@@ -50,6 +51,11 @@ def test_plural(count, noun, text):
 )
 def test_number_never_shows_noise_or_exponents(value, text):
     assert number(value) == text
+
+
+def test_more_digits_keep_separators():
+    assert number(12345.6, 6) == "12,345.6"
+    assert number(0.005, 6) == "0.005"
 
 
 def test_percent_and_counts():

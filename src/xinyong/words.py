@@ -61,7 +61,7 @@ def number(x: object, digits: int = 3) -> str:
         return f"{round(x):,}"
     # Significant digits, then written out in full: 0.000123, never 1.23e-04.
     places = digits - 1 - math.floor(math.log10(abs(x)))
-    text = f"{round(x, places):.{max(places, 0)}f}"
+    text = f"{round(x, places):,.{max(places, 0)}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "0") else text

@@ -341,8 +341,8 @@ def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
                 field = kind.model_fields.get(str(part))
                 if field is not None:
                     nxt.append(field.annotation)
-            elif get_origin(kind) in (dict, list, tuple):
-                nxt.append(get_args(kind)[-1])
+            elif get_origin(kind) in (dict, list, tuple):  # tuple[X, ...]: X
+                nxt += [arg for arg in get_args(kind)[-2:] if arg is not Ellipsis][-1:]
         kinds = nxt
     keys: list[str] = []
     for kind in _branches(kinds):
