@@ -425,7 +425,7 @@ def test_story_blames_the_wrong_record_still_live_not_an_expiry(tmp_path: Path) 
     )
     # The donation is routine (positive, correct, entered no list); the jaywalking mattered.
     assert story["mattered"] == [jaywalk["record_id"]]
-    assert story["routine"] == "1 routine positive records (blood_donation 1), +10 points in all"
+    assert story["routine"] == "1 routine positive record (blood donation 1), +10 points in all"
 
 
 def test_story_on_the_command_line_and_as_a_page(tmp_path: Path) -> None:

@@ -124,8 +124,8 @@ def test_overwrite_replaces_a_run_only_when_the_new_one_is_complete(
     assert code == 0, err
     assert json.loads((run / "summary.json").read_text())["seed"] == 5
     assert read_marker(run)["complete"] is True
-    # Nothing is left beside it but the writers' lock.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]
+    # Nothing is left beside it, the writers' lock included.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_a_second_writer_is_refused_at_once(

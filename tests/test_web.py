@@ -75,6 +75,9 @@ def test_pages_and_assets_are_local(client):
         assert refs and not [r for r in refs if re.match(r"(https?:)?//", r)], url
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/app.css").status_code == 200
+    for icon in ("/favicon.ico", "/static/favicon.svg"):  # asked for by every browser
+        got = client.get(icon)
+        assert got.status_code == 200 and got.headers["content-type"].startswith("image/svg")
     assert client.get("/docs").status_code == 404  # Swagger UI would load a CDN
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import re
@@ -14,11 +15,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.padding import Padding
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from xinyong.errors import XinyongError
+from xinyong.words import count_of, listing, number, plural
 
 app = typer.Typer(
     add_completion=False,
@@ -194,17 +206,19 @@ def run(
                     cores=cores,
                 )
             else:
-                task = progress.add_task(f"{escape(sc.name)}: {sc.adults:,} adults", total=sc.days)
-                result = run_scenario(
-                    sc,
-                    path,
-                    overwrite=overwrite,
-                    on_day=lambda t: progress.update(task, completed=t + 1),
-                    force=force,
-                    ray=ray,
-                    actors=actors,
-                    checkpoint_days=checkpoint_days,
-                )
+                label = f"{escape(sc.name)}: {sc.adults:,} adults"
+                task = progress.add_task(label, total=sc.days)
+                with _compiling(progress, task):
+                    result = run_scenario(
+                        sc,
+                        path,
+                        overwrite=overwrite,
+                        on_day=lambda t: progress.update(task, completed=t + 1, description=label),
+                        force=force,
+                        ray=ray,
+                        actors=actors,
+                        checkpoint_days=checkpoint_days,
+                    )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
             if replicates == 1 and _resumable(path):
@@ -262,15 +276,17 @@ def _resume(
         )
     days_total = (sc or load_scenario(stage / "scenario.yaml")).days
     with _progress(disable=quiet) as progress:
-        task = progress.add_task(f"resuming {escape(run_dir.name)}", total=days_total)
+        label = f"resuming {escape(run_dir.name)}"
+        task = progress.add_task(label, total=days_total)
         try:
-            result = resume(
-                path,
-                sc,
-                on_day=lambda t: progress.update(task, completed=t + 1),
-                checkpoint_days=checkpoint_days,
-                force=force,
-            )
+            with _compiling(progress, task):
+                result = resume(
+                    path,
+                    sc,
+                    on_day=lambda t: progress.update(task, completed=t + 1, description=label),
+                    checkpoint_days=checkpoint_days,
+                    force=force,
+                )
         except KeyboardInterrupt:
             err_console.print(
                 f"interrupted; {run_dir} is as it was and can still be resumed from its checkpoint"
@@ -284,8 +300,7 @@ def _resume(
 def _print_summary(summary: dict) -> None:
     table = Table(title="summary", show_header=False)
     for key, value in summary.items():
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        table.add_row(key, text)
+        table.add_row(key, number(value, 4) if isinstance(value, int | float) else str(value))
     out_console.print(table)
 
 
@@ -327,7 +342,7 @@ def validate(
     companies = f", {sc.companies.count(sc.adults):,} companies" if sc.companies else ""
     out_console.print(
         f"ok: scenario '{sc.name}': {sc.adults:,} adults{companies}, {sc.days} days, "
-        f"{len(sc.cities)} cities, packs {', '.join([*sc.packs, *sc.company_packs])}"
+        f"{plural(len(sc.cities), 'city')}, packs {', '.join([*sc.packs, *sc.company_packs])}"
     )
 
 
@@ -390,34 +405,74 @@ def audit(
         bool, typer.Option(help="Run the scheme-off world for the behaviour metrics.")
     ] = True,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Print every metric and disparity, not the key ones.")
+    ] = False,
 ) -> None:
-    """Audit a run: metrics with intervals into metrics.json, and an offline HTML report."""
+    """Audit a run: metrics with intervals into metrics.json, and an offline HTML report.
+    Prints the key findings and the key metrics (every metric with --all)."""
     from xinyong.audit.audit import audit as audit_run
+    from xinyong.audit.compare import KEY_METRICS, flat_rows
+    from xinyong.audit.report import key_findings
 
     with _reading(run_dir):
         doc = audit_run(run_dir, baseline=baseline, report=report)
-    table = Table("metric", "value", "people", "95% interval", "meaning", title="audit")
-    for name, row in doc["metrics"].items():
-        people = "" if row.get("count") is None else f"{_fmt(row['count'])} of {_fmt(row['of'])}"
-        table.add_row(name, _fmt(row["value"]), people, _interval(row), row["meaning"])
-    out_console.print(table)
+    findings = key_findings(doc)
+    if findings:
+        out_console.print(Text("key findings", style="bold"))
+        bullets = Table.grid(padding=(0, 1))  # wrapped lines stay under their sentence
+        for text, _, _ in findings:
+            bullets.add_row("-", Text(_plain(text)))
+        out_console.print(bullets)
+    rows = flat_rows(doc) if not all_ else doc["metrics"]
+    shown = list(rows) if all_ else [m for m in KEY_METRICS if m in rows]
+    out_console.print(Text("every metric" if all_ else "key metrics", style="bold"))
+    for name in shown:
+        _print_metric(name, rows[name])
     out_console.print(f"intervals: {doc['interval_meaning']}")
     if doc.get("correction"):
         out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
-    for d in doc["disparity"]:
-        if d["flag"]:
-            out_console.print(
-                Text.assemble(
-                    ("outside the four-fifths band:", "yellow"),
-                    f" {d['metric']} {d['group']}/{d['reference']} = {_fmt(d['ratio'])} "
-                    f"({d['numerator']} vs {d['reference_numerator']} people)",
-                )
+    flagged = [d for d in doc["disparity"] if d["flag"]]
+    for d in flagged if all_ else []:
+        out_console.print(
+            Text.assemble(
+                ("outside the four-fifths band:", "yellow"),
+                f" {d['metric']}, {d['group']} against {d['reference']}: "
+                f"{number(d['ratio'])} times ({plural(d['numerator'], 'person')} against "
+                f"{plural(d['reference_numerator'], 'person')})",
             )
+        )
+    if not all_:
+        rest = len(doc["metrics"]) - sum(m in doc["metrics"] for m in shown)
+        more = [plural(rest, "more metric")] if rest > 0 else []
+        if flagged:
+            more.append(f"{plural(len(flagged), 'disparity', 'disparities')} outside the "
+                        "four-fifths band")  # fmt: skip
+        if more:
+            out_console.print(f"{listing(more)}: xinyong audit --all, metrics.json or the report")
     out_console.print(
         f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
     )
+
+
+def _plain(html_text: str) -> str:
+    """A sentence of the report as plain text (no tags, no entities)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def _print_metric(name: str, row: dict) -> None:
+    """A metric on its own line, its name whole, then its value, interval, people and
+    meaning; long lines wrap between words."""
+    parts = [f"{name} = {number(row['value'])}"]
+    if row.get("low") is not None:
+        parts.append(_interval(row))
+    if row.get("count") is not None:
+        parts.append(f"({count_of(row['count'], row['of'])})")
+    out_console.print(Text(" ".join(parts)), overflow="fold")
+    if row.get("meaning"):
+        out_console.print(Padding(Text(row["meaning"], style="dim"), (0, 0, 0, 4)))
 
 
 @app.command()
@@ -446,7 +501,7 @@ def compare(
     from xinyong.audit.compare import outputs, write_comparison
 
     with _reading(run_a, run_b), _progress(disable=replicates is None, eta=False) as progress:
-        task = progress.add_task("seeds", total=None)
+        task = progress.add_task("runs of the missing seeds", total=None)
         doc = compare_runs(
             run_a,
             run_b,
@@ -454,11 +509,13 @@ def compare(
             replicates=replicates,
             out=None if out is None or str(out).endswith(".html") else out,
             on_done=lambda i: progress.update(task, completed=i + 1),
+            on_total=lambda n: progress.update(task, total=n),
         )
     a, b = doc["a"], doc["b"]
     for label, side in (("A (base)", a), ("B (reform)", b)):
         seeds = ", ".join(map(str, side["seeds"]))
-        out_console.print(f"{label}: {side['path']} ({side['scenario']}, seeds {seeds})")
+        word = "seed" if len(side["seeds"]) == 1 else "seeds"
+        out_console.print(f"{label}: {side['path']} ({side['scenario']}, {word} {seeds})")
     if doc["parameters"]:
         for p in doc["parameters"]:
             out_console.print(f"  changed: {p['key']}: {p['a']} -> {p['b']}")
@@ -470,9 +527,9 @@ def compare(
             mark = " *" if row["significant"] else ""
             table.add_row(
                 row["metric"],
-                _fmt(row["a"]),
-                _fmt(row["b"]),
-                _fmt(row["difference"]) + mark,
+                number(row["a"]),
+                number(row["b"]),
+                number(row["difference"]) + mark,
                 _interval(row),
                 row["kind"],
             )
@@ -481,8 +538,8 @@ def compare(
         for row in doc["rows"]:
             mark = " *" if row["significant"] else ""
             out_console.print(
-                f"{row['metric']}: {_fmt(row['a'])} -> {_fmt(row['b'])}, B - A = "
-                f"{_fmt(row['difference'])}{mark} {_interval(row)}",
+                f"{row['metric']}: {number(row['a'])} -> {number(row['b'])}, B - A = "
+                f"{number(row['difference'])}{mark} {_interval(row)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -582,7 +639,7 @@ def sweep(
             table.add_row(
                 *(str(p["values"][k]) for k in doc["keys"]),
                 name,
-                _fmt(row["value"]),
+                number(row["value"]),
                 _interval(row),
             )
     out_console.print(table)
@@ -590,21 +647,40 @@ def sweep(
 
 
 def _progress(disable: bool = False, eta: bool = True) -> Progress:
-    """A progress bar on stderr, gone once done."""
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    """A progress bar on stderr, gone once done; its spinner turns while nothing else moves
+    (kernels compiling, a day's last step)."""
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     if eta:
         columns.append(TimeRemainingColumn())
     return Progress(*columns, console=err_console, disable=disable, transient=True)
 
 
+@contextlib.contextmanager
+def _compiling(progress: Progress, task: TaskID) -> Iterator[None]:
+    """While numba compiles, the bar says so (the next day puts its label back), and the
+    first compile leaves one line saying why the first run waits."""
+    from xinyong.kernels import COMPILE_NOTE, COMPILING, on_compile
+
+    said = []
+
+    def compiling(_: str) -> None:
+        if not said:
+            said.append(True)
+            err_console.print(COMPILE_NOTE, soft_wrap=True)
+        progress.update(task, description=COMPILING)
+
+    with on_compile(compiling):
+        yield
+
+
 def _interval(row: dict) -> str:
-    return "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return "" if row["low"] is None else f"[{number(row['low'])}, {number(row['high'])}]"
 
 
 @app.command()
@@ -759,6 +835,18 @@ def with_optional_values(args: list[str]) -> list[str]:
     return out
 
 
+def _plain_flags(group: Any) -> None:
+    """On/off options take no value: their help shows no `<bool>` after them (Typer's
+    default), --help's included."""
+    from typer._click import Context
+
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        helper = command.get_help_option(Context(command))
+        for param in [*command.params, *([helper] if helper is not None else [])]:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `xinyong` command. Every error the user can act on is one line on stderr and exit
     code 2: bad input, a usage mistake, a damaged run, a system refusal (disk, permission)."""
@@ -769,6 +857,7 @@ def main(argv: list[str] | None = None) -> None:
     # Before pyarrow is imported: its first native thread would otherwise open a second arena.
     memory.keep_freed()
     command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
         args = with_optional_values(sys.argv[1:] if argv is None else argv)
         code = command.main(args=args, prog_name="xinyong", standalone_mode=False)

@@ -12,6 +12,7 @@ daily tables and computes the summary over all parts.
 
 from __future__ import annotations
 
+import logging
 import resource
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,20 @@ def connect(address: str | None = None, cpus: int | None = None) -> Any:
         if address is None or address in LOCAL:
             from xinyong.threads import usable_cores
 
-            ray.init(
-                num_cpus=cpus or usable_cores(),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            # Ray turns token authentication on for a local cluster it starts and says so in
+            # a warning, which would land inside the progress bar: the cluster is ours.
+            notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+            level = notice.level
+            notice.setLevel(logging.ERROR)
+            try:
+                ray.init(
+                    num_cpus=cpus or usable_cores(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            finally:
+                notice.setLevel(level)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     return ray

@@ -40,6 +40,7 @@ from xinyong.scheme.schema import (
     parse_pack,
     validated,
 )
+from xinyong.words import did_you_mean
 from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -461,7 +462,10 @@ def scenario_path(ref: str | Path, relative_to: Path | None = None) -> Path:
     path = resolve(ref, SCENARIOS_DIR, relative_to, what="scenario")
     if path.parent == SCENARIOS_DIR and not path.exists():
         known = ", ".join(builtin_scenarios())
-        raise XinyongError(f"unknown scenario '{ref}' (built-in: {known}; or give a .yaml path)")
+        hint = did_you_mean(str(ref), builtin_scenarios())
+        raise XinyongError(
+            f"unknown scenario '{ref}'{hint} (built-in: {known}; or give a .yaml path)"
+        )
     return path
 
 

@@ -206,11 +206,13 @@ def compare(
     out: str | Path | None = None,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Compare run B (the reform) with run A (the base): one row per metric (B - A).
 
     With `replicates` K, seeds s .. s+K-1 (s: A's seed) are made available on both sides,
-    running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder)."""
+    running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder);
+    `on_total` hears how many runs that takes, `on_done` each one that ends."""
     a, b = Path(a), Path(b)
     for p in (a, b):
         if not (p / "scenario.yaml").exists():
@@ -221,6 +223,8 @@ def compare(
         seeds = [first + i for i in range(replicates)]
         where = (Path(out) if out is not None else b) / PAIRED
         total = sum(s not in dirs_a for s in seeds) + sum(s not in dirs_b for s in seeds)
+        if on_total is not None:
+            on_total(total)
         done = [0]
 
         def tick(_: int) -> None:

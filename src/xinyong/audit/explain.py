@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +32,7 @@ from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
 from xinyong.store import RunDir
+from xinyong.words import label, plural
 from xinyong.yamlio import load_yaml
 
 Row = dict[str, Any]
@@ -412,11 +414,11 @@ def _gone(r: Row) -> int | None:
 
 def _describe(r: Row) -> str:
     """'a misattributed drug_use record (camera) that belonged to adult 84656'."""
-    what = f"{r['behaviour']} record ({r['channel']}"
+    what = f"{label(r['behaviour'])} record ({label(r['channel'])}"
     if r["truth"] == "misattributed":
         return f"a misattributed {what}) that belonged to adult {r['actor']}"
     if r["truth"] == "false_report":
-        return f"a false {r['behaviour']} report ({r['channel']}: nobody did it)"
+        return f"a false {label(r['behaviour'])} report ({label(r['channel'])}: nobody did it)"
     return f"a {what})"
 
 
@@ -429,7 +431,7 @@ def _appeal_story(r: Row) -> str:
 
 
 def _spell_words(lst: str) -> str:
-    return f"on the {lst}"
+    return f"on the {label(lst)}"
 
 
 def story(report: dict[str, Any]) -> dict[str, Any]:
@@ -468,7 +470,7 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
             f"{s['first_wrong_day']} to day {s['end']}) {because(s)}."
         )
     elif p["lists"]:
-        names = ", ".join(f"the {name}" for name in p["lists"])
+        names = ", ".join(f"the {label(name)}" for name in p["lists"])
         verdict = (
             f"On {names} at the end on their own records: the shadow world (correct records "
             "only) puts them there too."
@@ -493,11 +495,11 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for r in routine:
         counts[r["behaviour"]] = counts.get(r["behaviour"], 0) + 1
-    top = ", ".join(f"{b} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
+    top = ", ".join(f"{label(b)} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
     points = sum(r["points"] for r in routine)
     summary = (
-        f"{len(routine)} routine positive records ({top}{', ...' if len(counts) > 4 else ''}), "
-        f"{points:+d} points in all"
+        f"{plural(len(routine), 'routine positive record')} "
+        f"({top}{', ...' if len(counts) > 4 else ''}), {points:+d} points in all"
         if routine
         else "no routine positive records"
     )
@@ -533,7 +535,7 @@ def spell_end(spell: Row, days: int) -> int:
 def truth_words(r: Row) -> str:
     if r["truth"] == "misattributed":
         return f"misattributed (true actor {r['actor']})"
-    return str(r["truth"])
+    return label(str(r["truth"]))
 
 
 def _outcome(r: Row) -> str:
@@ -667,9 +669,25 @@ def console_section(
     if not rows:
         console.print(f"[bold]{title}[/bold]: [dim]none[/dim]")
         return
-    table = Table(*columns, title=title, title_justify="left", title_style="bold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    longest = [
+        max(len(word) for text in [name, *(row[i] for row in cells)] for word in text.split())
+        for i, name in enumerate(columns)
+    ]
+    if sum(longest) + 2 * len(columns) > console.width:
+        # Too narrow for a table whose cells wrap only between words: a line per row.
+        console.print(f"[bold]{title}[/bold]")
+        for row in cells:
+            console.print("; ".join(f"{n} {v}" for n, v in zip(columns, row, strict=True) if v))
+        return
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+        show_edge=False, padding=(0, 1, 0, 0),
+    )  # fmt: skip
+    for name, width in zip(columns, longest, strict=True):  # cells wrap between words only
+        table.add_column(name, overflow="fold", min_width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -695,8 +713,8 @@ def render(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
+                label(r["behaviour"]),
+                label(r["channel"]),
                 truth_words(r),
                 r["points"],
                 r["shadow_points"],
@@ -818,8 +836,8 @@ def render_story(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
+                label(r["behaviour"]),
+                label(r["channel"]),
                 truth_words(r),
                 r["points"],
                 r["expiry_day"],
@@ -835,7 +853,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         ["list", "days", "wrongly", "why"],
         [
             [
-                s["list"],
+                label(s["list"]),
                 f"{s['start']}..{'end' if s['end'] is None else s['end']} ({s['days']} d)",
                 f"{s['wrong_days']} d" if s["wrong_days"] else "",
                 s["why"],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +18,7 @@ from pydantic import (
 )
 
 from xinyong.errors import XinyongError
+from xinyong.words import did_you_mean, plural
 from xinyong.yamlio import Lines, line_of, load_yaml, resolve
 
 PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
@@ -307,21 +309,66 @@ class Pack(Model):
         return problems
 
 
-def pydantic_problems(exc: ValidationError) -> list[tuple[str, tuple]]:
+def pydantic_problems(
+    exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[tuple[str, tuple]]:
+    """Pydantic's errors as (message, location); an unknown key names the keys allowed there
+    and the closest one (`misattrib` -> did you mean 'misattribute'?)."""
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # Union branches add their type name to the location: drop those parts.
         loc = tuple(p for p in loc if p not in ("Condition", "literal['settlement']", "[key]"))
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            allowed = allowed_keys(model, loc[:-1]) if model is not None else []
+            msg = f"unknown key '{loc[-1]}'" + (
+                did_you_mean(loc[-1], allowed) or f" (known: {', '.join(allowed)})"
+                if allowed
+                else ""
+            )
         out.append((msg, loc))
+    return out
+
+
+def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys a mapping at `loc` inside `model` may hold ([] when it is not a model)."""
+    kinds: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for kind in _branches(kinds):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(str(part))
+                if field is not None:
+                    nxt.append(field.annotation)
+            elif get_origin(kind) in (dict, list, tuple):  # tuple[X, ...]: X
+                nxt += [arg for arg in get_args(kind)[-2:] if arg is not Ellipsis][-1:]
+        kinds = nxt
+    keys: list[str] = []
+    for kind in _branches(kinds):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += [k for k in kind.model_fields if k not in keys]
+    return keys
+
+
+def _branches(kinds: list[Any]) -> list[Any]:
+    """Types with Annotated, Optional and unions unpacked."""
+    out: list[Any] = []
+    for kind in kinds:
+        origin = get_origin(kind)
+        if origin is Annotated:
+            out += _branches([get_args(kind)[0]])
+        elif origin in (Union, types.UnionType):
+            out += _branches(list(get_args(kind)))
+        else:
+            out.append(kind)
     return out
 
 
 def raise_first(problems: list[tuple[str, tuple]], file: str | Path, lines: Lines) -> None:
     if problems:
         msg, loc = problems[0]
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        more = f" (and {plural(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
         field = ".".join(str(p) for p in loc) or None
         raise XinyongError(msg + more, file=file, line=line_of(lines, loc), field=field)
 
@@ -336,7 +383,7 @@ def validated(
     try:
         obj = model.model_validate(data)
     except ValidationError as exc:
-        raise_first(pydantic_problems(exc), file, lines)
+        raise_first(pydantic_problems(exc, model), file, lines)
         raise  # pragma: no cover - raise_first always raises here
     raise_first(obj.check(*check_args), file, lines)
     return obj
@@ -369,7 +416,9 @@ def load_pack(ref: str | Path, behaviours: set[str] | None = None) -> Pack:
     path = pack_path(str(ref))
     if not path.exists() and not str(ref).endswith((".yaml", ".yml")):
         raise XinyongError(
-            f"unknown pack '{ref}' (built-in: {', '.join(builtin_packs())})", field="pack"
+            f"unknown pack '{ref}'{did_you_mean(str(ref), builtin_packs())} "
+            f"(built-in: {', '.join(builtin_packs())})",
+            field="pack",
         )
     data, lines = load_yaml(path)
     return parse_pack(data, path, lines, behaviours)

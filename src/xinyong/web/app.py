@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
+    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -31,6 +33,7 @@ from fastapi.responses import (
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -40,6 +43,7 @@ from xinyong.web import designs
 from xinyong.web.jobs import FINISHED, Job, JobManager, QueueFullError
 from xinyong.web.settings import RUN_ID, Settings, new_id
 from xinyong.web.store import Store, pick, wrongly_listed
+from xinyong.words import label, number, percent, plural
 
 HERE = Path(__file__).resolve().parent
 INT32_MAX = 2**31 - 1
@@ -143,8 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(settings=settings)
-    templates.env.filters["num"] = _num
-    templates.env.filters["pct"] = _pct
+    templates.env.filters["num"] = number
+    templates.env.filters["pct"] = percent
+    templates.env.filters["plural"] = plural
+    templates.env.filters["words"] = label
+    templates.env.filters["ident"] = _breakable
+    templates.env.filters["run_label"] = _run_label
+    templates.env.filters["value"] = _value
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -365,7 +374,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok=True,
             kind="scenario",
             summary=f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
-            f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}",
+            f"{plural(len(sc.cities), 'city')}, packs {', '.join(sc.packs)}",
         )
 
     # JSON API.
@@ -543,6 +552,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Pages.
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for /favicon.ico whatever the page links: the same icon, as SVG.
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> Response:
         running = [j for j in jobs.jobs.values() if j.state not in FINISHED]
@@ -572,12 +586,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             doc = designs.from_pack(pack)
         else:
             doc = designs.from_scenario(scenario or "r1")
-        return design_form(request, doc, design_id=design, saved=saved)
+        return design_form(request, doc, design_id=design, saved=saved, pack=pack)
 
     def design_form(
         request: Request,
         doc: dict[str, Any],
         *,
+        pack: str | None = None,
         design_id: str | None = None,
         checked: designs.Checked | None = None,
         saved: bool = False,
@@ -596,17 +611,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             design_id=design_id,
             saved=saved,
             name=doc.get("name"),
+            pack=pack,
             scenarios=_scenario_names(),
             packs=[p["id"] for p in _packs()],
         )
 
     @app.post("/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_post(request: Request) -> Response:
-        form = await request.form(max_fields=20_000, max_part_size=settings.max_body_bytes)
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload = form.get("upload")
-        if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(settings.max_body_bytes + 1)
+        async with request.form(
+            max_fields=20_000, max_part_size=settings.max_body_bytes
+        ) as form:  # closes the uploaded file's spool
+            values = {k: v for k, v in form.items() if isinstance(v, str)}
+            upload = form.get("upload")
+            raw = (
+                await upload.read(settings.max_body_bytes + 1)
+                if upload is not None and not isinstance(upload, str)
+                else None
+            )
+        if raw is not None:
             current = _doc_of(values.get("_doc"))
             try:
                 text = raw.decode("utf-8")
@@ -749,7 +771,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, f"no finished comparison '{compare_id}'")
         rows = {r["metric"]: r for r in doc["rows"]}
         key = [rows[m] for m in KEY_METRICS if m in rows]
-        return page(request, "comparison.html", cid=compare_id, doc=doc, rows=key)
+        return page(
+            request,
+            "comparison.html",
+            cid=compare_id,
+            doc=doc,
+            rows=key,
+            summary=comparison_summary(doc, key),
+        )
 
     @app.get("/compare/{compare_id}/compare.html", include_in_schema=False)
     def compare_file(compare_id: RunId) -> Response:
@@ -892,16 +921,69 @@ def _packs() -> list[dict[str, Any]]:
     return _PACKS
 
 
-def _num(x: Any) -> str:
-    from xinyong.audit.format import num
+def _run_label(info: Any) -> str:
+    """A run as a menu shows it: id, scenario, size, days and seeds."""
+    summary = info.summary
+    seeds = summary.get("seeds") or [summary.get("seed")]
+    seed = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]} to {seeds[-1]}"
+    return (
+        f"{info.id}: {summary.get('scenario')}, {plural(summary.get('adults', 0), 'adult')}, "
+        f"{plural(summary.get('days', 0), 'day')}, {seed}"
+    )
 
-    return num(x)
+
+def comparison_summary(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """A comparison in plain language (HTML-safe lines): what changed, over how many seeds,
+    and which key metrics moved beyond the noise (only across seeds can one)."""
+    params = [p for p in doc.get("parameters") or [] if p["key"] not in ("name", "description")]
+    changed = Markup(", ").join(
+        Markup("{} from {} to {}").format(_breakable(p["key"]), _value(p["a"]), _value(p["b"]))
+        for p in params[:3]
+    )
+    if len(params) > 3:
+        changed += f" and {plural(len(params) - 3, 'more key')}"
+    seeds = len(doc["b"].get("seeds") or [])
+    out = [
+        escape(
+            f"B ({doc['b'].get('scenario')}) against A ({doc['a'].get('scenario')}), "
+            f"{plural(seeds, 'seed')} a side: "
+        )
+        + (Markup("B changes {}.").format(changed) if params else "no scenario parameter differs.")
+    ]
+    if doc.get("interval") == "within-run":
+        out.append(
+            "One run a side: nothing is called significant, since a second seed could move "
+            "these numbers as much. Pair two or more seeds to tell."
+        )
+        return out
+    moved = [r for r in rows if r.get("significant")]
+    for r in moved[:4]:
+        direction = "rose" if (r.get("difference") or 0) > 0 else "fell"
+        what = r.get("meaning") or label(r["metric"])
+        out.append(
+            f"{what[:1].upper()}{what[1:]}: {direction} from {number(r['a'])} to "
+            f"{number(r['b'])} (B - A {number(r['difference'])}, 95% interval "
+            f"[{number(r['low'])}, {number(r['high'])}] across seeds)."
+        )
+    if not moved:
+        out.append(
+            f"None of the {plural(len(rows), 'key metric')} differs beyond the noise across "
+            f"{plural(seeds, 'seed')}: each interval of B - A includes 0."
+        )
+    elif len(moved) > 4:
+        out.append(f"And {plural(len(moved) - 4, 'more key metric')} (marked below).")
+    return out
 
 
-def _pct(x: Any) -> str:
-    from xinyong.audit.format import pct
+def _value(x: object) -> str:
+    """A scenario value as read: numbers without float noise or exponents, the rest as is."""
+    return number(x, 6) if isinstance(x, int | float) else str(x)
 
-    return pct(x)
+
+def _breakable(name: object) -> Markup:
+    """An id or a path that may wrap after its dots, underscores, hyphens and slashes, and
+    nowhere else (never inside a word)."""
+    return Markup(re.sub(r"([._/-])", r"\1<wbr>", str(escape(name))))
 
 
 class BodyLimit:

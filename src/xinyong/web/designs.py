@@ -170,7 +170,7 @@ def _all_problems(data: dict[str, Any]) -> list[Problem]:
     try:
         sc = scenario_model().model_validate(data)
     except ValidationError as exc:
-        found = pydantic_problems(exc)
+        found = pydantic_problems(exc, Scenario)
     else:
         found = sc.check()
     return [Problem(msg, ".".join(map(str, loc)) or None) for msg, loc in found]
