@@ -13,6 +13,7 @@ import numpy as np
 
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
+from xinyong.scheme.features import Features, compile_features
 from xinyong.scheme.schema import Condition
 
 MAX_LISTS = 16
@@ -88,6 +89,8 @@ class SchemeTables:
     # Person lists that follow a company list (list index -> company list): held through
     # their direct slot, which the companies' layer sets (companies.layer.PersonLists).
     represents: dict[int, str]
+    # What some packs have and most do not (scheme/features.py); None when no pack does.
+    features: Features | None = None
 
     @property
     def n_direct(self) -> int:
@@ -252,6 +255,7 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
         min_stay=min_stay,
         settle_mask=settle_mask,
         represents=represents,
+        features=compile_features([sc.packs[p] for p in packs], behaviours),
     )
 
 
