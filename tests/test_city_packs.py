@@ -1,0 +1,117 @@
+"""The city packs and the `cities` scenario: every pack validates, documents come as
+documents, and the features' keys are checked where they are written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xinyong.errors import XinyongError
+from xinyong.scenario import load_scenario
+from xinyong.scheme.schema import PACKS_DIR, builtin_packs, load_pack
+
+CITY_PACKS = ("hangzhou-qianjiang", "fuzhou-jasmine", "weihai-haibei", "wuxi-afu",
+              "shanghai-honest", "xiamen-egret", "rongcheng", "suqian")  # fmt: skip
+
+
+def test_every_builtin_pack_validates_against_the_cities_catalogue() -> None:
+    behaviours = set(load_scenario("cities").behaviours)
+    assert set(CITY_PACKS) <= set(builtin_packs())
+    for name in builtin_packs():
+        assert load_pack(name, behaviours).id == name
+
+
+@pytest.mark.parametrize("name", builtin_packs())
+def test_sources_are_documents_with_publisher_and_date(name: str) -> None:
+    for key, source in load_pack(name).sources.items():
+        assert source.publisher and source.date, f"{name}: source {key}"
+        assert "spec/" not in source.title and "shared/" not in source.title
+
+
+def pack_text(name: str) -> str:
+    return (PACKS_DIR / f"{name}.yaml").read_text()
+
+
+def load_changed(tmp_path: Path, name: str, old: str, new: str):
+    text = pack_text(name)
+    assert old in text
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return load_pack(path)
+
+
+def test_a_home_page_is_not_a_source(tmp_path: Path) -> None:
+    with pytest.raises(XinyongError, match="is a home page") as err:
+        load_changed(tmp_path, "fuzhou-jasmine",
+                     "url: https://www.nesta.org.uk/report/separating-myth-reality/citizen-scoring/",
+                     "url: https://www.nesta.org.uk/")  # fmt: skip
+    assert err.value.field == "sources.nesta.url" or err.value.field.startswith("sources.nesta")
+
+
+def test_an_unsourced_number_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(XinyongError, match="illustrative value needs a 'note'"):
+        load_changed(
+            tmp_path,
+            "wuxi-afu",
+            'source: chinadaily-2019, note: "1000 points"}',
+            "source: illustrative}",
+        )
+    with pytest.raises(XinyongError, match="unknown source 'weihai-2021'"):
+        load_changed(tmp_path, "weihai-haibei", "source: weihai-drc-2020,", "source: weihai-2021,")
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "message"),
+    [
+        ("weihai-haibei", "- {units_per_point: 4}", "- {up_to: 300, units_per_point: 4}",
+         "the last has none"),
+        ("weihai-haibei", "{up_to: 80, units_per_point: 2}", "{up_to: 10, units_per_point: 2}",
+         "must rise strictly"),
+        ("weihai-haibei", "  volunteering:\n    expiry_days: 365\n",
+         "  volunteering:\n    points: 2\n    expiry_days: 365\n", "replaces 'points'"),
+        ("wuxi-afu", "    points: -50\n    push_below: 650", "    points: 5\n    push_below: 650",
+         "belongs to a deduction"),
+        ("suqian", "  jaywalking: {points: -3,", "  jaywalking: {push_below: 900, points: -3,",
+         "needs a daily score"),
+    ],
+)  # fmt: skip
+def test_feature_keys_are_checked(
+    tmp_path: Path, name: str, old: str, new: str, message: str
+) -> None:
+    with pytest.raises(XinyongError, match=re.escape(message)) as err:
+        load_changed(tmp_path, name, old, new)
+    assert err.value.line is not None
+
+
+def test_a_national_pack_has_no_city_features(tmp_path: Path) -> None:
+    text = pack_text("national-defaulters") + (
+        "clean_year_bonus: {points: 5, expiry_days: 10, source: illustrative, note: x}\n"
+    )
+    path = tmp_path / "n.yaml"
+    path.write_text(text)
+    with pytest.raises(XinyongError, match="a national pack has no clean_year_bonus"):
+        load_pack(path)
+
+
+def test_the_cities_scenario_has_the_census_shares() -> None:
+    sc = load_scenario("cities")
+    counts = {"shanghai": 24_870_895, "hangzhou": 11_936_010, "fuzhou": 8_291_268,
+              "wuxi": 7_462_135, "xiamen": 5_163_970, "suqian": 4_986_192,
+              "weihai": 2_906_548 - 720_000, "rongcheng": 720_000}  # fmt: skip
+    total = sum(counts.values())
+    assert total == 65_617_018
+    assert {c.name: c.share for c in sc.cities} == pytest.approx(
+        {k: v / total for k, v in counts.items()}
+    )
+    assert {c.pack for c in sc.cities} == set(CITY_PACKS)
+    assert sc.national_packs == ("national-defaulters",)
+    assert sc.population.cross_city_share == 0.1
+    # The comment that documents the counts says the same numbers.
+    comment = Path(load_scenario.__code__.co_filename).parent / "scenarios" / "cities.yaml"
+    text = comment.read_text()
+    for n in counts.values():
+        assert f"{n:,}" in text
+    assert yaml.safe_load(text)["extends"] == "c1"
