@@ -115,3 +115,47 @@ def test_the_cities_scenario_has_the_census_shares() -> None:
     for n in counts.values():
         assert f"{n:,}" in text
     assert yaml.safe_load(text)["extends"] == "c1"
+
+
+def test_cities_same_tables_on_one_and_three_shards(tmp_path: Path) -> None:
+    """Past day 365: Suqian's recalculations, Fuzhou's first bonus and the new window of
+    Weihai's hours happen in every shard as in one."""
+    from tests.shards import run_in_shards
+    from tests.test_golden import digest
+    from xinyong.store import TABLES, RunDir
+
+    def digests(path: Path) -> dict[str, str]:
+        rd = RunDir(path, finished=False)  # run_in_shards writes the tables alone
+        return {name: digest(rd.table(name)) for name in TABLES if rd.has(name)}
+
+    sc = load_scenario("cities", adults=2000, days=370, seed=6)
+    sc = sc.with_(companies=None, company_packs={})
+    run_in_shards(sc, tmp_path / "one", 1)
+    run_in_shards(sc, tmp_path / "three", 3)
+    one = digests(tmp_path / "one")
+    assert "spells" in one and digests(tmp_path / "three") == one
+
+
+def test_explain_rebuilds_every_city_adults_score_and_grade(tmp_path: Path) -> None:
+    """explain's timeline knows Suqian's recalculation days and Fuzhou's bonuses."""
+    import xinyong
+    from tests.test_explain import final_scores
+    from xinyong.audit.explain import Explainer
+
+    sc = load_scenario("cities", adults=600, days=400, seed=8)
+    xinyong.run(sc.with_(companies=None, company_packs={}), out=tmp_path / "run")
+    ex = Explainer(tmp_path / "run")
+    seen = set()
+    for i in range(600):
+        report = ex.person(i)
+        p = report["person"]
+        assert final_scores(report) == (p["score"], p["shadow_score"]), i
+        changes = report["grade_changes"]
+        last = {c["world"]: c["to"] for c in changes}
+        assert last.get("recorded", p["tier"]) == p["tier"], i
+        assert last.get("shadow", p["shadow_tier"]) == p["shadow_tier"], i
+        if p["city"] == "suqian":
+            assert all(s["day"] % 30 == 0 for s in report["score_path"]), i
+        events = {c["event"] for s in report["score_path"] for c in s["changes"]}
+        seen |= {p["city"]} if "bonus" in events else set()
+    assert "fuzhou" in seen

@@ -102,3 +102,24 @@ def test_a_bad_persona_is_one_clear_line(tmp_path: Path, text: str, message: str
 def test_only_city_packs_run_a_persona(hand: Path) -> None:
     with pytest.raises(XinyongError, match="not a city's"):
         run_persona(load_persona(hand), ["national-defaulters"])
+
+
+def test_the_web_page_runs_a_builtin_persona(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from xinyong.web.app import create_app
+    from xinyong.web.settings import Settings
+
+    with TestClient(create_app(Settings(runs=tmp_path, warm=False))) as client:
+        form = client.get("/persona")
+        assert form.status_code == 200 and 'value="small-trader"' in form.text
+        page = client.get("/persona", params={"name": "small-trader", "packs": ["wuxi-afu"]})
+        assert page.status_code == 200
+        (life,) = run_persona(load_persona("small-trader"), ["wuxi-afu"])
+        assert f"<td>{life.score[-1]} (from 1000)</td>" in page.text
+        assert "Plotly.newPlot" in page.text and '<script src="http' not in page.text
+        assert client.get("/persona", params={"name": "../x"}).status_code == 404
+        bad = client.get(
+            "/persona", params={"name": "small-trader", "packs": ["national-defaulters"]}
+        )
+        assert bad.status_code == 422

@@ -62,19 +62,20 @@ def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
     [
         ("s1", 3000, 800, signal.SIGKILL),
         ("three-cities", 6000, 300, signal.SIGKILL),
+        # The city packs' own state: Suqian's points waiting for the recalculation, Weihai's
+        # hours, Fuzhou's last negative records (the bonus of day 365).
+        ("cities", 3000, 400, signal.SIGKILL),
         ("s1", 3000, 400, signal.SIGINT),
     ],
-    ids=["s1-kill-9", "three-cities-kill-9", "s1-ctrl-c"],
+    ids=["s1-kill-9", "three-cities-kill-9", "cities-kill-9", "s1-ctrl-c"],
 )
 def test_a_killed_run_resumes_to_the_same_tables(
     tmp_path: Path, name: str, adults: int, days: int, sig: int
 ) -> None:
     size = ("--adults", str(adults), "--days", str(days), "--seed", "5")
-    if name == "three-cities":  # runs with companies take no checkpoints: without them
-        plain = tmp_path / "three-cities.yaml"
-        plain.write_text(
-            "name: three-cities\nextends: three-cities\ncompanies: null\ncompany_packs: {}\n"
-        )
+    if name in ("three-cities", "cities"):  # runs with companies take no checkpoints
+        plain = tmp_path / f"{name}.yaml"
+        plain.write_text(f"name: {name}\nextends: {name}\ncompanies: null\ncompany_packs: {{}}\n")
         name = str(plain)
     out = tmp_path / "run"
     killed(out, name, *size, "--checkpoint-days", "10", sig=sig)

@@ -315,11 +315,10 @@ def describe(act: Act) -> str:
     return f"{act.behaviour}: {when}{WHOSE[act.record]}"
 
 
-def write_html(persona: Persona, lives: list[CityLife], path: Path) -> None:
-    """A self-contained page: the finding, the points gained or lost per city over time (one
-    chart, plotly.js embedded), and the side-by-side table."""
+def body_html(persona: Persona, lives: list[CityLife]) -> str:
+    """The finding, the points gained or lost per city over time (one chart: plotly.js must be
+    on the page), the side-by-side table and the life as data, as an HTML fragment."""
     import plotly.graph_objects as go
-    from plotly.offline import get_plotlyjs
 
     fig = go.Figure()
     for life in lives:
@@ -363,22 +362,31 @@ def write_html(persona: Persona, lives: list[CityLife], path: Path) -> None:
         if persona.settle_days
         else ""
     )
-    body = f"""<h1>{e(persona.name)}</h1>
+    return f"""<h1>{e(persona.name)}</h1>
 <p>{e(persona.description)}</p>
-<p><strong>{e(finding(persona, lives))}</strong></p>
+<p><strong id="finding">{e(finding(persona, lives))}</strong></p>
 {chart}
-<table><thead><tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr></thead>
-<tbody>{"".join(rows)}</tbody></table>
+<div class="scroll"><table class="data" id="cities">
+<thead><tr>{"".join(f"<th>{e(h)}</th>" for h in head)}</tr></thead>
+<tbody>{"".join(rows)}</tbody></table></div>
 <h2>The life, as data</h2><ul>{acts}</ul>{settle}
 <p>Run exactly (no sampling) through each city's pack and the national lists: every act is
 recorded, nothing is appealed. Synthetic: no real person's data.</p>"""
+
+
+def write_html(persona: Persona, lives: list[CityLife], path: Path) -> None:
+    """A self-contained page (plotly.js embedded): body_html."""
+    from plotly.offline import get_plotlyjs
+
+    e = html.escape
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(persona.name)}: the same life in {len(lives)} cities</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:72rem;margin:1rem auto;padding:0 1rem}}
 table{{border-collapse:collapse;width:100%;display:block;overflow-x:auto}}
 td,th{{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}}</style>
-<script charset="utf-8">{get_plotlyjs()}</script></head><body>{body}</body></html>"""
+<script charset="utf-8">{get_plotlyjs()}</script></head>
+<body>{body_html(persona, lives)}</body></html>"""
     path.write_text(page, "utf-8")
 
 
