@@ -159,3 +159,46 @@ def test_explain_rebuilds_every_city_adults_score_and_grade(tmp_path: Path) -> N
         events = {c["event"] for s in report["score_path"] for c in s["changes"]}
         seen |= {p["city"]} if "bonus" in events else set()
     assert "fuzhou" in seen
+
+
+def test_the_city_comparison_counts_by_hand(tmp_path: Path) -> None:
+    """Two quiet cities; every adult defaults on a court judgment on day 0 and nobody pays."""
+    import csv as csvlib
+
+    import xinyong
+    from tests.conftest import quiet_scenario
+    from xinyong.audit.cities import compare_cities, write_city_comparison
+
+    cities = [{"name": "rongcheng", "share": 0.5, "pack": "rongcheng"},
+              {"name": "wuxi", "share": 0.5, "pack": "wuxi-afu"}]  # fmt: skip
+    plain = {"companies": None, "company_packs": {}, "consequences.pi": 0.0}
+    sc = quiet_scenario(adults=6, days=3, base="cities", overrides={"cities": cities, **plain})
+    run = tmp_path / "run"
+    xinyong.run(sc, out=run, script={0: [[a, "court_judgment_default"] for a in range(6)]})
+    doc = {c["city"]: c for c in compare_cities(run)["cities"]}
+    n = {k: doc[k]["adults"] for k in doc}
+    assert sum(n.values()) == 6 and min(n.values()) > 0
+    # Rongcheng: 1000 - 50 = 950, grade B; Wuxi: pushed to 649, band 500-650, no whitelist.
+    assert [g for g in doc["rongcheng"]["grades"] if g["adults"]] == [
+        {"grade": "B", "adults": n["rongcheng"]}
+    ]
+    assert doc["rongcheng"]["score"]["median"] == 950
+    assert [g for g in doc["wuxi"]["grades"] if g["adults"]] == [
+        {"grade": "500-650", "adults": n["wuxi"]}
+    ]
+    for city in doc:
+        lists = {x["list"]: x for x in doc[city]["lists"]}
+        assert lists["defaulters"] | {"list": 0} == {
+            "list": 0, "kind": "sanction", "on": n[city], "wrongly_on": 0, "ever": n[city],
+            "ever_wrongly": 0,
+        }  # fmt: skip
+        reach = {r["consequence"]: sum(r["adults_by_group"].values()) for r in doc[city]["reach"]}
+        assert reach["flight_ban"] == n[city] and "whitelist" not in reach
+    assert write_city_comparison(run)
+    rows = list(csvlib.DictReader((run / "cities.csv").open()))
+    assert {"city": "wuxi", "measure": "list_on", "key": "defaulters", "count": str(n["wuxi"]),
+            "of": str(n["wuxi"])} in rows  # fmt: skip
+    assert "<script src" not in (run / "cities.html").read_text()
+    one = tmp_path / "one"
+    xinyong.run(quiet_scenario(adults=2, days=2), out=one)
+    assert not write_city_comparison(one) and not (one / "cities.html").exists()

@@ -90,4 +90,7 @@ def audit(
             tmp = path / ".report.html.tmp"
             render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
             os.replace(tmp, path / "report.html")
+            from xinyong.audit.cities import write_city_comparison
+
+            write_city_comparison(replicate_dirs(path)[0])  # several cities: cities.html
     return doc
