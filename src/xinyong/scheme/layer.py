@@ -127,12 +127,9 @@ class Scheme:
         members = self._due(t, f.bonus_every)
         pk = tb.city_pack[self.city[members]]
         clean = st.last_bad[members] < (t - f.bonus_every[pk])[:, None]
-        bonus = np.where(clean, f.bonus_points[pk][:, None], 0).astype(np.int32)
-        members, bonus, pk = (
-            members[clean.any(axis=1)],
-            bonus[clean.any(axis=1)],
-            pk[clean.any(axis=1)],
-        )
+        keep = clean.any(axis=1)
+        members, pk = members[keep], pk[keep]
+        bonus = np.where(clean[keep], f.bonus_points[pk][:, None], 0)
         before = st.score[members].astype(np.int64)
         after = np.clip(before + bonus, tb.score_lo[pk][:, None], tb.score_hi[pk][:, None])
         st.score[members] = after
