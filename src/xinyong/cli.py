@@ -382,9 +382,10 @@ def audit(
                     f"({d['numerator']} vs {d['reference_numerator']} people)",
                 )
             )
-    out_console.print(
-        f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
-    )
+    written = [run_dir / "metrics.json"]
+    if report:
+        written += [run_dir / name for name in ("report.html", "cities.html")]
+    out_console.print("written: " + ", ".join(str(p) for p in written if p.exists()))
 
 
 @app.command()
