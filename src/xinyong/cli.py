@@ -1,4 +1,5 @@
-"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain and serve."""
+"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain, persona and
+serve."""
 
 from __future__ import annotations
 
@@ -390,12 +391,14 @@ def params(
 @app.command(name="list")
 def list_builtins() -> None:
     """List the built-in scenarios and rule packs."""
+    from xinyong.persona import builtin_personas
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
     out_console.print("packs: " + ", ".join(builtin_packs()))
     out_console.print("company packs: " + ", ".join(builtin_packs("company")))
+    out_console.print("personas: " + ", ".join(builtin_personas()))
 
 
 @app.command()
@@ -452,9 +455,10 @@ def audit(
                         "four-fifths band")  # fmt: skip
         if more:
             out_console.print(f"{listing(more)}: xinyong audit --all, metrics.json or the report")
-    out_console.print(
-        f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
-    )
+    written = [run_dir / "metrics.json"]
+    if report:
+        written += [run_dir / name for name in ("report.html", "cities.html")]
+    out_console.print("written: " + ", ".join(str(p) for p in written if p.exists()))
 
 
 def _plain(html_text: str) -> str:
@@ -758,6 +762,45 @@ def explain(
     (render if all_ else render_story)(_escaped(report), console)
     if html is not None:
         out_console.print(f"written: {html}")
+
+
+@app.command()
+def persona(
+    name: Annotated[str, typer.Argument(help="A built-in persona (xinyong list) or a YAML file.")],
+    packs: Annotated[
+        str | None,
+        typer.Option(help="City packs, comma-separated (ids or YAML files; default the eight)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for persona.html, .csv and .json (default runs/persona-NAME)."),
+    ] = None,
+) -> None:
+    """The same life in several cities: a persona's acts run exactly through each city's
+    pack; score, grade, lists, sanctions and privileges side by side."""
+    from xinyong.persona import DEFAULT_PACKS, load_persona, run_persona, write_outputs
+
+    who = load_persona(name)
+    refs = [p.strip() for p in packs.split(",") if p.strip()] if packs else list(DEFAULT_PACKS)
+    if not refs:
+        raise XinyongError("name at least one pack", field="packs")
+    lives = run_persona(who, refs)
+    table = Table(title=f"{who.name}, {who.days} days")
+    for col in ("city scheme", "score", "grade", "lists", "sanctions", "privileges",
+                "days listed", "own acts alone"):  # fmt: skip
+        table.add_column(col)
+    for life in lives:
+        s = life.summary()
+        table.add_row(
+            s["pack"], f"{s['score']} (from {s['start']})", s["grade"],
+            ", ".join(s["lists"]) or "-", ", ".join(s["sanctions"]) or "-",
+            ", ".join(s["privileges"]) or "-",
+            ", ".join(f"{k} {v}" for k, v in s["days_on"].items()) or "-",
+            f"{s['shadow_score']}, {s['shadow_grade']}",
+        )  # fmt: skip
+    out_console.print(table)
+    paths = write_outputs(who, lives, out or Path("runs") / f"persona-{who.name}")
+    out_console.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command()

@@ -90,6 +90,9 @@ def audit(
             write_json(path / "metrics.json", doc)
             if report:
                 os.replace(tmp, path / "report.html")
+                from xinyong.audit.cities import write_city_comparison
+
+                write_city_comparison(replicate_dirs(path)[0])  # several cities: cities.html
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
             raise XinyongError(

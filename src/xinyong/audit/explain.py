@@ -18,7 +18,7 @@ and its resolved scenario.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,16 @@ class Change:
             "appeal upheld": f"upheld appeal of {what}",
             "cap on": f"tier cap from {what}",
             "cap off": f"end of the tier cap from {what}",
+            "bonus": "clean-period bonus",
+            "bonus expired": "expiry of a clean-period bonus",
         }[self.event]
+
+
+# The order of a day's changes (docs/model.md): expiries and the end of caps at step 1, the
+# clean-period bonus after them, upheld appeals at step 2, the day's records at step 7.
+PHASE = {"expired": 0, "bonus expired": 0, "cap off": 0, "bonus": 1, "appeal upheld": 2,
+         "recorded": 3, "cap on": 3}  # fmt: skip
+BONUS = {"record_id": -1, "behaviour": "clean-period bonus", "truth": "-"}  # not a record
 
 
 class Timeline:
@@ -122,11 +131,16 @@ class Timeline:
         self.score: list[tuple[int, int]] = []
         self.tier: list[tuple[int, int]] = []
         s = [start, start]
+        bounds = rules.pack.score_bounds
+        lo = bounds.min if bounds is not None and bounds.min is not None else -(1 << 62)
+        hi = bounds.max if bounds is not None and bounds.max is not None else 1 << 62
         caps: dict[tuple[int, int], int] = {}  # (record, world) -> capping grade, while live
         for d in self.days:
             for c in self.by_day.get(d, []):
-                s[0] += c.points
-                s[1] += c.shadow_points
+                # As the engine: every change within the bounds, so giving back what a record
+                # took may stop at the top (and the order of a day's changes matters).
+                s[0] = min(max(s[0] + c.points, lo), hi)
+                s[1] = min(max(s[1] + c.shadow_points, lo), hi)
                 key = (c.record["record_id"], c.world)
                 if c.event == "cap on" and c.cap is not None:
                     caps[key] = c.cap
@@ -260,8 +274,12 @@ class Explainer:
                 out.append(Change(r["day"], r, "cap on", cap=cap, world=world))
                 if end < T:
                     out.append(Change(end, r, "cap off", cap=cap, world=world))
+        out += _bonuses(own, rules, T)
         out = [c for c in out if c.points or c.shadow_points or c.cap is not None]
-        return sorted(out, key=lambda c: (c.day, c.record["record_id"]))
+        recalculation = rules.pack.recalculation
+        if recalculation is not None:
+            out = _published(out, recalculation.every_days, T)
+        return sorted(out, key=lambda c: (c.day, PHASE[c.event], c.record["record_id"]))
 
     def _spells(
         self, person: int, own: list[Row], rules: CityRules, timeline: Timeline
@@ -557,6 +575,44 @@ def _blamed(r: Row) -> Row:
 def _appeal(r: Row) -> Row:
     keys = ("record_id", "day", "behaviour", "filed_day", "decision_day", "upheld")
     return {k: r[k] for k in keys} | {"outcome": _outcome(r)}
+
+
+def _bonuses(own: list[Row], rules: CityRules, T: int) -> list[Change]:
+    """A clean-year bonus as the scheme gives it (scheme.layer.Scheme.clean_year_bonus): on
+    each multiple t of `every_days`, in each world without a negative record in the period
+    before (recorded: every record of the adult's; shadow: correct ones). The score bounds are
+    not applied here (a bonus at the top of the range shows in full)."""
+    pack = rules.pack
+    bonus = pack.clean_year_bonus
+    if bonus is None:
+        return []
+    bad = {b for b, rule in pack.rules.items() if rule.points < 0 or rule.push_below is not None}
+    negative = [r for r in own if r["behaviour"] in bad]
+    worlds = [[r["day"] for r in negative], [r["day"] for r in negative if r["truth"] == "correct"]]
+    out = []
+    for t in range(bonus.every_days, T, bonus.every_days):
+        given = [
+            0 if any(t - bonus.every_days <= d < t for d in days) else bonus.points
+            for days in worlds
+        ]
+        out.append(Change(t, BONUS, "bonus", *given))
+        if t + bonus.expiry_days < T:
+            out.append(Change(t + bonus.expiry_days, BONUS, "bonus expired", -given[0], -given[1]))
+    return out
+
+
+def _published(changes: list[Change], every: int, T: int) -> list[Change]:
+    """Point changes on the day a recalculated score publishes them: expiries at step 1 of a
+    recalculation day count that same day; records and upheld appeals (later in the day) at
+    the next one."""
+    out = []
+    for c in changes:
+        if c.cap is None:
+            first = c.day if c.event in ("expired", "bonus expired") else c.day + 1
+            c = replace(c, day=-(-first // every) * every)
+        if c.day < T:
+            out.append(c)
+    return out
 
 
 def _score_path(tl: Timeline) -> list[Row]:

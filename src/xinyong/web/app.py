@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -750,6 +751,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mattered = [by_id[i] for i in doc["story"]["mattered"]]
         return page(request, "person.html", run=info, doc=doc, mattered=mattered, message=None)
 
+    @app.get("/persona", response_class=HTMLResponse, include_in_schema=False)
+    def persona_page(
+        request: Request,
+        name: str | None = None,
+        packs: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        """A built-in persona under the chosen city packs (all eight by default)."""
+        from xinyong.persona import DEFAULT_PACKS, builtin_personas
+
+        cities = [p for p in _packs() if p["kind"] == "municipal"]
+        chosen = tuple(packs or DEFAULT_PACKS)
+        known = {p["id"] for p in cities}
+        if name is not None and name not in builtin_personas():
+            raise ApiError(404, f"no built-in persona '{name}'", "name")
+        unknown = [p for p in chosen if p not in known]
+        if unknown:
+            raise ApiError(422, f"no built-in city pack '{unknown[0]}'", "packs")
+        body = plotly = None
+        if name is not None:
+            from plotly.offline import get_plotlyjs
+
+            body, plotly = _persona_body(name, chosen), get_plotlyjs()
+        return page(
+            request,
+            "persona.html",
+            personas=builtin_personas(),
+            cities=cities,
+            name=name,
+            chosen=chosen,
+            body=body,
+            plotly=plotly,
+        )
+
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
     def compare_page(request: Request, a: str | None = None, reform: str | None = None) -> Response:
         return page(
@@ -902,6 +936,15 @@ def _scenarios() -> list[dict[str, Any]]:
                 }
             )
     return _SCENARIOS
+
+
+@functools.lru_cache(maxsize=16)
+def _persona_body(name: str, packs: tuple[str, ...]) -> str:
+    """A persona's page fragment: the runs are exact, so the same question has one answer."""
+    from xinyong.persona import body_html, load_persona, run_persona
+
+    persona = load_persona(name)
+    return body_html(persona, run_persona(persona, packs))
 
 
 def _packs() -> list[dict[str, Any]]:
