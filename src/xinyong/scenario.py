@@ -215,6 +215,24 @@ class AuditSettings(Model):
     reference_group: Literal["majority", "minority"] = "majority"
 
 
+class Calibration(Model):
+    """Where a calibrated scenario's `set:` values came from (`xinyong calibrate`,
+    docs/calibration.md): shown by `xinyong show`, never read by the engine."""
+
+    targets: str
+    sources: tuple[str, ...] = ()
+    parameters: dict[str, tuple[float, float]]
+    trials: Int = Field(ge=1)
+    best_trial: Int = Field(ge=0)
+    loss: NonNegative
+    replicates: Int = Field(ge=1)
+    seeds: tuple[Int, ...]
+    adults: Int = Field(ge=1)
+    days: Int = Field(ge=1)
+    date: Annotated[str, BeforeValidator(lambda v: str(v))]
+    achieved: dict[str, dict[str, float | None]] = {}
+
+
 class Scenario(Model):
     name: str
     description: str = ""
@@ -235,6 +253,7 @@ class Scenario(Model):
     packs: dict[str, Pack]
     companies: Companies | None = None
     company_packs: dict[str, CompanyPack] = {}
+    calibration: Calibration | None = None
 
     @property
     def adults(self) -> int:
