@@ -5,10 +5,10 @@ K seeds (common random numbers) and scored by
 
     loss = sum over targets of weight x ((mean over seeds - published value) / scale)^2
 
-where scale is the target's sd, else its tolerance. The study lives in OUT/study.db: a
-command stopped half-way goes on from its completed trials, and the sampler of each batch is
-seeded with the seed plus the number of trials completed before it, so a fixed seed gives the
-same study whether or not it was interrupted between batches.
+where scale is the target's sd, else its tolerance. The study lives in OUT/study.log (Optuna's
+journal file): a command stopped half-way goes on from its completed trials, and the sampler
+of each batch is seeded with the seed plus the number of trials completed before it, so a
+fixed seed gives the same study whether or not it was interrupted between batches.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import yaml
 from xinyong.atomic import locked, marker, read_marker, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS
-from xinyong.calibration.measure import Param, check_params, measure_points
+from xinyong.calibration.measure import Param, check_params, measure_points, unproduced
 from xinyong.calibration.targets import Target, Targets, load_targets
 from xinyong.errors import XinyongError
 from xinyong.replicates import spawned
 from xinyong.scenario import SCENARIOS_DIR, Scenario, load_scenario, scenario_path
 from xinyong.store import write_json
 
-STUDY = "study.db"
+STUDY = "study.log"
 RUNS = ".runs"  # each batch's runs, removed once measured
 Evaluate = Callable[[list[dict[str, float | int]]], list[tuple[float | None, dict[str, Any]]]]
 
@@ -88,7 +88,7 @@ def _summed(t: Target, seed: dict[str, float | None]) -> float | None:
 def optimise(
     params: Sequence[Param],
     evaluate: Evaluate,
-    storage: str,
+    journal: Path,
     *,
     trials: int,
     seed: int,
@@ -96,10 +96,13 @@ def optimise(
     setup: dict[str, Any] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Any:
-    """Run the study in `storage` until `trials` trials are complete, `batch` at a time;
-    `evaluate` maps a batch of parameter points to (loss, attributes) each (loss None: the
+    """Run the study in the file `journal` until `trials` trials are complete, `batch` at a
+    time; `evaluate` maps a batch of parameter points to (loss, attributes) each (loss None: the
     trial failed). A stored study of another `setup` is refused. Returns the Optuna study."""
     optuna = optuna_module()
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     dist = optuna.distributions
     space = {
         p.key: dist.IntDistribution(int(p.low), int(p.high))
@@ -118,12 +121,12 @@ def optimise(
         raise XinyongError(
             f"holds a study of another setup ({', '.join(changed)} differ); pass --overwrite "
             "to start again or choose another --out",
-            file=storage.removeprefix("sqlite:///"),
+            file=journal,
         )
     state = optuna.trial.TrialState
     for t in study.get_trials(deepcopy=False, states=(state.RUNNING, state.WAITING)):
         study.tell(t.number, state=state.FAIL)  # asked by a command that was stopped
-    startup = max(1, min(10, trials // 3))
+    startup = 2 * len(params) + 2  # random proposals first: the same for any `trials`
     while True:
         done = len(study.get_trials(deepcopy=False, states=(state.COMPLETE, state.FAIL)))
         if done >= trials:
@@ -174,6 +177,11 @@ def calibrate(
     tg = targets if isinstance(targets, Targets) else load_targets(targets)
     sc, extends = _base(scenario, adults, days, seed)
     check_params(sc, params)
+    for i, t in enumerate(tg):
+        for m in t.metric:
+            reason = unproduced(m, sc)
+            if reason:
+                raise tg.error(reason, i)
     path = Path(out)
     seeds = [sc.seed + i for i in range(replicates)]
     study_seed = sc.seed
@@ -210,12 +218,17 @@ def calibrate(
             scored = [score(tg, per_seed) for per_seed in per_point]
             return [(s["loss"], {"targets": s["targets"]}) for s in scored]
 
-        storage = f"sqlite:///{(path / STUDY).absolute()}"
         # One pool for every batch: spawning processes costs more than a small run.
         at_once = workers or min(batch * replicates, os.cpu_count() or 1)
         with contextlib.nullcontext() if ray is not None else spawned(at_once) as pool:
             study = optimise(
-                params, evaluate, storage, trials=trials, seed=study_seed, batch=batch, setup=setup
+                params,
+                evaluate,
+                path / STUDY,
+                trials=trials,
+                seed=study_seed,
+                batch=batch,
+                setup=setup,
             )
         doc = _document(study, tg, sc, params, seeds, trials, study_seed)
         fitted_name = name or f"{sc.name}-calibrated"

@@ -83,6 +83,45 @@ def scenario_lists(sc: Scenario) -> dict[str, set[str]]:
     return {"spells": people, "company_spells": firms if sc.companies is not None else set()}
 
 
+LIST_METRICS = {  # metric heads followed by a list name: which kind of list
+    "list_share": "spells",
+    "ever_listed_share": "spells",
+    "wrongly_listed_share": "spells",
+    "company.list_share": "company_spells",
+    "company.wrongly_listed_share": "company_spells",
+    "flow.listed_per_company_year": "company_spells",
+    "flow.left_per_company_year": "company_spells",
+}
+
+
+def unproduced(metric: str, sc: Scenario) -> str | None:
+    """Why `sc` cannot produce `metric` (a company metric without companies, a list it does
+    not have), or None; what only a run can tell is checked after the first runs."""
+    lists = scenario_lists(sc)
+    if metric.startswith("company.") and sc.companies is None:
+        return f"scenario '{sc.name}' has no companies: it does not produce metric '{metric}'"
+    named: list[tuple[str, str]] = []
+    for head, kind in LIST_METRICS.items():
+        if metric.startswith(head + "."):
+            named.append((metric[len(head) + 1 :], kind))
+    for head in ("flow.listed_per_adult_year", "flow.left_per_adult_year"):
+        if metric.startswith(head + "."):
+            named.append((metric[len(head) + 1 :], "any"))
+    if metric.startswith("flow.company_share_of_listed."):
+        company, _, person = metric.removeprefix("flow.company_share_of_listed.").partition(".")
+        named += [(company, "company_spells"), (person, "spells")]
+    for name, kind in named:
+        have = lists["spells"] | lists["company_spells"] if kind == "any" else lists[kind]
+        if name not in have:
+            what = {"spells": "list of adults", "company_spells": "company list"}.get(kind, "list")
+            known = ", ".join(sorted(have)) or "none"
+            return (
+                f"scenario '{sc.name}' has no {what} '{name}' (it has: {known}): it does not "
+                f"produce metric '{metric}'"
+            )
+    return None
+
+
 def flows(path: Path, sc: Scenario) -> dict[str, float | None]:
     """Entries onto and exits from every person and company list (recorded world) over the
     last year of the run of `sc` in `path`, per adult, per company, and the companies' share

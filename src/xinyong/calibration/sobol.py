@@ -20,7 +20,7 @@ import numpy as np
 from xinyong.api import writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.calibration.fit import _base
-from xinyong.calibration.measure import Param, check_params, measure_points
+from xinyong.calibration.measure import Param, check_params, measure_points, unproduced
 from xinyong.calibration.targets import unknown_metric
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
@@ -123,6 +123,10 @@ def sensitivity(
         raise XinyongError("replicates must be at least 1", field="--replicates")
     sc, _ = _base(scenario, adults, days, seed)
     check_params(sc, params)
+    for m in metrics:
+        reason = unproduced(m, sc)
+        if reason:
+            raise XinyongError(reason, field="--metric")
     seeds = [sc.seed + i for i in range(replicates)]
     path = Path(out)
     with writing(path):
