@@ -19,6 +19,7 @@ from xinyong.calibration import (
     sobol_indices,
 )
 from xinyong.calibration.fit import _check_produced, optimise, score
+from xinyong.calibration.measure import as_params
 from xinyong.errors import XinyongError
 from xinyong.scenario import load_scenario
 
@@ -318,6 +319,11 @@ def test_parameter_ranges() -> None:
     whole, real = parse_params(["days=30..90", "channels.camera.detect=1/10..0.5"])
     assert whole == Param("days", 30, 90, integer=True) and whole.value(44.6) == 45
     assert real == Param("channels.camera.detect", 0.1, 0.5) and real.value(0.25) == 0.25
+    # The Python API takes the same ranges as a mapping or Params (checked alike).
+    assert as_params({"days": (30, 90)}) == [whole]
+    assert as_params([Param("x", 0, 1)]) == [Param("x", 0.0, 1.0, integer=False)]
+    with pytest.raises(XinyongError, match="below HIGH"):
+        as_params({"x": (1.0, 0.5)})
 
 
 def test_a_parameter_the_scenario_refuses() -> None:

@@ -28,7 +28,14 @@ import yaml
 from xinyong.atomic import locked, marker, read_marker, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS
-from xinyong.calibration.measure import Param, check_params, measure_points, unproduced
+from xinyong.calibration.measure import (
+    Param,
+    ParamsLike,
+    as_params,
+    check_params,
+    measure_points,
+    unproduced,
+)
 from xinyong.calibration.targets import Target, Targets, load_targets
 from xinyong.errors import XinyongError
 from xinyong.replicates import spawned
@@ -151,7 +158,7 @@ def optimise(
 def calibrate(
     scenario: str | Path | Scenario,
     targets: str | Path | Targets,
-    params: Sequence[Param],
+    params: ParamsLike,
     out: str | Path,
     *,
     trials: int = 40,
@@ -176,6 +183,7 @@ def calibrate(
         raise XinyongError("trials and replicates must be at least 1", field="--trials")
     tg = targets if isinstance(targets, Targets) else load_targets(targets)
     sc, extends = _base(scenario, adults, days, seed)
+    params = as_params(params)
     check_params(sc, params)
     for i, t in enumerate(tg):
         for m in t.metric:

@@ -15,7 +15,7 @@ from typing import Any
 from xinyong.calibration.targets import FLOWS
 from xinyong.errors import XinyongError
 from xinyong.replicates import replicate_in_set, run_jobs
-from xinyong.scenario import Scenario, parse_value
+from xinyong.scenario import Scenario, _fraction, parse_value
 from xinyong.store import RunDir
 
 YEAR = 365  # flows are counted over the last YEAR days of a run (all of it when shorter)
@@ -39,7 +39,8 @@ class Param:
 
 
 def parse_params(items: Sequence[str], option: str = "--param") -> list[Param]:
-    """KEY=LOW..HIGH items (the command line's --param); each key once, LOW < HIGH."""
+    """KEY=LOW..HIGH items (the command line's --param; fractions such as 1/60 too); each key
+    once, LOW < HIGH."""
     out: list[Param] = []
     for item in items:
         key, sep, span = item.partition("=")
@@ -47,7 +48,10 @@ def parse_params(items: Sequence[str], option: str = "--param") -> list[Param]:
         key = key.strip()
         if not sep or not key or not dots:
             raise XinyongError(f"takes KEY=LOW..HIGH, got '{item}'", field=option)
-        low, high = parse_value(low_text.strip()), parse_value(high_text.strip())
+        try:  # 1/60 as well as 0.0167, as scenarios write rates
+            low, high = (_fraction(parse_value(t.strip())) for t in (low_text, high_text))
+        except ValueError:
+            low = high = None
         numbers = all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             for v in (low, high)
@@ -63,6 +67,21 @@ def parse_params(items: Sequence[str], option: str = "--param") -> list[Param]:
     if not out:
         raise XinyongError("name at least one parameter: KEY=LOW..HIGH", field=option)
     return out
+
+
+ParamsLike = Sequence["Param | str"] | dict[str, tuple[float, float]]
+
+
+def as_params(params: ParamsLike) -> list[Param]:
+    """Parameters given as Param, "KEY=LOW..HIGH" or {key: (low, high)}: checked as the
+    command line's are."""
+    if isinstance(params, dict):
+        return parse_params([f"{k}={lo}..{hi}" for k, (lo, hi) in params.items()])
+    items = [
+        p if isinstance(p, str) else f"{p.key}={float(p.low)}..{float(p.high)}" for p in params
+    ]
+    whole = {p.key for p in params if isinstance(p, Param) and p.integer}
+    return [Param(p.key, p.low, p.high, p.integer or p.key in whole) for p in parse_params(items)]
 
 
 def check_params(scenario: Scenario, params: Sequence[Param], option: str = "--param") -> None:

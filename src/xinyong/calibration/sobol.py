@@ -20,7 +20,14 @@ import numpy as np
 from xinyong.api import writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.calibration.fit import _base
-from xinyong.calibration.measure import Param, check_params, measure_points, unproduced
+from xinyong.calibration.measure import (
+    Param,
+    ParamsLike,
+    as_params,
+    check_params,
+    measure_points,
+    unproduced,
+)
 from xinyong.calibration.targets import unknown_metric
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
@@ -92,7 +99,7 @@ def sobol_indices(
 
 def sensitivity(
     scenario: str | Path | Scenario,
-    params: Sequence[Param],
+    params: ParamsLike,
     metrics: Sequence[str],
     out: str | Path,
     *,
@@ -122,6 +129,7 @@ def sensitivity(
     if replicates < 1:
         raise XinyongError("replicates must be at least 1", field="--replicates")
     sc, _ = _base(scenario, adults, days, seed)
+    params = as_params(params)
     check_params(sc, params)
     for m in metrics:
         reason = unproduced(m, sc)
