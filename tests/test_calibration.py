@@ -16,11 +16,13 @@ from xinyong.calibration import (
     calibrate,
     load_targets,
     parse_params,
+    sensitivity,
     sobol_indices,
 )
 from xinyong.calibration.fit import _check_produced, optimise, score
 from xinyong.calibration.measure import as_params
 from xinyong.errors import XinyongError
+from xinyong.replicates import run_replicates
 from xinyong.scenario import load_scenario
 
 SOURCE = '{document: "by construction", publisher: "the test", date: "2026"}'
@@ -346,3 +348,48 @@ def test_builtin_target_sets_load() -> None:
     flows = load_targets("court-defaulters-2024")
     assert flows.set.targets[0].value == pytest.approx(2.457e6 / 1.15e9, rel=1e-3)
     assert flows.set.targets[1].value == pytest.approx(2.821e6 / 1.15e9, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_sensitivity_of_a_metric_known_by_construction(tmp_path: Path) -> None:
+    """The number of children is round(child_ratio x adults) and nothing else: the camera's
+    detection rate has no effect at all (total index 0), the child ratio all of it."""
+    doc = sensitivity(
+        "r1",
+        {"population.child_ratio": (0.1, 0.5), "channels.camera.detect": (0.1, 0.9)},
+        ["children"],
+        tmp_path / "sens",
+        n=16,
+        adults=200,
+        days=5,
+        resamples=200,
+    )
+    got = doc["indices"]["children"]
+    assert doc["points"] == 16 * 4
+    assert got["channels.camera.detect"]["ST"] == 0 and got["channels.camera.detect"]["S1"] == 0
+    ratio = got["population.child_ratio"]
+    # 1 within twice the 95% half-widths (about 4 standard errors; they are wide at N = 16).
+    for order in ("S1", "ST"):
+        assert abs(ratio[order] - 1) <= 2 * ratio[f"{order}_conf"], ratio
+        assert ratio[f"{order}_conf"] < 1, ratio
+    assert (tmp_path / "sens" / "sensitivity.html").stat().st_size > 100_000
+    rows = (tmp_path / "sens" / "sensitivity.csv").read_text().splitlines()
+    assert rows[0] == "metric,parameter,S1,S1_conf,ST,ST_conf" and len(rows) == 3
+
+
+@pytest.mark.slow
+def test_c1_2021_matches_the_2021_rating(tmp_path: Path) -> None:
+    """The built-in calibrated scenario reproduces the 2021 tax rating shares within a
+    percentage point, as a mean over 4 seeds at 10,000 adults x 730 days."""
+    sc = load_scenario("c1-2021", adults=10_000, days=730, seed=1)
+    assert sc.calibration is not None and sc.calibration.targets == "tax-rating-2021"
+    assert load_scenario("c1").calibration is None  # the reference scenario is as it was
+    run = run_replicates(sc, tmp_path / "c1-2021", 4)
+    s = run.summary
+    shares = {
+        "A": s["company.rating_share.A"],
+        "B+M": s["company.rating_share.B"] + s["company.rating_share.M"],
+        "C+D": s["company.rating_share.C"] + s["company.rating_share.D"],
+    }
+    for name, published in {"A": 0.0828, "B+M": 0.8258, "C+D": 0.0914}.items():
+        assert abs(shares[name] - published) <= 0.01, (name, shares)

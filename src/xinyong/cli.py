@@ -342,12 +342,14 @@ def show(
 
 @app.command(name="list")
 def list_builtins() -> None:
-    """List the built-in scenarios and rule packs."""
+    """List the built-in scenarios, rule packs and calibration target sets."""
+    from xinyong.calibration.targets import builtin_target_sets
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
     out_console.print("packs: " + ", ".join(builtin_packs()))
+    out_console.print("target sets: " + ", ".join(builtin_target_sets()))
 
 
 @app.command()
