@@ -318,7 +318,14 @@ def test_bad_parameter_ranges(items: list[str], says: str) -> None:
 
 
 def test_parameter_ranges() -> None:
-    whole, real = parse_params(["days=30..90", "channels.camera.detect=1/10..0.5"])
+    whole, real, tiny = parse_params(
+        [
+            "days=30..90",
+            "channels.camera.detect=1/10..0.5",
+            "observation.false_report_rate=1e-06..2e-4",
+        ]
+    )
+    assert tiny == Param("observation.false_report_rate", 1e-6, 2e-4)  # 1e-06: text to YAML 1.1
     assert whole == Param("days", 30, 90, integer=True) and whole.value(44.6) == 45
     assert real == Param("channels.camera.detect", 0.1, 0.5) and real.value(0.25) == 0.25
     # The Python API takes the same ranges as a mapping or Params (checked alike).

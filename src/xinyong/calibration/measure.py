@@ -4,6 +4,7 @@ metric values, flows derived from the run tables included."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ def parse_params(items: Sequence[str], option: str = "--param") -> list[Param]:
         if not sep or not key or not dots:
             raise XinyongError(f"takes KEY=LOW..HIGH, got '{item}'", field=option)
         try:  # 1/60 as well as 0.0167, as scenarios write rates
-            low, high = (_fraction(parse_value(t.strip())) for t in (low_text, high_text))
+            low, high = (_number_or_fraction(t) for t in (low_text, high_text))
         except ValueError:
             low = high = None
         numbers = all(
@@ -77,11 +78,18 @@ def as_params(params: ParamsLike) -> list[Param]:
     command line's are."""
     if isinstance(params, dict):
         return parse_params([f"{k}={lo}..{hi}" for k, (lo, hi) in params.items()])
-    items = [
-        p if isinstance(p, str) else f"{p.key}={float(p.low)}..{float(p.high)}" for p in params
-    ]
-    whole = {p.key for p in params if isinstance(p, Param) and p.integer}
-    return [Param(p.key, p.low, p.high, p.integer or p.key in whole) for p in parse_params(items)]
+    given = {p.key: p for p in params if isinstance(p, Param)}
+    items = [p if isinstance(p, str) else f"{p.key}={p.low!r}..{p.high!r}" for p in params]
+    checked = parse_params(items)
+    return [given.get(p.key, p) for p in checked]
+
+
+def _number_or_fraction(text: str) -> Any:
+    value = _fraction(parse_value(text.strip()))
+    if isinstance(value, str):  # YAML 1.1 reads 1e-06 (no dot) as text
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
 
 
 def check_params(scenario: Scenario, params: Sequence[Param], option: str = "--param") -> None:
