@@ -32,6 +32,7 @@ from xinyong.calibration.measure import (
     Param,
     ParamsLike,
     as_params,
+    base_scenario,
     check_params,
     measure_points,
     unproduced,
@@ -39,7 +40,7 @@ from xinyong.calibration.measure import (
 from xinyong.calibration.targets import Target, Targets, load_targets
 from xinyong.errors import XinyongError
 from xinyong.replicates import spawned
-from xinyong.scenario import SCENARIOS_DIR, Scenario, load_scenario, scenario_path
+from xinyong.scenario import Scenario
 from xinyong.store import write_json
 
 STUDY = "study.log"
@@ -101,7 +102,6 @@ def optimise(
     seed: int,
     batch: int = 1,
     setup: dict[str, Any] | None = None,
-    on_batch: Callable[[int], None] | None = None,
 ) -> Any:
     """Run the study in the file `journal` until `trials` trials are complete, `batch` at a
     time; `evaluate` maps a batch of parameter points to (loss, attributes) each (loss None: the
@@ -151,8 +151,6 @@ def optimise(
                 study.tell(trial, state=state.FAIL)
             else:
                 study.tell(trial, loss)
-        if on_batch is not None:
-            on_batch(done + len(asked))
 
 
 def calibrate(
@@ -174,7 +172,7 @@ def calibrate(
     cores: int = 1,
     on_done: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Fit `params` of `scenario` to `targets`; write into `out` the study (study.db, which a
+    """Fit `params` of `scenario` to `targets`; write into `out` the study (study.log, which a
     later call with the same arguments continues), calibrated.yaml (the scenario: `extends:`
     the original, `set:` the fitted values, `calibration:` their provenance),
     calibration.json, calibration.csv (target against achieved), trials.csv and
@@ -182,7 +180,7 @@ def calibrate(
     if trials < 1 or replicates < 1:
         raise XinyongError("trials and replicates must be at least 1", field="--trials")
     tg = targets if isinstance(targets, Targets) else load_targets(targets)
-    sc, extends = _base(scenario, adults, days, seed)
+    sc, extends = base_scenario(scenario, adults, days, seed)
     params = as_params(params)
     check_params(sc, params)
     for i, t in enumerate(tg):
@@ -192,7 +190,6 @@ def calibrate(
                 raise tg.error(reason, i)
     path = Path(out)
     seeds = [sc.seed + i for i in range(replicates)]
-    study_seed = sc.seed
     setup = {
         "scenario": sc.model_dump(mode="json"),
         "targets": tg.set.model_dump(mode="json"),
@@ -200,8 +197,8 @@ def calibrate(
         "seeds": seeds,
     }
     batch = batch or max(1, (workers or os.cpu_count() or 1) // replicates)
-    _prepare(path, overwrite)
     with locked(path):
+        _prepare(path, overwrite)
         write_marker(path, marker(False, calibration=True))
         if extends is None:
             write_text(path / "base.yaml", sc.to_yaml())
@@ -234,28 +231,16 @@ def calibrate(
                 evaluate,
                 path / STUDY,
                 trials=trials,
-                seed=study_seed,
+                seed=sc.seed,
                 batch=batch,
                 setup=setup,
             )
-        doc = _document(study, tg, sc, params, seeds, trials, study_seed)
+        doc = _document(study, tg, sc, params, seeds, trials)
         fitted_name = name or f"{sc.name}-calibrated"
         write_text(path / "calibrated.yaml", calibrated_yaml(doc, extends, fitted_name, sc))
         _write_outputs(path, doc)
         write_marker(path, marker(True, calibration=True, loss=doc["best"]["loss"]))
     return doc
-
-
-def _base(
-    scenario: str | Path | Scenario, adults: int | None, days: int | None, seed: int | None
-) -> tuple[Scenario, str | None]:
-    """The scenario to fit and how calibrated.yaml refers to it (None: written beside)."""
-    if isinstance(scenario, Scenario):
-        changes = {"population.adults": adults, "days": days, "seed": seed}
-        return scenario.with_(**{k: v for k, v in changes.items() if v is not None}), None
-    sc = load_scenario(scenario, adults=adults, days=days, seed=seed)
-    file = scenario_path(scenario)
-    return sc, file.stem if file.parent == SCENARIOS_DIR else str(file.absolute())
 
 
 def _values(params: Sequence[Param], point: dict[str, float | int]) -> dict[str, float | int]:
@@ -297,7 +282,6 @@ def _document(
     params: Sequence[Param],
     seeds: list[int],
     trials: int,
-    study_seed: int,
 ) -> dict[str, Any]:
     complete = [t for t in study.trials if t.value is not None]
     if not complete:
@@ -313,7 +297,7 @@ def _document(
         "adults": sc.adults,
         "days": sc.days,
         "seeds": seeds,
-        "study_seed": study_seed,
+        "study_seed": sc.seed,
         "trials": trials,
         "interval": ACROSS_SEEDS,
         "best": {

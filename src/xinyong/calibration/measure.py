@@ -16,7 +16,14 @@ from typing import Any
 from xinyong.calibration.targets import FLOWS
 from xinyong.errors import XinyongError
 from xinyong.replicates import replicate_in_set, run_jobs
-from xinyong.scenario import Scenario, _fraction, parse_value
+from xinyong.scenario import (
+    SCENARIOS_DIR,
+    Scenario,
+    _fraction,
+    load_scenario,
+    parse_value,
+    scenario_path,
+)
 from xinyong.store import RunDir
 
 YEAR = 365  # flows are counted over the last YEAR days of a run (all of it when shorter)
@@ -90,6 +97,19 @@ def _number_or_fraction(text: str) -> Any:
         with contextlib.suppress(ValueError):
             return float(value)
     return value
+
+
+def base_scenario(
+    scenario: str | Path | Scenario, adults: int | None, days: int | None, seed: int | None
+) -> tuple[Scenario, str | None]:
+    """The scenario to run (adults, days and seed applied) and how a calibrated scenario
+    refers to it: a built-in name, an absolute path, or None for a Scenario object."""
+    if isinstance(scenario, Scenario):
+        changes = {"population.adults": adults, "days": days, "seed": seed}
+        return scenario.with_(**{k: v for k, v in changes.items() if v is not None}), None
+    sc = load_scenario(scenario, adults=adults, days=days, seed=seed)
+    file = scenario_path(scenario)
+    return sc, file.stem if file.parent == SCENARIOS_DIR else str(file.absolute())
 
 
 def check_params(scenario: Scenario, params: Sequence[Param], option: str = "--param") -> None:

@@ -19,11 +19,11 @@ import numpy as np
 
 from xinyong.api import writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
-from xinyong.calibration.fit import _base
 from xinyong.calibration.measure import (
     Param,
     ParamsLike,
     as_params,
+    base_scenario,
     check_params,
     measure_points,
     unproduced,
@@ -128,7 +128,7 @@ def sensitivity(
             raise XinyongError(reason, field="--metric")
     if replicates < 1:
         raise XinyongError("replicates must be at least 1", field="--replicates")
-    sc, _ = _base(scenario, adults, days, seed)
+    sc, _ = base_scenario(scenario, adults, days, seed)
     params = as_params(params)
     check_params(sc, params)
     for m in metrics:
