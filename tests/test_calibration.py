@@ -256,23 +256,24 @@ def test_a_target_the_scenario_does_not_produce(tmp_path: Path) -> None:
 # Target files: every problem is one line naming the file, the line and the field.
 
 BAD = [
-    ("  - metric: mean_score\n    tolerance: 1\n    source: S\n", "targets.0.value", 2),
-    ("  - metric: mean_score\n    value: 1\n    source: S\n", "either tolerance", 2),
+    ("  - metric: mean_score\n    tolerance: 1\n    source: S\n", "targets.0.value", 3),
+    ("  - metric: mean_score\n    value: 1\n    source: S\n", "a tolerance", 3),
     ("  - metric: mean_score\n    value: 1\n    tolerance: 1\n    sd: 1\n    source: S\n",
-     "not both", 2),
+     "not both", 3),
     ("  - metric: mean_score\n    value: abc\n    tolerance: 1\n    source: S\n",
      "targets.0.value", 4),
     ("  - metric: mean_score\n    value: 1\n    tolerance: -1\n    source: S\n",
      "targets.0.tolerance", 5),
     ("  - metric: mean_scor\n    value: 1\n    tolerance: 1\n    source: S\n",
-     "unknown metric 'mean_scor'", 2),
+     "unknown metric 'mean_scor'", 3),
     ("  - metric: [children, flow.listed_per_adult_year]\n    value: 1\n    tolerance: 1\n"
-     "    source: S\n", "targets.0.metric.1", 2),
+     "    source: S\n", "targets.0.metric.1", 3),
     ("  - metric: mean_score\n    value: 1\n    tolerance: 1\n    source: {document: d}\n",
      "targets.0.source.publisher", 6),
     ("  - metric: mean_score\n    value: 1\n    value: 2\n", "key repeats", 5),
     ("  - metric: mean_score\n    value: 1\n    tolerance: 1\n    colour: red\n    source: S\n",
      "targets.0.colour", 6),
+    ("  []\n", "at least one target", 2),
 ]  # fmt: skip
 
 
@@ -289,7 +290,7 @@ def test_bad_target_files(tmp_path: Path, body: str, says: str, line: int) -> No
 def test_bad_target_files_from_the_command_line(tmp_path: Path) -> None:
     path = targets_file(tmp_path, "  - metric: mean_score\n    value: [1]\n    tolerance: 1\n")
     res = cli("calibrate", "r1", "--targets", str(path), "--param", "days=1..2")
-    assert_clean_error(res, f"{path}:5:", "targets.0.value")
+    assert_clean_error(res, f"{path}:4:", "targets.0.value")
     assert_clean_error(
         cli("calibrate", "r1", "--targets", "tax-2099", "--param", "days=1..2"),
         "unknown target set 'tax-2099'",

@@ -75,8 +75,10 @@ class Target(Model):
 
     @model_validator(mode="after")
     def _one_scale(self) -> Target:
-        if (self.tolerance is None) == (self.sd is None):
-            raise ValueError("give either tolerance (how far a fit may land) or sd, not both")
+        if self.tolerance is None and self.sd is None:
+            raise ValueError("give a tolerance (how far a fit may land) or an sd (uncertainty)")
+        if self.tolerance is not None and self.sd is not None:
+            raise ValueError("give a tolerance or an sd, not both")
         return self
 
     @property
@@ -99,10 +101,12 @@ class Target(Model):
 class TargetSet(Model):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     description: Text | None = None
-    targets: tuple[Target, ...] = Field(min_length=1, max_length=200)
+    targets: tuple[Target, ...] = Field(max_length=200)
 
     def check(self) -> list[tuple[str, tuple]]:
-        problems = []
+        problems: list[tuple[str, tuple]] = []
+        if not self.targets:
+            problems.append(("a target set needs at least one target", ("targets",)))
         for i, t in enumerate(self.targets):
             for j, name in enumerate(t.metric):
                 reason = unknown_metric(name)
