@@ -61,7 +61,8 @@ def test_home_scenarios_and_schema(client):
         assert f"/run?scenario={name}" in home.text
     assert "/design?pack=suqian" in home.text
     data = client.get("/api/scenarios").json()
-    assert {s["name"] for s in data["scenarios"]} == {"c1", "national", "r1", "s1", "three-cities"}
+    builtin = {"c1", "c1-2021", "c1-defaulters-2024", "national", "r1", "s1", "three-cities"}
+    assert {s["name"] for s in data["scenarios"]} == builtin
     assert {p["id"] for p in data["packs"]} >= {"rongcheng", "national-defaulters"}
     schema = client.get("/openapi.json").json()
     assert "/api/runs" in schema["paths"] and "/api/compare" in schema["paths"]

@@ -236,6 +236,8 @@ class Calibration(Model):
 class Scenario(Model):
     name: str
     description: str = ""
+    # Provenance of a calibrated scenario (first, so that `xinyong show` shows it on top).
+    calibration: Calibration | None = None
     days: Int = Field(ge=1, le=32_000)  # int16 day state
     seed: Int = Field(default=0, ge=0, le=2**63 - 1)
     population: Population
@@ -253,7 +255,6 @@ class Scenario(Model):
     packs: dict[str, Pack]
     companies: Companies | None = None
     company_packs: dict[str, CompanyPack] = {}
-    calibration: Calibration | None = None
 
     @property
     def adults(self) -> int:
