@@ -12,7 +12,6 @@ from xinyong.atomic import write_text
 from xinyong.audit.report import (
     FLAG,
     GOOD,
-    GREY,
     OK,
     _errors,
     _html,
@@ -34,27 +33,43 @@ def render_calibration(doc: dict[str, Any], path: Path) -> None:
     best = doc["best"]
     rows = best["targets"]
     labels = [_text(r["target"]) for r in rows]
+    # Targets differ in units (shares, flows per adult): each is drawn as its distance from
+    # the published value in tolerances (2 sd where an sd is given), the band at +-1.
     reach = [r["tolerance"] if r["tolerance"] is not None else 2 * r["sd"] for r in rows]
-    targets = go.Scatter(
-        x=[r["value"] for r in rows],
+
+    def away(x: float | None, r: dict, unit: float) -> float | None:
+        return None if x is None else (x - r["value"]) / unit
+
+    scaled = [
+        {k: away(r[k], r, unit) for k in ("achieved", "low", "high")}
+        for r, unit in zip(rows, reach, strict=True)
+    ]
+    band = go.Bar(
+        x=[2] * len(rows),
+        base=[-1] * len(rows),
         y=labels,
-        mode="markers",
-        name="published (with tolerance)",
-        marker={"symbol": "line-ns-open", "size": 18, "color": GREY, "line": {"width": 3}},
-        error_x={"type": "data", "array": reach, "color": GREY, "thickness": 6, "width": 0},
+        orientation="h",
+        name="within tolerance",
+        marker={"color": "rgba(46,139,87,0.15)"},
+        hoverinfo="skip",
     )
     achieved = go.Scatter(
-        x=[r["achieved"] for r in rows],
+        x=[q["achieved"] for q in scaled],
         y=labels,
         mode="markers",
         name="achieved (95% interval across seeds)",
         marker={"size": 10, "color": [GOOD if r["met"] else FLAG for r in rows]},
-        error_x=_errors(rows, "achieved", "low", "high"),
+        error_x=_errors(scaled, "achieved", "low", "high"),
     )
     fig_targets = page.figure(
         "targets",
-        [targets, achieved],
-        _layout("Published against achieved", 120 + 50 * len(rows), yaxis={"automargin": True}),
+        [band, achieved],
+        _layout(
+            "Achieved against published, in tolerances (0: the published value)",
+            140 + 50 * len(rows),
+            xaxis={"title": {"text": "(achieved - published) / tolerance"}, "zeroline": True},
+            yaxis={"automargin": True},
+        ),
         [{k: v for k, v in r.items() if k != "per_seed"} for r in rows],
     )
     history = doc["history"]
