@@ -339,7 +339,7 @@ def calibrated_yaml(doc: dict[str, Any], extends: str | None, name: str, sc: Sce
         "description": f"{sc.name} with {', '.join(best['values'])} fitted to the target set "
         f"{doc['targets']} (xinyong calibrate).",
         "extends": extends or "base.yaml",
-        "set": {k: _round(v) for k, v in best["values"].items()},
+        "set": best["values"],  # exactly as the trial ran them
         "calibration": provenance,
     }
     head = (
