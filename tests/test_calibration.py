@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.test_cli import assert_clean_error, cli, line_of, write
+from tests.test_reliability import main, one_line
 from xinyong.calibration import (
     Param,
     builtin_target_sets,
@@ -192,7 +193,7 @@ def test_calibrate_a_small_population_to_a_known_answer(tmp_path: Path) -> None:
     )
     out = tmp_path / "fit"
     params = parse_params(["population.child_ratio=0.2..0.4"])
-    kw = {"trials": 12, "replicates": 2, "adults": 300, "days": 20, "seed": 4, "batch": 4}
+    kw = {"trials": 12, "replicates": 2, "adults": 300, "days": 5, "seed": 4, "batch": 4}
     doc = calibrate("r1", tg, params, out, **kw)
     fitted = doc["best"]["values"]["population.child_ratio"]
     assert abs(fitted - 0.3) <= 5.5 / 300, fitted  # within the tolerance, and rounding
@@ -287,19 +288,15 @@ def test_bad_target_files(tmp_path: Path, body: str, says: str, line: int) -> No
     assert err.value.file == str(path) and err.value.line == line, err.value.format()
 
 
-def test_bad_target_files_from_the_command_line(tmp_path: Path) -> None:
+def test_bad_target_files_from_the_command_line(tmp_path: Path, capsys) -> None:
     path = targets_file(tmp_path, "  - metric: mean_score\n    value: [1]\n    tolerance: 1\n")
-    res = cli("calibrate", "r1", "--targets", str(path), "--param", "days=1..2")
-    assert_clean_error(res, f"{path}:4:", "targets.0.value")
-    assert_clean_error(
-        cli("calibrate", "r1", "--targets", "tax-2099", "--param", "days=1..2"),
-        "unknown target set 'tax-2099'",
-        "tax-rating-2021",
-    )
-    assert_clean_error(
-        cli("calibrate", "r1", "--targets", str(tmp_path / "none.yaml"), "--param", "days=1..2"),
-        "none.yaml: file not found",
-    )
+    code, _, err = main(capsys, "calibrate", "r1", "--targets", path, "--param", "days=1..2")
+    one_line(code, err, f"{path}:4:", "targets.0.value")
+    code, _, err = main(capsys, "calibrate", "r1", "--targets", "tax-2099", "--param", "days=1..2")
+    one_line(code, err, "unknown target set 'tax-2099'", "tax-rating-2021")
+    missing = tmp_path / "none.yaml"
+    code, _, err = main(capsys, "calibrate", "r1", "--targets", missing, "--param", "days=1..2")
+    one_line(code, err, "none.yaml: file not found")
 
 
 @pytest.mark.parametrize(
@@ -336,11 +333,16 @@ def test_parameter_ranges() -> None:
         as_params({"x": (1.0, 0.5)})
 
 
-def test_a_parameter_the_scenario_refuses() -> None:
-    res = cli("calibrate", "r1", "--targets", "tax-rating-2021", "--param", "nope.x=0..1")
-    assert_clean_error(res, "--param", "nope.x")
-    res = cli("sensitivity", "r1", "--param", "channels.camera.detect=0..2", "--metric", "x.y")
-    assert_clean_error(res, "unknown metric 'x.y'")
+def test_a_parameter_or_metric_the_scenario_refuses(capsys) -> None:
+    code, _, err = main(capsys, "calibrate", "r1", "--targets", "tax-rating-2021", "--param",
+                        "nope.x=0..1")  # fmt: skip
+    one_line(code, err, "--param", "nope.x")
+    code, _, err = main(capsys, "sensitivity", "r1", "--param", "channels.camera.detect=0..1",
+                        "--metric", "x.y")  # fmt: skip
+    one_line(code, err, "unknown metric 'x.y'")
+    code, _, err = main(capsys, "sensitivity", "r1", "--param", "channels.camera.detect=0..1",
+                        "--metric", "company.list_share.tax_a_list")  # fmt: skip
+    one_line(code, err, "has no companies")
 
 
 def test_builtin_target_sets_load() -> None:
