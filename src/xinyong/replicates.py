@@ -9,10 +9,11 @@ neither imports the other back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -69,25 +70,35 @@ def run_jobs(
     worker: Callable[[Scenario, Path], dict[str, Any]] = _replicate,
     ray: str | None = None,
     cores: int = 1,
+    pool: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each (scenario, directory) in a pool of spawned processes, or as Ray tasks of
-    `cores` CPUs each on the cluster at `ray` ("local": a local Ray); their summaries."""
+    """Run each (scenario, directory) in a pool of spawned processes (`pool`, kept by a
+    caller that runs many batches, or a new one), or as Ray tasks of `cores` CPUs each on
+    the cluster at `ray` ("local": a local Ray); their summaries."""
     if not jobs:
         return []
     if ray is not None:
         from xinyong.cluster import replicates as on_ray
 
         scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
-        return on_ray(scenarios, outs, worker=_replicate, address=ray, cores=cores, on_done=on_done)
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+        return on_ray(scenarios, outs, worker=worker, address=ray, cores=cores, on_done=on_done)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with (
+        contextlib.nullcontext(pool)
+        if pool is not None
+        else spawned(workers or min(len(jobs), os.cpu_count() or 1)) as pool
+    ):
         futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
         for done, fut in enumerate(as_completed(futures)):
             summaries[futures[fut]] = fut.result()
             if on_done is not None:
                 on_done(done)
     return summaries
+
+
+def spawned(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes (numba and forked threads do not mix)."""
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
 
 
 def run_replicates(
