@@ -396,11 +396,11 @@ def list_builtins() -> None:
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
-    out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
-    out_console.print("packs: " + ", ".join(builtin_packs()))
-    out_console.print("company packs: " + ", ".join(builtin_packs("company")))
-    out_console.print("personas: " + ", ".join(builtin_personas()))
-    out_console.print("target sets: " + ", ".join(builtin_target_sets()))
+    out_console.print("scenarios: " + ", ".join(builtin_scenarios()), soft_wrap=True)
+    out_console.print("packs: " + ", ".join(builtin_packs()), soft_wrap=True)
+    out_console.print("company packs: " + ", ".join(builtin_packs("company")), soft_wrap=True)
+    out_console.print("personas: " + ", ".join(builtin_personas()), soft_wrap=True)
+    out_console.print("target sets: " + ", ".join(builtin_target_sets()), soft_wrap=True)
 
 
 @app.command()
