@@ -13,7 +13,8 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,24 @@ from xinyong.api import Run, on_disk, run, simulate, writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS, disparity_row
+from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
 from xinyong.sizing import check_size
 from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
+SPAWN_GUARD = (
+    "a worker process stopped while starting: a script that runs seeds in parallel must "
+    'keep its code under `if __name__ == "__main__":` (each worker imports the script again)'
+)
+
+
+def check_spawn_safe() -> None:
+    """In a worker still starting (importing a script that has no `if __name__ ==
+    "__main__":` guard), stop quietly before the script starts runs of its own: the parent
+    says why, in one line. The test is multiprocessing's own for that case."""
+    if getattr(current_process(), "_inheriting", False):
+        raise SystemExit(1)
 
 
 def replicate_dirs(path: Path) -> list[Path]:
@@ -77,14 +91,18 @@ def run_jobs(
 
         scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
         return on_ray(scenarios, outs, worker=_replicate, address=ray, cores=cores, on_done=on_done)
+    check_spawn_safe()
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
-        for done, fut in enumerate(as_completed(futures)):
-            summaries[futures[fut]] = fut.result()
-            if on_done is not None:
-                on_done(done)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
+            for done, fut in enumerate(as_completed(futures)):
+                summaries[futures[fut]] = fut.result()
+                if on_done is not None:
+                    on_done(done)
+    except BrokenProcessPool:
+        raise XinyongError(SPAWN_GUARD) from None
     return summaries
 
 
@@ -106,6 +124,7 @@ def run_replicates(
     `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
     "local": a local Ray). The set appears only once every replicate is complete, as `run`
     does."""
+    check_spawn_safe()
     path = Path(out)
     seeds = [scenario.seed + i for i in range(replicates)]
     workers = workers or min(replicates, os.cpu_count() or 1)
