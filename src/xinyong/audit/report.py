@@ -20,7 +20,7 @@ import pyarrow as pa
 from plotly.colors import sample_colorscale
 
 from xinyong.audit.figures import FLAG, GOOD, GREY, OK, PALETTE, Page, alpha, errors, layout
-from xinyong.audit.format import at, count, interval, num, pct, row, text
+from xinyong.audit.format import at, count, counted, interval, num, pct, row, text
 from xinyong.audit.hooks import module_audits
 from xinyong.audit.registry import FOUR_FIFTHS, INTERVAL_KINDS, MIN_COUNT, WITHIN_RUN, Section
 from xinyong.audit.render import write_page
@@ -113,7 +113,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
             continue
         out.append(
             (
-                f"{count(now.get('count'))} people wrongly on the {text(lst)} at the end of the "
+                f"{counted(now.get('count'), 'person', 'people')} wrongly on the {text(lst)} at "
+                "the end of the "
                 f"run, {count(ever.get('count'))} at some point{per_run} "
                 f"({pct(ever.get('value'))} of adults).",
                 f"list-{lst}",
@@ -136,8 +137,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
             (
                 f"{text(r.get('group')).capitalize()} adults were wrongly listed "
                 f"{num(r.get('ratio'))} times as often as {text(r.get('reference'))} adults "
-                f"({count(r.get('numerator'))} against {count(r.get('reference_numerator'))} "
-                f"people): {verdict}.",
+                f"({count(r.get('numerator'))} against "
+                f"{counted(r.get('reference_numerator'), 'person', 'people')}): {verdict}.",
                 "disparity",
                 "four-fifths",
             )
@@ -157,8 +158,9 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if ever_kids.get("count"):
         out.append(
             (
-                f"{count(only.get('count'))} children restricted only because of their "
-                f"parents' wrong records; {count(ever_kids.get('count'))} children restricted "
+                f"{counted(only.get('count'), 'child', 'children')} restricted only because of "
+                "their parents' wrong records; "
+                f"{counted(ever_kids.get('count'), 'child', 'children')} restricted "
                 "at some point.",
                 None,
                 "wrongly-listed",
