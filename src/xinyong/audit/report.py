@@ -1,7 +1,7 @@
 """The audit report: one self-contained, offline HTML file with plotly.js embedded once.
 
 `render_report` draws an audit document (`xinyong.audit.audit.audit`) and the run's daily
-table. Computing and rendering are apart: each registered section (`SECTIONS`, with the
+table. Computing and rendering are apart: each registered section (`sections()`, with the
 modules' sections from `hooks.module_audits` among them) computes its template's context (its
 charts and rows) from the document, and `templates/report.html` lays the sections out. Every
 chart has a title that states its finding, labelled axes, and its data as a CSV download;
