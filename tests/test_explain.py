@@ -417,7 +417,11 @@ def test_story_blames_the_wrong_record_still_live_not_an_expiry(tmp_path: Path) 
     assert (spell["start"], spell["end"], spell["first_wrong_day"]) == (5, None, 5)
     assert "expiry of record 0 (blood_donation, correct)" in spell["began"]  # the full listing
     (jaywalk,) = [r for r in report["records"] if r["behaviour"] == "jaywalking"]
-    assert spell["cause"] == {"kind": "wrong records", "records": [jaywalk["record_id"]]}
+    assert spell["cause"] == {
+        "kind": "wrong records",
+        "records": [jaywalk["record_id"]],
+        "held": False,
+    }
     story = report["story"]
     assert story["verdict"] == (
         "Wrongly on the blacklist since day 5 because of a misattributed jaywalking record "

@@ -1,0 +1,1 @@
+"""Layer 6, audit: metrics over truth, records, scores, lists and consequences."""

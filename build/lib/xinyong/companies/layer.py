@@ -1,0 +1,362 @@
+"""A day of the companies (docs/model.md, "Companies", "Order within the day"): their steps
+run beside the adults' steps of the same number, on streams of their own.
+
+2 appeals due, 3 late filing and settlement, 4 behaviour (and the annual one on its day),
+6 observation and competitors' false reports, 7 records kept for the rating and entering
+lists, 8 the rating on a tax year's last day, 9 company lists and then the person lists that
+follow them, 10 deterrence (applied with step 7: first read the next day), 11 appeals filed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from xinyong.companies import COMPANY
+from xinyong.companies import lists as company_lists
+from xinyong.companies.lists import (
+    EXIT_NONE,
+    CompanyListState,
+    compile_company_lists,
+)
+from xinyong.companies.population import CompanyPopulation
+from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
+from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
+from xinyong.population import TraitBuckets
+from xinyong.scenario import Scenario
+from xinyong.scheme.compile import FOREVER
+from xinyong.scheme.layer import Scheme
+from xinyong.scheme.lists import RECHECK
+from xinyong.scheme.state import deter_table
+from xinyong.world import NEGATIVE, Deterrence, Traits, World, compile_world
+
+NO_RECORDS = (
+    np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),
+)  # fmt: skip
+
+
+@dataclass
+class CompanyDay:
+    """What a company day hands to the recorder."""
+
+    t: int
+    records: Records
+    first_record_id: int
+    appealed: np.ndarray  # rows of today's records appealed
+    decided: tuple[np.ndarray, np.ndarray] | None  # (record ids, upheld)
+    exits: int
+    spells: np.ndarray  # [n, 5] company, list, world, start, end
+    list_count: np.ndarray  # [2, L]
+    wrong_count: np.ndarray  # [L]
+    true_events: int
+
+
+class Companies:
+    """The companies of one engine (a one-city run, or one city of a multi-city run)."""
+
+    def __init__(
+        self,
+        sc: Scenario,
+        pop: CompanyPopulation,
+        adults: Scheme,
+        rngs: dict[str, np.random.Generator],
+        first_record_id: int = 0,
+        first_company: int = 0,
+    ) -> None:
+        co = sc.companies
+        assert co is not None
+        self.sc, self.pop, self.adults, self.rngs = sc, pop, adults, rngs
+        self.first_company, self.script = first_company, co.script
+        n = len(pop)
+        world = compile_world(co)
+        self.behaviours = world.behaviours
+        self.annual = np.array([b.annual for b in co.behaviours.values()], dtype=bool)
+        self.annual_base = world.base[self.annual]
+        world.base = np.where(self.annual, 0.0, world.base)  # never drawn by the day's sampling
+        self.lists = tb = compile_company_lists(sc, self.behaviours)
+        self.rating = compile_rating(sc, self.behaviours, tb.names)
+        self.state = CompanyListState.new(n, len(tb.names), NOT_RATED)
+        self.grade_before = np.full((n, 2), NOT_RATED, dtype=np.uint8)  # two ratings ago
+        self.carried_only = np.zeros((n, 2), dtype=bool)
+        rules = 0 if self.rating is None else len(self.rating.rules)
+        self.year_counts = np.zeros((n, 2, rules), dtype=np.int32)
+        cons = co.consequences
+        self.deter_table = deter_table(cons.eta, cons.deter_floor)
+        self.deter_level = np.zeros(n, np.uint8 if len(self.deter_table) <= 256 else np.uint16)
+        risk: TraitBuckets = pop.risk
+        self.world = World(
+            world.catalogue(tb.effect_contexts, tb.multipliers),
+            Traits.of(risk, risk, pop.risk_rank),
+            Deterrence(self.deter_level, self.deter_table),
+            (np.zeros(1, np.int64), np.zeros(n, np.uint8), np.zeros(0, np.int32)),
+            0.0,
+            np.zeros(n, np.uint8),
+        )
+        self.risk = risk.by_person()
+        n_cities = int(pop.city.max(initial=0)) + 1
+        self.observation = Observation(
+            compile_observation(co, self.behaviours, COMPANY.groups),
+            VictimPool.of(pop.city, pop.size, n_cities, groups=len(COMPANY.groups)),
+        )
+        self.no_positive = self.observation.detect(rngs["observe"], *NO_RECORDS)
+        self.list_count = np.zeros((2, len(tb.names)), dtype=np.int64)
+        self.wrong_count = np.zeros((len(tb.names), len(COMPANY.groups)), dtype=np.int64)
+        self.exit_rate = np.array(
+            [0.0, cons.file_late, cons.pi], dtype=np.float64
+        )[tb.exit_kind]  # fmt: skip
+        self.exit_mask = sum(1 << li for li in np.flatnonzero(tb.exit_kind != EXIT_NONE))
+        self.settings = sc.appeals
+        self.checks: dict[int, list[np.ndarray]] = defaultdict(list)
+        self.due: list[np.ndarray] = []  # companies to evaluate at today's step 9
+        self.appeals: dict[int, list[tuple[np.ndarray, ...]]] = defaultdict(list)
+        # The timed listings of the recorded world, by the records that keep them (reading
+        # 16): (company, list) -> [[record id, last day]].
+        self.timed_by: dict[tuple[int, int], list[list[int]]] = defaultdict(list)
+        self.next_record_id = first_record_id
+        # Person lists that follow a company list: (adult list, its direct slot, company bit).
+        st = adults.tables
+        self.person_lists = [
+            (li, int(st.direct_slot[li]), tb.bit(name)) for li, name in st.represents.items()
+        ]
+        self.rep_order = np.argsort(pop.legal_rep, kind="stable")
+        self.rep_sorted = pop.legal_rep[self.rep_order]
+        self.ratings: list[tuple[int, int, object]] = []  # (year, world, Rated)
+
+    def __len__(self) -> int:
+        return len(self.pop)
+
+    # -- the day -------------------------------------------------------------------------------
+
+    def day(self, t: int) -> CompanyDay:
+        bits = self.state.bits
+        listed_before = bits.copy() if is_rating_day(t) and self.rating is not None else None
+        affected, effects_of = self.under_effects()  # lists after yesterday's step 9
+        decided = self.decide_appeals(t)  # 2
+        exits = self.exit_draws(t)  # 3
+        events = self.behaviour(t, affected, effects_of)  # 4
+        records, _ = self.observation.day(self.rngs["observe"], events, self.no_positive)  # 6
+        first = self.next_record_id
+        self.next_record_id += len(records)
+        self.keep(t, records, first)  # 7 (and deterrence, 10)
+        if listed_before is not None:
+            self.rate(t, listed_before)  # 8
+        spells = self.evaluate_lists(t)  # 9, then the person lists
+        appealed = self.file_appeals(t, records, first)  # 11
+        return CompanyDay(
+            t, records, first, appealed, decided, exits, spells,
+            self.list_count.copy(), self.wrong_count.sum(axis=1), len(events[0]),
+        )  # fmt: skip
+
+    def under_effects(self) -> tuple[np.ndarray, np.ndarray]:
+        """Companies under a behaviour effect (distress) and each one's effects (bits)."""
+        mask = self.lists.effect_mask
+        if not len(mask):
+            return np.empty(0, np.int32), np.empty(0, np.int64)
+        recorded = self.state.bits[:, 0]
+        affected = np.flatnonzero(recorded & np.bitwise_or.reduce(mask)).astype(np.int32)
+        on = (recorded[affected, None].astype(np.int64) & mask[None, :]) != 0
+        return affected, on.astype(np.int64) @ (1 << np.arange(len(mask), dtype=np.int64))
+
+    # -- step 2 --------------------------------------------------------------------------------
+
+    def decide_appeals(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
+        due = self.appeals.pop(t, [])
+        if not due:
+            return None
+        record_id, company, behaviour, day = (np.concatenate(c) for c in zip(*due, strict=True))
+        upheld = self.rngs["appeals"].random(len(record_id)) < self.settings.upheld
+        this_year = upheld & (day // YEAR == t // YEAR)  # a rating already made stands
+        if self.rating is not None:
+            rule = self.rating.rule_of[behaviour]
+            sel = this_year & (rule >= 0)
+            np.subtract.at(self.year_counts, (company[sel], 0, rule[sel]), 1)
+        entry = self.lists.entry_days
+        for x in np.flatnonzero(upheld & (entry[behaviour] != 0).any(axis=1)).tolist():
+            c, r = int(company[x]), int(record_id[x])
+            for li in np.flatnonzero(entry[behaviour[x]]).tolist():
+                if entry[behaviour[x], li] < 0:
+                    if self.state.entered_by[c, 0, li] == r:
+                        self.state.entered_by[c, 0, li] = company_lists.NONE
+                        self.state.part_start[c, 0, li] = company_lists.NONE
+                else:
+                    kept = [k for k in self.timed_by[(c, li)] if k[0] != r]
+                    self.timed_by[(c, li)] = kept
+                    self.state.timed_end[c, 0, li] = max((k[1] for k in kept), default=-1)
+            self.due.append(np.array([c]))
+        return record_id, upheld
+
+    # -- step 3 --------------------------------------------------------------------------------
+
+    def exit_draws(self, t: int) -> int:
+        """Late filing and settlement: one draw per listed company and list, ending the
+        listing in both worlds."""
+        if not self.exit_mask:
+            return 0
+        st = self.state
+        either = st.bits[:, 0] | st.bits[:, 1]
+        n = 0
+        for li in np.flatnonzero(self.lists.exit_kind != EXIT_NONE).tolist():
+            listed = np.flatnonzero(either & (1 << li))
+            if not len(listed):
+                continue
+            gone = listed[self.rngs["court"].random(len(listed)) < self.exit_rate[li]]
+            gone = gone[(st.entered_by[gone, :, li] >= 0).any(axis=1)]
+            st.entered_by[gone, :, li] = company_lists.NONE
+            st.part_start[gone, :, li] = company_lists.NONE
+            self.due.append(gone)
+            n += len(gone)
+        return n
+
+    # -- step 4 --------------------------------------------------------------------------------
+
+    def behaviour(
+        self, t: int, affected: np.ndarray, effects_of: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        actor, beh, residual = self.world.behaviour(
+            self.rngs["world"], NEGATIVE, affected, effects_of
+        )
+        parts = [(actor, beh, residual)]
+        first = self.first_company
+        mine = [(c - first, b) for c, b in self.script.get(t, ()) if 0 <= c - first < len(self)]
+        if mine:  # scripted events were not drawn: observation draws their uniforms
+            parts.append(
+                (np.array([c for c, _ in mine], np.int32),
+                 np.array([self.behaviours.index(b) for _, b in mine], np.int16),
+                 self.rngs["observe"].random(len(mine)))
+            )  # fmt: skip
+        if t % YEAR != self.sc.companies.annual_day or not self.annual.any():
+            return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+        for b, base in zip(np.flatnonzero(self.annual), self.annual_base, strict=True):
+            p = np.minimum(1.0, base * self.risk)
+            u = self.rngs["annual"].random(len(p))
+            hit = np.flatnonzero(u < p)
+            parts.append((hit.astype(np.int32), np.full(len(hit), b, np.int16), u[hit] / p[hit]))
+        return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
+
+    # -- step 7 --------------------------------------------------------------------------------
+
+    def keep(self, t: int, rec: Records, first: int) -> None:
+        """The year's records per rating rule, the listings records enter, and deterrence."""
+        if not len(rec):
+            return
+        correct = rec.truth == CORRECT
+        if self.rating is not None:
+            rule = self.rating.rule_of[rec.behaviour]
+            for w, sel in ((0, rule >= 0), (1, (rule >= 0) & correct)):
+                np.add.at(self.year_counts, (rec.person[sel], w, rule[sel]), 1)
+        # Every company record is negative: each lowers deterrence (step 10).
+        top = len(self.deter_table) - 1
+        level = self.deter_level
+        np.add.at(level, rec.person, 1)  # wraps only past `top` records, clamped below
+        np.minimum(level, top, out=level)
+        entry = self.lists.entry_days[rec.behaviour]
+        rows = np.flatnonzero((entry != 0).any(axis=1))
+        if not len(rows):
+            return
+        st, rules = self.state, self.lists.rules
+        for li in np.flatnonzero((entry[rows] != 0).any(axis=0)).tolist():
+            mine = rows[entry[rows, li] != 0]
+            days = int(self.lists.entry_days[rec.behaviour[mine[0]], li])
+            for w in (0, 1):
+                sel = mine if w == 0 else mine[correct[mine]]
+                company = rec.person[sel].astype(np.int64)
+                if days < 0:  # untimed: the first record enters; later ones change nothing
+                    company, at = np.unique(company, return_index=True)
+                    new = st.entered_by[company, w, li] < 0
+                    company, row = company[new], sel[at[new]]
+                    st.entered_by[company, w, li] = first + row
+                    st.part_start[company, w, li] = t
+                    if rules.escalate_to[li] >= 0:
+                        self.checks[t + int(rules.escalate_after[li])].append(company)
+                else:
+                    end = t + days - 1
+                    np.maximum.at(st.timed_end[:, w, li], company, end)
+                    self.checks[end + 1].append(company)
+                    if w == 0:
+                        for c, row in zip(company.tolist(), sel.tolist(), strict=True):
+                            self.timed_by[(c, li)].append([first + row, end])
+                self.due.append(company)
+
+    # -- step 8 --------------------------------------------------------------------------------
+
+    def rate(self, t: int, listed_before: np.ndarray) -> None:
+        assert self.rating is not None
+        year = t // YEAR
+        no_income = self.rngs["income"].random(len(self)) < self.sc.companies.no_income_share
+        last = self.state.grade
+        reps = (self.pop.legal_rep, len(self.adults.city))
+        for w in (0, 1):
+            rated = rate(
+                self.rating, self.year_counts[:, w, :], self.pop.full, listed_before[:, w],
+                (last[:, w], self.grade_before[:, w], self.carried_only[:, w]), no_income, reps,
+            )  # fmt: skip
+            self.grade_before[:, w] = last[:, w]
+            last[:, w] = rated.grade
+            self.carried_only[:, w] = rated.carried_only
+            self.ratings.append((year, w, rated))
+        self.year_counts[:] = 0
+        self.due.append(np.arange(len(self), dtype=np.int64))
+
+    # -- step 9 --------------------------------------------------------------------------------
+
+    def evaluate_lists(self, t: int) -> np.ndarray:
+        due = self.due + self.checks.pop(t, [])
+        self.due = []
+        if not due:
+            return np.empty((0, 5), dtype=np.int64)
+        companies = np.unique(np.concatenate(due).astype(np.int64))
+        spells, checks, moved, old_bits = company_lists.evaluate(
+            t, companies, self.pop.size, self.lists.rules, self.state, self.list_count,
+            self.wrong_count,
+        )  # fmt: skip
+        for day in np.unique(checks[:, 1]).tolist():
+            self.checks[day].append(checks[checks[:, 1] == day, 0])
+        if len(moved) and self.person_lists:
+            self.follow(t, moved, old_bits)
+        return spells
+
+    def follow(self, t: int, moved: np.ndarray, old_bits: np.ndarray) -> None:
+        """The person lists: an adult is on one while any company they represent is on the
+        company list it follows, in each world."""
+        bits = self.state.bits
+        direct_end = self.adults.state.direct_end
+        changed: list[np.ndarray] = []
+        for _, slot, bit in self.person_lists:
+            for w in (0, 1):
+                flipped = moved[((old_bits[:, w] ^ bits[moved, w]) & bit) != 0]
+                if not len(flipped):
+                    continue
+                reps = np.unique(self.pop.legal_rep[flipped])
+                # Each representative's companies: a run of rep_order (same dtype as the keys,
+                # or NumPy would convert the whole sorted array for each search).
+                lo = np.searchsorted(self.rep_sorted, reps, side="left")
+                hi = np.searchsorted(self.rep_sorted, reps, side="right")
+                runs = hi - lo
+                starts = np.cumsum(runs) - runs
+                rows = np.repeat(lo - starts, runs) + np.arange(runs.sum())
+                held = (bits[self.rep_order[rows], w] & bit) != 0
+                on = np.add.reduceat(held, starts) > 0
+                direct_end[reps, w, slot] = np.where(on, FOREVER, -1)
+                changed.append(reps)
+        if changed:
+            persons = np.unique(np.concatenate(changed))
+            self.adults.reevaluate(t, persons, np.full(len(persons), RECHECK, np.uint8), False)
+
+    # -- step 11 -------------------------------------------------------------------------------
+
+    def file_appeals(self, t: int, rec: Records, first: int) -> np.ndarray:
+        """Each wrong record's victim appeals with probability alpha; returns their rows."""
+        wrong = np.flatnonzero(rec.truth != CORRECT)
+        filed = wrong[self.rngs["appeals"].random(len(wrong)) < self.settings.alpha]
+        if len(filed) and t + self.settings.appeal_days < self.sc.days:
+            self.appeals[t + self.settings.appeal_days].append(
+                (
+                    first + filed,
+                    rec.person[filed].astype(np.int64),
+                    rec.behaviour[filed].astype(np.int64),
+                    np.full(len(filed), t, dtype=np.int64),
+                )
+            )
+        return filed

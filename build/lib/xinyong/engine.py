@@ -1,0 +1,358 @@
+"""The day loop (docs/model.md, "What a day means").
+
+Each day t, in order: 1 expiry, 2 appeals due, 3 court performance, 4 behaviour,
+5 association, 6 observation, 7 scoring, 8-9 tiers and lists, 10 consequences, 11 appeals
+filed. The layers do the work (`world.World`, `observe.Observation`, `scheme.layer.Scheme`,
+`consequences.Consequences`); this file only builds them and sequences them.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from xinyong import population
+from xinyong.buffers import headroom
+from xinyong.companies.layer import Companies
+from xinyong.companies.population import company_counts, generate_companies
+from xinyong.companies.tables import CompanyRecorder, company_meta
+from xinyong.consequences import Consequences, StartOfDay
+from xinyong.entities import EntityTables, compile_entity
+from xinyong.errors import XinyongError
+from xinyong.observe import Observation, Placed, VictimPool
+from xinyong.recorder import DayBook, Ids, Recorder
+from xinyong.scenario import Scenario
+from xinyong.scheme.layer import Scheme
+from xinyong.threads import Halves, Pools, background, deferred_interrupt
+from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
+
+if TYPE_CHECKING:
+    from xinyong.checkpoint import Checkpoints
+
+DRAWN_AHEAD = 2  # days of positive behaviour drawn ahead on the worker thread
+# City k's record ids count from k << RECORD_ID_BITS: unique across processes without any
+# exchange, and the same whichever process holds the city (2**40 records per city).
+RECORD_ID_BITS = 40
+
+
+@dataclass(frozen=True)
+class Part:
+    """One city of a multi-city scenario, as its own engine holds it (shard.py)."""
+
+    city: int  # index in the scenario
+    size: int  # adults
+    first_adult: int  # global id of its first adult
+    first_child: int
+    children: int  # its children (population.child_counts)
+    cross: population.CityCross  # its cross slots and cross-city edges (cross_edges)
+
+
+class Simulation:
+    """The day loop over one population: a whole one-city scenario, or one city of a
+    multi-city scenario (`part`), whose engines shard.Shard steps together."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out: Path | None = None,
+        rows_per_part: int = 2_000_000,
+        *,
+        part: Part | None = None,
+        pools: Pools | None = None,
+        tables: EntityTables | None = None,
+    ) -> None:
+        self.sc = sc = scenario
+        self.part = part
+        full = tables if tables is not None else compile_entity(sc)
+        self.tables = tables = full if part is None else full.for_city(part.city)
+        behaviours = tables.world.behaviours
+        first, size = (0, sc.adults) if part is None else (part.first_adult, part.size)
+        self.script = {}
+        for day, evs in sc.script.items():
+            mine = [(a - first, b) for a, b in evs if first <= a < first + size]
+            if mine:
+                self.script[day] = (
+                    np.array([a for a, _ in mine], dtype=np.int32),
+                    np.array([behaviours.index(b) for _, b in mine], dtype=np.int16),
+                )
+        # One stream per layer (and per pipeline), spawned from the city's seed: the
+        # scenario's seed itself in a one-city scenario.
+        k = 0 if part is None else part.city
+        # Eight streams, and eight more for the companies (spawned after: the first eight
+        # are the same either way).
+        seeds = population.city_seed(sc.seed, k, len(sc.cities)).spawn(16)
+        if part is None:
+            self.pop = pop = population.generate(sc, seeds[0])
+        else:
+            self.pop = pop = population.generate_city(
+                sc.population, size, seeds[0], part.cross, part.children
+            )
+        (
+            self.rng_world,
+            self.rng_assoc,
+            self.rng_observe,
+            self.rng_court,
+            self.rng_appeals,
+            self.rng_world_positive,
+            self.rng_observe_positive,
+        ) = (np.random.default_rng(s) for s in seeds[1:8])
+        # Steps over disjoint persons are split over two threads. A one-city run keeps its
+        # own threads, as before; a shard's city engines share the shard's (threads.Pools).
+        self.owns_pools = pools is None
+        self.pools = pools
+        self.halves = Halves() if pools is None else pools.halves
+        cons = sc.consequences
+        self.scheme = Scheme(
+            tables.scheme,
+            tables.world.negative,
+            pop.city,
+            pop.group,
+            (cons.eta, cons.deter_floor),
+            sc.days,
+            self.halves,
+        )
+        st = self.scheme.state
+        # The scheme's scratch flags double as step 5's count of listed neighbours.
+        wide = pop.nbr_degree.dtype != np.uint8
+        self.listed_nbrs = np.zeros(pop.adults, np.uint16) if wide else self.scheme.touched
+        self.world = World(
+            tables.catalogue,
+            Traits.of(pop.risk_buckets, pop.civic_buckets, pop.risk_rank),
+            Deterrence(st.deter_level, st.deter_table),
+            (pop.nbr_block, pop.nbr_degree, pop.nbr),
+            cons.rho,
+            self.listed_nbrs,
+        )
+        self.pool = VictimPool.of(pop.city, pop.group, len(tables.scheme.city_pack))
+        self.observation = Observation(tables.observation, self.pool)
+        self.consequences = Consequences(
+            sc, tables.consequences, self.scheme, self.rng_court, self.rng_appeals
+        )
+        # Positive behaviour and its observation read only fixed traits and population data,
+        # so the next days' are drawn on a worker thread while the current day runs.
+        self.ahead = background() if pools is None else pools.ahead
+        self.positive_next: dict[int, Future] = {}  # days drawn ahead, in order
+        ids = None
+        if part is not None:
+            ids = Ids(part.city, part.first_adult, part.first_child, pop.ghosts)
+        self.recorder = Recorder(sc, tables, pop, out, rows_per_part, ids=ids, pools=pools)
+        self.first_record_id = self.next_record_id = k << RECORD_ID_BITS if part else 0
+        self.companies = None if sc.companies is None else self.build_companies(seeds[8:], ids)
+        self.start: StartOfDay | None = None  # the coming day's, once read (begin_day)
+        self.on_boundary = np.zeros(pop.adults, dtype=bool)
+        self.on_boundary[pop.boundary] = True
+
+    def build_companies(self, seeds: list, ids: Ids | None) -> Companies:
+        """The companies of this engine's cities, their layer and their recorder."""
+        sc, pop, part = self.sc, self.pop, self.part
+        counts = company_counts(sc)
+        first = 0
+        adult_start = pop.city_start
+        if part is not None:
+            first, counts = int(counts[: part.city].sum()), counts[part.city : part.city + 1]
+            adult_start = np.array([0, pop.adults], dtype=np.int64)
+        names = ("population", "world", "observe", "court", "appeals", "annual", "income")
+        rngs = {name: np.random.default_rng(s) for name, s in zip(names, seeds, strict=False)}
+        firms = generate_companies(sc, counts, adult_start, rngs.pop("population"))
+        k = 0 if part is None else part.city
+        companies = Companies(
+            sc, firms, self.scheme, rngs, k << RECORD_ID_BITS if part else 0, first
+        )
+        cities = [c.name for c in sc.cities] if part is None else [sc.cities[part.city].name]
+        self.company_recorder = CompanyRecorder(
+            companies, cities, first_company=first,
+            first_adult=0 if part is None else part.first_adult,
+            appeal_days=sc.appeals.appeal_days,
+        )  # fmt: skip
+        self.recorder.companies_meta = company_meta(sc, self.tables.scheme)
+        return companies
+
+    def state_nbytes(self) -> dict[str, int]:
+        """Bytes held per array of the simulation's state (population and graph included),
+        each buffer counted once."""
+        seen: dict[int, tuple[str, int]] = {}
+
+        def walk(obj: object, name: str) -> None:
+            if isinstance(obj, np.ndarray):
+                base = obj.base if isinstance(obj.base, np.ndarray) else obj
+                seen.setdefault(id(base), (name, base.nbytes))
+            elif hasattr(obj, "__dataclass_fields__") or hasattr(obj, "_fields"):
+                for key in getattr(obj, "_fields", None) or obj.__dataclass_fields__:
+                    walk(getattr(obj, key), f"{name}.{key}")
+
+        for key, obj in (
+            ("pop", self.pop),
+            ("state", self.scheme.state),
+            ("groups", self.pool),
+            ("touched", self.scheme.touched),
+            ("listed_nbrs", self.listed_nbrs),
+        ):
+            walk(obj, key)
+        return dict(seen.values())
+
+    # -- the day -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        on_day: Callable[[int], None] | None = None,
+        *,
+        first_day: int = 0,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
+        """Days `first_day` (0, or where a restored checkpoint left off) to the last, with
+        checkpoints as `checkpoints` says; then the end-of-run tables."""
+        # What exists before the run (modules, the population) is left out of the garbage
+        # collector's passes during it: their full passes took 1% of a run's CPU.
+        gc.freeze()
+        try:
+            with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+                for t in range(first_day, self.sc.days):
+                    self.step(t)
+                    if checkpoints is not None:
+                        checkpoints.after_day(t, [self])
+                    if on_day is not None:
+                        on_day(t)
+                    interrupted()
+            self.finish()
+        finally:
+            gc.unfreeze()
+
+    def finish(self) -> None:
+        """Stop the helper threads and write the end-of-run tables."""
+        if self.owns_pools:
+            self.ahead.shutdown()
+            self.halves.shutdown()
+        if not self.recorder.booked_days:  # tiers and lists are first set on day 0
+            raise XinyongError("finish() before any step(t): no day was simulated")
+        self.recorder.finish(self.scheme.state)
+        if self.companies is not None:
+            if self.recorder.out is None:
+                self.recorder.in_memory.update(self.company_recorder.tables())
+            else:
+                prefix = None if self.part is None else self.recorder.prefix
+                self.company_recorder.write(self.recorder.out, prefix)
+
+    @property
+    def records(self) -> int:
+        """Records made so far."""
+        return self.next_record_id - self.first_record_id
+
+    def begin_day(self) -> StartOfDay:
+        """The lists as they stood after the previous day's step 9, read before the day runs
+        so that a shard can first pass its boundary adults' status to other cities."""
+        if self.start is None:
+            self.start = self.consequences.start_of_day(self.scheme.take_moved())
+        return self.start
+
+    def listed_boundary(self) -> np.ndarray:
+        """Global ids (ascending) of this city's adults with a neighbour in another city who
+        are on the association list at the start of the coming day."""
+        if not len(self.pop.boundary):
+            return np.empty(0, dtype=np.int64)
+        assoc = self.begin_day().assoc
+        first = 0 if self.part is None else self.part.first_adult
+        return assoc[self.on_boundary[assoc]].astype(np.int64) + first
+
+    def listed_ghosts(self, listed: np.ndarray) -> np.ndarray:
+        """The ghost rows of the adults among `listed` (global ids, ascending)."""
+        ghosts = self.pop.ghosts
+        if not len(ghosts) or not len(listed):
+            return np.empty(0, dtype=np.int32)
+        if len(ghosts) <= len(listed):  # search the shorter list in the longer one
+            at = np.minimum(np.searchsorted(listed, ghosts), len(listed) - 1)
+            rows = np.flatnonzero(listed[at] == ghosts)
+        else:
+            at = np.minimum(np.searchsorted(ghosts, listed), len(ghosts) - 1)
+            rows = at[ghosts[at] == listed]
+        return (self.pop.adults + rows).astype(np.int32)
+
+    def step(self, t: int, listed_ghosts: np.ndarray | None = None) -> None:
+        """Day t; `listed_ghosts`: the ghost rows on the association list at its start."""
+        scheme, cons = self.scheme, self.consequences
+        start = self.begin_day()  # lists after the previous day's step 9
+        self.start = None
+        changed = scheme.expire(t)  # 1
+        upheld, decided = cons.decide_appeals(t)  # 2
+        settlements = cons.settle(t, start.settle)  # 3
+        positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
+        actor, beh, residual = self.behaviour(t, start.affected, start.effects_of)  # 4
+        listed = start.assoc
+        if listed_ghosts is not None and len(listed_ghosts):  # neighbours in other cities
+            listed = np.concatenate([listed, listed_ghosts])
+        met, met_residual = self.world.association(self.rng_assoc, listed)  # 5
+        assoc = np.full(met.size, self.tables.consequences.assoc_behaviour, dtype=np.int16)
+        events = (np.concatenate([actor, met]), np.concatenate([beh, assoc]),
+                  np.concatenate([residual, met_residual]))  # fmt: skip
+        records, tallies = self.observation.day(self.rng_observe, events, positive)  # 6
+        scored = scheme.score(t, records)  # 7 (and deterrence, 10)
+        first = self.next_record_id
+        cons.keep_effects(t, records, scored, first)
+        changed += [upheld, scored.tier_may_move]
+        scheme.tiers_and_lists(t, changed, [records.person[scored.effect]])  # 8-9
+        if self.companies is not None:  # the companies' steps 2-11, beside the adults'
+            self.company_recorder.day(self.companies.day(t))
+        appealed = cons.file_appeals(t, records, scored, first)  # 11
+        self.next_record_id += len(records)
+        st = scheme.state
+        book = DayBook(
+            t=t,
+            records=records,
+            applied=scored.applied,
+            expiry_day=scored.expiry_day,
+            appealed=appealed,
+            first_record_id=first,
+            tallies=tallies,
+            association_events=met.size,
+            decided=decided,
+            settlements=settlements,
+            spells=scheme.take_ended(),
+            score_sum=scheme.score_sum.copy(),
+            list_count=st.list_count.copy(),
+            wrong_count=st.wrong_count.sum(axis=1),
+            tier_count=st.tier_count[0].copy(),
+        )
+        self.recorder.day(book)
+
+    # -- step 4 ----------------------------------------------------------------------------
+
+    def behaviour(
+        self, t: int, affected: np.ndarray, effects_of: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Negative behaviour (and the day's scripted events), with each event's residual
+        uniform (world.sample_behaviour)."""
+        events = self.world.behaviour(self.rng_world, NEGATIVE, affected, effects_of)
+        if t not in self.script:
+            return events
+        actor, beh = self.script[t]
+        # Scripted events were not drawn: observation draws their uniforms.
+        scripted = (actor, beh, self.rng_observe.random(len(actor)))
+        return tuple(np.concatenate(cols) for cols in zip(events, scripted, strict=True))
+
+    def positive_behaviour(self, t: int) -> Placed:
+        """Day t's positive events and their records, as drawn ahead, and the drawing of the
+        next DRAWN_AHEAD days started. Two days queued keep the worker busy whenever a core
+        is free, where one left it waiting for the day loop (and the day loop for it)."""
+        if t in self.positive_next:
+            drawn = self.positive_next.pop(t).result()
+        else:  # not drawn ahead: the first day, or days stepped out of order
+            for pending in self.positive_next.values():
+                pending.result()  # the streams are used by one thread at a time
+            self.positive_next.clear()
+            drawn = self.draw_positive()
+        for day in range(t + 1, min(t + 1 + DRAWN_AHEAD, self.sc.days)):
+            if day not in self.positive_next:
+                self.positive_next[day] = self.ahead.submit(self.draw_positive)
+        return drawn
+
+    def draw_positive(self) -> Placed:
+        events = self.world.behaviour(self.rng_world_positive, POSITIVE)
+        # With rows free before them for the day's other records, and after for false reports.
+        before = headroom(self.world.candidates[NEGATIVE])
+        after = headroom(self.tables.observation.false_report_rate * self.pop.adults)
+        return self.observation.detect(self.rng_observe_positive, *events, before, after)

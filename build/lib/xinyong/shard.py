@@ -1,0 +1,295 @@
+"""Multi-city runs: each city is its own engine, and whole cities are held by shards.
+
+A city's population, graph and random streams come from the scenario's seed and the city's
+index alone (population.city_seed, population.cross_edges, population.child_counts), so a
+run's tables do not depend on which process holds which city. Cities are coupled only through
+cross-city edges, and only in step 5: an adult meets a neighbour of another city if that
+neighbour was on the association list at the start of the day. Each city keeps those
+neighbours as ghost rows of its graph; at each day's start the shards pass on which of their
+boundary adults are listed (a few per ten thousand adults a day), and nothing else. An
+in-process run is one shard holding every city; a Ray run (cluster.py) is several, one
+barrier a day.
+
+The run directory of a multi-city run holds each city's parts of the records, spells, persons,
+children, edges and appeals, named c{city}-part-*.parquet so that every table reads in city
+order; the daily tables are the sums of the shards' parts (parts/), merged once at the end.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from xinyong import checkpoint, population
+from xinyong.atomic import COMPANY_TABLES
+from xinyong.checkpoint import Checkpoints
+from xinyong.companies.tables import company_meta
+from xinyong.engine import Part, Simulation
+from xinyong.entities import compile_entity
+from xinyong.recorder import behaviour_daily_table, run_meta
+from xinyong.scenario import Scenario
+from xinyong.store import LAYOUTS, write_batches, write_json
+from xinyong.threads import Pools, deferred_interrupt
+
+# Tables each city writes its part of, concatenated in city order.
+CITY_TABLES = ("records", "spells", "appeals", "persons", "children", "edges")
+MIN_ROWS_PER_PART = 1 << 16  # rows a city's part holds at least (but its last)
+MEANS = {"mean_score": 0, "mean_shadow_score": 1}  # daily means: world of the score sums
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each city's adults and children sit among the scenario's global ids."""
+
+    sizes: np.ndarray  # int64 [K] adults per city
+    first_adult: np.ndarray  # int64 [K + 1]
+    first_child: np.ndarray  # int64 [K + 1]
+
+    @classmethod
+    def of(cls, sc: Scenario) -> Layout:
+        sizes = population.city_sizes(sc.adults, [c.share for c in sc.cities])
+        # round(child_ratio x adults) children in all, multinomial over the cities (the seed's
+        # own stream: every process draws the same counts).
+        children = population.child_counts(sc.seed, sc.population.child_ratio, sizes)
+        starts = (np.concatenate([[0], np.cumsum(x)]).astype(np.int64) for x in (sizes, children))
+        return cls(sizes.astype(np.int64), *starts)
+
+
+def pack_bins(sizes: np.ndarray, bins: int) -> list[list[int]]:
+    """Cities into `bins` bins of about equal cost (adults, which a day's work follows):
+    largest first, each into the lightest bin so far; cities without adults are left out,
+    and so are bins left empty."""
+    load = [0] * bins
+    out: list[list[int]] = [[] for _ in range(bins)]
+    for k in sorted(np.flatnonzero(sizes > 0).tolist(), key=lambda k: (-int(sizes[k]), k)):
+        b = min(range(bins), key=lambda b: (load[b], b))
+        out[b].append(k)
+        load[b] += int(sizes[k])
+    return [sorted(b) for b in out if b]
+
+
+@dataclass
+class Partial:
+    """What a shard hands back at the end: its cities' daily sums and counts (and, for a run
+    kept in memory, its cities' tables)."""
+
+    cities: list[int]
+    adults: int
+    children: int
+    records: int
+    daily: list[dict[str, int]]  # per day: the shard's sums, score sums instead of means
+    behaviour: np.ndarray  # int64 [T, TALLIES, G B]
+    tables: dict[str, list[pa.Table]] = field(default_factory=dict)  # in memory only
+    peak_rss: int = 0  # bytes, where the process measured it (cluster.ShardActor)
+
+
+class Shard:
+    """Whole cities of a scenario in one process: one engine per city, stepped together,
+    sharing a handful of helper threads."""
+
+    def __init__(
+        self,
+        sc: Scenario,
+        cities: list[int],
+        out: Path | None = None,
+        rows_per_part: int = 2_000_000,
+    ) -> None:
+        self.sc, self.out = sc, out
+        layout = Layout.of(sc)
+        cities = [k for k in cities if layout.sizes[k] > 0]
+        self.cities = cities
+        cross = population.cross_edges(sc.seed, sc.population, layout.sizes, cities)
+        tables = compile_entity(sc)
+        self.pools = Pools.new()
+        # Each city buffers its records up to its share of the shard's rows per part: the
+        # shard then holds about as many rows waiting as one engine would (31 full buffers
+        # held 0.9 KB per adult more at 2 M adults x 365 days).
+        held = max(1, int(layout.sizes[cities].sum()))
+        self.engines = [
+            Simulation(
+                sc,
+                out,
+                max(MIN_ROWS_PER_PART, rows_per_part * int(layout.sizes[k]) // held),
+                part=Part(
+                    k,
+                    int(layout.sizes[k]),
+                    int(layout.first_adult[k]),
+                    int(layout.first_child[k]),
+                    int(layout.first_child[k + 1] - layout.first_child[k]),
+                    cross[k],
+                ),
+                pools=self.pools,
+                tables=tables,
+            )
+            for k in cities
+        ]
+
+    def listed_boundary(self) -> np.ndarray:
+        """Global ids (ascending) of the shard's adults with neighbours in other cities who
+        are on the association list at the start of the coming day."""
+        parts = [e.listed_boundary() for e in self.engines]  # cities ascending
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    def step(self, t: int, listed: np.ndarray) -> np.ndarray:
+        """Day t in every city, given every city's listed boundary adults at its start
+        (ascending); returns the shard's own for the next day."""
+        for engine in self.engines:
+            engine.step(t, engine.listed_ghosts(listed))
+        return self.listed_boundary()
+
+    def finish(self) -> Partial:
+        """Write the cities' end-of-run tables; the shard's sums of the daily tables."""
+        for engine in self.engines:
+            engine.finish()
+        self.pools.shutdown()
+        days = self.engines[0].recorder.booked_days if self.engines else 0
+        daily: list[dict[str, int]] = []
+        for t in range(days):
+            row: dict[str, int] = {}
+            for engine in self.engines:
+                rec = engine.recorder
+                for key, value in rec.daily[t].items():
+                    if key in MEANS:
+                        value = int(rec.score_sums[t][MEANS[key]])
+                    row[key] = value if key == "day" else row.get(key, 0) + value
+            daily.append(row)
+        tables = self.engines[0].tables if self.engines else compile_entity(self.sc)
+        groups = len(tables.kind.groups)
+        width = groups * len(tables.world.behaviours)
+        behaviour = np.zeros((days, 4, width), dtype=np.int64)
+        for engine in self.engines:
+            behaviour += np.stack(engine.recorder.beh_daily) if days else 0
+        partial = Partial(
+            self.cities,
+            sum(e.pop.adults for e in self.engines),
+            sum(e.pop.children for e in self.engines),
+            sum(e.records for e in self.engines),
+            daily,
+            behaviour,
+        )
+        if self.out is None:
+            partial.tables = {
+                name: [e.recorder.in_memory[name] for e in self.engines]
+                for name in city_tables(self.sc)
+            }
+        return partial
+
+
+@dataclass
+class Outcome:
+    """A finished multi-city run, before its summary: tables in memory (or None, on disk),
+    the index tables, and counts."""
+
+    tables: dict[str, pa.Table] | None
+    meta: dict[str, Any]
+    children: int
+    records: int
+    shards: list[dict[str, Any]]
+
+
+def run_in_process(
+    sc: Scenario,
+    out: Path | None,
+    rows_per_part: int = 2_000_000,
+    on_day: Callable[[int], None] | None = None,
+    bins: int = 1,
+    *,
+    checkpoints: Checkpoints | None = None,
+    resumed: dict[str, Any] | None = None,
+) -> Outcome:
+    """Every city in this process: one shard, or `bins` shards stepped in turn (the same
+    exchange as a Ray run's, without Ray: for tests). Every city engine is checkpointed
+    together (`checkpoints`), and restored from the checkpoint `resumed` when given."""
+    layout = Layout.of(sc)
+    shards = [Shard(sc, cities, out, rows_per_part) for cities in pack_bins(layout.sizes, bins)]
+    engines = [e for s in shards for e in s.engines]
+    first_day = 0 if resumed is None else checkpoint.restore(engines, resumed)
+    listed = exchange([s.listed_boundary() for s in shards])
+    gc.freeze()  # as Simulation.run: the population is left out of the collector's passes
+    try:
+        with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
+            for t in range(first_day, sc.days):
+                listed = exchange([s.step(t, listed) for s in shards])
+                if checkpoints is not None:  # the engines hold the next day's start (listed)
+                    checkpoints.after_day(t, engines)
+                if on_day is not None:
+                    on_day(t)
+                interrupted()
+        partials = [s.finish() for s in shards]
+    finally:
+        gc.unfreeze()
+    return merge(sc, out, partials)
+
+
+def city_tables(sc: Scenario) -> tuple[str, ...]:
+    """The tables each city engine writes a part of."""
+    return CITY_TABLES + (COMPANY_TABLES if sc.companies is not None else ())
+
+
+def exchange(parts: list[np.ndarray]) -> np.ndarray:
+    """The shards' listed boundary adults, as every shard reads them (ascending)."""
+    return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+
+def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:
+    """The run's daily tables, summed over the shards (integers: the same sums in any
+    order), and meta.json; in memory, the cities' tables concatenated in city order."""
+    tables = compile_entity(sc)
+    partials = sorted(partials, key=lambda p: p.cities[0] if p.cities else -1)
+    daily = merged_daily([p.daily for p in partials], sc.adults)
+    behaviour = partials[0].behaviour.copy()
+    for p in partials[1:]:
+        behaviour += p.behaviour
+    groups = list(tables.kind.groups)
+    behaviour_daily = behaviour_daily_table(behaviour, tables.world.behaviours, groups)
+    meta = run_meta(tables, list(sc.cities))
+    if sc.companies is not None:
+        meta["companies"] = company_meta(sc, tables.scheme)
+    shards = [{"cities": p.cities, "adults": p.adults, "records": p.records} for p in partials]
+    in_memory = None
+    if out is None:
+        by_city = sorted(
+            ((k, name, table) for p in partials for name, ts in p.tables.items()
+             for k, table in zip(p.cities, ts, strict=True)),
+            key=lambda x: x[0],
+        )  # fmt: skip
+        in_memory = {
+            name: pa.concat_tables([t for _, n, t in by_city if n == name])
+            for name in city_tables(sc)
+        }
+        in_memory["daily"], in_memory["behaviour_daily"] = daily, behaviour_daily
+    else:
+        parts = out / "parts"
+        parts.mkdir(exist_ok=True)
+        for i, p in enumerate(partials):  # each shard's sums, as merged below
+            write_batches(parts / f"daily-s{i:04d}.parquet", pa.Table.from_pylist(p.daily))
+        write_batches(out / "daily.parquet", daily, LAYOUTS["daily"])
+        write_batches(out / "behaviour_daily.parquet", behaviour_daily, LAYOUTS["behaviour_daily"])
+        write_json(out / "meta.json", meta)
+    return Outcome(
+        in_memory,
+        meta,
+        sum(p.children for p in partials),
+        sum(p.records for p in partials),
+        shards,
+    )
+
+
+def merged_daily(parts: list[list[dict[str, int]]], adults: int) -> pa.Table:
+    """Daily rows summed over shards; the means from the summed score sums."""
+    rows: list[dict[str, Any]] = []
+    for day_rows in zip(*parts, strict=True):
+        row: dict[str, Any] = {}
+        for part in day_rows:
+            for key, value in part.items():
+                row[key] = value if key == "day" else row.get(key, 0) + value
+        for key in MEANS:
+            row[key] = row[key] / adults
+        rows.append(row)
+    return pa.Table.from_pylist(rows)

@@ -1,0 +1,354 @@
+"""Layer 2, world: each adult's true behaviour events for the day (docs/model.md, "World").
+
+Negative behaviour b of member i happens with probability min(1, base_b * risk_i * deter_i *
+effect_i,b); positive behaviour with min(1, base_b * civic_i). effect_i,b is the product of
+the multipliers of the behaviour effects that i's sanctions carry onto b's context (R1: a loan
+ban doubles finance behaviours, the distress spiral). Sampling is by thinning: members are
+grouped into trait buckets (population.TraitBuckets); within a bucket, candidates come by
+geometric skips at the bucket's upper bound and are kept with probability p_i / bound. The
+cost grows with events, not with members x behaviours. Members under an effect draw the
+behaviours effects act on directly instead, so the bound stays tight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from xinyong import randomness
+from xinyong.buffers import headroom, with_capacity
+from xinyong.population import TraitBuckets, neighbours_start, trait_at
+from xinyong.prefetch import prefetch_read
+from xinyong.scenario import Scenario
+
+NEGATIVE, POSITIVE = 1, 0  # values of `negative`: which behaviours a sampling call draws
+
+
+class Catalogue(NamedTuple):
+    """The kernels' view of an entity kind's behaviours and the effects sanctions have on them."""
+
+    base: np.ndarray  # float64 [B] daily probability before traits
+    negative: np.ndarray  # uint8 [B]
+    effect_on: np.ndarray  # uint8 [E, B]: effect e acts on behaviour b
+    multiplier: np.ndarray  # float64 [E]
+
+
+class Traits(NamedTuple):
+    """An entity kind's fixed traits in trait bucket order (population.TraitBuckets)."""
+
+    risk_rows: np.ndarray
+    risk_start: np.ndarray
+    risk_upper: np.ndarray
+    civic_rows: np.ndarray
+    civic_start: np.ndarray
+    civic_upper: np.ndarray
+    risk_rank: np.ndarray  # each member's row in risk bucket order
+
+    @classmethod
+    def of(cls, risk: TraitBuckets, civic: TraitBuckets, risk_rank: np.ndarray) -> Traits:
+        return cls(risk.rows, risk.start, risk.upper, civic.rows, civic.start, civic.upper,
+                   risk_rank)  # fmt: skip
+
+
+class Deterrence(NamedTuple):
+    """Each member's deterrence is table[level[i]] (scheme.state.SchemeState)."""
+
+    level: np.ndarray
+    table: np.ndarray
+
+
+@dataclass
+class WorldTables:
+    """The world's parameters, compiled: the behaviour catalogue in scenario order."""
+
+    behaviours: list[str]
+    contexts: list[str]  # each behaviour's context
+    base: np.ndarray  # float64 [B]
+    negative: np.ndarray  # uint8 [B]
+
+    def catalogue(self, effect_contexts: list[str], multipliers: list[float]) -> Catalogue:
+        """The kernels' view, with the behaviour effects (one per context and multiplier)."""
+        on = np.array([[c == ctx for c in self.contexts] for ctx in effect_contexts], np.uint8)
+        return Catalogue(
+            self.base,
+            self.negative,
+            on.reshape(len(effect_contexts), len(self.behaviours)),
+            np.array(multipliers, dtype=np.float64),
+        )
+
+
+def compile_world(sc: Scenario) -> WorldTables:
+    beh = list(sc.behaviours.values())
+    return WorldTables(
+        behaviours=list(sc.behaviours),
+        contexts=[b.context for b in beh],
+        base=np.array([b.base for b in beh], dtype=np.float64),
+        negative=np.array([b.sign == "negative" for b in beh], dtype=np.uint8),
+    )
+
+
+def expected_candidates(catalogue: Catalogue, traits: Traits, which: int) -> float:
+    """Mean number of thinning candidates per day for the negative or the positive
+    behaviours: a bound on the mean number of their events."""
+    total = 0.0
+    base, negative = catalogue.base, catalogue.negative
+    for b in np.flatnonzero(negative == which):
+        start, upper = (
+            (traits.risk_start, traits.risk_upper)
+            if negative[b]
+            else (traits.civic_start, traits.civic_upper)
+        )
+        total += float((np.minimum(1.0, base[b] * upper) * np.diff(start)).sum())
+    return total
+
+
+BATCH = 256
+DETER_AHEAD = 64  # candidates ahead whose deterrence is prefetched (16, 32: slower; 128: same)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def geometric_skip(s, p: float, log_q: float):
+    """rng.geometric(p), the same draws, with log1p(-p) computed once per bucket."""
+    if p >= 1.0:
+        return np.int64(1), s
+    return randomness.geometric_with_log(s, p, log_q)
+
+
+@njit(cache=True, nogil=True)
+def sample_behaviour(
+    words: np.ndarray,
+    capacity: int,
+    which: int,
+    catalogue: Catalogue,
+    traits: Traits,
+    deterrence: Deterrence,
+    affected: np.ndarray,
+    effects_of: np.ndarray,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
+    as (n, actor, behaviour, residual), at most one per pair; n = -1 when `capacity` is too
+    small. Draws from the stream in `words` (`randomness`), left there only when n >= 0.
+
+    An event happens when its uniform u falls below its probability p; u / p is then uniform
+    on [0, 1) and independent of everything drawn before: each event's `residual`, which
+    observation uses as the event's own uniform instead of drawing one (see observe.observe).
+
+    `affected` (ids ascending) are the members under a behaviour effect, `effects_of` the
+    effects on each (bit e: effect e) as their sanctions stood at the start of the day.
+    """
+    base, negative, effect_on, multiplier = catalogue
+    risk_rows, risk_start, risk_upper, civic_rows, civic_start, civic_upper, risk_rank = traits
+    deter_level, deter_table = deterrence
+    # Behaviours some effect acts on: the affected members draw these directly.
+    acted_on = np.zeros(base.shape[0], dtype=np.uint8)
+    for e in range(effect_on.shape[0]):
+        for b in range(base.shape[0]):
+            acted_on[b] |= effect_on[e, b]
+    s = randomness.load(words)
+    actor = np.empty(capacity, dtype=np.int32)
+    beh = np.empty(capacity, dtype=np.int16)
+    residual = np.empty(capacity, dtype=np.float64)
+    cand = np.empty(BATCH, dtype=np.uint64)
+    u = np.empty(BATCH, dtype=np.float64)
+    n = 0
+    # The affected members' rows in the risk buckets, in order. A behaviour's candidates come
+    # in increasing row order, so one pointer walks them: reading a flag per candidate was a
+    # cache miss that each next draw waited on (3 ms a day at 10 M adults).
+    affected_rows = np.sort(risk_rank[affected])
+    for b in range(base.shape[0]):
+        if base[b] <= 0.0 or negative[b] != which:
+            continue
+        neg = negative[b] == 1
+        skip_affected = neg and acted_on[b] == 1 and affected.shape[0] > 0
+        d = 0  # the first affected row not before the last candidate
+        rows = risk_rows if neg else civic_rows
+        start = risk_start if neg else civic_start
+        upper = risk_upper if neg else civic_upper
+        row_words = rows.reshape(-1)  # row j's person id is word 3 j (unsigned: no wrap-around)
+        for g in range(start.shape[0] - 1):
+            lo = start[g]
+            size = start[g + 1] - lo
+            if size == 0:
+                continue
+            bound = min(1.0, base[b] * upper[g])
+            if bound <= 0.0:
+                continue
+            log_q = np.log1p(-bound)
+            pos = -1
+            while pos < size:
+                # Draw a batch of candidates first, then read their traits: the reads no
+                # longer wait on the random numbers, so many cache misses overlap (3x faster
+                # at 10 M adults). The random stream is consumed in the same order as one
+                # candidate at a time.
+                m = 0
+                while m < BATCH:
+                    skip, s = geometric_skip(s, bound, log_q)
+                    pos += skip
+                    if pos >= size:
+                        break
+                    if skip_affected:
+                        while d < affected_rows.shape[0] and affected_rows[d] < lo + pos:
+                            d += 1
+                        if d < affected_rows.shape[0] and affected_rows[d] == lo + pos:
+                            continue
+                    cand[m] = np.uint64(lo + pos)
+                    # Both ends of the row, read in the loop below: a 12-byte row runs into
+                    # the next cache line one time in eight, and that line, not asked for,
+                    # stalled the read (positive sampling 38 -> 26 ms a day at 10 M adults).
+                    prefetch_read(rows, 3 * (lo + pos))
+                    prefetch_read(rows, 3 * (lo + pos) + 2)
+                    u[m], s = randomness.uniform(s)
+                    m += 1
+                if neg:  # the first candidates' deterrence (the loop asks for the others)
+                    for x in range(min(DETER_AHEAD, m)):
+                        prefetch_read(deter_level, row_words[np.uint64(3) * cand[x]])
+                for x in range(m):
+                    if neg and x + DETER_AHEAD < m:  # its row, prefetched above, has arrived
+                        ahead = row_words[np.uint64(3) * cand[x + DETER_AHEAD]]
+                        prefetch_read(deter_level, ahead)
+                    j = cand[x]
+                    i = row_words[np.uint64(3) * j]
+                    p = base[b] * trait_at(rows, j)
+                    if neg:
+                        p *= deter_table[deter_level[np.uint64(i)]]
+                    p = min(1.0, p)
+                    below = u[x] * bound
+                    if below < p:
+                        if n == capacity:
+                            return -1, actor, beh, residual
+                        actor[n] = i
+                        beh[n] = b
+                        residual[n] = below / p
+                        n += 1
+    # Affected members: the behaviours effects act on, at their changed probability.
+    for b in range(base.shape[0]):
+        if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or acted_on[b] == 0:
+            continue
+        for j in range(affected.shape[0]):
+            i = affected[j]
+            factor = 1.0
+            for e in range(effect_on.shape[0]):
+                if effects_of[j] >> e & 1 and effect_on[e, b]:
+                    factor *= multiplier[e]
+            risk = trait_at(risk_rows, risk_rank[i])
+            p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * factor)
+            draw, s = randomness.uniform(s)
+            if draw < p:
+                if n == capacity:
+                    return -1, actor, beh, residual
+                actor[n] = i
+                beh[n] = b
+                residual[n] = draw / p
+                n += 1
+    randomness.store(words, s)
+    return n, actor[:n], beh[:n], residual[:n]
+
+
+@njit(cache=True, nogil=True)
+def sample_association(
+    words: np.ndarray,
+    rho: float,
+    listed: np.ndarray,
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
+    nbr: np.ndarray,
+    count: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adults whose meeting today is with a blacklisted neighbour (docs/model.md, step 5).
+
+    Adult j meets one uniform neighbour with probability rho, so it meets a listed one with
+    probability rho * k_j / deg_j, k_j its listed neighbours. Only neighbours of listed persons
+    can have k_j > 0, so candidates come from the listed persons' adjacency. `count` is a
+    zeroed scratch array of the members' size and is left zeroed: rows past it are ghosts
+    (adults of other cities, population.generate_city), which may be listed but whose meetings
+    their own city draws. Draws from the stream in `words`.
+    Returns the adults and each meeting's residual uniform (see sample_behaviour).
+    """
+    room = 0
+    for x in range(listed.shape[0]):
+        room += nbr_degree[listed[x]]
+    cand = np.empty(room, dtype=np.int32)
+    m = 0
+    for x in range(listed.shape[0]):
+        b = listed[x]
+        first = neighbours_start(b, nbr_block, nbr_degree)
+        for e in range(first, first + nbr_degree[b]):
+            j = nbr[e]
+            if j >= count.shape[0]:
+                continue
+            if count[j] == 0:
+                cand[m] = j
+                m += 1
+            count[j] += 1
+    out = np.empty(m, dtype=np.int32)
+    residual = np.empty(m, dtype=np.float64)
+    n = 0
+    s = randomness.load(words)
+    for x in range(m):
+        j = cand[x]
+        u, s = randomness.uniform(s)
+        p = rho * count[j] / nbr_degree[j]
+        if u < p:
+            out[n] = j
+            residual[n] = u / p
+            n += 1
+        count[j] = 0
+    randomness.store(words, s)
+    return out[:n], residual[:n]
+
+
+class World:
+    """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        traits: Traits,
+        deterrence: Deterrence,
+        graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+        rho: float,
+        scratch: np.ndarray,
+    ) -> None:
+        self.catalogue, self.traits, self.deterrence = catalogue, traits, deterrence
+        self.graph, self.rho = graph, rho  # (nbr_block, nbr_degree, nbr)
+        self.scratch = scratch  # zeroed, of the members' size: counts listed neighbours
+        self.candidates = {
+            which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
+        }
+        acted_on = catalogue.effect_on.any(axis=0)
+        self.acted_on_base = float(catalogue.base[acted_on].sum())
+
+    def behaviour(
+        self,
+        rng: np.random.Generator,
+        which: int,
+        affected: np.ndarray | None = None,
+        effects_of: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The day's events of the negative or the positive behaviours, with each event's
+        residual uniform (sample_behaviour); `affected` members under behaviour effects."""
+        if affected is None or effects_of is None:
+            affected, effects_of = np.empty(0, np.int32), np.empty(0, np.int64)
+        expected = self.candidates[which] + len(affected) * self.acted_on_base
+        return with_capacity(
+            rng,
+            headroom(expected),
+            sample_behaviour,
+            which,
+            self.catalogue,
+            self.traits,
+            self.deterrence,
+            affected,
+            effects_of,
+        )
+
+    def association(
+        self, rng: np.random.Generator, listed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform."""
+        return randomness.drawing(
+            rng, sample_association, self.rho, listed, *self.graph, self.scratch
+        )
