@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from xinyong.audit.summary import MEANINGS
+from xinyong.audit.registry import SUMMARY_MEANINGS, module_audits
 from xinyong.errors import XinyongError
 from xinyong.scenario import Model, Real
 from xinyong.scheme.schema import validated
@@ -156,12 +156,13 @@ def unknown_metric(name: str) -> str | None:
             return None
     if name in COUNTS:
         return None
-    head, *parts = name.split(".")
-    if head == "company" and parts:
-        head = f"company.{parts[0]}"
-    if head in MEANINGS:
+    meanings = dict(SUMMARY_MEANINGS)  # the adults' summary metrics, and every module's
+    for mod in module_audits():
+        meanings.update(mod.summary_meanings)
+    parts = name.split(".")
+    if any(".".join(parts[:cut]) in meanings for cut in range(len(parts), 0, -1)):
         return None
-    known = ", ".join(sorted(MEANINGS) + sorted(FLOWS) + list(COUNTS))
+    known = ", ".join(sorted(meanings) + sorted(FLOWS) + list(COUNTS))
     return f"unknown metric '{name}' (summary metrics and flows: {known})"
 
 
