@@ -1,1 +1,0 @@
-"""Layer 6, audit: metrics over truth, records, scores, lists and consequences."""
