@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from xinyong.entities import EntityTables
     from xinyong.consequences import StartOfDay
+    from xinyong.entities import EntityTables
     from xinyong.population import Population
     from xinyong.recorder import DayBook
     from xinyong.scenario import Scenario

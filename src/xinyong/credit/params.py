@@ -60,7 +60,8 @@ class Credit(Model):
         unit="share",
     )
     lender: Literal["file", "score", "file_or_score"] = param(
-        "file_or_score", doc="what the lender approves on: a clean file, the private score, or either"
+        "file_or_score",
+        doc="what the lender approves on: a clean file, the private score, or either",
     )
     history_min: Probability = param(
         0.5, doc="the file policy's least H_book (repayment history) to approve", unit="share"
@@ -83,8 +84,7 @@ class Credit(Model):
     )
     records_to_private: Flag = param(
         False,
-        doc="the networked what-if: the last year's negative records lower the behaviour "
-        "factor B",
+        doc="the networked what-if: the last year's negative records lower the behaviour factor B",
     )
     records_scale: NonNegative = param(
         5.0,
@@ -109,11 +109,11 @@ def check(sc: Scenario) -> list[Problem]:
     for name in needed:
         beh = sc.behaviours.get(name)
         if beh is None:
-            problems.append(
-                (f"credit needs a behaviour '{name}' in the catalogue", ("credit",))
-            )
+            problems.append((f"credit needs a behaviour '{name}' in the catalogue", ("credit",)))
         elif beh.sign != "negative":
-            problems.append((f"'{name}' must be a negative behaviour", ("behaviours", name, "sign")))
+            problems.append(
+                (f"'{name}' must be a negative behaviour", ("behaviours", name, "sign"))
+            )
     if DEFAULT_BEHAVIOUR in sc.observation.false_report_behaviours:
         problems.append(
             (

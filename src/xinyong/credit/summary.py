@@ -77,7 +77,7 @@ def credit_metrics(con: duckdb.DuckDBPyConnection, days: int, adults: int) -> di
         out[f"credit.approval_rate.{c}"] = _ratio(*cohort.get(c, (0, 0)))
     thin = rates("thin")
     out["credit.approval_rate_thin"] = _ratio(*thin.get(True, (0, 0)))
-    group = rates("\"group\"::VARCHAR")
+    group = rates('"group"::VARCHAR')
     for g in reversed(GROUPS):
         out[f"credit.approval_rate_by_group.{g}"] = _ratio(*group.get(g, (0, 0)))
     ((defaulted, ended),) = con.sql(
@@ -113,11 +113,11 @@ def credit_metrics(con: duckdb.DuckDBPyConnection, days: int, adults: int) -> di
 def explain(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
     """One line per application of the adult: the decision and why, and the shadow world's."""
     rows = con.sql(
-        "SELECT day, approved, approved_shadow, reason, score, history_zero, thin, h_book, "
-        f"outcome FROM credit_applications WHERE adult = {int(adult)} ORDER BY day"
+        "SELECT day, approved, approved_shadow, reason, score, history_zero, h_book, outcome "
+        f"FROM credit_applications WHERE adult = {int(adult)} ORDER BY day"
     ).fetchall()
     lines = []
-    for day, approved, shadow, reason, score, zero, thin, hb, outcome in rows:
+    for day, approved, shadow, reason, score, zero, hb, outcome in rows:
         if approved:
             what = f"loan approved on day {day}" + (f" ({outcome})" if outcome else "")
         else:
