@@ -5,6 +5,8 @@ and defaults whose tolerances come from the binomial."""
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,9 @@ import pytest
 
 import xinyong
 from tests.conftest import quiet_scenario
+from tests.test_reliability import cli
+from tests.test_resume import digests, killed
+from xinyong import shard
 from xinyong.credit.module import CreditModule
 from xinyong.credit.score import band_of, h_book, private_score
 from xinyong.engine import Simulation
@@ -318,3 +323,42 @@ def test_the_networked_what_if_denies_wrongly_and_never_scores_above_the_shadow(
     )["n"][0].as_py()
     assert wrong / 20_000 * 1000 <= s["credit.wrongly_denied_per_1000"]
     assert wrong > 0
+
+
+@pytest.mark.parametrize("what_if", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_killed_p1_run_resumes_to_the_uninterrupted_tables(tmp_path: Path, what_if: bool) -> None:
+    """kill -9 after the second checkpoint; the resumed run's tables (the credit tables
+    included) are those of a run never interrupted, in P1 and in the networked what-if."""
+    out = tmp_path / "run"
+    size = ("--adults", "3000", "--days", "300", "--seed", "5")
+    switch = ("--set", f"credit.records_to_private={str(what_if).lower()}")
+    killed(out, "p1", *size, *switch, "--checkpoint-days", "10", sig=signal.SIGKILL)
+    res = cli("run", "--resume", out, "--quiet")
+    assert res.returncode == 0, res.stderr
+    sc = load_scenario(
+        "p1", adults=3000, days=300, seed=5,
+        overrides={"credit.records_to_private": what_if},
+    )  # fmt: skip
+    ref = xinyong.run(sc, tmp_path / "ref", checkpoint_days=0)
+    ours = digests(out)
+    assert {"credit_applications", "credit_adults", "credit_scores"} <= set(ours)
+    assert ours == digests(ref.path)
+
+
+def test_cities_and_shards_carry_credit() -> None:
+    """Each city engine lends to and scores its own adults (neighbours in other cities do not
+    enter C); the tables are the same however the cities are shared out."""
+    sc = load_scenario(
+        "three-cities", adults=3000, days=120, seed=2,
+        overrides={"credit": {"loan_rate": 0.01}, "behaviours.loan_default": LOAN_DEFAULT},
+    )  # fmt: skip
+    runs = [shard.run_in_process(sc, None, bins=bins).tables for bins in (1, 2)]
+    for name in ("credit_applications", "credit_adults", "credit_scores"):
+        assert runs[0][name].equals(runs[1][name]), name
+    assert runs[0]["credit_adults"]["adult"].to_pylist() == list(range(3000))
+    assert runs[0]["credit_applications"].num_rows > 1000
+
+
+LOAN_DEFAULT = {
+    "sign": "negative", "context": "finance", "gravity": 3, "channel": "bank", "base": 0,
+}  # fmt: skip
