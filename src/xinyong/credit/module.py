@@ -18,7 +18,7 @@ from xinyong.credit.params import (
     LOAN_BAN,
     SUIT_BEHAVIOUR,
 )
-from xinyong.credit.score import BANDS, band_of, connections, h_book, private_score
+from xinyong.credit.score import BANDS, h_book, rescore
 from xinyong.entities import EntityTables
 from xinyong.module import Context, Events, Module, Step
 from xinyong.observe import CORRECT
@@ -54,7 +54,7 @@ def lending_lists(ctx: Context) -> tuple[np.ndarray, int]:
 class CreditModule(Module):
     checkpointed = (
         "has_file", "loan_app", "repaid", "defaulted", "score", "score_h", "score_listed",
-        "due", "apps", "ended", "bands", "window", "deleted", "rngs",
+        "due", "apps", "ended", "bands", "window", "counts", "rngs",
     )  # fmt: skip
 
     def __init__(self, ctx: Context) -> None:
@@ -90,16 +90,16 @@ class CreditModule(Module):
         self.apps: dict[str, list[np.ndarray]] = {c: [] for c in APPLICATION_COLUMNS}
         self.ended: list[np.ndarray] = []  # per ending day: [application row, defaulted]
         self.pending: Events | None = None  # today's defaults and suits, for step 4
-        # The private score per world, and for explaining: the recorded H and whether it was
-        # zeroed by the defaulter list at the last computation.
+        # The private score per world, and for explaining: the recorded H and whether the
+        # court's list zeroed it at the last computation.
         self.score = np.zeros((n, 2), dtype=np.int16)
         self.score_h = np.zeros(n, dtype=np.float64)
         self.score_listed = np.zeros(n, dtype=bool)
         self.bands: list[np.ndarray] = []  # per computation: [day, world, count per band]
-        # The networked what-if: negative records by day (person, correct, record id), and the
-        # ids deleted on appeal since.
-        self.window: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.deleted = np.empty(0, dtype=np.int64)
+        # The networked what-if: the window's negative records by day (person, correct,
+        # record id, not deleted on appeal), and each adult's count of them per world.
+        self.window: dict[int, tuple[np.ndarray, ...]] = {}
+        self.counts = np.zeros((n, 2), dtype=np.int32)
         self.compute(-1)  # before day 0
 
     # -- step 4: loans due, then applications --------------------------------------------
@@ -184,25 +184,38 @@ class CreditModule(Module):
     # -- step 12: the private score --------------------------------------------------------
 
     def note_records(self, t: int) -> None:
-        """Keep the day's negative records (and the ids deleted on appeal today) for the
-        behaviour factor of the networked what-if."""
+        """Keep each adult's count of negative records of the last WINDOW_DAYS days in both
+        worlds (recorded: all against the adult, less those deleted on appeal; shadow: the
+        correct ones), for the behaviour factor of the networked what-if. Cost grows with
+        records: today's are added, those of day t - 365 taken off, deletions looked up."""
         book = self.ctx.today.book
         assert book is not None
         rec = book.records
         neg = np.flatnonzero(self.negative[rec.behaviour])
-        self.window[t] = (
-            rec.person[neg].astype(np.int32),
-            rec.truth[neg] == CORRECT,
-            neg.astype(np.int64) + book.first_record_id,
-        )
+        person = rec.person[neg].astype(np.int32)
+        correct = rec.truth[neg] == CORRECT
+        self.window[t] = (person, correct, neg.astype(np.int64) + book.first_record_id,
+                          np.ones(len(neg), dtype=bool))  # fmt: skip
+        np.add.at(self.counts[:, 0], person, 1)
+        np.add.at(self.counts[:, 1], person[correct], 1)
         if book.decided is not None:
             ids, upheld = book.decided
-            self.deleted = np.union1d(self.deleted, np.asarray(ids)[upheld].astype(np.int64))
-        for day in [d for d in self.window if d <= t - WINDOW_DAYS]:
-            del self.window[day]
-        first_ids = [int(ids[0]) for _, _, ids in self.window.values() if len(ids)]
-        if first_ids:  # ids below the window's are no longer looked up
-            self.deleted = self.deleted[self.deleted >= min(first_ids)]
+            self.delete(np.sort(np.asarray(ids)[upheld]).astype(np.int64))
+        old = self.window.pop(t - WINDOW_DAYS, None)
+        if old is not None:
+            person, correct, _, live = old
+            np.subtract.at(self.counts[:, 0], person[live], 1)
+            np.subtract.at(self.counts[:, 1], person[correct], 1)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Records deleted on appeal no longer count in the recorded world."""
+        for person, _, rid, live in self.window.values():
+            if not len(ids) or not len(rid) or ids[-1] < rid[0] or ids[0] > rid[-1]:
+                continue
+            at = np.minimum(np.searchsorted(rid, ids), len(rid) - 1)
+            rows = at[(rid[at] == ids) & live[at]]
+            live[rows] = False
+            np.subtract.at(self.counts[:, 0], person[rows], 1)
 
     def rescore(self, t: int) -> None:
         if t >= 1:  # day 0's computation is the one before it
@@ -212,45 +225,21 @@ class CreditModule(Module):
         """Both worlds' private scores from the state after step 11 of day t (t = -1: before
         day 0, with C = 0.5 and nobody listed)."""
         p, pop = self.ctx.params, self.ctx.pop
-        bits = self.ctx.scheme.state.bits
-        book_h = np.where(self.has_file, h_book(self.repaid, self.defaulted), p.thin_history)
-        records = self.records_in_window(t) if p.records_to_private else None
-        new = np.empty_like(self.score)
-        for w in (0, 1):
-            h = book_h
-            listed = np.zeros(len(h), dtype=bool)
-            if p.court_list_to_private and self.defaulters_bit and t >= 0:
-                listed = (bits[:, w] & self.defaulters_bit) != 0
-                h = np.where(listed, 0.0, book_h)
-            b = self.behaviour
-            if records is not None:
-                b = b * np.maximum(0.0, 1.0 - records[w] / p.records_scale)
-            if t < 0:
-                c = np.full(len(h), 0.5)
-            else:
-                previous = np.ascontiguousarray(self.score[:, w])
-                c = connections(previous, pop.nbr_block, pop.nbr_degree, pop.nbr)
-            new[:, w] = private_score(h, b, self.capacity, p.identity, c)
-            if w == 0:
-                self.score_h, self.score_listed = h, listed
-        self.score[...] = new
-        for w in (0, 1):
-            counts = np.bincount(band_of(new[:, w]), minlength=len(BANDS))
-            self.bands.append(np.concatenate([[max(t, 0), w], counts]).astype(np.int64))
-
-    def records_in_window(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """n per adult in each world: negative records of days t-364 .. t not deleted on
-        appeal (recorded: all against the adult; shadow: the correct ones)."""
         n = len(self.score)
-        days = [d for d in self.window if t - WINDOW_DAYS < d <= t]
-        if not days:
-            return np.zeros(n), np.zeros(n)
-        person = np.concatenate([self.window[d][0] for d in days])
-        correct = np.concatenate([self.window[d][1] for d in days])
-        live = ~np.isin(np.concatenate([self.window[d][2] for d in days]), self.deleted)
-        recorded = np.bincount(person[live], minlength=n).astype(np.float64)
-        shadow = np.bincount(person[correct], minlength=n).astype(np.float64)
-        return recorded, shadow
+        listed = np.zeros((n, 2), dtype=bool)
+        if p.court_list_to_private and self.defaulters_bit and t >= 0:
+            listed = (self.ctx.scheme.state.bits & self.defaulters_bit) != 0
+        records = self.counts if p.records_to_private else self.counts[:0]
+        bands = np.zeros((2, len(BANDS)), dtype=np.int64)
+        rescore(
+            self.score, self.has_file, self.repaid, self.defaulted, listed, self.behaviour,
+            records, float(p.records_scale), self.capacity, float(p.identity),
+            float(p.thin_history), t < 0, pop.nbr_block, pop.nbr_degree, pop.nbr,
+            self.score_h, bands,
+        )  # fmt: skip
+        self.score_listed[:] = listed[:, 0]
+        for w in (0, 1):
+            self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -267,10 +256,11 @@ class CreditModule(Module):
         term = self.ctx.params.loan_term_days
         adult = cols["adult"].astype(np.int64)
         group = self.ctx.pop.group
-        reasons = [
-            ", ".join(name for bit, name in REASONS if r & bit) or None
-            for r in cols["reason"].tolist()
-        ]
+        codes = cols["reason"]
+        reasons = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int8), mask=codes == 0),
+            pa.array([", ".join(name for bit, name in REASONS if r & bit) for r in range(16)]),
+        )
         apps = pa.table(
             {
                 "day": cols["day"],
@@ -288,14 +278,14 @@ class CreditModule(Module):
                 "approved": cols["approved"],
                 "approved_shadow": cols["approved_shadow"],
                 "wrongly_denied": ~cols["approved"] & cols["approved_shadow"],
-                "reason": pa.array(reasons, pa.string()),
+                "reason": reasons,
                 "end_day": pa.array(
                     np.where(cols["approved"], cols["day"] + term, 0).astype(np.int32),
                     mask=~cols["approved"],
                 ),
-                "outcome": pa.array(
-                    [None if o < 0 else ("defaulted" if o else "repaid") for o in outcome.tolist()],
-                    pa.string(),
+                "outcome": pa.DictionaryArray.from_arrays(
+                    pa.array(np.maximum(outcome, 0), mask=outcome < 0),
+                    pa.array(["repaid", "defaulted"]),
                 ),
             }
         )
@@ -321,11 +311,8 @@ class CreditModule(Module):
         scores = pa.table(
             {
                 "day": np.repeat(bands[:, 0], k).astype(np.int32),
-                "world": pa.array(
-                    np.repeat(np.where(bands[:, 1] == 0, "recorded", "shadow"), k).tolist(),
-                    pa.string(),
-                ),
-                "band": pa.array(list(BANDS) * len(bands), pa.string()),
+                "world": _names(np.repeat(bands[:, 1], k), ("recorded", "shadow")),
+                "band": _names(np.tile(np.arange(k), len(bands)), BANDS),
                 "adults": bands[:, 2:].ravel(),
             }
         )
