@@ -16,7 +16,7 @@ import xinyong
 from tests.conftest import quiet_scenario
 from tests.test_reliability import cli
 from tests.test_resume import digests, killed
-from xinyong import shard
+from xinyong import modules, shard
 from xinyong.credit.module import CreditModule
 from xinyong.credit.score import band_of, h_book, private_score
 from xinyong.engine import Simulation
@@ -164,6 +164,13 @@ def test_loans_end_and_the_borrower_reapplies_on_the_same_day() -> None:
     assert run.summary["credit.approval_rate.all"] == pytest.approx(2 / 3)
     # The suits put everyone on the court's list on day 5.
     assert run.summary["list_share.defaulters"] == 1.0
+    with run.connect() as con:
+        lines = modules.explain_lines(con, run.meta, 0)
+    assert lines == [
+        "loan approved on day 0 (defaulted)",
+        "loan approved on day 5 (defaulted)",
+        "loan refused on day 10 (history 0.44 < 0.5)",
+    ]
 
 
 def test_the_court_list_feeds_the_score_in_its_own_world() -> None:
@@ -323,6 +330,20 @@ def test_the_networked_what_if_denies_wrongly_and_never_scores_above_the_shadow(
     )["n"][0].as_py()
     assert wrong / 20_000 * 1000 <= s["credit.wrongly_denied_per_1000"]
     assert wrong > 0
+    (adult, score) = (
+        what_if.sql(
+            "SELECT adult, score FROM credit_applications WHERE wrongly_denied "
+            "AND reason = 'no_file, score' ORDER BY day LIMIT 1"
+        )
+        .to_pylist()[0]
+        .values()
+    )
+    with what_if.connect() as con:
+        lines = modules.explain_lines(con, what_if.meta, adult)
+    assert any(
+        f"(no credit file; score {score} < 600" in line and line.endswith("(wrongly denied)")
+        for line in lines
+    ), lines
 
 
 @pytest.mark.parametrize("what_if", [False, pytest.param(True, marks=pytest.mark.slow)])
