@@ -383,3 +383,13 @@ def test_cities_and_shards_carry_credit() -> None:
 LOAN_DEFAULT = {
     "sign": "negative", "context": "finance", "gravity": 3, "channel": "bank", "base": 0,
 }  # fmt: skip
+
+
+def test_the_memory_estimate_counts_the_state_and_the_applications() -> None:
+    from xinyong import sizing
+
+    p1 = load_scenario("p1", adults=10_000, days=730)
+    r1 = load_scenario("r1", adults=10_000, days=730)
+    extra = (sizing.estimate(p1) - sizing.estimate(r1)) / 10_000
+    # 70 bytes of state and 2 applications per adult (1/365 a day for 730 days), 45 each.
+    assert extra == pytest.approx(70 + 2 * 45)

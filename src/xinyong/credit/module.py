@@ -54,7 +54,7 @@ def lending_lists(ctx: Context) -> tuple[np.ndarray, int]:
 class CreditModule(Module):
     checkpointed = (
         "has_file", "loan_app", "repaid", "defaulted", "score", "score_h", "score_listed",
-        "due", "apps", "ended", "bands", "window", "counts", "rngs",
+        "due", "apps", "n_apps", "ended", "bands", "window", "counts", "rngs",
     )  # fmt: skip
 
     def __init__(self, ctx: Context) -> None:
@@ -88,6 +88,7 @@ class CreditModule(Module):
         self.defaulted = np.zeros(n, dtype=np.int32)
         self.due: dict[int, np.ndarray] = {}  # end day -> borrowers (this engine's rows)
         self.apps: dict[str, list[np.ndarray]] = {c: [] for c in APPLICATION_COLUMNS}
+        self.n_apps = 0
         self.ended: list[np.ndarray] = []  # per ending day: [application row, defaulted]
         self.pending: Events | None = None  # today's defaults and suits, for step 4
         # The private score per world, and for explaining: the recorded H and whether the
@@ -116,8 +117,8 @@ class CreditModule(Module):
             bad = rng.random(len(due)) < self.p_default[due]
             debtors = due[bad]
             sued = debtors[rng.random(len(debtors)) < p.sue_share]
-            np.add.at(self.repaid, due[~bad], 1)
-            np.add.at(self.defaulted, debtors, 1)
+            self.repaid[due[~bad]] += 1  # a borrower has one loan at a time
+            self.defaulted[debtors] += 1
             self.ended.append(np.stack([self.loan_app[due], bad.astype(np.int64)]))
             self.loan_app[due] = -1
             actor += [debtors, sued]
@@ -161,7 +162,8 @@ class CreditModule(Module):
         if p.lender != "file":
             reason |= np.where(score_ok[:, 0], 0, SCORE)
         reason = np.where(approved[:, 0], 0, reason)
-        rows = self.count_apps() + np.arange(len(a), dtype=np.int64)
+        rows = self.n_apps + np.arange(len(a), dtype=np.int64)
+        self.n_apps += len(a)
         for name, column in zip(APPLICATION_COLUMNS, (
             np.full(len(a), t, dtype=np.int32), a.astype(np.int32), ~has_file, hb,
             score[:, 0], score[:, 1], self.score_listed[a], ban[:, 0], ban[:, 1],
@@ -173,9 +175,6 @@ class CreditModule(Module):
         self.has_file[a[lent]] = True
         if lent.any():
             self.due[t + p.loan_term_days] = a[lent]
-
-    def count_apps(self) -> int:
-        return sum(len(c) for c in self.apps["day"])
 
     def true_events(self, t: int) -> Events | None:
         events, self.pending = self.pending, None
@@ -245,7 +244,7 @@ class CreditModule(Module):
 
     def tables(self) -> dict[str, pa.Table]:
         first = self.ctx.first_adult
-        n_apps = self.count_apps()
+        n_apps = self.n_apps
         cols = {
             name: (np.concatenate(parts) if parts else np.empty(0, dtype=dtype))
             for (name, parts), dtype in zip(self.apps.items(), APPLICATION_DTYPES, strict=True)

@@ -124,7 +124,17 @@ def check(sc: Scenario) -> list[Problem]:
     return problems
 
 
+# Bytes an application keeps until the end of the run (its twelve columns and its outcome).
+APPLICATION_BYTES = 45
+
+
 def memory_per_adult(sc: Scenario) -> float:
-    """Bytes per adult: cohort, file, active loan's end, book (repaid, defaulted), two private
-    scores and their previous computation, and a day's scratch."""
-    return 1 + 1 + 4 + 2 + 2 + 4 * 2 + 8 + 16
+    """Bytes per adult: cohort, files, the book, the active loan, both worlds' private scores
+    and record counts, the factors the kernel reads, and the run's applications
+    (`loan_rate` x days of them per adult at most)."""
+    fixed = 1 + 2 + 3 * 8  # cohort; file now and on day 0; default odds, B and F
+    book = 8 + 8  # the active loan's application; repaid and defaulted
+    scores = 4 + 4 + 8 + 1 + 2  # both worlds', a computation's new ones, H, listed (x2)
+    state = fixed + book + scores + 8  # and the what-if's record counts per world
+    credit = sc.credit
+    return state + credit.loan_rate * sc.days * APPLICATION_BYTES

@@ -77,6 +77,18 @@ def rescore(
         if a % NBR_BLOCK == 0:
             off = nbr_block[a // NBR_BLOCK]
         d = nbr_degree[a]
+        c0 = c1 = 0.5
+        if not first:  # both worlds' neighbours in one pass over the adult's edges
+            total0, total1, count = 0.0, 0.0, 0
+            for k in range(off, off + d):
+                j = nbr[k]
+                if j < n:
+                    total0 += (score[j, 0] - 350) / 600.0
+                    total1 += (score[j, 1] - 350) / 600.0
+                    count += 1
+            if count:
+                c0, c1 = total0 / count, total1 / count
+        off += d
         book = thin_history
         if has_file[a]:
             book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
@@ -85,23 +97,9 @@ def rescore(
             b = behaviour[a]
             if with_records:
                 b = b * max(0.0, 1.0 - records[a, w] / records_scale)
-            c = 0.5
-            if not first:
-                total, count = 0.0, 0
-                for k in range(off, off + d):
-                    j = nbr[k]
-                    if j < n:
-                        total += (score[j, w] - 350) / 600.0
-                        count += 1
-                if count:
-                    c = total / count
-            s = score_of(h, b, capacity[a], identity, c)
+            s = score_of(h, b, capacity[a], identity, c0 if w == 0 else c1)
             new[a, w] = s
-            band = 0
-            for edge in (550, 600, 650, 700):
-                band += s >= edge
-            bands[w, band] += 1
+            bands[w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
             if w == 0:
                 history[a] = h
-        off += d
     score[...] = new
