@@ -19,10 +19,12 @@ setup: $(BIN)/xinyong
 
 # numba caches each kernel keyed on its own file only, and a kernel's cache holds the helpers
 # it calls from other files: after any source change every cache is dropped, so no kernel
-# runs a stale copy of a helper (the first run after recompiles them, about 30 s).
+# runs a stale copy of a helper; then they are compiled again on small runs (about a
+# minute, saying so), so that the run or tests that follow start warm.
 KERNELS_FRESH := $(VENV)/.kernels-fresh
 $(KERNELS_FRESH): $(shell find src -name '*.py') | $(BIN)/xinyong
 	find src -name '*.nbi' -delete -o -name '*.nbc' -delete
+	$(BIN)/python -m xinyong.kernels
 	touch $@
 
 kernels: $(KERNELS_FRESH)

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from xinyong.audit.registry import ModuleAudit
 from xinyong.module import Context, Module, Spec, Step, Table
 from xinyong.params import param
 from xinyong.scenario import Model, Probability, Scenario
@@ -84,20 +85,26 @@ class Reviews(Module):
         return {"threshold": sc.reviews.threshold}
 
     @classmethod
-    def summary(
-        cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
-    ) -> dict[str, Any]:
-        ((ever,),) = con.sql("SELECT count(*) FILTER (below > 0) FROM reviews").fetchall()
-        return {"reviews.ever_below_share": ever / adults}
+    def audit(cls, spec: Spec) -> ModuleAudit:
+        return ModuleAudit(
+            package=__name__,
+            applies=lambda meta: "reviews" in meta,
+            summary=summary,
+            summary_meanings={
+                "reviews.ever_below_share": "share of adults noted below the threshold"
+            },
+            adult_lines=adult_lines,
+        )
 
-    @classmethod
-    def meanings(cls) -> dict[str, str]:
-        return {"reviews.ever_below_share": "share of adults noted below the threshold"}
 
-    @classmethod
-    def explain(cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
-        rows = con.sql(f"SELECT reviewed, below FROM reviews WHERE adult = {int(adult)}").fetchall()
-        if not rows or not rows[0][0]:
-            return []
-        (looked, below), threshold = rows[0], meta["threshold"]
-        return [f"looked at by {looked} reviews, below {threshold} points at {below}"]
+def summary(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int) -> dict:
+    ((ever,),) = con.sql("SELECT count(*) FILTER (below > 0) FROM reviews").fetchall()
+    return {"reviews.ever_below_share": ever / adults}
+
+
+def adult_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
+    rows = con.sql(f"SELECT reviewed, below FROM reviews WHERE adult = {int(adult)}").fetchall()
+    if not rows or not rows[0][0]:
+        return []
+    (looked, below), threshold = rows[0], meta["reviews"]["threshold"]
+    return [f"looked at by {looked} reviews, below {threshold} points at {below}"]

@@ -204,7 +204,11 @@ def test_replicates_give_intervals(tmp_path: Path) -> None:
     ]
     mean, sd = sum(values) / 3, math.sqrt(sum((v - sum(values) / 3) ** 2 for v in values) / 2)
     assert row["value"] == pytest.approx(mean)
-    assert row["high"] - row["value"] == pytest.approx(4.303 * sd / math.sqrt(3))
+    # The wider of the t interval (cut to [0, 1]) and the Wilson of the pooled counts.
+    half = 4.303 * sd / math.sqrt(3)
+    _, w_low, w_high = stats.wilson(round(sum(v * 1500 for v in values)), 3 * 1500)
+    assert row["high"] == pytest.approx(max(mean + half, w_high))
+    assert row["low"] == pytest.approx(min(max(mean - half, 0.0), w_low))
     # The kind of interval is stated, per seed values kept, counts summed over the seeds.
     assert doc["interval"] == "across-seeds" and "warning" not in doc
     assert row["interval"] == "across-seeds" and row["per_seed"] == values
@@ -400,3 +404,48 @@ def test_small_number_rule_for_disparities() -> None:
     # 30/100 against 90/900: ratio 3, interval [2.1, 4.3]: flagged.
     strong = row(30, 100, 90, 900)
     assert strong["ratio_low"] > 1 and strong["flag"] and strong["status"] == "flagged"
+
+
+def test_wrongful_duration_by_hand() -> None:
+    """Wrongful spells cut by the shadow world, joined across adjacent listings, censored at T;
+    Kaplan-Meier median, quartiles and restricted mean worked out by hand."""
+    import duckdb
+
+    from xinyong.audit.metrics import _wrongful_duration
+
+    con = duckdb.connect()
+    con.sql("""CREATE TABLE persons AS SELECT * FROM (VALUES
+        (1, 'minority'), (2, 'majority'), (3, 'majority')) t(person, "group")""")
+    con.sql("""CREATE TABLE spells AS SELECT * FROM (VALUES
+        (1, 'blacklist', 'recorded', 0, 10),     -- wrongful 10 days
+        (1, 'blacklist', 'recorded', 50, 55),    -- relisted the day it ended:
+        (1, 'blacklist', 'recorded', 55, 70),    --   one wrongful spell of 20 days
+        (2, 'blacklist', 'recorded', 0, 40),
+        (2, 'blacklist', 'shadow', 5, 15),       -- wrongful 5 days, then 25
+        (3, 'blacklist', 'recorded', 20, 30),
+        (3, 'blacklist', 'shadow', 20, 30),      -- deserved: not wrongful
+        (3, 'blacklist', 'recorded', 60, NULL)   -- still wrongful at T: 40 days, censored
+        ) t(person, list, world, start, "end")""")
+    out: dict = {"metrics": {}}
+    _wrongful_duration(con, out, ["blacklist", "whitelist"], ["minority", "majority"], 100)
+    m = {k: v["value"] for k, v in out["metrics"].items()}
+    # All: 5, 10, 20, 25 ended and 40 censored. S = 0.8, 0.6, 0.4, 0.2 after 5, 10, 20, 25.
+    assert m["wrongful_spells.blacklist"] == 5
+    assert m["wrongful_spells_open_at_T.blacklist"] == pytest.approx(0.2)
+    assert out["metrics"]["wrongful_spells_open_at_T.blacklist"]["count"] == 1
+    assert (m["wrongful_days_q1.blacklist"], m["wrongful_days_median.blacklist"]) == (10, 20)
+    assert m["wrongful_days_q3.blacklist"] == 25
+    assert m["wrongful_days_mean_restricted.blacklist"] == pytest.approx(5 + 4 + 6 + 2 + 3)
+    # Minority (adult 1): 10 and 20, both ended.
+    assert m["wrongful_days_median_by_group.blacklist.minority"] == 10
+    assert m["wrongful_days_q3_by_group.blacklist.minority"] == 20
+    assert m["wrongful_days_mean_restricted_by_group.blacklist.minority"] == pytest.approx(15)
+    # Majority: 5, 25 ended, 40 censored: S = 2/3 after 5, 1/3 after 25; never a quarter.
+    assert m["wrongful_days_median_by_group.blacklist.majority"] == 25
+    assert m["wrongful_days_q3_by_group.blacklist.majority"] is None
+    assert m["wrongful_days_mean_restricted_by_group.blacklist.majority"] == pytest.approx(
+        5 + 20 * 2 / 3 + 15 / 3
+    )
+    # A list nobody was wrongly on: its count, and no durations.
+    assert m["wrongful_spells.whitelist"] == 0 and "wrongful_days_median.whitelist" not in m
+    assert out["wrongful_survival"]["blacklist"]["s"] == pytest.approx([1, 0.8, 0.6, 0.4, 0.2])

@@ -26,7 +26,12 @@ def lists_of(sim: Simulation, person: int, world: int) -> list[str]:
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(case: dict) -> None:
     script = {int(d): [list(e) for e in evs] for d, evs in (case.get("events") or {}).items()}
-    sc = quiet_scenario(adults=case.get("adults", 2), days=case["days"], overrides=case.get("set"))
+    sc = quiet_scenario(
+        adults=case.get("adults", 2),
+        days=case["days"],
+        overrides=case.get("set"),
+        base=case.get("base", "r1"),
+    )
     sim = Simulation(sc.with_(script=script))
     by_day: dict[int, list[dict]] = {}
     for row in case["expect"]:

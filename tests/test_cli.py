@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,31 @@ def test_bad_override_key_and_value() -> None:
     assert_clean_error(cli("run", "r1", "--set", "nonsense", "--quiet"), "KEY=VALUE")
 
 
+def test_unknown_names_suggest_the_closest_known_one(tmp_path: Path) -> None:
+    assert_clean_error(
+        cli("run", "s1", "--set", "channels.camera.misattrib=0.05", "--quiet"),
+        "channels.camera.misattrib (from --set)",
+        "unknown key 'misattrib' (did you mean 'misattribute'?)",
+    )
+    assert_clean_error(cli("run", "nationl", "--quiet"), "did you mean 'national'?")
+    assert_clean_error(  # inside a list of mappings
+        cli("run", "r1", "--set", "cities.0.shares=1", "--quiet"), "did you mean 'share'?"
+    )
+    text = "extends: r1\nname: mine\npopulaton:\n  adults: 100\n"
+    path = write(tmp_path, "mine.yaml", text)
+    assert_clean_error(cli("validate", str(path)), f"{path}:3", "did you mean 'population'?")
+    # Nothing close: the keys allowed there instead.
+    assert_clean_error(
+        cli("run", "r1", "--set", "appeals.zzz=1", "--quiet"), "unknown key 'zzz' (known: "
+    )
+
+
+def test_flags_take_no_value_in_the_help() -> None:
+    res = cli("audit", "--help")
+    assert res.returncode == 0 and "--all" in res.stdout
+    assert "<bool>" not in res.stdout
+
+
 def test_script_must_name_real_adults_and_behaviours() -> None:
     res = cli("run", "r1", "--adults", "2", "--quiet", "--set", "script={0: [[5, jaywalking]]}")
     assert_clean_error(res, "script.0.0", "no adult 5")
@@ -229,6 +255,18 @@ def test_audit_compare_explain_from_the_command_line(tmp_path: Path) -> None:
     res = cli("audit", str(base))
     assert res.returncode == 0, res.stderr
     metrics = json.loads((base / "metrics.json").read_text())
+    # The terminal gets the key findings and the key metrics, names whole; the rest is in
+    # the files, or with --all.
+    lines = res.stdout.splitlines()
+    assert lines[0] == "key findings" and "key metrics" in lines
+    assert "wrongly_listed_share.blacklist = " in res.stdout
+    assert "…" not in res.stdout and len(lines) < 80
+    assert re.search(r"\d+ more metrics", res.stdout)
+    res = cli("audit", str(base), "--all", "--no-baseline", "--no-report")
+    assert res.returncode == 0, res.stderr
+    for name in json.loads((base / "metrics.json").read_text())["metrics"]:
+        assert f"{name} = " in res.stdout
+    assert "…" not in res.stdout
     assert metrics["metrics"]["appeals_filed_per_1000"]["value"] > 0
     assert (base / "report.html").exists() and (base / "baseline" / "summary.json").exists()
     out = tmp_path / "compare.html"

@@ -12,8 +12,8 @@ import pytest
 
 import xinyong
 from xinyong.audit.audit import audit
-from xinyong.audit.explain import explain_company
 from xinyong.cli import main
+from xinyong.companies.explain import explain_company
 from xinyong.store import RunDir
 
 T = 730

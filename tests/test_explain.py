@@ -29,6 +29,7 @@ KEYS = [
     "sanctions",
     "children",
     "appeals",
+    "modules",
     "story",
 ]
 
@@ -296,6 +297,58 @@ def test_rebuilt_score_and_grade_match_the_engine_for_every_adult(stressed_run: 
     assert listed > 0
 
 
+@pytest.fixture(scope="module")
+def wrongful_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """S1 with many wrong records, long enough for expiry, appeals and minimum stays."""
+    out = tmp_path_factory.mktemp("explain") / "wrongful"
+    sc = xinyong.load_scenario("s1", adults=3000, days=400, seed=1)
+    xinyong.run(sc, out=out)
+    return out
+
+
+def test_every_wrongly_listed_adult_gets_a_why_naming_a_wrong_record(wrongful_run: Path) -> None:
+    """As the engine cross-check does for scores: every adult the audit counts as wrongly
+    listed at some point (recorded on, shadow off) gets a verdict that names a wrong record
+    pushing towards that list, made by then, and still live on the day the verdict speaks of
+    unless it says the minimum stay held them; the shaded wrongful days add up."""
+    from xinyong.audit.explain import _live, story
+    from xinyong.audit.queries import spells_sql, wrongful_spells_sql
+    from xinyong.store import RunDir
+
+    con = RunDir(wrongful_run).connect(threads=1)
+    sql = wrongful_spells_sql(spells_sql(400), "person, list")
+    wrongly = [p for (p,) in con.sql(f"SELECT DISTINCT person FROM ({sql}) ORDER BY 1").fetchall()]
+    assert len(wrongly) >= 30
+    ex = Explainer(wrongful_run)
+    held = 0
+    for person in wrongly:
+        report = ex.person(person)
+        verdict = story(report)["verdict"]
+        assert verdict.startswith(("Wrongly on", "Was wrongly on")), (person, verdict)
+        assert "no longer in the run's tables" not in verdict, (person, verdict)
+        recorded = [s for s in report["spells"] if s["world"] == "recorded"]
+        for s in recorded:
+            days = sum(e - b for b, e in s["wrong_intervals"])
+            assert days == s["wrong_days"], (person, s)
+        wrong = [s for s in recorded if s["wrongly_listed"]]
+        now = [s for s in wrong if s["end"] is None]
+        s = max(now or wrong, key=lambda s: s["wrong_days"])
+        assert s["list"] in verdict
+        by_id = {r["record_id"]: r for r in report["records"]}
+        main = by_id[s["cause"]["records"][0]]
+        assert main["truth"] != "correct", (person, main)
+        sign = 1 if s["list"] == "whitelist" else -1
+        assert main["points"] * sign > 0 or main["record_id"] in s["records"], (person, main)
+        day = 399 if s["end"] is None else s["first_wrong_day"]
+        assert main["day"] <= day, (person, main, day)
+        if s["cause"]["held"]:  # gone by then: the verdict says since when
+            held += 1
+            assert not _live(main, day) and "gone since day" in verdict, (person, verdict)
+        elif main["record_id"] not in s["records"]:
+            assert _live(main, day), (person, main, day)
+    assert 0 < held < len(wrongly)
+
+
 def test_unknown_person_and_not_a_run(tmp_path: Path, stressed_run: Path) -> None:
     with pytest.raises(XinyongError, match="no adult 300"):
         explain(stressed_run, 300)
@@ -311,7 +364,7 @@ def test_a_run_with_its_persons_in_one_file_or_none(tmp_path: Path, stressed_run
     (old / "persons").rmdir()
     assert explain(old, 7) == explain(stressed_run, 7)
     (old / "persons.parquet").unlink()
-    with pytest.raises(XinyongError, match="incomplete run directory"):
+    with pytest.raises(XinyongError, match="table 'persons' is missing"):
         explain(old, 7)
 
 
@@ -372,7 +425,7 @@ def test_story_blames_the_wrong_record_still_live_not_an_expiry(tmp_path: Path) 
     )
     # The donation is routine (positive, correct, entered no list); the jaywalking mattered.
     assert story["mattered"] == [jaywalk["record_id"]]
-    assert story["routine"] == "1 routine positive records (blood_donation 1), +10 points in all"
+    assert story["routine"] == "1 routine positive record (blood donation 1), +10 points in all"
 
 
 def test_story_on_the_command_line_and_as_a_page(tmp_path: Path) -> None:

@@ -36,6 +36,80 @@ def test_difference_by_hand() -> None:
     assert d["high"] - 10.0 == pytest.approx(stats.Z95 * math.sqrt(2))
 
 
+def test_p_values_and_the_benjamini_hochberg_correction_by_hand() -> None:
+    # Student t quantiles: two-sided p of t(0.975, df) is 0.05.
+    for t, df in ((12.7062, 1), (2.7764, 4), (2.2281, 10)):
+        assert stats.t_p_value(t, df) == pytest.approx(0.05, abs=1e-4)
+    assert stats.t_p_value(0.0, 3) == 1.0
+    # Paired differences 1, 2, 3: t = 2 / (1 / sqrt 3) = 3.46 on 2 df, p = 0.074.
+    d = difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [5, 6, 7], [5, 6, 7])
+    assert d["p_value"] == pytest.approx(0.0742, abs=1e-3)
+    # p sorted 0.01, 0.03, 0.04, 0.2 of m = 4: p m / rank = 0.04, 0.06, 0.053, 0.2, then the
+    # running minimum from the top: 0.04, 0.053, 0.053, 0.2.
+    q = stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.2])
+    assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.2])
+
+
+def test_compare_corrects_for_the_number_of_metrics() -> None:
+    """Three metrics over four paired seeds: one clear difference, one at p = 0.04 (called
+    significant alone, not after the correction for three: q = 0.04 x 3 / 2), one null."""
+    from xinyong.audit.compare import compare_sides
+
+    seeds = [1, 2, 3, 4]
+    a = {"clear": [0.0] * 4, "edge": [0.0] * 4, "null": [1.0, 2.0, 3.0, 4.0]}
+    # Differences 1.25, 1.25, 1.25, 3.25: mean 1.75, sd 1, t = 3.5 on 3 df (t(0.98, 3) = 3.48).
+    edge = [1.25, 1.25, 1.25, 3.25]
+    b = {"clear": [10.0, 10.5, 9.5, 10.2], "edge": edge, "null": [1.0, 2.0, 3.0, 4.0]}
+
+    def side(values: dict) -> dict:
+        rows = {k: {"value": sum(v) / 4, "meaning": k} for k, v in values.items()}
+        return {"path": "x", "scenario": "s", "seeds": seeds, "replicates": 4, "rows": rows,
+                "values": values}  # fmt: skip
+
+    doc = compare_sides(side(a), side(b), [])
+    rows = {r["metric"]: r for r in doc["rows"]}
+    assert rows["edge"]["p_value"] == pytest.approx(0.0394, abs=1e-3)
+    assert rows["edge"]["significant_uncorrected"] and not rows["edge"]["significant"]
+    assert rows["edge"]["q_value"] == pytest.approx(3 / 2 * rows["edge"]["p_value"])
+    assert rows["clear"]["significant"] and not rows["null"]["significant"]
+    assert rows["null"]["p_value"] == 1.0 and "Benjamini-Hochberg" in doc["correction"]
+
+
+def test_across_seed_intervals_respect_bounds_at_small_counts() -> None:
+    """A share of 0 and 2 in 400 over two seeds: the t interval would go below 0; 2 of 400 in
+    each seed: it would shrink to a point. Both get at least the pooled counts' Wilson. A
+    ratio of 0 against 3 people gets no interval and is never significant."""
+    from xinyong.audit.metrics import disparity_row
+    from xinyong.replicates import combine
+
+    def doc(k: int, k1: int, k0: int) -> dict:
+        r, lo, hi = stats.ratio_of_shares(k1, 500, k0, 500)
+        row = {"value": k / 400, "low": None, "high": None, "count": k, "of": 400}
+        return {
+            "run": {"seed": 1, "adults": 400},
+            "metrics": {"share": row},
+            "disparity": [
+                disparity_row("m", "minority", "majority", k1 / 500, k0 / 500, r, lo, hi,
+                              numerator=k1, denominator=500, reference_numerator=k0,
+                              reference_denominator=500)
+            ],
+        }  # fmt: skip
+
+    combined = combine([doc(0, 0, 1), doc(2, 0, 2)])
+    share = combined["metrics"]["share"]
+    wilson = stats.wilson(2, 800)
+    assert share["low"] == pytest.approx(0.0) and share["high"] >= wilson[2]
+    assert (share["count_total"], share["of_total"]) == (2, 800)
+    same = combine([doc(2, 0, 1), doc(2, 0, 2)])["metrics"]["share"]
+    assert same["value"] == 0.005
+    assert (same["low"], same["high"]) == pytest.approx(stats.wilson(4, 800)[1:])
+    ratio = combined["disparity"][0]
+    assert ratio["ratio_low"] is None and ratio["significant"] is False
+    assert ratio["status"].startswith("too few")
+    # One run's rows are screened (flag) but never called significant.
+    assert doc(0, 30, 10)["disparity"][0]["significant"] is None
+
+
 def test_one_run_a_side_is_labelled_and_never_significant(tmp_path: Path) -> None:
     base = tiny_run(tmp_path / "a", days=10)
     reform = tmp_path / "b" / "run"
@@ -91,8 +165,11 @@ def test_compare_replicates_pairs_by_seed(paired) -> None:
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
     assert row["difference"] == pytest.approx(mean)
     assert row["high"] - row["difference"] == pytest.approx(4.303 * sd / math.sqrt(3))
-    # No camera misattribution: far fewer wrong records in every seed, significantly.
-    assert all(d < 0 for d in diffs) and row["significant"]
+    # No camera misattribution: far fewer wrong records in every seed, significantly for the
+    # metric alone; the correction for the many metrics compared decides the verdict.
+    assert all(d < 0 for d in diffs) and row["significant_uncorrected"]
+    assert row["p_value"] < 0.05 and row["q_value"] >= row["p_value"]
+    assert row["significant"] == (row["q_value"] <= 0.05)
     assert rows["false_record_share.camera"]["b"] == 0.0
 
 

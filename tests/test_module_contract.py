@@ -15,6 +15,7 @@ import xinyong
 from tests.test_reliability import cli
 from tests.test_resume import digests, killed
 from xinyong import modules, shard, sizing
+from xinyong.audit.hooks import adult_lines, explain
 from xinyong.errors import XinyongError
 from xinyong.module import Step
 from xinyong.params import describe
@@ -130,6 +131,7 @@ def test_declarations_feed_sizing_docs_and_checks() -> None:
 def test_explain_lines_come_from_the_module(tmp_path: Path) -> None:
     run = xinyong.run(reviewed(adults=500, sample=1.0), tmp_path / "run")
     with run.connect() as con:
-        lines = modules.explain_lines(con, run.meta, 7)
+        lines = adult_lines(con, run.meta, 7)
     (below,) = run.sql("SELECT below FROM reviews WHERE adult = 7")["below"].to_pylist()
     assert lines == [f"looked at by 3 reviews, below 1000 points at {below}"]
+    assert explain(run.path, "adult", 7)["modules"] == lines  # xinyong explain's document

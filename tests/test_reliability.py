@@ -124,8 +124,8 @@ def test_overwrite_replaces_a_run_only_when_the_new_one_is_complete(
     assert code == 0, err
     assert json.loads((run / "summary.json").read_text())["seed"] == 5
     assert read_marker(run)["complete"] is True
-    # Nothing is left beside it but the writers' lock.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]
+    # Nothing is left beside it, the writers' lock included.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_a_second_writer_is_refused_at_once(
@@ -232,7 +232,11 @@ def test_aliases_and_huge_files_are_bounded(
     )
     path = write(tmp_path, "laughs.yaml", laughs)
     one_line(*main(capsys, "validate", path)[::2], "expands to more than")
-    one_line(*main(capsys, "validate", "/dev/zero")[::2], "/dev/zero", "larger than")
+    one_line(*main(capsys, "validate", "/dev/zero")[::2], "/dev/zero", "not a regular file")
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as f:
+        f.truncate(9 << 20)  # sparse: nothing written
+    one_line(*main(capsys, "validate", huge)[::2], "huge.yaml", "larger than 8 MiB")
 
 
 @pytest.mark.parametrize(

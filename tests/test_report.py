@@ -15,7 +15,8 @@ import pytest
 import xinyong
 from tests.conftest import CHROMIUM_FLAGS
 from xinyong.audit.metrics import audit_metrics, baseline_scenario
-from xinyong.audit.report import render_compare, render_report
+from xinyong.audit.pages import render_compare
+from xinyong.audit.report import render_report
 from xinyong.store import RunDir
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}

@@ -37,7 +37,7 @@ def runs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(runs):
     settings = Settings(runs=runs, max_adults=50_000, max_days=800, max_replicates=3, warm=False)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url="http://localhost") as c:
         yield c
 
 
@@ -61,7 +61,14 @@ def test_home_scenarios_and_schema(client):
         assert f"/run?scenario={name}" in home.text
     assert "/design?pack=suqian" in home.text
     data = client.get("/api/scenarios").json()
-    assert {s["name"] for s in data["scenarios"]} == {"c1", "national", "r1", "s1", "three-cities"}
+    assert {s["name"] for s in data["scenarios"]} == {
+        "c1",
+        "cities",
+        "national",
+        "r1",
+        "s1",
+        "three-cities",
+    }
     assert {p["id"] for p in data["packs"]} >= {"rongcheng", "national-defaulters"}
     schema = client.get("/openapi.json").json()
     assert "/api/runs" in schema["paths"] and "/api/compare" in schema["paths"]
@@ -75,6 +82,9 @@ def test_pages_and_assets_are_local(client):
         assert refs and not [r for r in refs if re.match(r"(https?:)?//", r)], url
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/app.css").status_code == 200
+    for icon in ("/favicon.ico", "/static/favicon.svg"):  # asked for by every browser
+        got = client.get(icon)
+        assert got.status_code == 200 and got.headers["content-type"].startswith("image/svg")
     assert client.get("/docs").status_code == 404  # Swagger UI would load a CDN
 
 
@@ -204,7 +214,9 @@ def test_bounds_are_clear_4xx(client, runs):
     assert big.status_code == 413 and "larger than" in big.json()["detail"]
     extra = client.post("/api/runs", json={"scenario": "r1", "sql": "COPY x TO 'y'"})
     assert extra.status_code == 422
-    with TestClient(create_app(Settings(runs=runs, max_queued=0, warm=False))) as full:
+    with TestClient(
+        create_app(Settings(runs=runs, max_queued=0, warm=False)), base_url="http://localhost"
+    ) as full:
         queued = full.post("/api/runs", json={"scenario": "r1", "adults": 10, "days": 2})
         assert queued.status_code == 429 and "waiting" in queued.json()["detail"]
 

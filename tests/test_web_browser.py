@@ -6,12 +6,14 @@ fails."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -165,20 +167,107 @@ def test_design_run_read_and_compare(page, server, tmp_path):
     ).is_file()
 
 
+# Layout defects on the page in view, as one list of readable lines: an element that reaches
+# past the screen's right edge outside a box that scrolls sideways; a word wider than the
+# box it wraps in (so the browser cuts it mid-word, or it overflows); text cut with an
+# ellipsis; a report frame taller than the screen (the page, not the frame, would scroll).
+LAYOUT_DEFECTS = "\n".join(
+    line
+    for line in (Path(__file__).parent / "layout_defects.js").read_text().splitlines()
+    if not line.startswith("//")
+)
+
+# Words a reader should never meet: a count with the wrong number, float noise as a value.
+WRONG_WORDS = re.compile(
+    r"\b1 (people|adults|cities|days|seeds|runs|metrics|more problems)\b"
+    r"|\b(?!1 )\d[\d,]* (person|city|seed)(?![-\w])|\d(\.\d+)?e[-+]\d"
+)
+
+# The page's text less the key findings, which are the report's sentences (checked with
+# the report).
+OUR_WORDS = """() => {
+  const main = document.querySelector("main").cloneNode(true);
+  main.querySelectorAll("#key-findings li, ul.findings li").forEach((li) => li.remove());
+  return main.textContent.replace(/\\s+/g, " ");
+}"""
+
+
+def _post(base: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        base + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
+def _finished(base: str, job: dict) -> dict:
+    deadline = time.monotonic() + RUN_MS / 1000
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}", timeout=30) as answer:
+            job = json.load(answer)
+        if job["state"] in ("done", "failed", "cancelled"):
+            assert job["state"] == "done", job
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job['id']} did not finish")
+
+
+@pytest.fixture(scope="module")
+def made(server) -> dict[str, str]:
+    """A base run, a reform run and their comparison over two seeds, made through the API
+    (the walk below reads them; the test above makes its own through the forms)."""
+    base, _ = server
+    small = {"adults": 3000, "days": 300, "seed": 0, "baseline": False}
+    a = _finished(base, _post(base, "/api/runs", {"scenario": "s1", **small}))
+    b = _finished(base, _post(base, "/api/runs", {"scenario": "r1", **small}))
+    c = _finished(base, _post(base, "/api/compare", {"a": a["id"], "b": b["id"], "replicates": 2}))
+    return {"a": a["id"], "b": b["id"], "compare": c["id"]}
+
+
 @pytest.mark.parametrize("width", [1280, 390])
-def test_pages_fit_the_screen(page, server, width, tmp_path):
-    """At desktop and phone width no page is wider than the screen (tables scroll inside)."""
-    base, runs = server
+def test_pages_fit_the_screen(page, server, made, width, tmp_path):
+    """Home, designer, run, results, a person's story, the compare form and a comparison, at
+    desktop and phone width: nothing past the screen's edge, no word cut, the report frame
+    within the screen, a key metric's value beside its name, counts in the right number."""
+    base, _ = server
     page.set_viewport_size({"width": width, "height": 900})
-    urls = ["/", "/design?scenario=r1", "/run?scenario=r1", "/compare"]
-    made = sorted(p.name for p in runs.iterdir() if (p / "report.html").is_file())
-    urls += [f"/runs/{made[0]}", f"/runs/{made[0]}/people?person=0"] if made else []
-    compared = sorted(p.name for p in (runs / "compare").glob("*") if p.is_dir())
-    urls += [f"/compare/{compared[0]}"] if compared else []
+    urls = [
+        "/",
+        "/design?scenario=r1",
+        "/design?pack=suqian",
+        "/run?scenario=r1",
+        f"/runs/{made['a']}",
+        f"/runs/{made['a']}/people?wrong=1",
+        f"/compare?a={made['a']}",
+        f"/compare/{made['compare']}",
+    ]
     for url in urls:
         page.goto(base + url)
+        page.wait_for_load_state("load")
+        name = re.sub(r"[^a-z0-9]+", "-", url).strip("-") or "home"
+        page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+        assert page.evaluate(LAYOUT_DEFECTS) == [], f"{url} at {width} px"
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= width, f"{url} is {wide} px wide at {width} px"
-        name = re.sub(r"[^a-z0-9]+", "-", url).strip("-") or "home"
-        page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=False)
-    assert Path(tmp_path).glob("*.png")
+        text = page.evaluate(OUR_WORDS)
+        assert not WRONG_WORDS.search(text), f"{url}: {WRONG_WORDS.search(text)[0]!r}"
+        assert "…" not in text, url
+    # The results: a key metric's value in view beside its name, without scrolling sideways.
+    page.goto(base + f"/runs/{made['a']}")
+    row = page.locator("#metrics tbody tr").first
+    for cell in (row.locator("th"), row.locator("td.num").first):
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert row.locator("td.num").first.inner_text().strip()
+    # The comparison says in words what changed and what it did, before any table.
+    page.goto(base + f"/compare/{made['compare']}")
+    summary = page.inner_text("#summary")
+    assert "B (r1) against A (s1), 2 seeds a side" in summary
+    assert re.search(r"beyond the noise| rose from | fell from ", summary), summary
+    # The base menu names each run's size, days and seed.
+    page.goto(base + f"/compare?a={made['a']}")
+    chosen = page.locator("select[name=a] option:checked").inner_text()
+    assert chosen == f"{made['a']}: s1, 3,000 adults, 300 days, seed 0"
+    # The designer's menu shows what is being edited.
+    page.goto(base + "/design?scenario=r1")
+    assert page.locator("select[name=scenario] option:checked").inner_text() == "r1"

@@ -60,7 +60,7 @@ class Run:
         if self._scenario is None:
             if self.path is None:
                 raise KeyError("this in-memory run kept no scenario")
-            self._scenario = load_scenario(self.path / "scenario.yaml")
+            self._scenario = RunDir(self.path).scenario()
         return self._scenario
 
     @property
@@ -313,7 +313,4 @@ def simulate(
 def on_disk(summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json is the same for the same scenario and seed, byte for byte: the wall
     time, which is not, is kept in run.json instead."""
-    out = {k: v for k, v in summary.items() if k != "wall_seconds"}
-    if "intervals" in out:
-        out["intervals"] = {k: v for k, v in out["intervals"].items() if k != "wall_seconds"}
-    return out
+    return {k: v for k, v in summary.items() if k != "wall_seconds"}

@@ -65,10 +65,11 @@ CORE_TABLES = (
 )
 
 
-def run_tables() -> tuple[str, ...]:
+def run_tables(sc: Any = None) -> tuple[str, ...]:
     """Every table a run directory may hold: its own, then those of the modules of the
-    registry (module.Spec.tables), which runs whose scenario switches a module on hold."""
-    return CORE_TABLES + modules.tables()
+    registry (module.Spec.tables), which runs whose scenario switches a module on hold; with
+    `sc`, the tables a run of `sc` holds."""
+    return CORE_TABLES + modules.tables(sc)
 
 
 def is_module_table(name: str) -> bool:
@@ -267,25 +268,37 @@ def _existing_ancestor(path: Path) -> Path:
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold the exclusive writer's lock of run directory `path` (`.NAME.lock` beside it);
-    refuse at once when another process holds it."""
+    refuse at once when another process holds it. The lock file is removed on release."""
     lock = path.parent / f".{path.name}{LOCK}"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise _oserror(exc, path, "create the run directory's lock") from None
-    try:
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _oserror(exc, path, "create the run directory's lock") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise XinyongError(
                 "another xinyong process is writing this run directory; wait for it to "
                 "finish or choose another --out",
                 file=path,
             ) from None
+        # The holder before us removes the file before it lets go: a lock taken on a file
+        # no longer at `lock` locks nothing anyone else sees, so open the new one.
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays, so that every writer locks one inode
+        with contextlib.suppress(OSError):
+            lock.unlink()  # while still held, so that no one locks the removed file unseen
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
@@ -141,8 +142,9 @@ def read(path: Path) -> dict[str, Any]:
             arrays = {k: z[k] for k in z.files}
         structure = json.loads(arrays.pop(_STRUCTURE).tobytes().decode())
         data = _unpack(structure, arrays)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise XinyongError(f"damaged checkpoint, cannot resume ({exc})", file=path) from None
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise XinyongError(f"damaged checkpoint, cannot resume ({reason})", file=path) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise XinyongError("not a checkpoint this version can resume", file=path)
     return data

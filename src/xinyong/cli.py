@@ -1,10 +1,11 @@
-"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain and serve."""
+"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain, persona and
+serve."""
 
 from __future__ import annotations
 
 import contextlib
+import html
 import json
-import math
 import os
 import re
 import sys
@@ -15,11 +16,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.padding import Padding
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from xinyong.errors import XinyongError
+from xinyong.words import count_of, listing, number, plural
 
 app = typer.Typer(
     add_completion=False,
@@ -32,21 +44,17 @@ app = typer.Typer(
 out_console = Console(markup=False, emoji=False, highlight=False)
 err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 NAME_MAX = 64  # characters of a scenario name used in the default --out
+# Seeds of one set, comparison or grid point: replicates.MAX_REPLICATES (not imported here:
+# that loads the engine).
+MAX_REPLICATES = 1000
 
 
 def _count(text: str | None, option: str) -> int | None:
-    """A whole number from the command line, also written 1e6 or 1_000_000."""
-    if text is None:
-        return None
-    try:
-        value = float(text.replace("_", "")) if re.search(r"[eE.]", text) else int(text)
-    except ValueError:
-        raise XinyongError(f"not a whole number: '{text}'", field=option) from None
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value):
-            raise XinyongError(f"not a whole number: '{text}'", field=option)
-        value = int(value)
-    return value
+    """A whole number from the command line, also written 1e6 or 1_000_000: the syntax
+    `--set` takes (`scenario.parse_number`), for every count of every command."""
+    from xinyong.scenario import parse_number
+
+    return None if text is None else int(parse_number(text, option, whole=True))
 
 
 def default_out(name: str, seed: int) -> Path:
@@ -75,15 +83,23 @@ def _reading(*runs: Path) -> Iterator[None]:
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
-    from xinyong.scenario import parse_value
-
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise XinyongError(f"--set takes KEY=VALUE, got '{item}'")
-        out[key.strip()] = parse_value(value)
+        out[key.strip()] = _value(key.strip(), value)
     return out
+
+
+def _value(key: str, text: str) -> object:
+    """A --set value (`scenario.parse_value`); a refused one is reported at its key."""
+    from xinyong.scenario import parse_value
+
+    try:
+        return parse_value(text)
+    except XinyongError as err:
+        raise XinyongError(err.message, field=f"--set {key[:80]}") from None
 
 
 @app.command()
@@ -97,8 +113,8 @@ def run(
     adults: Annotated[
         str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
     ] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="Random seed.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/NAME-sSEED).")
     ] = None,
@@ -111,7 +127,12 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar or summary table.")] = False,
     replicates: Annotated[
-        int, typer.Option(min=1, help="Run K seeds (seed, seed+1, ...) in parallel processes.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICATES,
+            help="Run K seeds (seed, seed+1, ...) in parallel processes.",
+        ),
     ] = 1,
     force: Annotated[
         bool, typer.Option(help="Run even when the memory estimate exceeds what is available.")
@@ -167,8 +188,8 @@ def run(
         scenario or "r1",
         overrides=_overrides(set_ or []),
         adults=_count(adults, "--adults"),
-        days=days,
-        seed=seed,
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
     )
     path = out or default_out(sc.name, sc.seed)
     with _progress(disable=quiet) as progress:
@@ -186,17 +207,19 @@ def run(
                     cores=cores,
                 )
             else:
-                task = progress.add_task(f"{escape(sc.name)}: {sc.adults:,} adults", total=sc.days)
-                result = run_scenario(
-                    sc,
-                    path,
-                    overwrite=overwrite,
-                    on_day=lambda t: progress.update(task, completed=t + 1),
-                    force=force,
-                    ray=ray,
-                    actors=actors,
-                    checkpoint_days=checkpoint_days,
-                )
+                label = f"{escape(sc.name)}: {sc.adults:,} adults"
+                task = progress.add_task(label, total=sc.days)
+                with _compiling(progress, task):
+                    result = run_scenario(
+                        sc,
+                        path,
+                        overwrite=overwrite,
+                        on_day=lambda t: progress.update(task, completed=t + 1, description=label),
+                        force=force,
+                        ray=ray,
+                        actors=actors,
+                        checkpoint_days=checkpoint_days,
+                    )
         except KeyboardInterrupt:
             err_console.print(f"interrupted; nothing was written to {path} (it is as it was)")
             if replicates == 1 and _resumable(path):
@@ -225,8 +248,8 @@ def _resume(
     scenario: str | None,
     set_: list[str] | None,
     adults: str | None,
-    days: int | None,
-    seed: int | None,
+    days: str | None,
+    seed: str | None,
     out: Path | None,
     quiet: bool,
     force: bool,
@@ -249,20 +272,22 @@ def _resume(
             scenario or "r1",
             overrides=_overrides(set_ or []),
             adults=_count(adults, "--adults"),
-            days=days,
-            seed=seed,
+            days=_count(days, "--days"),
+            seed=_count(seed, "--seed"),
         )
     days_total = (sc or load_scenario(stage / "scenario.yaml")).days
     with _progress(disable=quiet) as progress:
-        task = progress.add_task(f"resuming {escape(run_dir.name)}", total=days_total)
+        label = f"resuming {escape(run_dir.name)}"
+        task = progress.add_task(label, total=days_total)
         try:
-            result = resume(
-                path,
-                sc,
-                on_day=lambda t: progress.update(task, completed=t + 1),
-                checkpoint_days=checkpoint_days,
-                force=force,
-            )
+            with _compiling(progress, task):
+                result = resume(
+                    path,
+                    sc,
+                    on_day=lambda t: progress.update(task, completed=t + 1, description=label),
+                    checkpoint_days=checkpoint_days,
+                    force=force,
+                )
         except KeyboardInterrupt:
             err_console.print(
                 f"interrupted; {run_dir} is as it was and can still be resumed from its checkpoint"
@@ -276,8 +301,7 @@ def _resume(
 def _print_summary(summary: dict) -> None:
     table = Table(title="summary", show_header=False)
     for key, value in summary.items():
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        table.add_row(key, text)
+        table.add_row(key, number(value, 4) if isinstance(value, int | float) else str(value))
     out_console.print(table)
 
 
@@ -319,7 +343,7 @@ def validate(
     companies = f", {sc.companies.count(sc.adults):,} companies" if sc.companies else ""
     out_console.print(
         f"ok: scenario '{sc.name}': {sc.adults:,} adults{companies}, {sc.days} days, "
-        f"{len(sc.cities)} cities, packs {', '.join([*sc.packs, *sc.company_packs])}"
+        f"{plural(len(sc.cities), 'city')}, packs {', '.join([*sc.packs, *sc.company_packs])}"
     )
 
 
@@ -367,11 +391,14 @@ def params(
 @app.command(name="list")
 def list_builtins() -> None:
     """List the built-in scenarios and rule packs."""
+    from xinyong.persona import builtin_personas
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
     out_console.print("packs: " + ", ".join(builtin_packs()))
+    out_console.print("company packs: " + ", ".join(builtin_packs("company")))
+    out_console.print("personas: " + ", ".join(builtin_personas()))
 
 
 @app.command()
@@ -381,32 +408,75 @@ def audit(
         bool, typer.Option(help="Run the scheme-off world for the behaviour metrics.")
     ] = True,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Print every metric and disparity, not the key ones.")
+    ] = False,
 ) -> None:
-    """Audit a run: metrics with intervals into metrics.json, and an offline HTML report."""
+    """Audit a run: metrics with intervals into metrics.json, and an offline HTML report.
+    Prints the key findings and the key metrics (every metric with --all)."""
     from xinyong.audit.audit import audit as audit_run
+    from xinyong.audit.compare import KEY_METRICS, flat_rows
+    from xinyong.audit.report import key_findings
 
     with _reading(run_dir):
         doc = audit_run(run_dir, baseline=baseline, report=report)
-    table = Table("metric", "value", "people", "95% interval", "meaning", title="audit")
-    for name, row in doc["metrics"].items():
-        people = "" if row.get("count") is None else f"{_fmt(row['count'])} of {_fmt(row['of'])}"
-        table.add_row(name, _fmt(row["value"]), people, _interval(row), row["meaning"])
-    out_console.print(table)
+    findings = key_findings(doc)
+    if findings:
+        out_console.print(Text("key findings", style="bold"))
+        bullets = Table.grid(padding=(0, 1))  # wrapped lines stay under their sentence
+        for text, _, _ in findings:
+            bullets.add_row("-", Text(_plain(text)))
+        out_console.print(bullets)
+    rows = flat_rows(doc) if not all_ else doc["metrics"]
+    shown = list(rows) if all_ else [m for m in KEY_METRICS if m in rows]
+    out_console.print(Text("every metric" if all_ else "key metrics", style="bold"))
+    for name in shown:
+        _print_metric(name, rows[name])
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
-    for d in doc["disparity"]:
-        if d["flag"]:
-            out_console.print(
-                Text.assemble(
-                    ("outside the four-fifths band:", "yellow"),
-                    f" {d['metric']} {d['group']}/{d['reference']} = {_fmt(d['ratio'])} "
-                    f"({d['numerator']} vs {d['reference_numerator']} people)",
-                )
+    flagged = [d for d in doc["disparity"] if d["flag"]]
+    for d in flagged if all_ else []:
+        out_console.print(
+            Text.assemble(
+                ("outside the four-fifths band:", "yellow"),
+                f" {d['metric']}, {d['group']} against {d['reference']}: "
+                f"{number(d['ratio'])} times ({plural(d['numerator'], 'person')} against "
+                f"{plural(d['reference_numerator'], 'person')})",
             )
-    out_console.print(
-        f"written: {run_dir / 'metrics.json'}" + (f", {run_dir / 'report.html'}" if report else "")
-    )
+        )
+    if not all_:
+        rest = len(doc["metrics"]) - sum(m in doc["metrics"] for m in shown)
+        more = [plural(rest, "more metric")] if rest > 0 else []
+        if flagged:
+            more.append(f"{plural(len(flagged), 'disparity', 'disparities')} outside the "
+                        "four-fifths band")  # fmt: skip
+        if more:
+            out_console.print(f"{listing(more)}: xinyong audit --all, metrics.json or the report")
+    written = [run_dir / "metrics.json"]
+    if report:
+        written += [run_dir / name for name in ("report.html", "cities.html")]
+    out_console.print("written: " + ", ".join(str(p) for p in written if p.exists()))
+
+
+def _plain(html_text: str) -> str:
+    """A sentence of the report as plain text (no tags, no entities)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def _print_metric(name: str, row: dict) -> None:
+    """A metric on its own line, its name whole, then its value, interval, people and
+    meaning; long lines wrap between words."""
+    parts = [f"{name} = {number(row['value'])}"]
+    if row.get("low") is not None:
+        parts.append(_interval(row))
+    if row.get("count") is not None:
+        parts.append(f"({count_of(row['count'], row['of'])})")
+    out_console.print(Text(" ".join(parts)), overflow="fold")
+    if row.get("meaning"):
+        out_console.print(Padding(Text(row["meaning"], style="dim"), (0, 0, 0, 4)))
 
 
 @app.command()
@@ -424,6 +494,7 @@ def compare(
         int | None,
         typer.Option(
             min=2,
+            max=MAX_REPLICATES,
             help="Pair K seeds (A's seed, +1, ...): runs the missing ones for both sides and "
             "gives intervals across seeds. The way to call a difference significant.",
         ),
@@ -434,7 +505,7 @@ def compare(
     from xinyong.audit.compare import outputs, write_comparison
 
     with _reading(run_a, run_b), _progress(disable=replicates is None, eta=False) as progress:
-        task = progress.add_task("seeds", total=None)
+        task = progress.add_task("runs of the missing seeds", total=None)
         doc = compare_runs(
             run_a,
             run_b,
@@ -442,11 +513,13 @@ def compare(
             replicates=replicates,
             out=None if out is None or str(out).endswith(".html") else out,
             on_done=lambda i: progress.update(task, completed=i + 1),
+            on_total=lambda n: progress.update(task, total=n),
         )
     a, b = doc["a"], doc["b"]
     for label, side in (("A (base)", a), ("B (reform)", b)):
         seeds = ", ".join(map(str, side["seeds"]))
-        out_console.print(f"{label}: {side['path']} ({side['scenario']}, seeds {seeds})")
+        word = "seed" if len(side["seeds"]) == 1 else "seeds"
+        out_console.print(f"{label}: {side['path']} ({side['scenario']}, {word} {seeds})")
     if doc["parameters"]:
         for p in doc["parameters"]:
             out_console.print(f"  changed: {p['key']}: {p['a']} -> {p['b']}")
@@ -458,9 +531,9 @@ def compare(
             mark = " *" if row["significant"] else ""
             table.add_row(
                 row["metric"],
-                _fmt(row["a"]),
-                _fmt(row["b"]),
-                _fmt(row["difference"]) + mark,
+                number(row["a"]),
+                number(row["b"]),
+                number(row["difference"]) + mark,
                 _interval(row),
                 row["kind"],
             )
@@ -469,19 +542,31 @@ def compare(
         for row in doc["rows"]:
             mark = " *" if row["significant"] else ""
             out_console.print(
-                f"{row['metric']}: {_fmt(row['a'])} -> {_fmt(row['b'])}, B - A = "
-                f"{_fmt(row['difference'])}{mark} {_interval(row)}",
+                f"{row['metric']}: {number(row['a'])} -> {number(row['b'])}, B - A = "
+                f"{number(row['difference'])}{mark} {_interval(row)}",
                 highlight=False,
                 soft_wrap=True,
             )
     out_console.print(f"intervals: {doc['interval_meaning']}")
+    if doc.get("correction"):
+        out_console.print(f"multiple comparisons: {doc['correction']}")
     if doc.get("warning"):
         out_console.print(Text(doc["warning"], style="yellow"))
     files = outputs(run_b, out)
-    write_comparison(doc, files)
+    try:
+        write_comparison(doc, files)
+    except OSError as exc:  # a write error names no file of its own
+        reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
+        raise XinyongError(
+            f"cannot write the comparison ({reason})", file=exc.filename or files["html"].parent
+        ) from None
     out_console.print(
         f"written: {files['html']}, {files['csv']}, {files['json']}"
-        + ("" if doc.get("warning") else "  (* = across-seed interval excludes 0)")
+        + (
+            ""
+            if doc.get("warning")
+            else "  (* = significant after the Benjamini-Hochberg correction)"
+        )
     )
 
 
@@ -495,10 +580,14 @@ def sweep(
             help="KEY=V1,V2,... to sweep (repeat for a grid); KEY=V holds a key fixed.",
         ),
     ],
-    replicates: Annotated[int, typer.Option(min=2, help="Seeds at each grid point.")] = 4,
-    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
-    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="First seed.")] = None,
+    replicates: Annotated[
+        int, typer.Option(min=2, max=MAX_REPLICATES, help="Seeds at each grid point.")
+    ] = 4,
+    adults: Annotated[
+        str | None, typer.Option(metavar="N", help="Number of adults (1000000 or 1e6).")
+    ] = None,
+    days: Annotated[str | None, typer.Option(metavar="N", help="Number of simulated days.")] = None,
+    seed: Annotated[str | None, typer.Option(metavar="N", help="First seed.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder (default runs/sweep-NAME).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing sweep folder.")] = False,
     ray: Annotated[
@@ -513,7 +602,7 @@ def sweep(
     cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
 ) -> None:
     """Run a grid of parameter values, K seeds each; one curve per key metric (HTML + CSV)."""
-    from xinyong.scenario import load_scenario, parse_value
+    from xinyong.scenario import load_scenario
     from xinyong.sweep import grid_points
     from xinyong.sweep import sweep as run_sweep
 
@@ -522,10 +611,16 @@ def sweep(
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
             raise XinyongError(f"--set takes KEY=V1,V2,..., got '{item}'", field="--set")
-        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+        grid[key.strip()] = [_value(key.strip(), v.strip()) for v in values.split(",")]
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     grid = {k: v for k, v in grid.items() if len(v) > 1} or {k: [v] for k, v in fixed.items()}
-    sc = load_scenario(scenario, overrides=fixed, adults=adults, days=days, seed=seed)
+    sc = load_scenario(
+        scenario,
+        overrides=fixed,
+        adults=_count(adults, "--adults"),
+        days=_count(days, "--days"),
+        seed=_count(seed, "--seed"),
+    )
     for point in grid_points(grid):
         sc.with_(**point)  # a bad key or value stops here, before anything runs
     path = out or Path("runs") / f"sweep-{sc.name}"
@@ -548,7 +643,7 @@ def sweep(
             table.add_row(
                 *(str(p["values"][k]) for k in doc["keys"]),
                 name,
-                _fmt(row["value"]),
+                number(row["value"]),
                 _interval(row),
             )
     out_console.print(table)
@@ -556,21 +651,40 @@ def sweep(
 
 
 def _progress(disable: bool = False, eta: bool = True) -> Progress:
-    """A progress bar on stderr, gone once done."""
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    """A progress bar on stderr, gone once done; its spinner turns while nothing else moves
+    (kernels compiling, a day's last step)."""
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     if eta:
         columns.append(TimeRemainingColumn())
     return Progress(*columns, console=err_console, disable=disable, transient=True)
 
 
+@contextlib.contextmanager
+def _compiling(progress: Progress, task: TaskID) -> Iterator[None]:
+    """While numba compiles, the bar says so (the next day puts its label back), and the
+    first compile leaves one line saying why the first run waits."""
+    from xinyong.kernels import COMPILE_NOTE, COMPILING, on_compile
+
+    said = []
+
+    def compiling(_: str) -> None:
+        if not said:
+            said.append(True)
+            err_console.print(COMPILE_NOTE, soft_wrap=True)
+        progress.update(task, description=COMPILING)
+
+    with on_compile(compiling):
+        yield
+
+
 def _interval(row: dict) -> str:
-    return "" if row["low"] is None else f"[{_fmt(row['low'])}, {_fmt(row['high'])}]"
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return "" if row["low"] is None else f"[{number(row['low'])}, {number(row['high'])}]"
 
 
 @app.command()
@@ -623,33 +737,24 @@ def explain(
 ) -> None:
     """One adult's (or, with --company, one company's) story: a verdict, the records that
     mattered and why."""
-    from xinyong.audit.explain import explain as explain_person
-    from xinyong.audit.explain import (
-        explain_company,
-        render,
-        render_company,
-        render_html,
-        render_story,
-    )
+    from xinyong.audit.explain import render, render_story
+    from xinyong.audit.hooks import explainer
 
     if (person is None) == (company is None):
         raise XinyongError("give an adult id or --company ID (one of them)", field="person")
-    if company is not None:
-        if html is not None:
-            raise XinyongError("--html draws an adult's timeline, not a company's", field="html")
-        with _reading(run_dir):
-            report = explain_company(run_dir, company)
-        if as_json:
-            sys.stdout.write(json.dumps(report, indent=2) + "\n")
-            return
-        render_company(_escaped(report), Console(emoji=False, highlight=False))
-        return
+    kind, ident = ("adult", person) if company is None else ("company", company)
+    found = explainer(kind)
+    if html is not None and found.html is None:
+        raise XinyongError(f"--html draws an adult's timeline, not a {kind}'s", field="html")
     with _reading(run_dir):
-        report = explain_person(run_dir, person)
-    if html is not None:
-        render_html(report, html)
+        report = found.explain(run_dir, ident)
+    if html is not None and found.html is not None:
+        found.html(report, html)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    if kind != "adult":
+        found.console(_escaped(report), Console(emoji=False, highlight=False))
         return
     # The report's sections use markup of their own: its texts (names from the packs) are
     # escaped instead, and emoji codes stay off.
@@ -657,6 +762,45 @@ def explain(
     (render if all_ else render_story)(_escaped(report), console)
     if html is not None:
         out_console.print(f"written: {html}")
+
+
+@app.command()
+def persona(
+    name: Annotated[str, typer.Argument(help="A built-in persona (xinyong list) or a YAML file.")],
+    packs: Annotated[
+        str | None,
+        typer.Option(help="City packs, comma-separated (ids or YAML files; default the eight)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for persona.html, .csv and .json (default runs/persona-NAME)."),
+    ] = None,
+) -> None:
+    """The same life in several cities: a persona's acts run exactly through each city's
+    pack; score, grade, lists, sanctions and privileges side by side."""
+    from xinyong.persona import DEFAULT_PACKS, load_persona, run_persona, write_outputs
+
+    who = load_persona(name)
+    refs = [p.strip() for p in packs.split(",") if p.strip()] if packs else list(DEFAULT_PACKS)
+    if not refs:
+        raise XinyongError("name at least one pack", field="packs")
+    lives = run_persona(who, refs)
+    table = Table(title=f"{who.name}, {who.days} days")
+    for col in ("city scheme", "score", "grade", "lists", "sanctions", "privileges",
+                "days listed", "own acts alone"):  # fmt: skip
+        table.add_column(col)
+    for life in lives:
+        s = life.summary()
+        table.add_row(
+            s["pack"], f"{s['score']} (from {s['start']})", s["grade"],
+            ", ".join(s["lists"]) or "-", ", ".join(s["sanctions"]) or "-",
+            ", ".join(s["privileges"]) or "-",
+            ", ".join(f"{k} {v}" for k, v in s["days_on"].items()) or "-",
+            f"{s['shadow_score']}, {s['shadow_grade']}",
+        )  # fmt: skip
+    out_console.print(table)
+    paths = write_outputs(who, lives, out or Path("runs") / f"persona-{who.name}")
+    out_console.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command()
@@ -673,6 +817,13 @@ def serve(
     max_replicates: Annotated[int, typer.Option(min=1, help="Most seeds a run pairs.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Runs at once (more wait in a queue).")] = 1,
     max_queued: Annotated[int, typer.Option(min=0, help="Most jobs waiting in the queue.")] = 8,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another name the server answers to (its Host header), e.g. this machine's "
+            "name on the network; localhost's names and --host always are."
+        ),
+    ] = None,
 ) -> None:
     """Serve the web application: design a scheme, run it, read the findings, compare."""
     from xinyong.web import LOCALHOST, Settings
@@ -681,7 +832,8 @@ def serve(
     if host not in LOCALHOST:
         err_console.print(
             f"warning: listening on {host}: anyone who can reach this address can start runs "
-            "on this machine (there is no login); the default is 127.0.0.1",
+            "on this machine (there is no login); the default is 127.0.0.1. It answers to "
+            f"the Host names localhost, {host} and each --allow-host NAME",
             soft_wrap=True,
         )
     settings = Settings(
@@ -691,6 +843,7 @@ def serve(
         max_replicates=max_replicates,
         workers=workers,
         max_queued=max_queued,
+        hosts=(*LOCALHOST, *(allow_host or [])),
     )
     shown = f"[{host}]" if ":" in host else host
     out_console.print(f"serving http://{shown}:{port}/ (runs in {runs}); Ctrl-C stops")
@@ -725,6 +878,18 @@ def with_optional_values(args: list[str]) -> list[str]:
     return out
 
 
+def _plain_flags(group: Any) -> None:
+    """On/off options take no value: their help shows no `<bool>` after them (Typer's
+    default), --help's included."""
+    from typer._click import Context
+
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        helper = command.get_help_option(Context(command))
+        for param in [*command.params, *([helper] if helper is not None else [])]:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `xinyong` command. Every error the user can act on is one line on stderr and exit
     code 2: bad input, a usage mistake, a damaged run, a system refusal (disk, permission)."""
@@ -735,6 +900,7 @@ def main(argv: list[str] | None = None) -> None:
     # Before pyarrow is imported: its first native thread would otherwise open a second arena.
     memory.keep_freed()
     command = typer.main.get_command(app)
+    _plain_flags(command)
     try:
         args = with_optional_values(sys.argv[1:] if argv is None else argv)
         code = command.main(args=args, prog_name="xinyong", standalone_mode=False)

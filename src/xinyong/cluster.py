@@ -12,6 +12,7 @@ daily tables and computes the summary over all parts.
 
 from __future__ import annotations
 
+import logging
 import resource
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,20 @@ def connect(address: str | None = None, cpus: int | None = None) -> Any:
         if address is None or address in LOCAL:
             from xinyong.threads import usable_cores
 
-            ray.init(
-                num_cpus=cpus or usable_cores(),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            # Ray turns token authentication on for a local cluster it starts and says so in
+            # a warning, which would land inside the progress bar: the cluster is ours.
+            notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+            level = notice.level
+            notice.setLevel(logging.ERROR)
+            try:
+                ray.init(
+                    num_cpus=cpus or usable_cores(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            finally:
+                notice.setLevel(level)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     return ray
@@ -170,28 +179,31 @@ def run_on_ray(
     return outcome
 
 
-def _replicate(scenario: str, out: str, cores: int) -> dict[str, Any]:
-    from xinyong.api import run
+def _task(
+    worker: Callable[[Scenario, Path], dict[str, Any]], scenario: str, out: str, cores: int
+) -> dict[str, Any]:
     from xinyong.threads import set_core_budget
 
     set_core_budget(cores)
-    return run(_scenario(scenario), out, overwrite=True).summary
+    return worker(_scenario(scenario), Path(out))
 
 
 def replicates(
     scenarios: list[Scenario],
     outs: list[Path],
     *,
+    worker: Callable[[Scenario, Path], dict[str, Any]],
     address: str | None = None,
     cores: int = 1,
     on_done: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each scenario run as a Ray task reserving `cores` CPUs (and using only those), into its
-    folder; their summaries, in order."""
+    """Each scenario run by `worker` (scenario, folder) -> summary as a Ray task reserving
+    `cores` CPUs (and using only those), into its folder; their summaries, in order. The
+    worker is passed in (the runner's), so this module never imports the runner back."""
     ray = connect(address)
-    task = ray.remote(num_cpus=cores, max_retries=0)(_replicate)
+    task = ray.remote(num_cpus=cores, max_retries=0)(_task)
     pending = {
-        task.remote(sc.to_yaml(), str(out), cores): i
+        task.remote(worker, sc.to_yaml(), str(out), cores): i
         for i, (sc, out) in enumerate(zip(scenarios, outs, strict=True))
     }
     summaries: dict[int, dict[str, Any]] = {}

@@ -237,8 +237,7 @@ def explain(
 ) -> Explanation | CompanyExplanation:
     """One adult's story from a run directory (a Run written with `out=`, or its path), or
     with `company=ID` one company's."""
-    from xinyong.audit.explain import explain as explain_dir
-    from xinyong.audit.explain import explain_company
+    from xinyong.audit.hooks import explain as explain_entity
 
     path = _path(run)
     if path is None:
@@ -246,8 +245,8 @@ def explain(
     if (person is None) == (company is None):
         raise ValueError("explain takes an adult id or company=ID (one of them)")
     if company is not None:
-        return CompanyExplanation(explain_company(path, company))
-    return Explanation(explain_dir(path, person))
+        return CompanyExplanation(explain_entity(path, "company", company))
+    return Explanation(explain_entity(path, "adult", person))
 
 
 __all__ = [

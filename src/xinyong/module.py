@@ -27,9 +27,9 @@ import numpy as np
 from xinyong.errors import XinyongError
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
 
+    from xinyong.audit.registry import ModuleAudit
     from xinyong.consequences import StartOfDay
     from xinyong.entities import EntityTables
     from xinyong.population import Population
@@ -73,6 +73,7 @@ class Table:
 
     name: str
     nullable: tuple[str, ...] = ()  # columns whose nulls mean something (an open spell's end)
+    columns: tuple[str, ...] = ()  # columns a reader relies on (the run's damage check)
 
 
 def no_problems(sc: Scenario) -> list[Problem]:
@@ -210,21 +211,11 @@ class Module:
         return {}
 
     @classmethod
-    def summary(
-        cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
-    ) -> dict[str, Any]:
-        """Summary metrics from the run's tables (summary.json)."""
-        return {}
-
-    @classmethod
-    def meanings(cls) -> dict[str, str]:
-        """What each summary metric means: its name (or name stem before a `{}`) -> words."""
-        return {}
-
-    @classmethod
-    def explain(cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
-        """Lines about one adult for `xinyong explain`, from the module's tables."""
-        return []
+    def audit(cls, spec: Spec) -> ModuleAudit | None:
+        """What the module adds to the audit: summary metrics and their meanings at least;
+        metrics, a report section, headline findings, explainers and an adult's lines where
+        it has them (audit.registry.ModuleAudit). None: nothing."""
+        return None
 
 
 # -- checkpointed values ---------------------------------------------------------------------

@@ -80,10 +80,6 @@ def nullable() -> dict[str, tuple[str, ...]]:
     return {t.name: t.nullable for spec in specs() for t in spec.tables}
 
 
-def explain_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
-    """What each module of a run says about one adult (module.Module.explain)."""
-    lines: list[str] = []
-    for spec in specs():
-        if spec.name in meta:
-            lines += spec.runtime_class().explain(con, meta[spec.name], adult)
-    return lines
+def columns() -> dict[str, tuple[str, ...]]:
+    """The columns each module table must hold (the damage check of a run's tables)."""
+    return {t.name: t.columns for spec in specs() for t in spec.tables}

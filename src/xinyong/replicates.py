@@ -21,11 +21,13 @@ from xinyong.api import Run, on_disk, run, simulate, writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit import stats
 from xinyong.audit.metrics import ACROSS_SEEDS, disparity_row
+from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
 from xinyong.sizing import check_size
 from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
+MAX_REPLICATES = 1000  # seeds of one set (a process each); the CLI's and the API's bound
 
 
 def replicate_dirs(path: Path) -> list[Path]:
@@ -76,7 +78,7 @@ def run_jobs(
         from xinyong.cluster import replicates as on_ray
 
         scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
-        return on_ray(scenarios, outs, address=ray, cores=cores, on_done=on_done)
+        return on_ray(scenarios, outs, worker=_replicate, address=ray, cores=cores, on_done=on_done)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -106,6 +108,10 @@ def run_replicates(
     `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
     "local": a local Ray). The set appears only once every replicate is complete, as `run`
     does."""
+    if not 1 <= replicates <= MAX_REPLICATES:
+        raise XinyongError(
+            f"replicates are 1 to {MAX_REPLICATES:,} (asked {replicates:,})", field="replicates"
+        )
     path = Path(out)
     seeds = [scenario.seed + i for i in range(replicates)]
     workers = workers or min(replicates, os.cpu_count() or 1)
@@ -134,8 +140,9 @@ def run_replicates(
 
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """One audit document over replicates: each metric's mean with a t interval across seeds
-    (counts summed over seeds as `count_total`); curves, matrices and tables are those of the
-    first replicate."""
+    (counts summed over seeds as `count_total` of `of_total`; a share's interval is also at
+    least the Wilson interval of those pooled counts, and a disparity ratio's the Katz interval
+    of its pooled counts); curves, matrices and tables are those of the first replicate."""
     doc = dict(docs[0])
     doc["replicates"] = len(docs)
     if len(docs) == 1:
@@ -149,8 +156,15 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
         combined["per_seed"] = values
         if row.get("count") is not None:
             counts = [d["metrics"].get(name, {}).get("count") for d in docs]
+            ofs = [d["metrics"].get(name, {}).get("of") for d in docs]
             combined["count"] = stats.mean_interval(counts)[0]
             combined["count_total"] = sum(c for c in counts if c is not None)
+            combined["of_total"] = sum(n for n in ofs if n is not None)
+            # A share's seeds alone understate its uncertainty at small counts (4 firms in
+            # four seeds give a t interval of a few hundredths of a point): the interval is
+            # the wider of the t interval, cut to [0, 1], and the pooled counts' Wilson.
+            pooled = stats.wilson(combined["count_total"], combined["of_total"])[1:]
+            combined["low"], combined["high"] = stats.hull(stats.clip(lo, hi, 0.0, 1.0), pooled)
         metrics[name] = combined
     doc["metrics"] = metrics
     disparity = []
@@ -168,6 +182,15 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
             k: total(k)
             for k in ("numerator", "denominator", "reference_numerator", "reference_denominator")
         }
+        # The ratio of the counts pooled over seeds (Katz, or Poisson for rates) bounds the
+        # interval at small counts; with no case in a numerator there is none to give.
+        pooled_of = stats.ratio_of_rates if row.get("rates") else stats.ratio_of_shares
+        k1, n1, k0, n0 = counts.values()
+        pooled = pooled_of(k1, n1, k0, n0)[1:] if None not in (k1, n1, k0, n0) else (None, None)
+        if None in pooled:
+            lo = hi = None
+        else:
+            lo, hi = stats.hull(stats.clip(lo, hi, 0.0), pooled)
         disparity.append(
             disparity_row(
                 row["metric"],
@@ -180,6 +203,7 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
                 hi,
                 **counts,
                 interval=ACROSS_SEEDS,
+                rates=bool(row.get("rates")),
             )
         )
     doc["disparity"] = disparity
@@ -188,11 +212,14 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def combine_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean of each numeric summary key over replicates, with `intervals` {key: [low, high]}
-    (Student t across seeds)."""
+    (Student t across seeds). Wall times are left out: the same seeds give the same summary,
+    byte for byte (the set's wall time is in its run.json)."""
     out: dict[str, Any] = {}
     intervals: dict[str, list] = {}
     per_seed: dict[str, list] = {}
     for key, value in summaries[0].items():
+        if key == "wall_seconds":
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or key == "seed":
             out[key] = value
             continue

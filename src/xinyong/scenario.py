@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,16 +30,17 @@ from xinyong import modules
 from xinyong.errors import XinyongError
 from xinyong.params import param
 from xinyong.scheme.schema import (
+    PACKS_DIR,
     Days,
     Flag,
     Int,
     Name,
     Pack,
     builtin_packs,
-    pack_path,
     parse_pack,
     validated,
 )
+from xinyong.words import did_you_mean
 from xinyong.yamlio import Lines, line_of, load_yaml, parse_yaml, resolve
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -70,6 +72,9 @@ def _no_bool(v: Any) -> Any:
 Probability = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, allow_inf_nan=False)]
 Real = Annotated[float, BeforeValidator(_fraction), Field(allow_inf_nan=False)]
+# A victim weight: relative, so any bound far above 1 is no limit to a scheme; this one keeps
+# sums of weights over millions of adults finite.
+Weight = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 
 
 class Model(BaseModel):
@@ -135,6 +140,8 @@ def lognormal_mass(sigma: float, lo: float, hi: float) -> float:
     """P(lo <= X <= hi) for X lognormal with mean 1 (log-mean -sigma^2/2)."""
     if sigma == 0:
         return 1.0 if lo <= 1.0 <= hi else 0.0
+    if sigma > 1e6:  # sigma**2 would overflow; log X's density is at most 1/(sigma sqrt(2 pi))
+        return min(1.0, (math.log(hi) - math.log(lo)) / (sigma * math.sqrt(2 * math.pi)))
     mu = -(sigma**2) / 2
 
     def cdf(x: float) -> float:
@@ -153,7 +160,7 @@ class Channel(Model):
     detect: Probability
     misattribute: Probability = 0.0
     # Victim weight per group (misattribution, false reports); a group not named weighs 1.
-    weights: dict[str, Real] = {}
+    weights: dict[str, Weight] = {}
 
 
 class Behaviour(Model):
@@ -361,11 +368,11 @@ class Scenario(Model):
         """Names that switch a mechanism on: a typo must be an error, not a mechanism
         silently off. And sizes that must fit the ids that number them."""
         problems: list[tuple[str, tuple]] = []
-        children = round(self.population.child_ratio * self.adults)
+        children = self.population.child_ratio * self.adults  # finite: both are bounded
         if children > INT32_MAX:
             problems.append(
                 (
-                    f"{children:,} children do not fit 32-bit ids (at most {INT32_MAX:,})",
+                    f"{children:,.0f} children do not fit 32-bit ids (at most {INT32_MAX:,})",
                     ("population", "child_ratio"),
                 )
             )
@@ -393,8 +400,21 @@ class Scenario(Model):
         return problems
 
 
+MAX_KEY_PARTS = 32  # the deepest scenario key has 9 parts (packs.X.lists.Y.consequences.0...)
+
+
+def key_parts(key: str) -> list[str]:
+    """A dotted key's parts, refused in one line when it is deeper than any scenario key."""
+    if key.count(".") >= MAX_KEY_PARTS:
+        raise XinyongError(
+            f"a key has at most {MAX_KEY_PARTS} parts",
+            field=key[:80] + ("..." if len(key) > 80 else ""),
+        )
+    return key.split(".")
+
+
 def set_dotted(data: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
+    parts = key_parts(key)
     node: Any = data
     for part in parts[:-1]:
         if isinstance(node, list):
@@ -429,14 +449,23 @@ def _from_json(data: dict) -> Scenario:
 
 
 def validate_scenario(data: Any, file: str | Path, lines: Lines) -> Scenario:
-    return validated(scenario_model(), data, file, lines, "a scenario")
+    try:
+        return validated(scenario_model(), data, file, lines, "a scenario")
+    except (ArithmeticError, RecursionError) as exc:  # a check computing with extreme numbers
+        raise XinyongError(
+            f"a number is too large or too deep for the model ({exc.__class__.__name__})",
+            file=file,
+        ) from None
 
 
 def scenario_path(ref: str | Path, relative_to: Path | None = None) -> Path:
-    path = resolve(ref, SCENARIOS_DIR, relative_to)
+    path = resolve(ref, SCENARIOS_DIR, relative_to, what="scenario")
     if path.parent == SCENARIOS_DIR and not path.exists():
         known = ", ".join(builtin_scenarios())
-        raise XinyongError(f"unknown scenario '{ref}' (built-in: {known}; or give a .yaml path)")
+        hint = did_you_mean(str(ref), builtin_scenarios())
+        raise XinyongError(
+            f"unknown scenario '{ref}'{hint} (built-in: {known}; or give a .yaml path)"
+        )
     return path
 
 
@@ -459,7 +488,13 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
                 "names a scenario (built-in or a .yaml path)",
                 file=path, line=lines.get(("extends",)), field="extends",
             )  # fmt: skip
-        base, _ = _raw_scenario(scenario_path(parent, path.parent), depth + 1)
+        try:
+            parent_path = scenario_path(parent, path.parent)
+        except XinyongError as err:
+            raise XinyongError(
+                err.message, file=path, line=lines.get(("extends",)), field="extends"
+            ) from None
+        base, _ = _raw_scenario(parent_path, depth + 1)
         base.pop("name", None)
         base.pop("description", None)
         for key, value in data.items():
@@ -474,6 +509,10 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
     for key, value in overrides.items():
         try:
             set_dotted(data, str(key), value)
+        except XinyongError as err:
+            raise XinyongError(
+                err.message, file=path, line=lines.get(("set", key)), field=err.field
+            ) from None
         except (KeyError, IndexError, ValueError, TypeError):
             raise XinyongError(
                 "no such key to set", file=path, line=lines.get(("set", key)), field=str(key)
@@ -485,7 +524,7 @@ def _raw_scenario(path: Path, depth: int = 0) -> tuple[dict, Lines]:
 
 
 def _key_path(key: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    return tuple(int(p) if p.isdigit() else p for p in key_parts(key))
 
 
 def _load_packs(data: dict, path: Path, lines: Lines) -> None:
@@ -510,14 +549,7 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
     for ref, loc in refs:
         if ref in packs:  # embedded (a resolved scenario, e.g. a run's scenario.yaml)
             continue
-        file = pack_path(ref, path.parent)
-        if "\0" in ref or not file.exists():
-            raise XinyongError(
-                f"pack '{ref}' not found",
-                file=path,
-                line=line_of(lines, loc),
-                field=".".join(map(str, loc)),
-            )
+        file = referenced(ref, "pack", path, lines, loc)
         pack_data, pack_lines = load_yaml(file)
         pack = parse_pack(pack_data, file, pack_lines)
         if pack.id in packs and _pack_or_none(packs[pack.id]) != pack:
@@ -533,6 +565,19 @@ def _load_packs(data: dict, path: Path, lines: Lines) -> None:
         # The pack's id is how cities refer to it once embedded.
         _rename_ref(data, ref, pack.id)
         packs.setdefault(pack.id, pack_data)
+
+
+def referenced(ref: str, what: str, path: Path, lines: Lines, loc: tuple) -> Path:
+    """The file of a pack the scenario at `path` names (through `resolve`, as every path a
+    user gives); one line at the reference when it is refused or absent."""
+    where = {"file": path, "line": line_of(lines, loc), "field": ".".join(map(str, loc))}
+    try:
+        file = resolve(ref, PACKS_DIR, path.parent, what=what)
+    except XinyongError as err:
+        raise XinyongError(err.message, **where) from None
+    if not file.exists():
+        raise XinyongError(f"{what} '{ref}' not found", **where)
+    return file
 
 
 def _pack_or_none(data: Any) -> Pack | None:
@@ -552,9 +597,38 @@ def _rename_ref(data: dict, ref: str, pack_id: str) -> None:
         data["national_packs"] = [pack_id if r == ref else r for r in national]
 
 
+# A number as the command line and --set take it: 1000000, 1_000_000, 1e6, 0.5, 1.5e-3.
+NUMBER = re.compile(r"[-+]?(\d[\d_]*)?(\.\d[\d_]*|\.)?([eE][-+]?\d+)?")
+
+
+def parse_number(text: str, field: str | None = None, *, whole: bool = False) -> int | float:
+    """The one number syntax: a whole number written 1e6 or 2.5e3 is an integer; a number
+    that is not finite (1e999) or, with `whole`, not a whole number is refused in one line."""
+    t = text.strip()
+    try:
+        if not NUMBER.fullmatch(t) or not any(c.isdigit() for c in t):
+            raise ValueError
+        # Python's own syntax for the digits: '_' only between digits (1_000, not 1_).
+        value: int | float = float(t) if re.search(r"[eE.]", t) else int(t)
+    except ValueError:
+        raise XinyongError(f"not a number: '{text[:80]}'", field=field) from None
+    if not math.isfinite(value):
+        raise XinyongError(f"not a finite number: '{text[:80]}'", field=field)
+    if re.search(r"[eE]", t) and value == int(value):
+        value = int(value)
+    if whole and value != int(value):
+        raise XinyongError(f"not a whole number: '{text[:80]}'", field=field)
+    return int(value) if whole else value
+
+
 def parse_value(text: str) -> Any:
-    """A command-line value, read as a YAML scalar ('0.1' -> 0.1, 'true' -> True)."""
+    """A command-line value, read as a YAML scalar ('0.1' -> 0.1, 'true' -> True); numbers
+    as `parse_number` reads them (YAML alone would take 1e6 for a string, .inf for a number)."""
+    if NUMBER.fullmatch(text.strip()) and any(c.isdigit() for c in text):
+        return parse_number(text)
     value, _ = parse_yaml(text, "<--set>")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise XinyongError(f"not a finite number: '{text[:80]}'", field="--set")
     return value
 
 
@@ -579,6 +653,8 @@ def load_scenario(
     for key, value in extra.items():
         try:
             set_dotted(data, key, value)
+        except XinyongError as err:
+            raise XinyongError(err.message, field=f"{err.field} (from --set)") from None
         except (KeyError, IndexError, ValueError, TypeError):
             raise XinyongError("no such key to set", field=key) from None
     if extra:

@@ -20,7 +20,10 @@ from xinyong.scenario import Scenario
 GIB = 1 << 30
 FIXED = GIB // 2  # libraries, compiled kernels, write buffers (0.16 GiB of it at import)
 PER_ADULT = 120  # state (118 bytes) less what edges cost, plus temporaries and records in flight
-PER_EDGE = 24  # per adult and unit of edges_per_adult: the graph and its building
+# Per adult and unit of edges_per_adult: the graph and its building (proposals, the incoming
+# pairs and the rows at once). Measured at 1,000 edges per adult: 28 bytes more per unit from
+# 20 k to 150 k adults (peaks 856, 1,918 and 4,340 MiB at 20 k, 60 k and 150 k adults).
+PER_EDGE = 32
 PER_CHILD = 32  # 16 bytes measured at 20 M children, 28 at 20 to 60 M
 PER_RECORD = 44  # a record kept in memory as Arrow columns (no out directory)
 

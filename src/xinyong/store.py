@@ -25,6 +25,7 @@ import errno
 import functools
 import json
 import os
+import stat
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -37,8 +38,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from xinyong.atomic import PART, is_module_table, read_marker, run_tables, write_text
+from xinyong import modules
+from xinyong.atomic import (
+    MARKER,
+    MARKER_KIND,
+    PART,
+    is_module_table,
+    read_marker,
+    run_tables,
+    write_text,
+)
 from xinyong.errors import XinyongError
+from xinyong.files import read_bytes
 from xinyong.observe import CORRECT, MISATTRIBUTED, TRUTH_NAMES
 from xinyong.threads import background
 
@@ -328,19 +339,49 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+MAX_JSON = 256 << 20  # a run's JSON documents (an audit's curves are a few MiB)
+
+
 def read_json(path: Path, what: str) -> Any:
-    """A JSON document of a run directory; a missing or damaged one is a one-line error that
-    says what to do."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """A JSON document of a run directory (a regular file, not a symbolic link); a missing or
+    damaged one is a one-line error that says what to do."""
+    if not os.path.lexists(path):
         raise XinyongError(
             f"{what} is missing: the run is damaged; {again(path.parent)}", file=path
+        )
+    try:
+        return json.loads(read_bytes(path, MAX_JSON, follow_links=False))
+    except XinyongError as err:
+        raise XinyongError(
+            f"{what} {err.message}: the run is damaged; {again(path.parent)}", file=path
         ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise XinyongError(
             f"{what} is damaged ({exc.__class__.__name__}); {again(path.parent)}", file=path
         ) from None
+
+
+def summary_problem(summary: Any, *, single: bool) -> str | None:
+    """What is wrong with a summary document, or None: a mapping holding the keys every
+    reader uses (`single`: a run's seed; else a set's seeds), each of its type, and every
+    other value a number or null."""
+    if not isinstance(summary, dict):
+        return "not a mapping"
+    needed = ["scenario", "adults", "days", "seed" if single else "seeds"]
+    for key in needed:
+        if key not in summary:
+            return f"no '{key}'"
+    for key, value in summary.items():
+        kind = SUMMARY_TYPES.get(key, (int, float, type(None)))
+        if key == "seed":
+            kind = int
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"'{key}' is {type(value).__name__}"
+        if key in ("adults", "days") and not (value >= 1 and float(value).is_integer()):
+            return f"'{key}' is {value!r}"  # a set's is a mean over seeds: a whole float
+    if not single and not all(isinstance(s, int) for s in summary["seeds"]):
+        return "'seeds' are not whole numbers"
+    return None
 
 
 def again(run: Path) -> str:
@@ -353,9 +394,38 @@ def sql_string(value: str | Path) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# What every reader of a run relies on; anything else in a document or a table may vary
+# with the scenario (a list's columns, a metric per pack).
+SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "scenario": str,
+    "adults": (int, float),
+    "days": (int, float),
+    "intervals": dict,
+    "per_seed": dict,
+    "seeds": list,
+    "interval": str,
+}
+META_TYPES: dict[str, type] = {"behaviours": list, "channels": list, "lists": list, "tiers": dict}
+# The columns each table must hold; each module's come from its declaration (modules.columns).
+COLUMNS = {
+    "records": ("record_id", "day", "person", "behaviour", "channel", "truth", "actor", "points",
+                "shadow_points", "expiry_day", "appealed"),
+    "spells": ("person", "list", "world", "start", "end"),
+    "appeals": ("record_id", "person", "filed_day", "decision_day", "upheld"),
+    "daily": ("day", "mean_score"),
+    "behaviour_daily": ("day", "behaviour", "group", "true_events", "records"),
+    "persons": ("person", "city", "group", "risk", "civic", "degree", "score", "shadow_score"),
+    "children": ("child", "city", "group", "parent1", "parent2"),
+    "edges": ("a", "b"),
+}  # fmt: skip
+_CHECKED: dict[Path, tuple] = {}  # run directory -> what its files were when last checked
+
+
 class RunDir:
     """Read side of a run directory: refuses, in one line naming what is missing or damaged,
     a folder that is not a run, a run that did not finish and tables that cannot be read.
+    Every reader (audit, explain, sql, compare, the report, Run.open, the web application)
+    opens a run here, so every one runs the same damage check (`check`).
 
     `finished=False` opens a run still being written (its summary is computed from it)."""
 
@@ -363,24 +433,112 @@ class RunDir:
         self.path = Path(path)
         if not self.path.is_dir():
             raise XinyongError("not a run directory (no such folder)", file=self.path)
+        entries = self._entries() if finished else ()  # before any file is read
         self.marker = read_marker(self.path)
         if self.marker is None and not (self.path / "scenario.yaml").exists():
             raise XinyongError("not a run directory (no scenario.yaml)", file=self.path)
-        if not finished:
+        if finished:
+            self.check(entries)
+
+    def check(self, entries: tuple | None = None) -> None:
+        """The damage check: no symbolic link or special file, the marker, the summary's
+        schema, the scenario, the meta and each table's parts and columns; the first problem
+        in one line naming the file. Done once per state of the folder's files."""
+        entries = self._entries() if entries is None else entries
+        key = self.path.resolve()
+        if _CHECKED.get(key) == entries:
             return
-        if self.marker is not None and not self.marker.get("complete"):
+        self._check_marker()
+        self.summary()
+        sc = self.scenario()
+        if not self.is_set:
+            self._check_meta()
+            for name in run_tables(sc):  # the run's own, and those of the modules it ran
+                self.files(name)
+        if len(_CHECKED) > 1024:
+            _CHECKED.clear()
+        _CHECKED[key] = entries
+
+    def _entries(self) -> tuple:
+        """The run's files and table folders as they are now; a symbolic link or a FIFO,
+        socket or device among them is refused (a run never holds one)."""
+        out = []
+        folders = [self.path]
+        while folders:
+            folder = folders.pop()
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError as exc:
+                raise XinyongError(
+                    f"cannot list the run ({os.strerror(exc.errno or 0)})", file=folder
+                ) from None
+            for name in names:
+                entry = folder / name
+                try:
+                    st = os.lstat(entry)
+                except OSError:
+                    continue  # gone meanwhile
+                if stat.S_ISLNK(st.st_mode):
+                    raise XinyongError(
+                        f"is a symbolic link: a run directory holds none; {again(self.path)}",
+                        file=entry,
+                    )
+                if stat.S_ISDIR(st.st_mode):
+                    if folder == self.path and name in run_tables():
+                        folders.append(entry)
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    raise XinyongError(f"is not a regular file; {again(self.path)}", file=entry)
+                out.append((str(entry), st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _check_marker(self) -> None:
+        marker = self.path / MARKER
+        data = read_json(marker, MARKER)
+        if not isinstance(data, dict) or data.get("kind") != MARKER_KIND:
+            raise XinyongError(
+                f"{MARKER} is damaged (not a run's marker); {again(self.path)}", file=marker
+            )
+        if data.get("complete") is not True:
             raise XinyongError(
                 "the run did not finish (stopped or killed before its end; a finished run is "
                 "renamed into place, so this is a leftover staging folder): run it again",
                 file=self.path,
             )
-        if not (self.path / "summary.json").exists():
+
+    def _check_meta(self) -> None:
+        file = self.path / "meta.json"
+        meta = read_json(file, "meta.json")
+        if not isinstance(meta, dict):
             raise XinyongError(
-                f"the run did not finish (no summary.json); {again(self.path)}", file=self.path
+                f"meta.json is damaged (not a mapping); {again(self.path)}", file=file
             )
-        if not (self.path / "scenario.yaml").exists():
+        for key, kind in META_TYPES.items():
+            if not isinstance(meta.get(key), kind):
+                raise XinyongError(
+                    f"meta.json is damaged ('{key}' is not a {kind.__name__}); {again(self.path)}",
+                    file=file,
+                )
+
+    def scenario(self) -> Any:
+        """The run's resolved scenario (a damaged one is a damaged run). Its packs are
+        embedded: it may name no other file, so none is followed."""
+        from xinyong.scenario import load_scenario
+        from xinyong.yamlio import builtin_only
+
+        file = self.path / "scenario.yaml"
+        if not os.path.lexists(file):
             raise XinyongError(f"scenario.yaml is missing; {again(self.path)}", file=self.path)
-        self.summary()  # a damaged summary is a damaged run, whatever is read next
+        try:
+            with builtin_only(file):
+                return load_scenario(file)
+        except XinyongError as err:
+            where = f"{err.field}: " if err.field else ""
+            raise XinyongError(
+                f"scenario.yaml is damaged ({where}{err.message}); {again(self.path)}",
+                file=err.file or file,
+                line=err.line,
+            ) from None
 
     @property
     def is_set(self) -> bool:
@@ -413,7 +571,20 @@ class RunDir:
         return dirs
 
     def summary(self) -> dict[str, Any]:
-        return read_json(self.path / "summary.json", "summary.json")
+        """summary.json, its schema checked: the keys every reader uses with their types,
+        every other value a number or null."""
+        file = self.path / "summary.json"
+        if not os.path.lexists(file):
+            raise XinyongError(
+                f"the run did not finish (no summary.json); {again(self.path)}", file=self.path
+            )
+        summary = read_json(file, "summary.json")
+        problem = summary_problem(summary, single=not self.is_set)
+        if problem is not None:
+            raise XinyongError(
+                f"summary.json is damaged ({problem}); {again(self.path)}", file=file
+            )
+        return summary
 
     def meta(self) -> dict[str, Any]:
         return read_json(self.path / "meta.json", "meta.json")
@@ -434,14 +605,23 @@ class RunDir:
             raise XinyongError(f"table '{name}' is missing; {again(self.path)}", file=self.path)
         if not files:
             raise XinyongError(f"table '{name}' has no parts; {again(self.path)}", file=self.path)
+        columns = None
         for file in files:
             try:
-                pq.read_metadata(file)
+                names = pq.read_metadata(file).schema.to_arrow_schema().names
             except (OSError, pa.ArrowException) as exc:
                 reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 raise XinyongError(
                     f"table '{name}' is damaged ({reason}); {again(self.path)}", file=file
                 ) from None
+            required = COLUMNS.get(name) or modules.columns().get(name, ())
+            missing = [c for c in required if c not in names]
+            if missing or (columns is not None and names != columns):
+                what = f"no column '{missing[0]}'" if missing else "columns unlike its other parts"
+                raise XinyongError(
+                    f"table '{name}' is damaged ({what}); {again(self.path)}", file=file
+                )
+            columns = names
         return files
 
     def table(self, name: str) -> pa.Table:

@@ -52,7 +52,8 @@ def sweep(
     """Run the grid and audit each point (no scheme-off baseline); return the sweep document
     and write sweep.json, sweep.csv and sweep.html into `out` (whole, as a run is). `ray`:
     each run as a Ray task of `cores` CPUs (replicates.run_jobs)."""
-    from xinyong.audit.report import csv_text, render_sweep
+    from xinyong.audit.figures import csv_text
+    from xinyong.audit.pages import render_sweep
 
     if not grid or any(not values for values in grid.values()):
         raise XinyongError("a sweep needs at least one --set KEY=V1,V2,...", field="--set")

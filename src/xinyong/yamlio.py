@@ -1,29 +1,63 @@
 """YAML reading that remembers the line of every key, for error messages.
 
-Reading is strict and bounded: a file is read up to MAX_BYTES (so /dev/zero or a huge file
-stops at once), a key may not repeat within a mapping, and aliases may neither refer to
-themselves nor expand past MAX_NODES values (a "billion laughs" document is refused before
-it is built).
+Reading is strict and bounded: a file is read up to MAX_BYTES (regular files only: a FIFO
+or /dev/zero is refused at once); a document may hold at most MAX_VALUES values, counted as
+they are read (a large plain file is refused after MAX_VALUES values, not once parsed
+whole), nested at most MAX_DEPTH deep; a key may not repeat within a mapping; and aliases
+may neither refer to themselves nor expand past MAX_NODES values (a "billion laughs"
+document is refused before it is built).
+
+References to other files (`extends:`, packs named by path) go through `resolve`, the one
+rule for a path a user gives; within `builtin_only()` (the web application) only built-in
+names are followed, and whether a named file exists is never revealed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from xinyong.errors import XinyongError
+from xinyong.files import read_bytes
 
 Lines = dict[tuple[str | int, ...], int]
 
 MAX_BYTES = 8 << 20  # a resolved scenario with packs embedded is about 40 kB
-MAX_NODES = 200_000  # values after expanding aliases; a resolved scenario has about 3,000
+MAX_VALUES = 50_000  # values as written; the largest built-in scenario resolved has 3,549
+MAX_NODES = 200_000  # values after expanding aliases
+MAX_DEPTH = 64  # mappings and lists within each other; a scenario nests 10 deep
 MERGE_TAG = "tag:yaml.org,2002:merge"
+BUILTIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class _LineLoader(yaml.SafeLoader):
-    pass
+    """Counts the values it composes and stops past MAX_VALUES: the pure-Python parser takes
+    about 0.1 ms a value, so a large plain file is refused in seconds, not minutes."""
+
+    values = 0
+    depth = 0
+    path: str | Path = "<string>"
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.values += 1
+        self.depth += 1
+        if self.values > MAX_VALUES or self.depth > MAX_DEPTH:
+            problem = (
+                f"more than {MAX_VALUES:,} values (a scenario has a few thousand)"
+                if self.values > MAX_VALUES
+                else f"nested more than {MAX_DEPTH} deep"
+            )
+            raise XinyongError(problem, file=self.path, line=self.peek_event().start_mark.line + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _check_graph(root: yaml.Node, path: str | Path) -> None:
@@ -119,14 +153,8 @@ def load_yaml(path: str | Path) -> tuple[Any, Lines]:
     """Parse a YAML file; return the data and a map from key path to line number."""
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise XinyongError(f"file is larger than {MAX_BYTES >> 20} MiB", file=path)
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise XinyongError("file not found", file=path) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the name
+        text = read_bytes(path, MAX_BYTES).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise XinyongError(f"cannot read file ({exc.__class__.__name__})", file=path) from None
     return parse_yaml(text, path)
 
@@ -138,6 +166,7 @@ def parse_yaml(text: str, path: str | Path = "<string>") -> tuple[Any, Lines]:
     try:
         # The reader checks the characters as it is made (a control character raises here).
         loader = _LineLoader(text)
+        loader.path = path
     except yaml.YAMLError as exc:
         raise XinyongError(f"invalid YAML: {str(exc).splitlines()[0]}", file=path) from None
     lines: Lines = {}
@@ -161,14 +190,44 @@ def parse_yaml(text: str, path: str | Path = "<string>") -> tuple[Any, Lines]:
     return data, lines
 
 
-def resolve(ref: str | Path, builtin_dir: Path, relative_to: Path | None = None) -> Path:
-    """A reference to a YAML file: a built-in name (`r1`) or a path, relative paths taken
-    from `relative_to` (the referring file's folder)."""
+_BUILTIN_ONLY: ContextVar[frozenset[Path] | None] = ContextVar("builtin_only", default=None)
+
+
+@contextlib.contextmanager
+def builtin_only(*allowed: Path) -> Iterator[None]:
+    """Within the block, `resolve` follows built-in names only (and the files `allowed`):
+    what the web application reads for a design or an upload."""
+    token = _BUILTIN_ONLY.set(frozenset(Path(p) for p in allowed))
+    try:
+        yield
+    finally:
+        _BUILTIN_ONLY.reset(token)
+
+
+def resolve(
+    ref: str | Path, builtin_dir: Path, relative_to: Path | None = None, *, what: str = "file"
+) -> Path:
+    """The one rule for a path a user names (a scenario, its `extends:`, a pack of any kind):
+    a built-in name (`r1`) or a path, relative paths taken from `relative_to` (the referring
+    file's folder). Within `builtin_only()` a path is refused, in the same words whether or
+    not the file exists."""
     s = str(ref)
-    if s.endswith((".yaml", ".yml")) or "/" in s:
-        p = Path(s)
-        return relative_to / p if relative_to is not None and not p.is_absolute() else p
-    return builtin_dir / f"{s}.yaml"
+    if "\0" in s:
+        raise XinyongError(f"{what} {s[:80]!r} not found (a NUL in its name)")
+    is_path = s.endswith((".yaml", ".yml")) or "/" in s
+    path = Path(s) if is_path else builtin_dir / f"{s}.yaml"
+    if is_path and relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    allowed = _BUILTIN_ONLY.get()
+    if allowed is None or path in allowed:
+        return path
+    if is_path or not BUILTIN_NAME.fullmatch(s) or not path.is_file():
+        known = ", ".join(sorted(p.stem for p in builtin_dir.glob("*.yaml")))
+        raise XinyongError(
+            f"{what} '{s[:80]}' is not a built-in name ({known}); here a design cannot "
+            "refer to files"
+        )
+    return path
 
 
 def line_of(lines: Lines, loc: tuple) -> int | None:

@@ -20,7 +20,6 @@ from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, WITHIN_RUN, audi
 from xinyong.audit.metrics import baseline_scenario as baseline_scenario
 from xinyong.errors import XinyongError
 from xinyong.replicates import REPLICATES, combine, replicate_dirs
-from xinyong.scenario import load_scenario
 from xinyong.store import RunDir, write_json
 
 __all__ = ["BASELINE", "REPLICATES", "audit", "audit_one", "replicate_dirs"]
@@ -36,9 +35,7 @@ SINGLE_RUN_WARNING = (
 def audit_one(path: Path, baseline: bool = True) -> dict[str, Any]:
     """Audit metrics of one run directory (not a replicate folder)."""
     rd = RunDir(path)
-    if not (path / "summary.json").exists():
-        raise XinyongError("the run did not finish (no summary.json)", file=path)
-    sc = load_scenario(path / "scenario.yaml")
+    sc = rd.scenario()
     base_con = None
     if baseline:
         from xinyong.api import run
@@ -82,12 +79,26 @@ def audit(
             if on_replicate is not None:
                 on_replicate(i)
         doc = label_intervals(combine(docs))
-        write_json(path / "metrics.json", doc)
-        if report:
-            from xinyong.audit.report import render_report
+        # Whole or not at all: the report is written beside first, then metrics.json and the
+        # report take their names; a failure leaves the run's files as they were.
+        tmp = path / ".report.html.tmp"
+        try:
+            if report:
+                from xinyong.audit.report import render_report
 
-            # Written beside, then renamed: a reader never sees half a report.
-            tmp = path / ".report.html.tmp"
-            render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
-            os.replace(tmp, path / "report.html")
+                render_report(doc, RunDir(replicate_dirs(path)[0]).table("daily"), tmp)
+            write_json(path / "metrics.json", doc)
+            if report:
+                os.replace(tmp, path / "report.html")
+                from xinyong.audit.cities import write_city_comparison
+
+                write_city_comparison(replicate_dirs(path)[0])  # several cities: cities.html
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else exc.__class__.__name__
+            raise XinyongError(
+                f"cannot write the audit ({reason}); its files are as they were",
+                file=exc.filename or path,
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
     return doc

@@ -23,7 +23,13 @@ from typing import Any
 import yaml
 
 from xinyong.audit import stats
-from xinyong.audit.metrics import ACROSS_SEEDS, INTERVAL_KINDS, PAIRED_SEEDS, WITHIN_RUN
+from xinyong.audit.registry import (
+    ACROSS_SEEDS,
+    INTERVAL_KINDS,
+    KEY_METRICS,
+    PAIRED_SEEDS,
+    WITHIN_RUN,
+)
 from xinyong.audit.summary import summary_meaning
 from xinyong.errors import XinyongError
 from xinyong.replicates import REPLICATES, replicate_dirs, run_seeds
@@ -32,16 +38,9 @@ from xinyong.store import read_json, write_json
 
 PAIRED = "paired"  # where compare --replicates K keeps the seeds it had to run
 SKIP = ("seed", "replicates", "wall_seconds", "days", "adults", "children", "records")
-KEY_METRICS = (
-    "wrongly_listed_share.blacklist",
-    "ever_wrongly_listed_share.blacklist",
-    "list_share.blacklist",
-    "wrongly_listed_ratio.blacklist",
-    "undeserved_sanction_person_days",
-    "children_restricted_only_by_wrong_records_share",
-    "wrong_record_share",
-    "appeals_upheld_per_1000",
-    "mean_score",
+CORRECTION = (
+    "Benjamini-Hochberg over the metrics tested: significant where the q-value is at most "
+    "0.05 (false discovery rate 5%)"
 )
 NOT_TESTED = "not tested: one run a side (within-run intervals leave out run-to-run variation)"
 
@@ -90,16 +89,27 @@ def _side(path: Path, dirs: dict[int, Path], baseline: bool) -> dict[str, Any]:
     return side_of_docs(str(path), {s: _doc(d, baseline) for s, d in sorted(dirs.items())})
 
 
-def _welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+def _welch(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
+    """B - A of two unpaired sets of seeds: difference, Welch interval and p-value."""
     ma, mb = sum(a) / len(a), sum(b) / len(b)
     va = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
     vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
     diff = mb - ma
     if va + vb == 0:
-        return diff, diff, diff
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t95(max(1, math.floor(df))) * math.sqrt(va + vb)
-    return diff, diff - half, diff + half
+        return diff, diff, diff, float(diff == 0)
+    df = max(1, math.floor((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))))
+    half = stats.t95(df) * math.sqrt(va + vb)
+    return diff, diff - half, diff + half, stats.t_p_value(diff / math.sqrt(va + vb), df)
+
+
+def _paired_p(diffs: list[float]) -> float:
+    """Two-sided p-value of the paired t test of per-seed differences."""
+    k = len(diffs)
+    mean = sum(diffs) / k
+    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (k - 1))
+    if sd == 0:
+        return float(mean == 0)
+    return stats.t_p_value(mean / (sd / math.sqrt(k)), k - 1)
 
 
 def difference(
@@ -111,7 +121,9 @@ def difference(
     row_b: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """B - A for one metric from its per-seed values on each side, with the interval the
-    sides allow (module docstring); `significant` only from across-seed intervals."""
+    sides allow (module docstring) and, across seeds, the t test's `p_value`; `significant`
+    only from across-seed intervals (for this metric alone: `compare_sides` corrects it for
+    the number of metrics compared)."""
     va = {s: v for s, v in zip(seeds_a, a, strict=True) if v is not None}
     vb = {s: v for s, v in zip(seeds_b, b, strict=True) if v is not None}
     common = sorted(set(va) & set(vb))
@@ -119,11 +131,12 @@ def difference(
     if len(common) >= 2:
         diffs = [vb[s] - va[s] for s in common]
         d, lo, hi = stats.mean_interval(diffs)
+        out["p_value"] = _paired_p(diffs)
         out |= {"a": sum(va[s] for s in common) / len(common)}
         out |= {"b": sum(vb[s] for s in common) / len(common), "kind": PAIRED_SEEDS}
         out |= {"per_seed": diffs}
     elif len(va) >= 2 and len(vb) >= 2:
-        d, lo, hi = _welch(list(va.values()), list(vb.values()))
+        d, lo, hi, out["p_value"] = _welch(list(va.values()), list(vb.values()))
         out |= {"a": sum(va.values()) / len(va), "b": sum(vb.values()) / len(vb)}
         out |= {"kind": ACROSS_SEEDS, "seeds": []}
     else:
@@ -193,11 +206,13 @@ def compare(
     out: str | Path | None = None,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Compare run B (the reform) with run A (the base): one row per metric (B - A).
 
     With `replicates` K, seeds s .. s+K-1 (s: A's seed) are made available on both sides,
-    running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder)."""
+    running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder);
+    `on_total` hears how many runs that takes, `on_done` each one that ends."""
     a, b = Path(a), Path(b)
     for p in (a, b):
         if not (p / "scenario.yaml").exists():
@@ -208,6 +223,8 @@ def compare(
         seeds = [first + i for i in range(replicates)]
         where = (Path(out) if out is not None else b) / PAIRED
         total = sum(s not in dirs_a for s in seeds) + sum(s not in dirs_b for s in seeds)
+        if on_total is not None:
+            on_total(total)
         done = [0]
 
         def tick(_: int) -> None:
@@ -251,6 +268,13 @@ def compare_sides(
             sa["values"][name], sb["values"][name], sa["seeds"], sb["seeds"], ra, sb["rows"][name]
         )
         rows.append({"metric": name, "meaning": ra.get("meaning", ""), **d})
+    # Many metrics at once: the Benjamini-Hochberg correction keeps the expected share of
+    # false discoveries among the metrics called significant at 5%.
+    tested = [r for r in rows if r.get("p_value") is not None]
+    for r, q in zip(tested, stats.benjamini_hochberg([r["p_value"] for r in tested]), strict=True):
+        r["q_value"] = q
+        r["significant_uncorrected"] = r["significant"]
+        r["significant"] = r["significant"] and q <= 0.05
     kinds = {r["kind"] for r in rows} - {"none"}
     kind = (
         PAIRED_SEEDS
@@ -265,6 +289,7 @@ def compare_sides(
         "parameters": parameters,
         "interval": kind,
         "interval_meaning": INTERVAL_KINDS[kind],
+        "correction": CORRECTION if tested else None,
         "rows": rows,
     }
     if kind == WITHIN_RUN:
@@ -300,7 +325,8 @@ def outputs(b: Path, out: str | Path | None) -> dict[str, Path]:
 
 def write_comparison(doc: dict[str, Any], files: dict[str, Path]) -> None:
     """compare.json, compare.csv (one row per metric) and compare.html."""
-    from xinyong.audit.report import csv_text, render_compare
+    from xinyong.audit.figures import csv_text
+    from xinyong.audit.pages import render_compare
 
     write_json(files["json"], doc)
     files["csv"].write_text(csv_text(comparison_table(doc)), "utf-8")

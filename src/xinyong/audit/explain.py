@@ -18,18 +18,21 @@ and its resolved scenario.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from xinyong.audit.registry import EntityExplainer, adult_lines
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
 from xinyong.store import RunDir
+from xinyong.words import label, plural
 from xinyong.yamlio import load_yaml
 
 Row = dict[str, Any]
@@ -104,7 +107,16 @@ class Change:
             "appeal upheld": f"upheld appeal of {what}",
             "cap on": f"tier cap from {what}",
             "cap off": f"end of the tier cap from {what}",
+            "bonus": "clean-period bonus",
+            "bonus expired": "expiry of a clean-period bonus",
         }[self.event]
+
+
+# The order of a day's changes (docs/model.md): expiries and the end of caps at step 1, the
+# clean-period bonus after them, upheld appeals at step 2, the day's records at step 7.
+PHASE = {"expired": 0, "bonus expired": 0, "cap off": 0, "bonus": 1, "appeal upheld": 2,
+         "recorded": 3, "cap on": 3}  # fmt: skip
+BONUS = {"record_id": -1, "behaviour": "clean-period bonus", "truth": "-"}  # not a record
 
 
 class Timeline:
@@ -119,11 +131,16 @@ class Timeline:
         self.score: list[tuple[int, int]] = []
         self.tier: list[tuple[int, int]] = []
         s = [start, start]
+        bounds = rules.pack.score_bounds
+        lo = bounds.min if bounds is not None and bounds.min is not None else -(1 << 62)
+        hi = bounds.max if bounds is not None and bounds.max is not None else 1 << 62
         caps: dict[tuple[int, int], int] = {}  # (record, world) -> capping grade, while live
         for d in self.days:
             for c in self.by_day.get(d, []):
-                s[0] += c.points
-                s[1] += c.shadow_points
+                # As the engine: every change within the bounds, so giving back what a record
+                # took may stop at the top (and the order of a day's changes matters).
+                s[0] = min(max(s[0] + c.points, lo), hi)
+                s[1] = min(max(s[1] + c.shadow_points, lo), hi)
                 key = (c.record["record_id"], c.world)
                 if c.event == "cap on" and c.cap is not None:
                     caps[key] = c.cap
@@ -155,12 +172,7 @@ class Explainer:
     """Reads a run directory once; `person(i)` explains one adult."""
 
     def __init__(self, path: str | Path) -> None:
-        self.run = RunDir(path)
-        if not (self.run.path / "meta.json").exists():
-            raise XinyongError("incomplete run directory (no meta.json)", file=self.run.path)
-        for name in ("persons", "appeals"):
-            if not self.run.has(name):
-                raise XinyongError(f"incomplete run directory (no {name})", file=self.run.path)
+        self.run = RunDir(path)  # its damage check: meta.json and every table are there
         data, lines = load_yaml(self.run.path / "scenario.yaml")
         self.sc = validate_scenario(data, self.run.path / "scenario.yaml", lines)
         self.days = self.sc.days
@@ -179,7 +191,7 @@ class Explainer:
         self, table: str, member: str, ident: int
     ) -> tuple[list[Row], dict[str, list[tuple[int, int]]]]:
         """A member's spells in both worlds (by start), and its shadow spells per list as
-        (start, end) pairs: the adults' `spells` or the companies' `company_spells`."""
+        (start, end) pairs: the adults' `spells` or a module's spells table."""
         rows = self._rows(
             f'SELECT list, world, start, "end" FROM {table} WHERE {member} = $m '
             "ORDER BY start, list, world",
@@ -188,7 +200,7 @@ class Explainer:
         shadow: dict[str, list[tuple[int, int]]] = {}
         for s in rows:
             if s["world"] == "shadow":
-                shadow.setdefault(s["list"], []).append((s["start"], _end(s, self.days)))
+                shadow.setdefault(s["list"], []).append((s["start"], spell_end(s, self.days)))
         return rows, shadow
 
     def person(self, person: int) -> dict[str, Any]:
@@ -235,6 +247,8 @@ class Explainer:
             "sanctions": _sanctions(spells, rules),
             "children": self._children(person, spells, rules),
             "appeals": [_appeal(r) for r in own if r["filed_day"] is not None],
+            # What each module of the run says about this adult (module.Module.audit).
+            "modules": adult_lines(self.con, self.run.meta(), person),
         }
 
     def _changes(self, own: list[Row], rules: CityRules) -> list[Change]:
@@ -260,8 +274,12 @@ class Explainer:
                 out.append(Change(r["day"], r, "cap on", cap=cap, world=world))
                 if end < T:
                     out.append(Change(end, r, "cap off", cap=cap, world=world))
+        out += _bonuses(own, rules, T)
         out = [c for c in out if c.points or c.shadow_points or c.cap is not None]
-        return sorted(out, key=lambda c: (c.day, c.record["record_id"]))
+        recalculation = rules.pack.recalculation
+        if recalculation is not None:
+            out = _published(out, recalculation.every_days, T)
+        return sorted(out, key=lambda c: (c.day, PHASE[c.event], c.record["record_id"]))
 
     def _spells(
         self, person: int, own: list[Row], rules: CityRules, timeline: Timeline
@@ -271,7 +289,7 @@ class Explainer:
         for s in rows:
             world = 0 if s["world"] == "recorded" else 1
             lst = rules.lists.get(s["list"])
-            end = _end(s, self.days)
+            end = spell_end(s, self.days)
             entering = [
                 r
                 for r in own
@@ -294,10 +312,14 @@ class Explainer:
                 covered = sum(max(0, min(end, e) - max(s["start"], b)) for b, e in cover)
                 spell["wrong_days"] = spell["days"] - covered
                 spell["wrongly_listed"] = spell["wrong_days"] > 0
-                first = _first_uncovered(s["start"], end, cover)
+                first = first_uncovered(s["start"], end, cover)
                 spell["first_wrong_day"] = first
+                spell["wrong_intervals"] = uncovered(s["start"], end, cover)
                 sign = 1 if lst is not None and lst.kind == "privilege" else -1
-                spell["cause"] = _cause(first, own, entering, sign)
+                # Still wrongly listed at the end: what keeps them there now; otherwise what
+                # put them there wrongly.
+                at = end - 1 if s["end"] is None and spell["wrong_days"] else first
+                spell["cause"] = _cause(first, at, s["start"], own, entering, sign)
             out.append(spell)
         return out
 
@@ -340,7 +362,7 @@ def explain(path: str | Path, person: int) -> dict[str, Any]:
     return report
 
 
-def _first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
+def first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
     """The first day of [start, end) outside every (b, e) interval of `cover`."""
     day = start
     for b, e in sorted(cover):
@@ -350,6 +372,20 @@ def _first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int 
     return day if day < end else None
 
 
+def uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> list[list[int]]:
+    """The runs of days of [start, end) outside every (b, e) interval of `cover`."""
+    out, day = [], start
+    for b, e in sorted(cover):
+        if b > day:
+            out.append([day, min(b, end)])
+        day = max(day, e)
+        if day >= end:
+            break
+    if day < end:
+        out.append([day, end])
+    return [r for r in out if r[0] < r[1]]
+
+
 def _live(r: Row, day: int) -> bool:
     """Whether record r counts on `day` (made, not expired, not removed on appeal)."""
     if r["day"] > day or (r["expiry_day"] is not None and r["expiry_day"] <= day):
@@ -357,31 +393,50 @@ def _live(r: Row, day: int) -> bool:
     return not (r["upheld"] and r["decision_day"] is not None and r["decision_day"] <= day)
 
 
-def _cause(first_wrong: int | None, own: list[Row], entering: list[Row], sign: int) -> Row:
+def _cause(
+    first_wrong: int | None, at: int | None, start: int, own: list[Row], entering: list[Row],
+    sign: int,
+) -> Row:  # fmt: skip
     """Why a recorded spell happened, through the shadow world: if the shadow world shares
-    it, the person's own records; otherwise the wrong records live on its first wrong day
-    that push towards the list (negative points for a sanction list, positive for a
-    privilege), or those that entered it directly, where any did."""
+    it, the person's own records; otherwise the wrong records that entered it directly, where
+    any did, or else the wrong records pushing towards the list (negative points for a sanction
+    list, positive for a privilege) live on day `at` (the last day for a listing still wrongful
+    at the end, else its first wrong day). A listing that outlasts those records (expired or
+    removed on appeal: the list's minimum stay or exit rule keeps the person on) is blamed on
+    those live on its first wrong day, or when it began (`held`: True)."""
     if first_wrong is None:
         return {"kind": "own records", "records": [r["record_id"] for r in entering]}
     wrong = [r for r in entering if r["truth"] != "correct"]
+    held = False
     if not wrong:
-        wrong = [
-            r
-            for r in own
-            if r["truth"] != "correct" and r["points"] * sign > 0 and _live(r, first_wrong)
-        ]
+        towards = [r for r in own if r["truth"] != "correct" and r["points"] * sign > 0]
+        for day in dict.fromkeys(d for d in (at, first_wrong, start) if d is not None):
+            wrong = [r for r in towards if _live(r, day)]
+            if wrong:
+                held = day != at  # gone by `at`: the list's stay or exit rule keeps them on
+                break
+        else:
+            wrong = [r for r in towards if r["day"] <= first_wrong][-1:]
+            held = bool(wrong)
     wrong.sort(key=lambda r: (-abs(r["points"]), r["day"]))  # the heaviest first
-    return {"kind": "wrong records", "records": [r["record_id"] for r in wrong]}
+    return {"kind": "wrong records", "records": [r["record_id"] for r in wrong], "held": held}
+
+
+def _gone(r: Row) -> int | None:
+    """The day a record stopped counting (expiry, or an upheld appeal), if it did."""
+    ends = [r["expiry_day"]] if r["expiry_day"] is not None else []
+    if r["upheld"] and r["decision_day"] is not None:
+        ends.append(r["decision_day"])
+    return min(ends) if ends else None
 
 
 def _describe(r: Row) -> str:
     """'a misattributed drug_use record (camera) that belonged to adult 84656'."""
-    what = f"{r['behaviour']} record ({r['channel']}"
+    what = f"{label(r['behaviour'])} record ({label(r['channel'])}"
     if r["truth"] == "misattributed":
         return f"a misattributed {what}) that belonged to adult {r['actor']}"
     if r["truth"] == "false_report":
-        return f"a false {r['behaviour']} report ({r['channel']}: nobody did it)"
+        return f"a false {label(r['behaviour'])} report ({label(r['channel'])}: nobody did it)"
     return f"a {what})"
 
 
@@ -394,7 +449,7 @@ def _appeal_story(r: Row) -> str:
 
 
 def _spell_words(lst: str) -> str:
-    return f"on the {lst}"
+    return f"on the {label(lst)}"
 
 
 def story(report: dict[str, Any]) -> dict[str, Any]:
@@ -408,12 +463,17 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     def because(s: Row) -> str:
         ids = s["cause"]["records"]
         if not ids:
-            return "records no longer in the run's tables"
+            return "because of wrong records no longer in the run's tables"
         main = by_id[ids[0]]
         more = (
             f" and {len(ids) - 1} more wrong record{'s' * (len(ids) > 2)}" if len(ids) > 1 else ""
         )
-        return f"because of {_describe(main)}{more}; {_appeal_story(main)}"
+        held = (
+            f" (gone since day {_gone(main)}; the list's minimum stay or exit rule kept them on)"
+            if s["cause"].get("held") and _gone(main) is not None
+            else ""
+        )
+        return f"because of {_describe(main)}{more}{held}; {_appeal_story(main)}"
 
     now_wrong = [s for s in wrong_spells if s["end"] is None]
     if now_wrong:
@@ -428,7 +488,7 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
             f"{s['first_wrong_day']} to day {s['end']}) {because(s)}."
         )
     elif p["lists"]:
-        names = ", ".join(f"the {name}" for name in p["lists"])
+        names = ", ".join(f"the {label(name)}" for name in p["lists"])
         verdict = (
             f"On {names} at the end on their own records: the shadow world (correct records "
             "only) puts them there too."
@@ -453,11 +513,11 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for r in routine:
         counts[r["behaviour"]] = counts.get(r["behaviour"], 0) + 1
-    top = ", ".join(f"{b} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
+    top = ", ".join(f"{label(b)} {n}" for b, n in sorted(counts.items(), key=lambda x: -x[1])[:4])
     points = sum(r["points"] for r in routine)
     summary = (
-        f"{len(routine)} routine positive records ({top}{', ...' if len(counts) > 4 else ''}), "
-        f"{points:+d} points in all"
+        f"{plural(len(routine), 'routine positive record')} "
+        f"({top}{', ...' if len(counts) > 4 else ''}), {points:+d} points in all"
         if routine
         else "no routine positive records"
     )
@@ -468,6 +528,7 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
             "end": s["end"],
             "days": s["days"],
             "wrong_days": s.get("wrong_days", 0),
+            "wrong_intervals": s.get("wrong_intervals", []),
             "why": (
                 because(s)
                 if s.get("wrongly_listed")
@@ -485,14 +546,14 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _end(spell: Row, days: int) -> int:
+def spell_end(spell: Row, days: int) -> int:
     return spell["end"] if spell["end"] is not None else days
 
 
-def _truth(r: Row) -> str:
+def truth_words(r: Row) -> str:
     if r["truth"] == "misattributed":
         return f"misattributed (true actor {r['actor']})"
-    return str(r["truth"])
+    return label(str(r["truth"]))
 
 
 def _outcome(r: Row) -> str:
@@ -514,6 +575,44 @@ def _blamed(r: Row) -> Row:
 def _appeal(r: Row) -> Row:
     keys = ("record_id", "day", "behaviour", "filed_day", "decision_day", "upheld")
     return {k: r[k] for k in keys} | {"outcome": _outcome(r)}
+
+
+def _bonuses(own: list[Row], rules: CityRules, T: int) -> list[Change]:
+    """A clean-year bonus as the scheme gives it (scheme.layer.Scheme.clean_year_bonus): on
+    each multiple t of `every_days`, in each world without a negative record in the period
+    before (recorded: every record of the adult's; shadow: correct ones). The score bounds are
+    not applied here (a bonus at the top of the range shows in full)."""
+    pack = rules.pack
+    bonus = pack.clean_year_bonus
+    if bonus is None:
+        return []
+    bad = {b for b, rule in pack.rules.items() if rule.points < 0 or rule.push_below is not None}
+    negative = [r for r in own if r["behaviour"] in bad]
+    worlds = [[r["day"] for r in negative], [r["day"] for r in negative if r["truth"] == "correct"]]
+    out = []
+    for t in range(bonus.every_days, T, bonus.every_days):
+        given = [
+            0 if any(t - bonus.every_days <= d < t for d in days) else bonus.points
+            for days in worlds
+        ]
+        out.append(Change(t, BONUS, "bonus", *given))
+        if t + bonus.expiry_days < T:
+            out.append(Change(t + bonus.expiry_days, BONUS, "bonus expired", -given[0], -given[1]))
+    return out
+
+
+def _published(changes: list[Change], every: int, T: int) -> list[Change]:
+    """Point changes on the day a recalculated score publishes them: expiries at step 1 of a
+    recalculation day count that same day; records and upheld appeals (later in the day) at
+    the next one."""
+    out = []
+    for c in changes:
+        if c.cap is None:
+            first = c.day if c.event in ("expired", "bonus expired") else c.day + 1
+            c = replace(c, day=-(-first // every) * every)
+        if c.day < T:
+            out.append(c)
+    return out
 
 
 def _score_path(tl: Timeline) -> list[Row]:
@@ -619,14 +718,32 @@ def _sanctions(spells: list[Row], rules: CityRules) -> list[Row]:
     return out
 
 
-def _section(console: Console, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def console_section(
+    console: Console, title: str, columns: list[str], rows: list[list[Any]]
+) -> None:
     """A titled table, or one dim line when there is nothing to show."""
     if not rows:
         console.print(f"[bold]{title}[/bold]: [dim]none[/dim]")
         return
-    table = Table(*columns, title=title, title_justify="left", title_style="bold")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    longest = [
+        max(len(word) for text in [name, *(row[i] for row in cells)] for word in text.split())
+        for i, name in enumerate(columns)
+    ]
+    if sum(longest) + 2 * len(columns) > console.width:
+        # Too narrow for a table whose cells wrap only between words: a line per row.
+        console.print(f"[bold]{title}[/bold]")
+        for row in cells:
+            console.print("; ".join(f"{n} {v}" for n, v in zip(columns, row, strict=True) if v))
+        return
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+        show_edge=False, padding=(0, 1, 0, 0),
+    )  # fmt: skip
+    for name, width in zip(columns, longest, strict=True):  # cells wrap between words only
+        table.add_column(name, overflow="fold", min_width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -641,8 +758,10 @@ def render(report: dict[str, Any], console: Console) -> None:
     head.add_row("grade (shadow)", f"{p['tier']} ({p['shadow_tier']})")
     head.add_row("lists at T", ", ".join(p["lists"]) or "none")
     head.add_row("shadow lists at T", ", ".join(p["shadow_lists"]) or "none")
+    for line in report.get("modules", ()):
+        head.add_row("module", line)
     console.print(head)
-    _section(
+    console_section(
         console,
         "records against this adult",
         ["id", "day", "behaviour", "channel", "truth", "points", "shadow", "expires", "appeal"],
@@ -650,9 +769,9 @@ def render(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
-                _truth(r),
+                label(r["behaviour"]),
+                label(r["channel"]),
+                truth_words(r),
                 r["points"],
                 r["shadow_points"],
                 r["expiry_day"],
@@ -661,7 +780,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for r in report["records"]
         ],
     )
-    _section(
+    console_section(
         console,
         "others were blamed for",
         ["id", "day", "behaviour", "channel", "recorded against", "points", "appeal"],
@@ -671,7 +790,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for r in report["blamed_others"]
         ],
     )
-    _section(
+    console_section(
         console,
         "score path",
         ["day", "score", "shadow", "because of"],
@@ -680,7 +799,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["score_path"]
         ],
     )
-    _section(
+    console_section(
         console,
         "grade changes",
         ["day", "world", "from", "to", "score", "because of"],
@@ -689,7 +808,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for g in report["grade_changes"]
         ],
     )
-    _section(
+    console_section(
         console,
         "list spells",
         ["list", "world", "start", "end", "days", "began", "ended", "wrongly listed"],
@@ -707,7 +826,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["spells"]
         ],
     )
-    _section(
+    console_section(
         console,
         "sanctions and privileges",
         ["list", "days in force", "on the person", "on children"],
@@ -721,7 +840,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for s in report["sanctions"]
         ],
     )
-    _section(
+    console_section(
         console,
         "children",
         ["child", "other parent", "carried while this parent was listed"],
@@ -734,7 +853,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             for c in report["children"]
         ],
     )
-    _section(
+    console_section(
         console,
         "appeals filed",
         ["record", "behaviour", "filed", "decision day", "outcome"],
@@ -765,7 +884,7 @@ def render_story(report: dict[str, Any], console: Console) -> None:
     p, st = report["person"], report["story"]
     console.print(f"[bold]adult {p['person']}[/bold] ({p['group']}, {p['city']}): {st['verdict']}")
     by_id = {r["record_id"]: r for r in report["records"]}
-    _section(
+    console_section(
         console,
         "records that mattered (negative, wrong or list-changing)",
         ["id", "day", "behaviour", "channel", "truth", "points", "expires", "appeal"],
@@ -773,9 +892,9 @@ def render_story(report: dict[str, Any], console: Console) -> None:
             [
                 r["record_id"],
                 r["day"],
-                r["behaviour"],
-                r["channel"],
-                _truth(r),
+                label(r["behaviour"]),
+                label(r["channel"]),
+                truth_words(r),
                 r["points"],
                 r["expiry_day"],
                 _appeal_text(r),
@@ -784,13 +903,13 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         ],
     )
     console.print(f"and {st['routine']}.")
-    _section(
+    console_section(
         console,
         "list spells",
         ["list", "days", "wrongly", "why"],
         [
             [
-                s["list"],
+                label(s["list"]),
                 f"{s['start']}..{'end' if s['end'] is None else s['end']} ({s['days']} d)",
                 f"{s['wrong_days']} d" if s["wrong_days"] else "",
                 s["why"],
@@ -813,10 +932,11 @@ def render_html(report: dict[str, Any], path: str | Path) -> None:
 
     import plotly.graph_objects as go
 
-    from xinyong.audit.report import _html, _layout, _Page, _section, _table, _tr
+    from xinyong.audit.figures import Page, layout
+    from xinyong.audit.render import write_page
 
     p, st = report["person"], report["story"]
-    page = _Page()
+    page = Page()
     path_rows = report["score_path"]
     days = [0] + [s["day"] for s in path_rows] + [p["days"]]
     score = [p["start_score"]] + [s["score"] for s in path_rows]
@@ -851,365 +971,43 @@ def render_html(report: dict[str, Any], path: str | Path) -> None:
             hoverinfo="text",
         ),
     ]
+    spans = [(s["start"], p["days"] if s["end"] is None else s["end"], False) for s in st["spells"]]
+    spans += [(b, e, True) for s in st["spells"] for b, e in s.get("wrong_intervals") or []]
     shapes = [
         {
             "type": "rect",
             "xref": "x",
             "yref": "paper",
-            "x0": s["start"],
-            "x1": p["days"] if s["end"] is None else s["end"],
+            "x0": b,
+            "x1": e,
             "y0": 0,
             "y1": 1,
-            "fillcolor": "rgba(192,57,43,0.12)" if s["wrong_days"] else "rgba(31,95,153,0.10)",
+            "fillcolor": "rgba(192,57,43,0.18)" if wrong else "rgba(31,95,153,0.10)",
             "line": {"width": 0},
             "layer": "below",
         }
-        for s in st["spells"]
+        for b, e, wrong in spans
     ]
-    layout = _layout(
-        f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: wrongly)",
+    lay = layout(
+        f"Score of adult {p['person']}, recorded and shadow (shaded: list spells, red: the days "
+        "wrongly listed)",
         420,
         xaxis={"title": {"text": "day of the run"}, "range": [0, p["days"]]},
         yaxis={"title": {"text": "score (points)"}},
         shapes=shapes,
     )
-    figure = page.figure("timeline", traces, layout)
-    records = _table(
-        ["Id", "Day", "Behaviour", "Channel", "Truth", "Points", "Appeal"],
-        "".join(
-            _tr(
-                "flag" if r["truth"] != "correct" else "",
-                str(r["record_id"]),
-                str(r["day"]),
-                h.escape(r["behaviour"]),
-                h.escape(r["channel"]),
-                h.escape(_truth(r)),
-                f"{r['points']:+d}",
-                h.escape(_appeal_text(r)),
-            )
-            for r in mattered
-        ),
+    records = [
+        {**r, "truth_words": truth_words(r), "appeal_words": _appeal_text(r)} for r in mattered
+    ]
+    write_page(
+        "explain.html",
+        path,
+        plotly=True,
+        person=p,
+        story=st,
+        figure=page.figure("timeline", traces, lay),
+        records=records,
     )
-    spells = _table(
-        ["List", "From", "To", "Days", "Wrongly", "Why"],
-        "".join(
-            _tr(
-                "flag" if s["wrong_days"] else "",
-                h.escape(s["list"]),
-                str(s["start"]),
-                "end" if s["end"] is None else str(s["end"]),
-                str(s["days"]),
-                str(s["wrong_days"]),
-                h.escape(s["why"]),
-            )
-            for s in st["spells"]
-        ),
-    )
-    body = (
-        f"<header><h1>Adult {p['person']} ({h.escape(p['group'])}, {h.escape(p['city'])})</h1>"
-        f"<p class=lead>{h.escape(st['verdict'])}</p></header>"
-        + _section("timeline", "Timeline", h.escape(f"And {st['routine']}."), figure)
-        + _section("records", "Records that mattered", "Negative, wrong or list-changing.", records)
-        + _section("spells", "List spells", "Why each began, through the shadow world.", spells)
-    )
-    Path(path).write_text(_html(f"Xinyong: adult {p['person']}", body, with_plotly=True), "utf-8")
 
 
-# -- companies ---------------------------------------------------------------------------------
-
-COMPANY_RECORD_SQL = """
-SELECT r.record_id, r.day, r.behaviour, r.channel, r.truth, r.actor,
-       a.filed_day, a.decision_day, a.upheld
-FROM company_records r LEFT JOIN company_appeals a USING (record_id)
-WHERE r.company = $c ORDER BY r.day, r.record_id
-"""
-RATING_REASONS = {
-    "direct_record": "a record that rates D directly",
-    "abnormal_listed": "on a list whose members are rated D",
-    "carried_over": "D carried over from the year before",
-    "related_d": "its legal representative's other firm is D by a direct record",
-    "no_a": "barred from A (partial indicators, a no-A record, or D two years ago)",
-    "no_income": "no income reported (rated M)",
-}
-
-
-class CompanyExplainer(Explainer):
-    """`company(i)` explains one company: its records, ratings, spells in both worlds and what
-    its legal representative suffered because of it."""
-
-    def company(self, company: int) -> dict[str, Any]:
-        if not self.run.has("companies"):
-            raise XinyongError("this run has no companies", file=self.run.path, field="company")
-        found = self._rows("SELECT * FROM companies WHERE company = $c", c=company)
-        if not found:
-            count = self._rows("SELECT count(*) AS n FROM companies")[0]["n"]
-            raise XinyongError(
-                f"no company {company} in this run (companies are 0..{count - 1})",
-                file=self.run.path,
-                field="company",
-            )
-        row = found[0]
-        meta = self.run.meta().get("companies", {})
-        lists = meta.get("lists", [])
-        records = [
-            {**r, "appealed": r["filed_day"] is not None, "outcome": _company_outcome(r)}
-            for r in self._rows(COMPANY_RECORD_SQL, c=company)
-        ]
-        ratings = []
-        for r in self._rows(
-            "SELECT * FROM company_ratings WHERE company = $c ORDER BY year, world", c=company
-        ):
-            reasons = [k for k in RATING_REASONS if r.get(k)]
-            ratings.append(
-                {
-                    "year": r["year"],
-                    "world": r["world"],
-                    "score": r["score"],
-                    "grade": r["grade"],
-                    "reasons": reasons,
-                    "why": "; ".join(RATING_REASONS[k] for k in reasons) or f"score {r['score']}",
-                }
-            )
-        spells = self._company_spells(company, records)
-        rep = row["legal_rep"]
-        return {
-            "company": {
-                "company": company,
-                "city": row["city"],
-                "size": row["size"],
-                "full_indicators": row["full_indicators"],
-                "risk": row["risk"],
-                "legal_rep": rep,
-                "grade": row["grade"],
-                "shadow_grade": row["shadow_grade"],
-                "deter": row["deter"],
-                "lists": [n for n in lists if row.get(f"on.{n}")],
-                "shadow_lists": [n for n in lists if row.get(f"shadow_on.{n}")],
-                "days": self.days,
-            },
-            "records": records,
-            "ratings": ratings,
-            "spells": spells,
-            "legal_rep": self._legal_rep(rep, company, spells, meta.get("person_lists", {})),
-        }
-
-    def _company_spells(self, company: int, records: list[Row]) -> list[Row]:
-        rows, shadow = self._spells_of("company_spells", "company", company)
-        out = []
-        for s in rows:
-            end = _end(s, self.days)
-            spell: Row = {**s, "days": end - s["start"]}
-            started = [r["record_id"] for r in records if r["day"] == s["start"]]
-            if s["world"] == "shadow":
-                started = [
-                    r["record_id"]
-                    for r in records
-                    if r["day"] == s["start"] and r["truth"] == "correct"
-                ]
-            spell["records_that_day"] = started
-            if s["world"] == "recorded":
-                cover = shadow.get(s["list"], [])
-                covered = sum(max(0, min(end, e) - max(s["start"], b)) for b, e in cover)
-                spell["wrong_days"] = spell["days"] - covered
-                spell["wrongly_listed"] = spell["wrong_days"] > 0
-                spell["first_wrong_day"] = _first_uncovered(s["start"], end, cover)
-            out.append(spell)
-        return out
-
-    def _legal_rep(
-        self, rep: int, company: int, spells: list[Row], person_lists: dict[str, str]
-    ) -> Row:
-        """The representative's spells on the person lists that follow this company's lists,
-        those that overlap a spell of this company there (same world), and their children."""
-        firms = [
-            r["company"]
-            for r in self._rows(
-                "SELECT company FROM companies WHERE legal_rep = $p ORDER BY company", p=rep
-            )
-        ]
-        out_spells = []
-        for s in self._rows(
-            'SELECT list, world, start, "end" FROM spells WHERE person = $p ORDER BY start, list',
-            p=rep,
-        ):
-            follows = person_lists.get(s["list"])
-            if follows is None:
-                continue
-            end = _end(s, self.days)
-            mine = [
-                c
-                for c in spells
-                if c["list"] == follows
-                and c["world"] == s["world"]
-                and c["start"] < end
-                and _end(c, self.days) > s["start"]
-            ]
-            out_spells.append(
-                {
-                    **s,
-                    "days": end - s["start"],
-                    "follows": follows,
-                    "because_of_this_company": bool(mine),
-                }
-            )
-        restricted = [
-            r["child"]
-            for r in self._rows(
-                "SELECT child FROM children WHERE (parent1 = $p OR parent2 = $p) AND restricted "
-                "ORDER BY child",
-                p=rep,
-            )
-        ]
-        return {
-            "person": rep,
-            "companies": firms,
-            "spells": out_spells,
-            "children_restricted_at_T": restricted,
-        }
-
-
-def _company_outcome(r: Row) -> str:
-    if r["filed_day"] is None:
-        return "never appealed"
-    return {True: "appeal upheld", False: "appeal rejected", None: "appeal undecided at T"}[
-        r["upheld"]
-    ] + (f" (day {r['decision_day']})" if r["upheld"] is not None else "")
-
-
-def company_story(report: dict[str, Any]) -> dict[str, Any]:
-    """The verdict for one company and one line per recorded spell."""
-    c, records = report["company"], report["records"]
-    by_id = {r["record_id"]: r for r in records}
-    recorded = [s for s in report["spells"] if s["world"] == "recorded"]
-    wrong = [s for s in recorded if s.get("wrongly_listed")]
-    bad = [r for r in records if r["truth"] != "correct"]
-
-    def because(s: Row) -> str:
-        live = [r for r in bad if r["day"] <= (s["first_wrong_day"] or s["start"])]
-        if not live:
-            return "because of wrong records"
-        main = by_id[live[-1]["record_id"]]
-        what = f"a {main['truth'].replace('_', ' ')} {main['behaviour']} record ({main['channel']})"
-        if main["truth"] == "misattributed" and main["actor"] is not None:
-            what += f" that belonged to company {main['actor']}"
-        return f"because of {what}; {main['outcome']}"
-
-    if wrong:
-        s = max(wrong, key=lambda s: s["wrong_days"])
-        now = "Wrongly on" if s["end"] is None else "Was wrongly on"
-        verdict = (
-            f"{now} the {s['list']} for {s['wrong_days']} days from day {s['first_wrong_day']} "
-            f"{because(s)}."
-        )
-    elif c["lists"]:
-        verdict = (
-            f"On {', '.join('the ' + n for n in c['lists'])} at the end on its own records: "
-            "the shadow world (correct records only) lists it too."
-        )
-    else:
-        verdict = "On no company list at the end" + (
-            f"; {len(bad)} wrong record{'s' * (len(bad) != 1)} against it changed no list."
-            if bad
-            else "; no wrong record against it."
-        )
-    rep = report["legal_rep"]
-    hit = [s for s in rep["spells"] if s["because_of_this_company"] and s["world"] == "recorded"]
-    if hit:
-        verdict += (
-            f" Its legal representative, adult {rep['person']}, was put on "
-            + ", ".join(sorted({s["list"] for s in hit}))
-            + " because of it."
-        )
-    return {
-        "verdict": verdict,
-        "mattered": [r["record_id"] for r in records],
-        "spells": [
-            {
-                "list": s["list"],
-                "start": s["start"],
-                "end": s["end"],
-                "days": s["days"],
-                "wrong_days": s.get("wrong_days", 0),
-                "why": because(s) if s.get("wrongly_listed") else "on its own records",
-            }
-            for s in recorded
-        ],
-        "days": c["days"],
-    }
-
-
-def explain_company(path: str | Path, company: int) -> dict[str, Any]:
-    """One company's story from a run directory."""
-    report = CompanyExplainer(path).company(company)
-    report["story"] = company_story(report)
-    return report
-
-
-def render_company(report: dict[str, Any], console: Console) -> None:
-    """The company report as Rich tables."""
-    c, st, rep = report["company"], report["story"], report["legal_rep"]
-    console.print(
-        f"[bold]company {c['company']}[/bold] ({c['size']}, {c['city']}): {st['verdict']}"
-    )
-    head = Table(show_header=False, title=f"company {c['company']}", title_justify="left")
-    head.add_row("size", str(c["size"]))
-    head.add_row("indicators", "full" if c["full_indicators"] else "partial")
-    head.add_row("risk", f"{c['risk']:.3g}")
-    head.add_row("legal representative", f"adult {c['legal_rep']}")
-    head.add_row("grade (shadow)", f"{c['grade']} ({c['shadow_grade']})")
-    head.add_row("lists at T", ", ".join(c["lists"]) or "none")
-    head.add_row("shadow lists at T", ", ".join(c["shadow_lists"]) or "none")
-    console.print(head)
-    _section(
-        console,
-        "records against this company",
-        ["id", "day", "behaviour", "channel", "truth", "appeal"],
-        [
-            [r["record_id"], r["day"], r["behaviour"], r["channel"], _truth(r), r["outcome"]]
-            for r in report["records"]
-        ],
-    )
-    _section(
-        console,
-        "ratings",
-        ["year", "world", "score", "grade", "why"],
-        [[r["year"], r["world"], r["score"], r["grade"], r["why"]] for r in report["ratings"]],
-    )
-    _section(
-        console,
-        "list spells",
-        ["list", "world", "start", "end", "days", "wrongly listed"],
-        [
-            [
-                s["list"],
-                s["world"],
-                s["start"],
-                "listed at T" if s["end"] is None else s["end"],
-                s["days"],
-                f"{s['wrong_days']} days" if s.get("wrongly_listed") else "",
-            ]
-            for s in report["spells"]
-        ],
-    )
-    _section(
-        console,
-        f"legal representative, adult {rep['person']} (companies: "
-        f"{', '.join(map(str, rep['companies']))})",
-        ["list", "world", "start", "end", "days", "follows", "because of this company"],
-        [
-            [
-                s["list"],
-                s["world"],
-                s["start"],
-                "listed at T" if s["end"] is None else s["end"],
-                s["days"],
-                s["follows"],
-                "yes" if s["because_of_this_company"] else "no",
-            ]
-            for s in rep["spells"]
-        ],
-    )
-    if rep["children_restricted_at_T"]:
-        console.print(
-            "children restricted at T: " + ", ".join(map(str, rep["children_restricted_at_T"]))
-        )
+ADULT = EntityExplainer("adult", explain, render, render_html)

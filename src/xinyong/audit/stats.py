@@ -91,6 +91,76 @@ def mean_interval(values: Sequence[float | None]) -> tuple:
     return m, m - half, m + half
 
 
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-14:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_p_value(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t with `df` degrees of freedom."""
+    return betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the order given: a q at or below
+    0.05 keeps the expected share of false discoveries among the significant at 5%."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    q = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        q[i] = running
+    return q
+
+
+def hull(
+    a: tuple[float | None, float | None], b: tuple[float | None, float | None]
+) -> tuple[float | None, float | None]:
+    """The smallest interval holding both (a side that is None is left out)."""
+    lows = [x for x in (a[0], b[0]) if x is not None]
+    highs = [x for x in (a[1], b[1]) if x is not None]
+    return (min(lows) if lows else None, max(highs) if highs else None)
+
+
+def clip(
+    low: float | None, high: float | None, floor: float, ceiling: float = math.inf
+) -> tuple[float | None, float | None]:
+    """An interval cut to [floor, ceiling] (a share's t interval to [0, 1])."""
+    return (
+        None if low is None else min(max(low, floor), ceiling),
+        None if high is None else max(min(high, ceiling), floor),
+    )
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Spearman rank correlation (average ranks for ties); None when undefined."""
     if len(x) < 3:
@@ -150,8 +220,14 @@ def survival_at(curve: dict[str, list], t: float) -> tuple:
 
 
 def median_time(curve: dict[str, list]) -> float | None:
+    return quantile_time(curve, 0.5)
+
+
+def quantile_time(curve: dict[str, list], p: float) -> float | None:
+    """The first time by which a share `p` of the spells has ended (S(t) <= 1 - p); None when
+    the curve never gets there (too many still running)."""
     for t, s in zip(curve["t"], curve["s"], strict=True):
-        if s <= 0.5:
+        if s <= 1 - p + 1e-12:
             return float(t)
     return None
 
@@ -167,3 +243,10 @@ def restricted_mean(curve: dict[str, list], tau: float) -> float:
         nxt = ts[i + 1] if i + 1 < len(ts) else tau
         area += s * (min(nxt, tau) - t)
     return area
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """A share or ratio with a zero denominator is null (reading 12)."""
+    if num is None or not den:
+        return None
+    return num / den

@@ -10,64 +10,14 @@ from typing import Any
 
 import duckdb
 
-from xinyong import modules
+from xinyong.audit import registry, stats
+from xinyong.audit.hooks import module_audits
 from xinyong.scenario import GROUPS
-
-# One line per summary metric; `{}` stands for the list, tier, group or city in the key.
-MEANINGS = {
-    "mean_score": "mean recorded score at T",
-    "tier_share": "share of adults in tier {} at T",
-    "list_share": "share of adults on {} at T",
-    "ever_listed_share": "share of adults on {} on at least one day",
-    "neg_records_per_adult_year": "negative records (all truths) per adult and year",
-    "pos_records_per_adult_year": "positive records per adult and year",
-    "wrong_record_share": "share of negative records that are misattributed or false reports",
-    "wrongly_listed_share": "share of adults wrongly on {} at T (on it, shadow world not)",
-    "wrongly_listed_share_by_group": "share of {} adults wrongly on {} at T",
-    "wrongly_listed_ratio": "minority over majority share wrongly on {} at T",
-    "children_restricted_share": "share of children under a child-directed sanction at T",
-    "association_records_per_adult_year": "records for meeting a blacklisted neighbour per "
-    "adult and year",
-    "appeals_filed_per_1000": "appeals filed per 1,000 adults",
-    "appeals_upheld_per_1000": "appeals upheld per 1,000 adults",
-    "mean_deter": "mean deterrence factor at T (1: none)",
-    "tier_share_by_city": "share of adults of city {} in tier {} at T",
-    "list_share_by_city": "share of adults of city {} on {} at T",
-}
-
-
-def meanings() -> dict[str, str]:
-    """Every summary metric's meaning: the adults' and each module's."""
-    out = dict(MEANINGS)
-    for spec in modules.specs():
-        out.update(spec.runtime_class().meanings())
-    return out
 
 
 def summary_meaning(key: str) -> str:
-    """What a summary key means (docs/model.md, "Summary metrics"): the longest stem of the
-    key with a meaning, its `{}` filled with the rest of the key."""
-    parts = key.split(".")
-    known = meanings()
-    for i in range(len(parts), 0, -1):
-        text = known.get(".".join(parts[:i]))
-        if text is None:
-            continue
-        rest = parts[i:]
-        if text.count("{") == 2 and "{0}" not in text and len(rest) == 2:
-            rest = rest[::-1]  # by-group keys name the list first, the words the group
-        try:
-            return text.format(*rest)
-        except IndexError:
-            return text
-    return "summary metric (docs/model.md)"
-
-
-def ratio(num: float | None, den: float | None) -> float | None:
-    """A share or ratio with a zero denominator is null (reading 12)."""
-    if num is None or not den:
-        return None
-    return num / den
+    """What a summary key means (docs/model.md, "Summary metrics")."""
+    return registry.summary_meaning(key, module_audits())
 
 
 def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int) -> dict:
@@ -85,9 +35,9 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
         tier_names += [n for n in names if n not in tier_names]
     counts = dict(con.sql("SELECT tier, count(*) FROM persons GROUP BY tier").fetchall())
     for name in tier_names:
-        out[f"tier_share.{name}"] = ratio(counts.get(name, 0), adults)
+        out[f"tier_share.{name}"] = stats.ratio(counts.get(name, 0), adults)
     for name in meta["lists"]:
-        out[f"list_share.{name}"] = ratio(
+        out[f"list_share.{name}"] = stats.ratio(
             one(f'SELECT count(*) FROM persons WHERE "on.{name}"'), adults
         )
     for name in meta["lists"]:
@@ -95,7 +45,7 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
             "SELECT count(DISTINCT person) FROM spells "
             f"WHERE list = '{name}' AND world = 'recorded'"
         )
-        out[f"ever_listed_share.{name}"] = ratio(ever, adults)
+        out[f"ever_listed_share.{name}"] = stats.ratio(ever, adults)
     negative = {b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg}
     # Counted from the daily tallies (a few dozen rows a day), which count the records as
     # they are made: the same numbers as the records table gives (tested), without reading
@@ -111,12 +61,12 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
         else:
             pos += n
         assoc += n if behaviour == meta["association_behaviour"] else 0
-    out["neg_records_per_adult_year"] = ratio(neg, adults * years)
-    out["pos_records_per_adult_year"] = ratio(pos, adults * years)
-    out["wrong_record_share"] = ratio(wrong, neg)
+    out["neg_records_per_adult_year"] = stats.ratio(neg, adults * years)
+    out["pos_records_per_adult_year"] = stats.ratio(pos, adults * years)
+    out["wrong_record_share"] = stats.ratio(wrong, neg)
     for name in meta["lists"]:
         wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
-        out[f"wrongly_listed_share.{name}"] = ratio(
+        out[f"wrongly_listed_share.{name}"] = stats.ratio(
             one(f"SELECT count(*) FROM persons WHERE {wrong_on}"), adults
         )
         by_group = dict(
@@ -127,17 +77,17 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
         )
         for g in reversed(GROUPS):  # minority first
             out[f"wrongly_listed_share_by_group.{name}.{g}"] = by_group.get(g)
-        out[f"wrongly_listed_ratio.{name}"] = ratio(
+        out[f"wrongly_listed_ratio.{name}"] = stats.ratio(
             by_group.get("minority"), by_group.get("majority")
         )
-    out["children_restricted_share"] = ratio(
+    out["children_restricted_share"] = stats.ratio(
         one("SELECT count(*) FROM children WHERE restricted"), children
     )
-    out["association_records_per_adult_year"] = ratio(assoc, adults * years)
+    out["association_records_per_adult_year"] = stats.ratio(assoc, adults * years)
     filed = one("SELECT count(*) FROM appeals")
     upheld = one("SELECT count(*) FROM appeals WHERE upheld")
-    out["appeals_filed_per_1000"] = ratio(filed * 1000, adults)
-    out["appeals_upheld_per_1000"] = ratio(upheld * 1000, adults)
+    out["appeals_filed_per_1000"] = stats.ratio(filed * 1000, adults)
+    out["appeals_upheld_per_1000"] = stats.ratio(upheld * 1000, adults)
     out["mean_deter"] = one("SELECT avg(deter) FROM persons")
     city_pack = meta.get("city_pack", {})
     if len(city_pack) > 1:
@@ -153,10 +103,10 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
                 ).fetchall()
             )
             for name in meta["tiers"][city_pack[city]]:
-                out[f"tier_share_by_city.{city}.{name}"] = ratio(tiers.get(name, 0), n)
+                out[f"tier_share_by_city.{city}.{name}"] = stats.ratio(tiers.get(name, 0), n)
             for name, share in zip(meta["lists"], shares, strict=True):
                 out[f"list_share_by_city.{city}.{name}"] = share
-    for spec in modules.specs():  # each module's metrics, from its tables
-        if spec.name in meta:
-            out.update(spec.runtime_class().summary(con, meta[spec.name], days, adults))
+    for mod in module_audits():
+        if mod.applies(meta):
+            out.update(mod.summary(con, meta, days, adults))
     return out

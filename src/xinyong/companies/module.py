@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from xinyong.audit.registry import ModuleAudit
 from xinyong.companies.layer import Companies
 from xinyong.companies.population import company_counts, generate_companies
 from xinyong.companies.rating import Rated
-from xinyong.companies.summary import MEANINGS, company_metrics
 from xinyong.companies.tables import CompanyRecorder, company_meta
 from xinyong.entities import EntityTables
-from xinyong.module import Context, Module, Step
+from xinyong.module import Context, Module, Spec, Step
 from xinyong.scenario import Scenario
 
 # The companies' streams, in the order of the module's seeds.
@@ -68,11 +67,7 @@ class CompaniesModule(Module):
         return company_meta(sc, adults.scheme)
 
     @classmethod
-    def summary(
-        cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
-    ) -> dict[str, Any]:
-        return company_metrics(con, meta, days, adults)
+    def audit(cls, spec: Spec) -> ModuleAudit:
+        from xinyong.companies.audit import AUDIT
 
-    @classmethod
-    def meanings(cls) -> dict[str, str]:
-        return MEANINGS
+        return AUDIT

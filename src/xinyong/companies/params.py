@@ -25,8 +25,9 @@ from xinyong.scenario import (
     Scenario,
     _no_bool,
     lognormal_mass,
+    referenced,
 )
-from xinyong.scheme.schema import Flag, Int, Name, Pack, pack_path, validated
+from xinyong.scheme.schema import Flag, Int, Name, Pack, validated
 from xinyong.yamlio import Lines, line_of, load_yaml
 
 SIZES = ("micro", "small", "medium", "large")  # the companies' groups, index 0 .. 3
@@ -208,12 +209,7 @@ def load(data: dict, path: Path, lines: Lines) -> None:
         if not isinstance(ref, str) or ref in packs:
             continue
         loc = ("companies", "packs", i)
-        file = pack_path(ref, path.parent)
-        if "\0" in ref or not file.exists():
-            raise XinyongError(
-                f"company pack '{ref}' not found", file=path, line=line_of(lines, loc),
-                field=".".join(map(str, loc)),
-            )  # fmt: skip
+        file = referenced(ref, "company pack", path, lines, loc)  # the one path resolver
         pack_data, pack_lines = load_yaml(file)
         pack = validated(CompanyPack, pack_data, file, pack_lines, "a company pack")
         if pack.id in packs:

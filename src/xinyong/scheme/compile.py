@@ -14,6 +14,7 @@ import numpy as np
 from xinyong.errors import XinyongError
 from xinyong.params import PER_CITY
 from xinyong.scenario import Scenario
+from xinyong.scheme.features import Features, compile_features
 from xinyong.scheme.schema import Condition
 
 MAX_LISTS = 16
@@ -90,6 +91,8 @@ class SchemeTables:
     # Person lists that follow a list of another kind's members (list index -> that list):
     # held through their direct slot, which the module of that kind sets.
     represents: dict[int, str]
+    # What some packs have and most do not (scheme/features.py); None when no pack does.
+    features: Features | None = None
 
     @property
     def n_direct(self) -> int:
@@ -239,6 +242,7 @@ def compile_scheme(sc: Scenario) -> SchemeTables:
         min_stay=min_stay,
         settle_mask=settle_mask,
         represents=represents,
+        features=compile_features([sc.packs[p] for p in packs], behaviours),
     )
 
 

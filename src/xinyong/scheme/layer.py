@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xinyong.observe import Records
+from xinyong.observe import CORRECT, Records
 from xinyong.schedule import by_day
-from xinyong.scheme import lists, scoring
+from xinyong.scheme import features, lists, scoring
 from xinyong.scheme.compile import SchemeTables
 from xinyong.scheme.state import SchemeState
 from xinyong.threads import Halves, join
@@ -60,24 +60,86 @@ class Scheme:
         # Kept for daily means. Column by column: NumPy's sum over axis 0 of an (N, 2) array
         # took ten times as long (150 ms at 10 M adults).
         self.score_sum = np.array([st.score[:, w].sum(dtype=np.int64) for w in range(2)])
+        self.features = tables.features
+        if self.features is not None:
+            f, pack_of_city = self.features, tables.city_pack
+            # Per city: does its pack recalculate / give a clean-year bonus.
+            self.recalculated_city = f.recalc_every[pack_of_city] > 0
+            self.bonus_city = f.bonus_points[pack_of_city] > 0
 
     # -- step 1 and upheld appeals -------------------------------------------------------------
 
     def expire(self, t: int) -> list[np.ndarray]:
-        """Step 1; returns the members whose score changed."""
+        """Step 1 (with the packs' periodic steps); returns the members whose score changed."""
         if t > 0 and t % YEAR == 0:
             self.state.cap_used[:] = 0  # a new yearly-cap window begins
+            self.state.units_used[:] = 0  # and so does the count of a diminishing scale
         out = []
         for person, delta in self.expiries.pop(t, []):
             self.give_back(person, delta)
             out.append(person)
+        if self.features is not None:
+            out += [self.recalculate(t), self.clean_year_bonus(t)]
         return out
 
     def give_back(self, person: np.ndarray, delta: np.ndarray) -> None:
+        """Points taken back (expiry, an upheld appeal); in a recalculated city they wait for
+        the next recalculation."""
         tb = self.tables
+        if self.features is not None and self.recalculated_city.any():
+            later = self.recalculated_city[self.city[person]]
+            np.subtract.at(self.state.pending, person[later], delta[later])
+            person, delta = person[~later], delta[~later]
         self.score_sum += scoring.reverse_points(
             self.state.score, person, delta, self.city, tb.city_pack, tb.score_lo, tb.score_hi
         )
+
+    # -- periodic steps of some packs (scheme/features.py) -----------------------------------
+
+    def _due(self, t: int, every: np.ndarray) -> np.ndarray:
+        """The members of the cities whose pack's period `every` (per pack, 0 none) ends
+        today (t > 0, t a multiple of it)."""
+        pack_due = (every > 0) & (t > 0) & (t % np.maximum(every, 1) == 0)
+        return np.flatnonzero(pack_due[self.tables.city_pack][self.city]).astype(np.int32)
+
+    def recalculate(self, t: int) -> np.ndarray:
+        """The periodic recalculation of packs with `recalculation: {every_days: N}` (Suqian,
+        monthly): on each day t > 0 that is a multiple of N, before the day's events, the
+        published score takes in every point recorded, expired or given back by an appeal
+        since the last recalculation. Returns the members whose score changed."""
+        members = self._due(t, self.features.recalc_every)
+        st, tb = self.state, self.tables
+        members = members[(st.pending[members] != 0).any(axis=1)]
+        delta = -st.pending[members]
+        st.pending[members] = 0
+        self.score_sum += scoring.reverse_points(
+            st.score, members, delta, self.city, tb.city_pack, tb.score_lo, tb.score_hi
+        )
+        return members
+
+    def clean_year_bonus(self, t: int) -> np.ndarray:
+        """The bonus of packs with `clean_year_bonus` (Fuzhou): on each day t > 0 that is a
+        multiple of `every_days`, before the day's events, every member with no negative
+        record in days t - every_days .. t - 1 gains `points` in that world (the recorded
+        world counts every record, the shadow world correct ones), for `expiry_days`. Returns
+        the members whose score changed."""
+        f, st, tb = self.features, self.state, self.tables
+        members = self._due(t, f.bonus_every)
+        pk = tb.city_pack[self.city[members]]
+        clean = st.last_bad[members] < (t - f.bonus_every[pk])[:, None]
+        keep = clean.any(axis=1)
+        members, pk = members[keep], pk[keep]
+        bonus = np.where(clean[keep], f.bonus_points[pk][:, None], 0)
+        before = st.score[members].astype(np.int64)
+        after = np.clip(before + bonus, tb.score_lo[pk][:, None], tb.score_hi[pk][:, None])
+        st.score[members] = after
+        given = (after - before).astype(np.int32)
+        self.score_sum += given.sum(axis=0, dtype=np.int64)
+        for days in np.unique(f.bonus_expiry[pk]).tolist():
+            if t + days < self.days:
+                sel = f.bonus_expiry[pk] == days
+                self.expiries[t + days].append((members[sel], given[sel]))
+        return members
 
     # -- step 7 ----------------------------------------------------------------------------
 
@@ -99,12 +161,16 @@ class Scheme:
             with_effect, check_day, tier_may_move = join(*parts)
         else:
             with_effect, check_day, tier_may_move = score_part(0, len(rec))
+        if self.features is not None:
+            tier_may_move = np.concatenate([tier_may_move, self.score_features(t, rec, applied)])
         # Points given back at expiry; expiries after the last day need no bookkeeping.
         batch = scoring.Batch(order, 0, len(rec), rec.person, rec.behaviour, rec.truth, applied)
         expiry_day, totals, due = scoring.expiries(
             t, batch, self.city, tb.city_pack, tb.expiry, self.days
         )
         self.score_sum += totals
+        if self.features is not None and self.recalculated_city.any():
+            self.defer(rec, applied)
         for day, sel in by_day(expiry_day[due], None, t + 1, self.days):
             self.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
         in_order = np.argsort(with_effect, kind="stable")  # a handful a day
@@ -114,6 +180,42 @@ class Scheme:
         effect = np.zeros(len(rec), dtype=bool)
         effect[with_effect] = True
         return Scored(applied, expiry_day, effect, with_effect, tier_may_move)
+
+    def score_features(self, t: int, rec: Records, applied: np.ndarray) -> np.ndarray:
+        """The day's records under a diminishing scale or a push (after their ordinary points),
+        and the day of each member's last negative record for clean-year bonuses. Returns the
+        members whose score these features changed."""
+        f, tb, st = self.features, self.tables, self.state
+        pk = tb.city_pack[self.city[rec.person]]
+        beh = rec.behaviour
+        changed = np.empty(0, dtype=np.int32)
+        if f.diminishing or f.push:
+            rows = np.flatnonzero(
+                (f.dim_units[pk, beh] > 0) | (f.push_below[pk, beh] != features.NO_PUSH)
+            )
+            if len(rows):
+                features.score_features(
+                    rows, rec.person, beh, rec.truth, self.city, tb.city_pack, tb.score_lo,
+                    tb.score_hi, f.dim_units, f.dim_upto, f.dim_per, f.push_below, st.score,
+                    st.units_used, applied,
+                )  # fmt: skip
+                changed = rec.person[rows]
+        if f.bonus:
+            bad = (tb.points[pk, beh] < 0) | (f.push_below[pk, beh] != features.NO_PUSH)
+            bad &= self.bonus_city[self.city[rec.person]]
+            st.last_bad[rec.person[bad], 0] = t
+            st.last_bad[rec.person[bad & (rec.truth == CORRECT)], 1] = t
+        return changed
+
+    def defer(self, rec: Records, applied: np.ndarray) -> None:
+        """In a recalculated city the day's points wait for the next recalculation: taken off
+        the published score again (exactly what they added) and kept as pending."""
+        st = self.state
+        later = np.flatnonzero(self.recalculated_city[self.city[rec.person]])
+        person, points = rec.person[later], applied[later]
+        np.subtract.at(st.score, person, points)
+        np.add.at(st.pending, person, points)
+        self.score_sum -= points.sum(axis=0, dtype=np.int64)
 
     # -- steps 8-9 ---------------------------------------------------------------------------
 

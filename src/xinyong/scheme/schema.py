@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +19,7 @@ from pydantic import (
 )
 
 from xinyong.errors import XinyongError
+from xinyong.words import did_you_mean, plural
 from xinyong.yamlio import Lines, line_of, load_yaml, resolve
 
 PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
@@ -56,10 +59,24 @@ class Model(BaseModel):
 
 
 class Source(Model):
+    """A document: its title, who published it and when, and where to read it (the document
+    itself: a site's home page is not a source)."""
+
     title: str
+    publisher: str | None = None
+    date: str | None = None
     url: str | None = None
     unverified: Flag = False
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _not_a_home_page(self) -> Source:
+        if self.url is not None and urlsplit(self.url).path.strip("/") == "":
+            raise ValueError(
+                f"'{self.url}' is a home page, not a document: name the page that says it, "
+                "or give the title, publisher and date without a url"
+            )
+        return self
 
 
 class Sourced(Model):
@@ -105,19 +122,76 @@ class Effect(Model):
         return self
 
 
+MAX_STEPS = 8  # bands of a diminishing scale
+
+
+class Step(Model):
+    """A band of a diminishing scale: one point per `units_per_point` units, up to `up_to`
+    units counted in the window (the last band has no `up_to`)."""
+
+    up_to: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)] | None = None
+    units_per_point: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)]
+
+
+class Diminishing(Sourced):
+    """Points that shrink as a person's units (hours of volunteering) add up within the yearly
+    window: each record counts `units_per_record` units; the points of u units are the sum
+    over bands of whole points earned in each band, and a record adds what its units add to
+    that sum."""
+
+    units_per_record: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)] = 1
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _bands_rise(self) -> Diminishing:
+        *inner, last = self.steps
+        if any(s.up_to is None for s in inner) or last.up_to is not None:
+            raise ValueError("every band but the last has 'up_to'; the last has none")
+        bounds = [s.up_to for s in inner]
+        if bounds != sorted(set(bounds)):
+            raise ValueError("the bands' 'up_to' must rise strictly")
+        return self
+
+
 class Rule(Sourced):
     points: Score = 0
     expiry_days: Days | None = None
     yearly_cap: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)] | None = None
     effects: tuple[Effect, ...] = ()
+    # Points by a diminishing scale instead of `points` (Weihai's hours of volunteering).
+    diminishing: Diminishing | None = None
+    # A record leaves its member's score below this value: the deduction is `points` or what
+    # it takes to get there, whichever is more (Wuxi's court defaulters, below 650).
+    push_below: Score | None = None
 
     @model_validator(mode="after")
     def _points_need_expiry(self) -> Rule:
-        if self.points != 0 and self.expiry_days is None:
+        scored = self.points != 0 or self.diminishing or self.push_below is not None
+        if scored and self.expiry_days is None:
             raise ValueError("a rule with points needs 'expiry_days'")
         if self.expiry_days is None and any(e.tier_at_most for e in self.effects):
             raise ValueError("a tier cap lasts while its record is live: it needs 'expiry_days'")
+        if self.diminishing is not None and (self.points != 0 or self.yearly_cap is not None):
+            raise ValueError("a diminishing scale replaces 'points' and 'yearly_cap'")
+        if self.push_below is not None and self.points > 0:
+            raise ValueError("'push_below' belongs to a deduction (points <= 0)")
         return self
+
+
+class CleanYearBonus(Sourced):
+    """Points for every member with no negative record in the last `every_days` days, given
+    on each day t > 0 with t % every_days == 0 (Fuzhou's yearly bonus for a clean year)."""
+
+    points: Annotated[int, Strict(), Field(ge=1, le=CAP_LIMIT)]
+    every_days: Days = 365
+    expiry_days: Days
+
+
+class Recalculation(Sourced):
+    """The published score is recalculated every `every_days` days: records, expiries and
+    upheld appeals change it only then (Suqian's monthly recalculation)."""
+
+    every_days: Days
 
 
 class Condition(Model):
@@ -190,6 +264,8 @@ class Pack(Model):
     tiers: tuple[Tier, ...] = ()
     rules: dict[Name, Rule] = {}
     lists: dict[Name, ListDef] = {}
+    clean_year_bonus: CleanYearBonus | None = None
+    recalculation: Recalculation | None = None
 
     @property
     def tier_names(self) -> list[str]:
@@ -213,16 +289,17 @@ class Pack(Model):
             if len(self.tiers) < 1:
                 problems.append(("a municipal pack needs at least one tier", ("tiers",)))
         else:
-            for key in ("start_score", "score_bounds"):
+            for key in ("start_score", "score_bounds", "clean_year_bonus", "recalculation"):
                 if getattr(self, key) is not None:
                     problems.append((f"a national pack has no {key}", (key,)))
             if self.tiers:
                 problems.append(("a national pack has no tiers", ("tiers",)))
             for b, rule in self.rules.items():
-                if rule.points:
+                if rule.points or rule.diminishing or rule.push_below is not None:
                     problems.append(("a national pack's rules carry no points", ("rules", b)))
-        if self.start_score is not None:
-            source_ok(self.start_score, ("start_score",))
+        for key in ("start_score", "clean_year_bonus", "recalculation"):
+            if getattr(self, key) is not None:
+                source_ok(getattr(self, key), (key,))
         if self.score_bounds is not None:
             source_ok(self.score_bounds, ("score_bounds",))
             lo, hi = self.score_bounds.min, self.score_bounds.max
@@ -264,6 +341,13 @@ class Pack(Model):
         for b, rule in self.rules.items():
             source_ok(rule, ("rules", b))
             behaviour_ok(b, ("rules", b))
+            if rule.diminishing is not None:
+                source_ok(rule.diminishing, ("rules", b, "diminishing"))
+            if self.recalculation is not None and rule.push_below is not None:
+                # The push reads the day's score, which a recalculated pack does not publish.
+                problems.append(
+                    ("'push_below' needs a daily score (no 'recalculation')", ("rules", b))
+                )
             for j, eff in enumerate(rule.effects):
                 loc = ("rules", b, "effects", j)
                 if eff.list is not None and eff.list not in self.lists:
@@ -307,21 +391,66 @@ class Pack(Model):
         return problems
 
 
-def pydantic_problems(exc: ValidationError) -> list[tuple[str, tuple]]:
+def pydantic_problems(
+    exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[tuple[str, tuple]]:
+    """Pydantic's errors as (message, location); an unknown key names the keys allowed there
+    and the closest one (`misattrib` -> did you mean 'misattribute'?)."""
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # Union branches add their type name to the location: drop those parts.
         loc = tuple(p for p in loc if p not in ("Condition", "literal['settlement']", "[key]"))
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            allowed = allowed_keys(model, loc[:-1]) if model is not None else []
+            msg = f"unknown key '{loc[-1]}'" + (
+                did_you_mean(loc[-1], allowed) or f" (known: {', '.join(allowed)})"
+                if allowed
+                else ""
+            )
         out.append((msg, loc))
+    return out
+
+
+def allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys a mapping at `loc` inside `model` may hold ([] when it is not a model)."""
+    kinds: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for kind in _branches(kinds):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(str(part))
+                if field is not None:
+                    nxt.append(field.annotation)
+            elif get_origin(kind) in (dict, list, tuple):  # tuple[X, ...]: X
+                nxt += [arg for arg in get_args(kind)[-2:] if arg is not Ellipsis][-1:]
+        kinds = nxt
+    keys: list[str] = []
+    for kind in _branches(kinds):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += [k for k in kind.model_fields if k not in keys]
+    return keys
+
+
+def _branches(kinds: list[Any]) -> list[Any]:
+    """Types with Annotated, Optional and unions unpacked."""
+    out: list[Any] = []
+    for kind in kinds:
+        origin = get_origin(kind)
+        if origin is Annotated:
+            out += _branches([get_args(kind)[0]])
+        elif origin in (Union, types.UnionType):
+            out += _branches(list(get_args(kind)))
+        else:
+            out.append(kind)
     return out
 
 
 def raise_first(problems: list[tuple[str, tuple]], file: str | Path, lines: Lines) -> None:
     if problems:
         msg, loc = problems[0]
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        more = f" (and {plural(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
         field = ".".join(str(p) for p in loc) or None
         raise XinyongError(msg + more, file=file, line=line_of(lines, loc), field=field)
 
@@ -336,7 +465,7 @@ def validated(
     try:
         obj = model.model_validate(data)
     except ValidationError as exc:
-        raise_first(pydantic_problems(exc), file, lines)
+        raise_first(pydantic_problems(exc, model), file, lines)
         raise  # pragma: no cover - raise_first always raises here
     raise_first(obj.check(*check_args), file, lines)
     return obj
@@ -369,7 +498,9 @@ def load_pack(ref: str | Path, behaviours: set[str] | None = None) -> Pack:
     path = pack_path(str(ref))
     if not path.exists() and not str(ref).endswith((".yaml", ".yml")):
         raise XinyongError(
-            f"unknown pack '{ref}' (built-in: {', '.join(builtin_packs())})", field="pack"
+            f"unknown pack '{ref}'{did_you_mean(str(ref), builtin_packs())} "
+            f"(built-in: {', '.join(builtin_packs())})",
+            field="pack",
         )
     data, lines = load_yaml(path)
     return parse_pack(data, path, lines, behaviours)

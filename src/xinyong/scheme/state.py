@@ -45,6 +45,10 @@ class SchemeState:
     # by (1 - eta) per record down to the floor, in 1 or 2 bytes per adult instead of 8.
     deter_level: np.ndarray  # uint8 or uint16 [N]
     deter_table: np.ndarray  # float64 [K+1]
+    # The features of scheme/features.py, allocated only where a pack uses them ([0, 2] else):
+    units_used: np.ndarray  # int32 [N, 2] units counted on diminishing scales this window
+    last_bad: np.ndarray  # int32 [N, 2] the day of the last negative record, -1 none
+    pending: np.ndarray  # int32 [N, 2] points waiting for the next recalculation
     tier_count: np.ndarray  # int64 [2, P, maxT]
     list_count: np.ndarray  # int64 [2, L]
     wrong_count: np.ndarray  # int64 [L, G] wrongly listed members by group
@@ -59,6 +63,7 @@ class SchemeState:
         m = n if has_cap else 0
         table = deter_table(eta, floor)
         bits = np.uint8 if L <= 8 else np.uint16
+        f = tables.features
         start = np.take(tables.start_score, np.take(tables.city_pack, city)).astype(np.int32)
         return cls(
             score=np.stack([start, start], axis=1),
@@ -71,6 +76,9 @@ class SchemeState:
             tiercap_end=np.full((m, 2, tables.thresholds.shape[1]), -1, dtype=np.int32),
             deter_level=np.zeros(n, dtype=np.uint8 if len(table) <= 256 else np.uint16),
             deter_table=table,
+            units_used=np.zeros((n if f is not None and f.diminishing else 0, 2), np.int32),
+            last_bad=np.full((n if f is not None and f.bonus else 0, 2), -1, np.int32),
+            pending=np.zeros((n if f is not None and f.recalculated else 0, 2), np.int32),
             tier_count=np.zeros((2, len(tables.packs), tables.thresholds.shape[1]), np.int64),
             list_count=np.zeros((2, L), dtype=np.int64),
             wrong_count=np.zeros((L, groups), dtype=np.int64),

@@ -16,7 +16,11 @@ __all__ = ["LOCALHOST", "Settings", "create_app", "serve"]
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the application with uvicorn until interrupted."""
+    """Serve the application with uvicorn until interrupted; it answers to `host` besides
+    the names in `settings.hosts`."""
+    import dataclasses
+
     import uvicorn
 
+    settings = dataclasses.replace(settings, hosts=(*settings.hosts, host))
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

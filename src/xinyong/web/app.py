@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import math
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -27,20 +31,26 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xinyong.errors import XinyongError
+from xinyong.files import read_bytes
 from xinyong.web import designs
 from xinyong.web.jobs import FINISHED, Job, JobManager, QueueFullError
 from xinyong.web.settings import RUN_ID, Settings, new_id
 from xinyong.web.store import Store, pick, wrongly_listed
+from xinyong.words import label, number, percent, plural
 
 HERE = Path(__file__).resolve().parent
 INT32_MAX = 2**31 - 1
 SEED_MAX = 2**63 - 1
+MAX_JSON_DEPTH = 32  # arrays and objects within each other; a design's `set` nests 3 deep
+MAX_PAGE = 256 << 20  # a report or comparison page served (plotly embedded: about 5 MiB)
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID.pattern, max_length=80)]
 DesignId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{16}$")]
@@ -58,7 +68,8 @@ class ApiError(Exception):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict types: `{"adults": true}` is not one adult, `"3"` is not a number.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RunRequest(Strict):
@@ -137,8 +148,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(settings=settings)
-    templates.env.filters["num"] = _num
-    templates.env.filters["pct"] = _pct
+    templates.env.filters["num"] = number
+    templates.env.filters["pct"] = percent
+    templates.env.filters["plural"] = plural
+    templates.env.filters["words"] = label
+    templates.env.filters["ident"] = _breakable
+    templates.env.filters["run_label"] = _run_label
+    templates.env.filters["value"] = _value
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -156,8 +172,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Simulate and audit social credit schemes on synthetic populations.",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJsonRoute
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HostAllowList, hosts=settings.hosts)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -172,6 +190,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(XinyongError)
     async def _input_error(request: Request, exc: XinyongError) -> Response:
         return await _api_error(request, ApiError(422, exc.format(), exc.field))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # The first problem in one line, without echoing the input back.
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "path", "query")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else first.get("msg", "")
+        return await _api_error(request, ApiError(422, message or "invalid request", field))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -347,7 +375,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok=True,
             kind="scenario",
             summary=f"ok: scenario '{sc.name}': {sc.adults:,} adults, {sc.days} days, "
-            f"{len(sc.cities)} cities, packs {', '.join(sc.packs)}",
+            f"{plural(len(sc.cities), 'city')}, packs {', '.join(sc.packs)}",
         )
 
     # JSON API.
@@ -525,6 +553,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Pages.
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for /favicon.ico whatever the page links: the same icon, as SVG.
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> Response:
         running = [j for j in jobs.jobs.values() if j.state not in FINISHED]
@@ -554,12 +587,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             doc = designs.from_pack(pack)
         else:
             doc = designs.from_scenario(scenario or "r1")
-        return design_form(request, doc, design_id=design, saved=saved)
+        return design_form(request, doc, design_id=design, saved=saved, pack=pack)
 
     def design_form(
         request: Request,
         doc: dict[str, Any],
         *,
+        pack: str | None = None,
         design_id: str | None = None,
         checked: designs.Checked | None = None,
         saved: bool = False,
@@ -578,17 +612,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             design_id=design_id,
             saved=saved,
             name=doc.get("name"),
+            pack=pack,
             scenarios=_scenario_names(),
             packs=[p["id"] for p in _packs()],
         )
 
     @app.post("/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_post(request: Request) -> Response:
-        form = await request.form(max_fields=20_000, max_part_size=settings.max_body_bytes)
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        upload = form.get("upload")
-        if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(settings.max_body_bytes + 1)
+        async with request.form(
+            max_fields=20_000, max_part_size=settings.max_body_bytes
+        ) as form:  # closes the uploaded file's spool
+            values = {k: v for k, v in form.items() if isinstance(v, str)}
+            upload = form.get("upload")
+            raw = (
+                await upload.read(settings.max_body_bytes + 1)
+                if upload is not None and not isinstance(upload, str)
+                else None
+            )
+        if raw is not None:
             current = _doc_of(values.get("_doc"))
             try:
                 text = raw.decode("utf-8")
@@ -683,10 +724,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/runs/{run_id}/report.html", include_in_schema=False)
     def report_file(run_id: RunId) -> Response:
         info = run_or_404(run_id)
-        path = info.path / "report.html"
-        if not path.is_file():
+        page = served(info.path / "report.html")
+        if page is None:
             raise ApiError(404, "the run has no report (xinyong audit RUN)")
-        return FileResponse(path, media_type="text/html")
+        return Response(page, media_type="text/html")
 
     @app.get("/runs/{run_id}/people", response_class=HTMLResponse, include_in_schema=False)
     def person_page(
@@ -710,6 +751,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mattered = [by_id[i] for i in doc["story"]["mattered"]]
         return page(request, "person.html", run=info, doc=doc, mattered=mattered, message=None)
 
+    @app.get("/persona", response_class=HTMLResponse, include_in_schema=False)
+    def persona_page(
+        request: Request,
+        name: str | None = None,
+        packs: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        """A built-in persona under the chosen city packs (all eight by default)."""
+        from xinyong.persona import DEFAULT_PACKS, builtin_personas
+
+        cities = [p for p in _packs() if p["kind"] == "municipal"]
+        chosen = tuple(packs or DEFAULT_PACKS)
+        known = {p["id"] for p in cities}
+        if name is not None and name not in builtin_personas():
+            raise ApiError(404, f"no built-in persona '{name}'", "name")
+        unknown = [p for p in chosen if p not in known]
+        if unknown:
+            raise ApiError(422, f"no built-in city pack '{unknown[0]}'", "packs")
+        body = plotly = None
+        if name is not None:
+            from plotly.offline import get_plotlyjs
+
+            body, plotly = _persona_body(name, chosen), get_plotlyjs()
+        return page(
+            request,
+            "persona.html",
+            personas=builtin_personas(),
+            cities=cities,
+            name=name,
+            chosen=chosen,
+            body=body,
+            plotly=plotly,
+        )
+
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
     def compare_page(request: Request, a: str | None = None, reform: str | None = None) -> Response:
         return page(
@@ -731,16 +805,81 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, f"no finished comparison '{compare_id}'")
         rows = {r["metric"]: r for r in doc["rows"]}
         key = [rows[m] for m in KEY_METRICS if m in rows]
-        return page(request, "comparison.html", cid=compare_id, doc=doc, rows=key)
+        return page(
+            request,
+            "comparison.html",
+            cid=compare_id,
+            doc=doc,
+            rows=key,
+            summary=comparison_summary(doc, key),
+        )
 
     @app.get("/compare/{compare_id}/compare.html", include_in_schema=False)
     def compare_file(compare_id: RunId) -> Response:
         path = settings.compare_path(compare_id) / "compare.html"
-        if store.comparison(compare_id) is None or not path.is_file():
+        page = served(path) if store.comparison(compare_id) is not None else None
+        if page is None:
             raise ApiError(404, f"no finished comparison '{compare_id}'")
-        return FileResponse(path, media_type="text/html")
+        return Response(page, media_type="text/html")
 
     return app
+
+
+def served(path: Path) -> bytes | None:
+    """A page of a run or comparison to serve: a regular file read without following a
+    symbolic link (one in a run directory could point anywhere), or None."""
+    try:
+        return read_bytes(path, MAX_PAGE, follow_links=False)
+    except XinyongError:
+        return None
+
+
+def strict_json(body: bytes) -> Any:
+    """A request's JSON, strictly: finite numbers only (no NaN, Infinity or 1e999), nested at
+    most MAX_JSON_DEPTH deep; anything else is refused with a 422 naming the problem."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text[:40]} is not a finite number")
+        return value
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    try:
+        data = json.loads(body, parse_float=finite, parse_constant=constant)
+    except RecursionError:
+        raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep") from None
+    except ValueError as exc:  # also a number of more than 4,300 digits, and bad UTF-8
+        raise StarletteHTTPException(422, f"not valid JSON: {str(exc)[:200]}") from None
+    stack = [(data, 1)] if isinstance(data, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise StarletteHTTPException(422, f"JSON nested more than {MAX_JSON_DEPTH} deep")
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(v, depth + 1) for v in children if isinstance(v, dict | list)]
+    return data
+
+
+class StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """Routes whose JSON bodies are read by `strict_json`."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict
 
 
 def _doc_of(text: str | None) -> dict[str, Any] | None:
@@ -799,6 +938,15 @@ def _scenarios() -> list[dict[str, Any]]:
     return _SCENARIOS
 
 
+@functools.lru_cache(maxsize=16)
+def _persona_body(name: str, packs: tuple[str, ...]) -> str:
+    """A persona's page fragment: the runs are exact, so the same question has one answer."""
+    from xinyong.persona import body_html, load_persona, run_persona
+
+    persona = load_persona(name)
+    return body_html(persona, run_persona(persona, packs))
+
+
 def _packs() -> list[dict[str, Any]]:
     if not _PACKS:
         from xinyong.scheme.schema import builtin_packs, load_pack
@@ -816,21 +964,75 @@ def _packs() -> list[dict[str, Any]]:
     return _PACKS
 
 
-def _num(x: Any) -> str:
-    from xinyong.audit.report import _num as num
+def _run_label(info: Any) -> str:
+    """A run as a menu shows it: id, scenario, size, days and seeds."""
+    summary = info.summary
+    seeds = summary.get("seeds") or [summary.get("seed")]
+    seed = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]} to {seeds[-1]}"
+    return (
+        f"{info.id}: {summary.get('scenario')}, {plural(summary.get('adults', 0), 'adult')}, "
+        f"{plural(summary.get('days', 0), 'day')}, {seed}"
+    )
 
-    return num(x)
+
+def comparison_summary(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """A comparison in plain language (HTML-safe lines): what changed, over how many seeds,
+    and which key metrics moved beyond the noise (only across seeds can one)."""
+    params = [p for p in doc.get("parameters") or [] if p["key"] not in ("name", "description")]
+    changed = Markup(", ").join(
+        Markup("{} from {} to {}").format(_breakable(p["key"]), _value(p["a"]), _value(p["b"]))
+        for p in params[:3]
+    )
+    if len(params) > 3:
+        changed += f" and {plural(len(params) - 3, 'more key')}"
+    seeds = len(doc["b"].get("seeds") or [])
+    out = [
+        escape(
+            f"B ({doc['b'].get('scenario')}) against A ({doc['a'].get('scenario')}), "
+            f"{plural(seeds, 'seed')} a side: "
+        )
+        + (Markup("B changes {}.").format(changed) if params else "no scenario parameter differs.")
+    ]
+    if doc.get("interval") == "within-run":
+        out.append(
+            "One run a side: nothing is called significant, since a second seed could move "
+            "these numbers as much. Pair two or more seeds to tell."
+        )
+        return out
+    moved = [r for r in rows if r.get("significant")]
+    for r in moved[:4]:
+        direction = "rose" if (r.get("difference") or 0) > 0 else "fell"
+        what = r.get("meaning") or label(r["metric"])
+        out.append(
+            f"{what[:1].upper()}{what[1:]}: {direction} from {number(r['a'])} to "
+            f"{number(r['b'])} (B - A {number(r['difference'])}, 95% interval "
+            f"[{number(r['low'])}, {number(r['high'])}] across seeds)."
+        )
+    if not moved:
+        out.append(
+            f"None of the {plural(len(rows), 'key metric')} differs beyond the noise across "
+            f"{plural(seeds, 'seed')}: each interval of B - A includes 0."
+        )
+    elif len(moved) > 4:
+        out.append(f"And {plural(len(moved) - 4, 'more key metric')} (marked below).")
+    return out
 
 
-def _pct(x: Any) -> str:
-    from xinyong.audit.report import _pct as pct
+def _value(x: object) -> str:
+    """A scenario value as read: numbers without float noise or exponents, the rest as is."""
+    return number(x, 6) if isinstance(x, int | float) else str(x)
 
-    return pct(x)
+
+def _breakable(name: object) -> Markup:
+    """An id or a path that may wrap after its dots, underscores, hyphens and slashes, and
+    nowhere else (never inside a word)."""
+    return Markup(re.sub(r"([._/-])", r"\1<wbr>", str(escape(name))))
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413 (by Content-Length, or as they
-    arrive when it is absent)."""
+    """Refuse request bodies over `limit` bytes with 413, however they are sent: by their
+    Content-Length, or as they arrive (chunked). The body is read here, whole, before the
+    application sees it (the application's own reader would answer 400 to a cut body)."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -845,47 +1047,71 @@ class BodyLimit:
         except ValueError:
             declared = self.limit + 1
         if declared > self.limit:
-            await self._refuse(send)
+            await _refuse(send, 413, f"the request is larger than {self.limit:,} bytes "
+                          "(the server's bound)")  # fmt: skip
             return
-        seen = 0
-        started = False
-
-        async def counted() -> dict:
-            nonlocal seen
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLargeError
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await _refuse(send, 413, f"the request is larger than {self.limit:,} bytes "
+                              "(the server's bound)")  # fmt: skip
+                return
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        async def replay() -> dict:
+            nonlocal whole
+            if whole is None:
+                return await receive()  # what follows: a disconnect
+            message, whole = whole, None
             return message
 
-        async def watched(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLargeError:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"the request is larger than {self.limit:,} bytes (the server's bound)"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
 
 
-class _TooLargeError(Exception):
-    pass
+class HostAllowList:
+    """Answer only requests whose Host header names this server (localhost names and the
+    address it was started on, `Settings.hosts`): a web page elsewhere cannot reach a
+    server on localhost by pointing its own name at 127.0.0.1 (DNS rebinding)."""
+
+    def __init__(self, app: Any, hosts: tuple[str, ...]) -> None:
+        self.app = app
+        self.hosts = {host_name(h) for h in hosts}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = dict(scope.get("headers") or []).get(b"host", b"")
+            if host_name(raw.decode("latin-1")) not in self.hosts:
+                await _refuse(send, 400, "this server answers only to its own names (Host "
+                              "header); start it with --allow-host NAME for another")  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or an address, without its port or brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:  # name:port (an IPv6 address without brackets has several)
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+async def _refuse(send: Any, status: int, detail: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
 
 
 __all__ = ["Settings", "create_app"]

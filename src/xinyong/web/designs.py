@@ -10,8 +10,9 @@ every problem the schema and the cross-checks find is shown next to its field.
 
 Uploaded YAML is parsed by the project's strict reader (safe loader: no tags that build
 objects, bounded aliases, no repeated keys) and is only ever data. A scenario that refers to
-other files (`extends: ../x.yaml`, a pack given by path) is refused: only built-in names
-and embedded packs are followed, so an upload cannot read the server's files.
+other files (`extends: ../x.yaml`, a pack of any kind given by path, also through `set:`) is
+refused by the one path resolver (`yamlio.builtin_only`): only built-in names and embedded
+packs are followed, so an upload cannot read the server's files nor learn which exist.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from xinyong.scenario import (
     scenario_model,
     set_dotted,
 )
-from xinyong.scheme.schema import NAME, builtin_packs, parse_pack, pydantic_problems
-from xinyong.yamlio import parse_yaml
+from xinyong.scheme.schema import builtin_packs, parse_pack, pydantic_problems
+from xinyong.yamlio import builtin_only, parse_yaml
 
 DESIGN_FILE = "design.yaml"  # the name validation messages give the design
 
@@ -139,7 +140,8 @@ def _load_text(text: str) -> Scenario:
         path = Path(tmp) / DESIGN_FILE
         path.write_text(text, "utf-8")
         try:
-            return load_scenario(path)
+            with builtin_only(path):  # nothing else the design names may be a file
+                return load_scenario(path)
         except XinyongError as err:
             raise _renamed(err, str(path)) from None
 
@@ -156,9 +158,6 @@ def check(data: Any) -> Checked:
     problem (schema, then cross-checks) with its field."""
     if not isinstance(data, dict):
         return Checked(None, f"{DESIGN_FILE}: a scenario is a YAML mapping", [])
-    refused = _references(data)
-    if refused is not None:
-        return Checked(None, refused.format(), [Problem(refused.message, refused.field)])
     text = yaml.safe_dump(data, sort_keys=False)
     try:
         return Checked(_load_text(text))
@@ -171,42 +170,10 @@ def _all_problems(data: dict[str, Any]) -> list[Problem]:
     try:
         sc = scenario_model().model_validate(data)
     except ValidationError as exc:
-        found = pydantic_problems(exc)
+        found = pydantic_problems(exc, Scenario)
     else:
         found = sc.check()
     return [Problem(msg, ".".join(map(str, loc)) or None) for msg, loc in found]
-
-
-def _references(data: dict[str, Any]) -> XinyongError | None:
-    """Refuse references to files: only built-in names and embedded packs are followed."""
-    parent = data.get("extends")
-    if parent is not None and parent not in builtin_scenarios():
-        return XinyongError(
-            f"extends names a built-in scenario here ({', '.join(builtin_scenarios())}); "
-            "a design cannot refer to files",
-            file=DESIGN_FILE,
-            field="extends",
-        )
-    packs = data.get("packs") if isinstance(data.get("packs"), dict) else {}
-    refs: list[tuple[Any, str]] = []
-    cities = data.get("cities")
-    for i, city in enumerate(cities if isinstance(cities, list) else []):
-        if isinstance(city, dict):
-            refs.append((city.get("pack"), f"cities.{i}.pack"))
-    national = data.get("national_packs")
-    for i, ref in enumerate(national if isinstance(national, list) else []):
-        refs.append((ref, f"national_packs.{i}"))
-    for ref, where in refs:
-        if not isinstance(ref, str) or ref in packs:
-            continue
-        if not NAME.fullmatch(ref) or ref not in builtin_packs():
-            return XinyongError(
-                f"pack '{ref}' is neither embedded nor built-in ({', '.join(builtin_packs())}); "
-                "a design cannot refer to files",
-                file=DESIGN_FILE,
-                field=where,
-            )
-    return None
 
 
 def parse_upload(text: str, current: dict[str, Any] | None) -> tuple[dict[str, Any], Checked]:

@@ -246,6 +246,9 @@ class JobManager:
                     if auditing and job.kind == "run"
                     else "cancelled; the run directories are as they were"
                 )
+                # Gone before the job reads as cancelled: whoever sees that finds nothing left.
+                worker.kill()
+                cleanup(job.targets)
                 with self._lock:
                     self._finish(job, CANCELLED, message)
                 return False
@@ -358,8 +361,18 @@ def execute_run(spec: dict[str, Any], progress: Progress) -> dict[str, Any]:
         progress("running seeds", 0, k, force=True)
         xinyong.run_replicates(sc, out, k, on_done=lambda i: progress("running seeds", i + 1, k))
     else:
+        from xinyong.kernels import COMPILING, on_compile
+
         progress("simulating", 0, sc.days, force=True)
-        xinyong.run(sc, out, on_day=lambda t: progress("simulating", t + 1, sc.days))
+        said: list[str] = []
+
+        def compiling(name: str) -> None:  # the bar waits: say why, once (a day moves it on)
+            if not said:
+                said.append(name)
+                progress(f"{COMPILING} (once after set-up or a change)", 0, sc.days, force=True)
+
+        with on_compile(compiling):
+            xinyong.run(sc, out, on_day=lambda t: progress("simulating", t + 1, sc.days))
     run_seconds = time.perf_counter() - started
     progress("auditing", 1, 1, force=True)
     audit = xinyong.audit(out, baseline=spec.get("baseline", True), report=True)

@@ -33,6 +33,9 @@ class Settings:
     max_body_bytes: int = 2 << 20  # a request's body (a resolved scenario is about 40 kB)
     max_designs: int = 1_000
     warm: bool = True  # keep a worker process started, its kernels loaded, for the next run
+    # Names the server answers to (the Host header): localhost's, plus `serve --host` and
+    # `--allow-host`; any other is refused (DNS rebinding).
+    hosts: tuple[str, ...] = LOCALHOST
 
     def run_path(self, run_id: str) -> Path:
         """The folder of run `run_id` under `runs`; ValueError for anything but a plain name."""

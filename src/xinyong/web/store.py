@@ -2,7 +2,9 @@
 
 Runs are found by their marker (run.json, complete), whoever made them: the page, `xinyong
 run` or a script. Their summaries and findings are read through the project's readers
-(RunDir, xinyong.audit's documents) and cached by the files' modification times.
+(RunDir and its damage check, xinyong.audit's documents) and cached by the files'
+modification times. Nothing is read through a symbolic link: a run directory holding one is
+not listed, and comparisons and designs are read without following one.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from typing import Any
 
 import yaml
 
-from xinyong.atomic import read_marker, write_text
+from xinyong.atomic import write_text
 from xinyong.errors import XinyongError
-from xinyong.store import RunDir
+from xinyong.files import read_text
+from xinyong.store import MAX_JSON, RunDir, read_json
 from xinyong.web.designs import design_id, to_yaml
 from xinyong.web.settings import COMPARE_DIR, DESIGN_ID, DESIGNS_DIR, RUN_ID, Settings
 from xinyong.yamlio import parse_yaml
+
+MAX_DESIGN = 2 << 20  # a saved design (a resolved scenario is about 40 kB)
 
 
 @dataclass
@@ -103,21 +108,25 @@ class Store:
     def _info(self, path: Path) -> RunInfo | None:
         if not path.is_dir() or path.is_symlink():
             return None
+        try:
+            # The damage check, before any file is read (itself cached while the run's files
+            # stay as they are): a run damaged since it was listed is no longer shown.
+            rd = RunDir(path)
+            summary = rd.summary()
+        except (XinyongError, OSError, ValueError):
+            return None
+        marker = rd.marker
+        if marker is None or not marker.get("complete") or "sweep" in marker:
+            return None
         key = tuple(self._mtime(path / f) for f in ("run.json", "summary.json", "metrics.json"))
         hit = self._cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        marker = read_marker(path)
-        if marker is None or not marker.get("complete") or "sweep" in marker:
-            return None
-        try:
-            summary = RunDir(path).summary()
-        except (XinyongError, OSError, ValueError):
-            return None
         audit = None
         findings: list[str] = []
-        with contextlib.suppress(OSError, ValueError):
-            audit = json.loads((path / "metrics.json").read_text("utf-8"))
+        if (path / "metrics.json").exists():
+            with contextlib.suppress(XinyongError):
+                audit = read_json(path / "metrics.json", "metrics.json")
         if isinstance(audit, dict):
             from xinyong.audit.report import key_findings
 
@@ -146,9 +155,10 @@ class Store:
         if (path / ".web-compare").exists():
             return None
         try:
-            return json.loads((path / "compare.json").read_text("utf-8"))
-        except (OSError, ValueError):
+            doc = json.loads(read_text(path / "compare.json", MAX_JSON, follow_links=False))
+        except (XinyongError, ValueError, RecursionError):
             return None
+        return doc if isinstance(doc, dict) and isinstance(doc.get("rows"), list) else None
 
     def comparisons(self) -> list[tuple[str, dict[str, Any]]]:
         root = self.settings.runs / COMPARE_DIR
@@ -187,15 +197,15 @@ class Store:
     def design(self, did: str) -> dict[str, Any] | None:
         try:
             path = self.settings.design_path(did)
-            data, _ = parse_yaml(path.read_text("utf-8"), path)
+            data, _ = parse_yaml(read_text(path, MAX_DESIGN, follow_links=False), path)
         except (ValueError, OSError, XinyongError):
             return None
         return data if isinstance(data, dict) else None
 
     def design_text(self, did: str) -> str | None:
         try:
-            return self.settings.design_path(did).read_text("utf-8")
-        except (ValueError, OSError):
+            return read_text(self.settings.design_path(did), MAX_DESIGN, follow_links=False)
+        except (ValueError, OSError, XinyongError):
             return None
 
     def designs(self) -> list[tuple[str, str]]:
@@ -209,8 +219,8 @@ class Store:
             if not DESIGN_ID.fullmatch(f.stem):
                 continue
             name = f.stem
-            with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
-                first = f.read_text("utf-8").split("\n", 1)[0]
+            with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, XinyongError):
+                first = read_text(f, MAX_DESIGN, follow_links=False).split("\n", 1)[0]
                 if first.startswith("name:"):
                     name = str(yaml.safe_load(first)["name"])
             out.append((f.stem, name))
@@ -220,13 +230,13 @@ class Store:
 def wrongly_listed(path: Path, lst: str) -> list[int]:
     """Adults who were on list `lst` at some point only because of wrong records (the
     recorded world listed them, the shadow world did not), as the audit counts them."""
-    from xinyong.audit.metrics import _segments_sql, _spells_sql
+    from xinyong.audit.queries import segments_sql, spells_sql
 
     rd = RunDir(path)
     if lst not in rd.meta().get("lists", {}):
         return []
     days = int(rd.summary()["days"])
-    seg = _segments_sql(_spells_sql(days, [lst]), "person, list")
+    seg = segments_sql(spells_sql(days, [lst]), "person, list")
     con = rd.connect(threads=1)
     rows = con.sql(
         f"SELECT DISTINCT person FROM ({seg}) WHERE rec > 0 AND sh = 0 ORDER BY person"

@@ -121,21 +121,4 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const job = document.getElementById("job");
   if (job && job.dataset.job && !job.hidden) follow(job);
-  for (const frame of document.querySelectorAll("iframe.report")) {
-    // The report is as tall as it is (no scrolling inside a scrolling page); its charts
-    // draw after it loads, so the height is taken again for a few seconds.
-    const fit = () => {
-      try {
-        const doc = frame.contentDocument;
-        const h = Math.max(doc.documentElement.scrollHeight, doc.body ? doc.body.scrollHeight : 0);
-        if (h > 200) frame.style.height = (h + 20) + "px";
-      } catch (err) { /* not the same origin: keep the fixed height */ }
-    };
-    frame.addEventListener("load", () => {
-      fit();
-      let n = 0;
-      const timer = setInterval(() => { fit(); if (++n >= 10) clearInterval(timer); }, 1000);
-    });
-    fit();
-  }
 });

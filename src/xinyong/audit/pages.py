@@ -1,0 +1,147 @@
+"""The comparison page (`xinyong compare`) and the sweep page (`xinyong sweep`): their charts
+computed here, their layout in templates/compare.html and templates/sweep.html."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from xinyong.audit.figures import FLAG, OK, PALETTE, Page, errors, layout
+from xinyong.audit.format import interval, num, value
+from xinyong.audit.registry import KEY_METRICS
+from xinyong.audit.render import write_page
+
+
+def render_compare(doc: dict, path: Path) -> None:
+    """Write the comparison of two runs (`xinyong compare`) to `path`."""
+    page = Page()
+    rows = doc.get("rows") or []
+    by_name = {r.get("metric"): r for r in rows}
+    figs = []
+    for name in KEY_METRICS:
+        r = by_name.get(name)
+        if r is None or r.get("a") is None or r.get("b") is None:
+            continue
+        figs.append(_side_by_side(page, r))
+    write_page(
+        "compare.html",
+        path,
+        plotly=page.count > 0,
+        doc=doc,
+        a=doc.get("a") or {},
+        b=doc.get("b") or {},
+        rows=rows,
+        figures=figs,
+        significant=sum(bool(r.get("significant")) for r in rows),
+        corrected=sum(r.get("q_value") is not None for r in rows),
+        uncorrected=sum(bool(r.get("significant_uncorrected")) for r in rows),
+        tested=any(r.get("kind") in ("paired-seeds", "across-seeds") for r in rows),
+        download=[_flat(r) for r in rows],
+    )
+
+
+def _flat(r: dict) -> dict:
+    keys = ("metric", "a", "a_low", "a_high", "b", "b_low", "b_high", "difference", "low")
+    keys += ("high", "kind", "significant", "meaning")
+    return {k: r.get(k) for k in keys}
+
+
+def _side_by_side(page: Page, r: dict) -> str:
+    name = str(r.get("metric"))
+    pts = [
+        {"side": "A (base)", "value": r.get("a"), "low": r.get("a_low"), "high": r.get("a_high")},
+        {"side": "B (reform)", "value": r.get("b"), "low": r.get("b_low"), "high": r.get("b_high")},
+    ]
+    trace = go.Scatter(
+        x=[p["side"] for p in pts],
+        y=[p["value"] for p in pts],
+        mode="markers",
+        marker={"size": 12, "color": [OK, FLAG]},
+        error_y=errors(pts, "value", "low", "high"),
+        showlegend=False,
+        hovertext=[f"{p['side']}: {num(p['value'])} {interval(p['low'], p['high'])}" for p in pts],
+        hoverinfo="text",
+    )
+    verdict = (
+        "significant"
+        if r.get("significant")
+        else "not significant"
+        if r.get("kind") in ("paired-seeds", "across-seeds")
+        else "one run a side: not tested"
+    )
+    heading = (
+        f"{name}\nB − A = {num(r.get('difference'))} "
+        f"{interval(r.get('low'), r.get('high'))}, {verdict}"
+    )
+    lay = layout(
+        heading,
+        320,
+        xaxis={"title": {"text": "run"}},
+        yaxis={"title": {"text": "value (see the title)"}, "rangemode": "tozero"},
+        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+    )
+    lay["title"]["font"] = {"size": 12}
+    return page.figure(f"key-{name}", [trace], lay, pts)
+
+
+def render_sweep(doc: dict, path: Path) -> None:
+    """Write a sweep's curves (`xinyong sweep`): one chart per key metric, mean and interval
+    across seeds at each grid point."""
+    page = Page()
+    keys = doc.get("keys") or []
+    points = doc.get("points") or []
+    x_key = keys[0] if keys else "value"
+    figs = []
+    for name in doc.get("metrics") or []:
+        groups: dict[str, list[dict]] = {}
+        for p in points:
+            other = ", ".join(f"{k}={p['values'][k]}" for k in keys[1:])
+            row = (p.get("metrics") or {}).get(name) or {}
+            groups.setdefault(other, []).append(
+                {
+                    x_key: p["values"].get(x_key),
+                    "value": row.get("value"),
+                    "low": row.get("low"),
+                    "high": row.get("high"),
+                }
+            )
+        traces, data = [], []
+        for i, (other, pts) in enumerate(groups.items()):
+            colour = PALETTE[i % len(PALETTE)]
+            xs = [q[x_key] for q in pts]
+            traces.append(
+                go.Scatter(
+                    x=xs,
+                    y=[q["value"] for q in pts],
+                    mode="lines+markers",
+                    name=html.escape(other or name),
+                    line={"color": colour, "width": 2},
+                    error_y=errors(pts, "value", "low", "high"),
+                )
+            )
+            data += [{"metric": name, **({"other": other} if other else {}), **q} for q in pts]
+        known = [q for q in data if q["value"] is not None]
+        heading = name
+        if len(known) >= 2:
+            lo, hi = known[0], known[-1]
+            trend = (
+                "rises"
+                if hi["value"] > lo["value"]
+                else "falls"
+                if hi["value"] < lo["value"]
+                else "stays"
+            )
+            heading = (
+                f"{name} {trend} from {num(lo['value'])} at {x_key} = {value(lo[x_key])} to "
+                f"{num(hi['value'])} at {value(hi[x_key])}"
+            )
+        lay = layout(
+            heading,
+            360,
+            xaxis={"title": {"text": x_key}},
+            yaxis={"title": {"text": name}, "rangemode": "tozero"},
+        )
+        figs.append(page.figure(f"sweep-{name}", traces, lay, data))
+    write_page("sweep.html", path, plotly=page.count > 0, doc=doc, keys=keys, figures=figs)

@@ -1,0 +1,770 @@
+"""The companies' audit (docs/model.md, "Companies"): their metrics, summary metrics, report
+section, key findings and explainer, registered as one `ModuleAudit` (`AUDIT`).
+
+Wrongful company listing by size class, the tax rating's disparity by size, the lock-in of the
+company lists (Kaplan-Meier), the adults restricted because of a company they represent, and
+the spillover of those restrictions onto their children. Every metric row goes into
+`metrics` under `company.`; the tables behind them (for the report) go into `company`.
+Shares keep their counts (`count` of `of`); a zero denominator gives null.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import duckdb
+import plotly.graph_objects as go
+
+from xinyong.audit import format as fmt
+from xinyong.audit import stats
+from xinyong.audit.figures import FLAG, GOOD, OK, PALETTE, Page, alpha, errors, layout
+from xinyong.audit.format import at, count, num, pct, text
+from xinyong.audit.queries import child_lists, one, quote, rows, segments_sql, spells_sql, survival
+from xinyong.audit.registry import (
+    AEQUITAS,
+    ART_5_C_I,
+    ART_5_C_II,
+    CONTEXT,
+    FDR,
+    MIN_COUNT,
+    Metric,
+    ModuleAudit,
+    Section,
+    lock_in_metrics,
+)
+from xinyong.companies.explain import COMPANY_EXPLAINER
+
+SPILLOVER_LIST = "consumption_restricted"  # the person list with a child-directed sanction
+LOCK_IN_LIST = "company_blacklist"
+COMPANIES = "Companies"
+TABLES = ("companies",)
+SPELLS = ("company_spells", "companies")
+
+
+def _m(name: str, definition: str, meaning: str, law: Any, *tables: str) -> Metric:
+    return Metric(f"company.{name}", COMPANIES, definition, meaning, law, tables)
+
+
+LIST_SHARE = _m(
+    "list_share.{list}", "companies on the list at T", "companies on {list} at T", CONTEXT,
+    *TABLES,
+)  # fmt: skip
+WRONGLY_LISTED_SHARE = _m(
+    "wrongly_listed_share.{list}",
+    "companies wrongly on the list at T",
+    "companies on {list} at T whose correct records alone would not put them there ({kind})",
+    AEQUITAS,
+    *TABLES,
+)
+WRONGLY_LISTED_OF_LISTED = _m(
+    "wrongly_listed_of_listed.{list}",
+    "of the companies on the list at T, the share wrongly on it",
+    "of the companies on {list} at T, the share listed only through wrong records",
+    FDR,
+    *TABLES,
+)
+EVER_WRONGLY_LISTED_SHARE = _m(
+    "ever_wrongly_listed_share.{list}",
+    "companies wrongly on the list on at least one day",
+    "companies wrongly on {list} on at least one day ({kind})",
+    AEQUITAS,
+    *SPELLS,
+)
+WRONGLY_BY_SIZE = _m(
+    "wrongly_listed_share_by_size.{list}.{size}",
+    "companies of a size class wrongly on the list at T (count per size)",
+    "{size} companies wrongly on {list} at T, of all {size} companies",
+    AEQUITAS,
+    *TABLES,
+)
+EVER_WRONGLY_BY_SIZE = _m(
+    "ever_wrongly_listed_share_by_size.{list}.{size}",
+    "companies of a size class wrongly on the list on at least one day (count per size)",
+    "{size} companies wrongly on {list} on at least one day, of all {size} companies (micro "
+    "firms draw more same-name misattributions: the market_regulator channel's size weights)",
+    AEQUITAS,
+    *SPELLS,
+)
+RATED_SHARE = _m(
+    "rated_{grade}_share.{world}.{year}.{size}",
+    "companies of a size class rated A (`a`) or D (`d`) in a tax year, in the recorded or the "
+    "shadow world, of those rated",
+    "{size} companies rated {letter} in tax year {year} ({world} world), of the {size} "
+    "companies rated",
+    AEQUITAS,
+    "company_ratings",
+    "companies",
+)
+LOCK_IN = lock_in_metrics("company.", "companies", "company_spells", COMPANIES)
+LEGAL_REPRESENTATIVES = _m(
+    "legal_representatives",
+    "adults who represent at least one company",
+    "adults who represent at least one company",
+    CONTEXT,
+    *TABLES,
+)
+PERSON_LISTED = _m(
+    "person_listed.{list}",
+    "legal representatives on a person list at T because a company they represent is on the "
+    "company list it follows",
+    "legal representatives on {list} at T because a company they represent is on {follows}",
+    ART_5_C_I,
+    "persons",
+    "companies",
+)
+PERSON_WRONGLY_OF_LISTED = _m(
+    "person_wrongly_listed_of_listed.{list}",
+    "of the adults on the person list at T, those whose companies' correct records alone would "
+    "not put them there",
+    "of the adults on {list} at T, those whose companies' correct records alone would not put "
+    "them there",
+    FDR,
+    "persons",
+)
+PERSON_EVER_LISTED = _m(
+    "person_ever_listed.{list}",
+    "legal representatives on the person list on at least one day because of a company",
+    "legal representatives on {list} on at least one day because a company they represent is "
+    "on {follows}",
+    ART_5_C_I,
+    "spells",
+    "companies",
+)
+PERSON_EVER_WRONGLY = _m(
+    "person_ever_wrongly_listed_of_ever_listed.{list}",
+    "of the adults ever on the person list, those wrongly on it on at least one day",
+    "of the adults ever on {list}, those wrongly on it on at least one day (their companies' "
+    "correct records alone would not have listed them)",
+    FDR,
+    "spells",
+)
+PERSON_WRONGLY_DAYS = _m(
+    "person_wrongly_listed_days.{list}",
+    "person-days on the person list that the shadow world would not have spent there",
+    "person-days on {list} that the shadow world would not have spent there",
+    ART_5_C_II,
+    "spells",
+)
+CHILDREN_PARENT = _m(
+    "children_parent_restricted",
+    f"children with a parent on {SPILLOVER_LIST} at T",
+    f"children with a parent on {SPILLOVER_LIST} at T (a parent's company is a corporate "
+    "defaulter)",
+    ART_5_C_I,
+    "children",
+    "persons",
+)
+CHILDREN_ONLY = _m(
+    "children_restricted_only_by_company",
+    f"children restricted at T only through a parent on {SPILLOVER_LIST}",
+    f"children restricted at T only through a parent on {SPILLOVER_LIST} (no parent on "
+    "another child-sanctioning list): a sanction for a company's debts",
+    ART_5_C_I,
+    "children",
+    "persons",
+)
+CHILDREN_ONLY_WRONGLY = _m(
+    "children_restricted_only_by_company_wrongly",
+    "of those children, the ones whose parents the shadow world has off the list",
+    f"of those children, the ones whose parents the shadow world has off {SPILLOVER_LIST}",
+    ART_5_C_I,
+    "children",
+    "persons",
+)
+CHILDREN_EVER_ONLY = _m(
+    "children_ever_restricted_only_by_company",
+    f"children restricted on at least one day only through a parent on {SPILLOVER_LIST}",
+    f"children restricted on at least one day only through a parent on {SPILLOVER_LIST}",
+    ART_5_C_I,
+    "children",
+    "spells",
+)
+CHILDREN_ONLY_DAYS = _m(
+    "children_restricted_only_by_company_days",
+    f"child-days restricted only through a parent on {SPILLOVER_LIST}",
+    f"child-days restricted only through a parent on {SPILLOVER_LIST}",
+    ART_5_C_I,
+    "children",
+    "spells",
+)
+METRICS = (
+    LIST_SHARE,
+    WRONGLY_LISTED_SHARE,
+    WRONGLY_LISTED_OF_LISTED,
+    EVER_WRONGLY_LISTED_SHARE,
+    WRONGLY_BY_SIZE,
+    EVER_WRONGLY_BY_SIZE,
+    RATED_SHARE,
+    *LOCK_IN,
+    LEGAL_REPRESENTATIVES,
+    PERSON_LISTED,
+    PERSON_WRONGLY_OF_LISTED,
+    PERSON_EVER_LISTED,
+    PERSON_EVER_WRONGLY,
+    PERSON_WRONGLY_DAYS,
+    CHILDREN_PARENT,
+    CHILDREN_ONLY,
+    CHILDREN_ONLY_WRONGLY,
+    CHILDREN_EVER_ONLY,
+    CHILDREN_ONLY_DAYS,
+)
+
+
+def _company_spells_sql(T: int) -> str:
+    return f'SELECT company, list, world, start, coalesce("end", {T}) AS stop FROM company_spells'
+
+
+def company_audit(con, out: dict[str, Any], meta: dict[str, Any], T: int) -> None:
+    """Add the company metrics to `out["metrics"]` and their tables to `out["company"]`."""
+    cm = meta["companies"]
+    m = out["metrics"]
+    section: dict[str, Any] = {
+        "lists": cm["lists"],
+        "sizes": cm["sizes"],
+        "list_kinds": cm.get("list_kinds", {}),
+        "wrongly_listed": [],
+        "ratings": [],
+        "survival": {},
+        "persons": [],
+        "children": {},
+    }
+    out["company"] = section
+    _wrongly_listed(con, m, section, cm, T)
+    _ratings(con, m, section, cm)
+    survival(con, m, section["survival"], cm["lists"], T, "company_spells", LOCK_IN)
+    _persons(con, m, section, cm, T)
+    _children(con, m, section, meta, T)
+
+
+def _wrongly_listed(con, m: dict, section: dict, cm: dict, T: int) -> None:
+    """Per company list and size: companies on it at T, wrongly on it at T (recorded on,
+    shadow off), ever on it and ever wrongly on it (from company_spells), with company-days."""
+    sizes = {
+        r["size"]: r["n"]
+        for r in rows(con, "SELECT size, count(*) AS n FROM companies GROUP BY ALL")
+    }
+    total = sum(sizes.values())
+    seg = segments_sql(_company_spells_sql(T), "company, list")
+    ever = {
+        (r["list"], r["size"]): r
+        for r in rows(
+            con,
+            f"""
+        WITH rec AS (SELECT DISTINCT company, list FROM company_spells WHERE world = 'recorded'),
+        w AS (SELECT company, list, sum(stop - start) AS days FROM ({seg})
+              WHERE rec > 0 AND sh = 0 GROUP BY ALL),
+        both_ AS (SELECT coalesce(rec.company, w.company) AS company,
+                         coalesce(rec.list, w.list) AS list, rec.company IS NOT NULL AS ever,
+                         w.company IS NOT NULL AS wrong, coalesce(w.days, 0) AS days
+                  FROM rec FULL JOIN w USING (company, list))
+        SELECT b.list, c.size, count(*) FILTER (WHERE b.ever) AS ever,
+               count(*) FILTER (WHERE b.wrong) AS wrong, sum(b.days) AS days
+        FROM both_ b JOIN companies c USING (company) GROUP BY ALL""",
+        )
+    }
+    kinds = cm.get("list_kinds", {})
+    for lst in cm["lists"]:
+        on, wrong = f'"on.{lst}"', f'("on.{lst}" AND NOT "shadow_on.{lst}")'
+        now = {
+            r["size"]: r
+            for r in rows(
+                con,
+                f"""SELECT size, count(*) FILTER (WHERE {on}) AS listed,
+                       count(*) FILTER (WHERE {wrong}) AS wrong FROM companies GROUP BY ALL""",
+            )
+        }
+        what = (
+            "an undeserved privilege" if kinds.get(lst) == "privilege" else "an undeserved sanction"
+        )
+        listed_all = sum(r["listed"] for r in now.values())
+        wrong_all = sum(r["wrong"] for r in now.values())
+        LIST_SHARE.fraction(m, listed_all, total, list=lst)
+        WRONGLY_LISTED_SHARE.fraction(m, wrong_all, total, list=lst, kind=what)
+        WRONGLY_LISTED_OF_LISTED.fraction(m, wrong_all, listed_all, list=lst)
+        ever_wrong_all = sum(ever.get((lst, s), {}).get("wrong", 0) for s in sizes)
+        EVER_WRONGLY_LISTED_SHARE.fraction(m, ever_wrong_all, total, list=lst, kind=what)
+        for size in cm["sizes"]:
+            n = sizes.get(size, 0)
+            r, e = now.get(size, {}), ever.get((lst, size), {})
+            row = {
+                "list": lst,
+                "size": size,
+                "companies": n,
+                "listed": int(r.get("listed", 0)),
+                "wrong": int(r.get("wrong", 0)),
+                "ever_listed": int(e.get("ever", 0)),
+                "ever_wrong": int(e.get("wrong", 0)),
+                "wrong_company_days": int(e.get("days") or 0),
+            }
+            for key in ("wrong", "ever_wrong"):
+                _, lo, hi = stats.wilson(row[key], n)
+                row[f"{key}_share"] = row[key] / n if n else None
+                row[f"{key}_low"], row[f"{key}_high"] = lo, hi
+            section["wrongly_listed"].append(row)
+            WRONGLY_BY_SIZE.fraction(m, row["wrong"], n, list=lst, size=size)
+            EVER_WRONGLY_BY_SIZE.fraction(m, row["ever_wrong"], n, list=lst, size=size)
+
+
+def _ratings(con, m: dict, section: dict, cm: dict) -> None:
+    """Share rated A and share rated D per size, year and world, of the companies rated."""
+    found = rows(
+        con,
+        """SELECT r.year, r.world, c.size, count(*) FILTER (WHERE r.grade <> 'unrated') AS rated,
+                  count(*) FILTER (WHERE r.grade = 'A') AS a,
+                  count(*) FILTER (WHERE r.grade = 'D') AS d
+           FROM company_ratings r JOIN companies c USING (company)
+           GROUP BY ALL ORDER BY r.year, r.world""",
+    )
+    got = {(r["year"], r["world"], r["size"]): r for r in found}
+    years = sorted({r["year"] for r in found})
+    for year in years:
+        for world in ("recorded", "shadow"):
+            for size in cm["sizes"]:
+                r = got.get((year, world, size), {"rated": 0, "a": 0, "d": 0})
+                n = int(r["rated"])
+                entry = {"year": year, "world": world, "size": size, "rated": n}
+                for grade, key in (("A", "a"), ("D", "d")):
+                    k = int(r[key])
+                    share, lo, hi = stats.wilson(k, n)
+                    entry |= {key: k, f"{key}_share": share, f"{key}_low": lo, f"{key}_high": hi}
+                    RATED_SHARE.fraction(
+                        m, k, n, grade=key, letter=grade, world=world, year=year, size=size
+                    )
+                section["ratings"].append(entry)
+
+
+def _persons(con, m: dict, section: dict, cm: dict, T: int) -> None:
+    """Adults on a person list because a company they represent is on the company list it
+    follows (companies.legal_rep): at T and ever, and how many of them wrongly."""
+    reps = one(con, "SELECT count(DISTINCT legal_rep) FROM companies")
+    LEGAL_REPRESENTATIVES.put(m, reps)
+    for plist, clist in cm.get("person_lists", {}).items():
+        on, wrong = f'"on.{plist}"', f'("on.{plist}" AND NOT "shadow_on.{plist}")'
+        now = rows(
+            con,
+            f"""SELECT count(*) FILTER (WHERE {on}) AS listed,
+                       count(*) FILTER (WHERE {wrong}) AS wrong FROM persons""",
+        )[0]
+        ever = one(
+            con,
+            f"SELECT count(DISTINCT person) FROM spells WHERE list = '{plist}' "
+            "AND world = 'recorded'",
+        )
+        seg = segments_sql(spells_sql(T, [plist]), "person, list")
+        ever_wrong, days = rows(
+            con,
+            f"""SELECT count(DISTINCT person) AS n, coalesce(sum(stop - start), 0) AS days
+                FROM ({seg}) WHERE rec > 0 AND sh = 0""",
+        )[0].values()
+        row = {
+            "list": plist,
+            "follows": clist,
+            "legal_representatives": reps,
+            "listed": int(now["listed"]),
+            "wrong": int(now["wrong"]),
+            "ever_listed": int(ever),
+            "ever_wrong": int(ever_wrong),
+            "wrong_person_days": int(days),
+        }
+        section["persons"].append(row)
+        PERSON_LISTED.fraction(m, row["listed"], reps, list=plist, follows=clist)
+        PERSON_WRONGLY_OF_LISTED.fraction(m, row["wrong"], row["listed"], list=plist)
+        PERSON_EVER_LISTED.fraction(m, row["ever_listed"], reps, list=plist, follows=clist)
+        PERSON_EVER_WRONGLY.fraction(m, row["ever_wrong"], row["ever_listed"], list=plist)
+        PERSON_WRONGLY_DAYS.put(m, row["wrong_person_days"], list=plist)
+
+
+def _children(con, m: dict, section: dict, meta: dict, T: int) -> None:
+    """Children restricted only through a parent on consumption_restricted (no parent on
+    another child-sanctioning list of their city at the same time): at T and ever."""
+    by_city = child_lists(meta)
+    n = one(con, "SELECT count(*) FROM children")
+    pairs = [(c, lst) for c, lists in by_city.items() for lst in lists if lst != SPILLOVER_LIST]
+    cities = [c for c, lists in by_city.items() if SPILLOVER_LIST in lists]
+    if not cities:
+        return
+    parents = """parents AS (SELECT child, city, parent1 AS person FROM children
+                             UNION ALL
+                             SELECT child, city, parent2 FROM children
+                             WHERE parent2 IS NOT NULL)"""
+    other_on = (
+        " OR ".join(f'(p.city = {quote([c])} AND q."on.{lst}")' for c, lst in pairs) or "false"
+    )
+    now = rows(
+        con,
+        f"""WITH {parents},
+            per AS (SELECT p.child, bool_or(q."on.{SPILLOVER_LIST}") AS cr,
+                           bool_or({other_on}) AS other,
+                           bool_or(q."on.{SPILLOVER_LIST}" AND NOT q."shadow_on.{SPILLOVER_LIST}")
+                           AS cr_wrong,
+                           bool_or(q."shadow_on.{SPILLOVER_LIST}") AS cr_shadow
+                    FROM parents p JOIN persons q USING (person)
+                    WHERE p.city IN ({quote(cities)}) GROUP BY p.child)
+            SELECT count(*) FILTER (WHERE cr) AS cr,
+                   count(*) FILTER (WHERE cr AND NOT other) AS only,
+                   count(*) FILTER (WHERE cr AND NOT other AND NOT cr_shadow) AS only_wrong
+            FROM per""",
+    )[0]
+    # Ever: per child, the days a parent is on consumption_restricted ('recorded' below)
+    # while no parent is on another child-sanctioning list ('shadow' below).
+    values = ", ".join(f"({quote([c])}, {quote([lst])})" for c, lst in pairs)
+    others = (
+        f"""UNION ALL
+            SELECT p.child, 'shadow' AS world, s.start, coalesce(s."end", {T}) AS stop
+            FROM parents p JOIN (VALUES {values}) cl(city, list) USING (city)
+                 JOIN spells s ON s.person = p.person AND s.list = cl.list
+            WHERE s.world = 'recorded'"""
+        if pairs
+        else ""
+    )
+    source = f"""
+        WITH {parents}
+        SELECT p.child, 'recorded' AS world, s.start, coalesce(s."end", {T}) AS stop
+        FROM parents p JOIN spells s ON s.person = p.person AND s.list = '{SPILLOVER_LIST}'
+        WHERE s.world = 'recorded' AND p.city IN ({quote(cities)})
+        {others}"""
+    ever = rows(
+        con,
+        f"""WITH seg AS ({segments_sql(source, "child")})
+            SELECT count(DISTINCT child) FILTER (WHERE rec > 0) AS ever,
+                   count(DISTINCT child) FILTER (WHERE rec > 0 AND sh = 0) AS only,
+                   coalesce(sum(stop - start) FILTER (WHERE rec > 0 AND sh = 0), 0) AS days
+            FROM seg""",
+    )[0]
+    section["children"] = {
+        "children": n,
+        "restricted_at_T": one(con, "SELECT count(*) FROM children WHERE restricted"),
+        "parent_restricted_at_T": int(now["cr"] or 0),
+        "only_at_T": int(now["only"] or 0),
+        "only_wrong_at_T": int(now["only_wrong"] or 0),
+        "parent_ever_restricted": int(ever["ever"] or 0),
+        "only_ever": int(ever["only"] or 0),
+        "only_child_days": int(ever["days"] or 0),
+    }
+    c = section["children"]
+    CHILDREN_PARENT.fraction(m, c["parent_restricted_at_T"], n)
+    CHILDREN_ONLY.fraction(m, c["only_at_T"], n)
+    CHILDREN_ONLY_WRONGLY.fraction(m, c["only_wrong_at_T"], c["only_at_T"])
+    CHILDREN_EVER_ONLY.fraction(m, c["only_ever"], n)
+    CHILDREN_ONLY_DAYS.put(m, c["only_child_days"])
+
+
+SUMMARY_MEANINGS = {
+    "company.rating_share": "share of companies rated {} at T (recorded)",
+    "company.a_share_by_size": "share of {} companies rated A at T",
+    "company.list_share": "share of companies on {} at T",
+    "company.neg_records_per_company_year": "negative company records per company and year",
+    "company.wrong_record_share": "share of negative company records that are misattributed "
+    "or false reports",
+    "company.wrongly_listed_share": "share of companies wrongly on {} at T",
+    "company.wrongly_listed_share_by_size": "share of {1} companies wrongly on {0} at T",
+    "legal_rep_restricted_share": "share of adults on consumption_restricted at T",
+    "legal_rep_wrongly_restricted_share": "share of adults wrongly on consumption_restricted at T",
+}
+
+
+def company_metrics(
+    con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
+) -> dict[str, Any]:
+    """The company summary metrics of docs/model.md ("Companies"), and the legal
+    representatives' restrictions."""
+
+    def one(sql: str) -> Any:
+        return con.sql(sql).fetchall()[0][0]
+
+    out: dict[str, Any] = {}
+    n = one("SELECT count(*) FROM companies")
+    grades = dict(con.sql("SELECT grade, count(*) FROM companies GROUP BY ALL").fetchall())
+    for g in meta["grades"]:
+        out[f"company.rating_share.{g}"] = stats.ratio(grades.get(g, 0), n)
+    by_size = {
+        size: (total, a)
+        for size, total, a in con.sql(
+            "SELECT size, count(*), count(*) FILTER (grade = 'A') FROM companies GROUP BY ALL"
+        ).fetchall()
+    }
+    for size in meta["sizes"]:
+        total, a = by_size.get(size, (0, 0))
+        out[f"company.a_share_by_size.{size}"] = stats.ratio(a, total)
+    for name in meta["lists"]:
+        out[f"company.list_share.{name}"] = stats.ratio(
+            one(f'SELECT count(*) FROM companies WHERE "on.{name}"'), n
+        )
+    records, wrong = con.sql(
+        "SELECT count(*), count(*) FILTER (truth <> 'correct') FROM company_records"
+    ).fetchall()[0]
+    out["company.neg_records_per_company_year"] = stats.ratio(records, n * days / 365)
+    out["company.wrong_record_share"] = stats.ratio(wrong, records)
+    for name in meta["lists"]:
+        wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
+        out[f"company.wrongly_listed_share.{name}"] = stats.ratio(
+            one(f"SELECT count(*) FROM companies WHERE {wrong_on}"), n
+        )
+        shares = dict(
+            con.sql(
+                f"SELECT size, avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) "
+                "FROM companies GROUP BY ALL"
+            ).fetchall()
+        )
+        for size in meta["sizes"]:
+            out[f"company.wrongly_listed_share_by_size.{name}.{size}"] = shares.get(size)
+    restricted = "consumption_restricted"
+    if restricted in meta.get("person_lists", {}):
+        on = f'"on.{restricted}"'
+        out["legal_rep_restricted_share"] = stats.ratio(
+            one(f"SELECT count(*) FROM persons WHERE {on}"), adults
+        )
+        out["legal_rep_wrongly_restricted_share"] = stats.ratio(
+            one(f'SELECT count(*) FROM persons WHERE {on} AND NOT "shadow_on.{restricted}"'),
+            adults,
+        )
+    return out
+
+
+# The report: the section's key findings and its charts.
+
+
+def company_findings(doc: dict) -> list[str]:
+    """The Companies section's key findings in plain language (counts where they are small)."""
+    co = doc.get("company")
+    if not co:
+        return []
+    m = doc.get("metrics") or {}
+    out = []
+    rows = co.get("wrongly_listed") or []
+    for lst in co.get("lists") or []:
+        mine = [r for r in rows if r.get("list") == lst]
+        ever = sum(r.get("ever_wrong") or 0 for r in mine)
+        if not ever:
+            continue
+        parts = ", ".join(
+            f"{count(r.get('ever_wrong'))} of {count(r.get('companies'))} {text(r.get('size'))}"
+            for r in mine
+            if r.get("ever_wrong")
+        )
+        now = sum(r.get("wrong") or 0 for r in mine)
+        out.append(
+            f"{count(ever)} companies were wrongly on the {text(lst)} at some point ({parts}); "
+            f"{count(now)} still at the end."
+        )
+    if not out and rows:
+        out.append("No company was ever wrongly on a company list.")
+    ratings = co.get("ratings") or []
+    if ratings:
+        last = max(r.get("year") or 0 for r in ratings)
+        rec = [r for r in ratings if r.get("year") == last and r.get("world") == "recorded"]
+        parts = ", ".join(
+            f"{text(r.get('size'))} {count(r.get('a'))} of {count(r.get('rated'))}"
+            + (f" ({pct(r.get('a_share'))})" if (r.get("rated") or 0) >= MIN_COUNT else "")
+            for r in rec
+        )
+        out.append(f"Rated A in tax year {num(last)}: {parts}.")
+    median = fmt.row(m, "company.median_stay_days.company_blacklist").get("value")
+    spells = fmt.row(m, "company.spells.company_blacklist").get("value")
+    if spells:
+        mean = fmt.row(m, "company.mean_stay_days_restricted.company_blacklist").get("value")
+        out.append(
+            f"Half of the {count(spells)} company_blacklist listings lasted {num(median)} days "
+            "or more."
+            if median is not None
+            else f"More than half of the {count(spells)} company_blacklist listings were still "
+            f"running at the end (restricted mean {num(mean)} days)."
+        )
+    for p in co.get("persons") or []:
+        if not p.get("ever_listed"):
+            continue
+        out.append(
+            f"{count(p.get('ever_listed'))} legal representatives were put on "
+            f"{text(p.get('list'))} because a company of theirs was on "
+            f"{text(p.get('follows'))} ({count(p.get('ever_wrong'))} of them wrongly at some "
+            f"point); {count(p.get('listed'))} at the end, {count(p.get('wrong'))} wrongly."
+        )
+    kids = co.get("children") or {}
+    if kids.get("only_ever"):
+        out.append(
+            f"{count(kids.get('only_ever'))} children were restricted at some point only because "
+            f"a parent's company defaulted ({count(kids.get('only_at_T'))} at the end)."
+        )
+    return out
+
+
+def _section(page: Page, doc: dict) -> dict | None:
+    """The report's Companies section: its findings, charts and the person lists' table."""
+    co, metrics = doc.get("company"), doc.get("metrics") or {}
+    if not co:
+        return None
+    figs = []
+    rows = co.get("wrongly_listed") or []
+    sizes = co.get("sizes") or []
+    lists = [
+        lst
+        for lst in co.get("lists") or []
+        if any(r.get("list") == lst and r.get("ever_listed") for r in rows)
+    ]
+    if rows and lists:
+        traces = []
+        for i, size in enumerate(sizes):
+            mine = [next((r for r in rows if r["list"] == lst and r["size"] == size), {})
+                    for lst in lists]  # fmt: skip
+            traces.append(
+                go.Bar(
+                    x=[html.escape(lst) for lst in lists],
+                    y=[r.get("ever_wrong_share") for r in mine],
+                    name=html.escape(str(size)),
+                    marker={"color": PALETTE[i % len(PALETTE)]},
+                    error_y=errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
+                    hovertext=[
+                        f"{text(size)}: {count(r.get('ever_wrong'))} of "
+                        f"{count(r.get('companies'))} companies ever wrongly listed"
+                        for r in mine
+                    ],
+                    hoverinfo="text",
+                )
+            )
+        by_size = {
+            size: sum(r.get("ever_wrong") or 0 for r in rows if r["size"] == size) for size in sizes
+        }
+        n_size = {
+            size: next((r.get("companies") for r in rows if r["size"] == size), 0) for size in sizes
+        }
+        worst = max(
+            sizes, key=lambda s: (by_size[s] / n_size[s]) if n_size.get(s) else -1, default=None
+        )
+        heading = "Companies ever wrongly listed, by size"
+        if worst is not None and by_size.get(worst):
+            heading = (
+                f"{worst} firms are the most often wrongly listed: {count(by_size[worst])} "
+                f"listings of {count(n_size[worst])} {worst} firms"
+            )
+        lay = layout(
+            heading,
+            400,
+            barmode="group",
+            xaxis={"title": {"text": "company list"}},
+            yaxis={
+                "title": {"text": "share of the size class ever wrongly on it"},
+                "tickformat": ".1%",
+                "rangemode": "tozero",
+            },
+        )
+        figs.append(page.figure("company-wrongly-listed", traces, lay, rows))
+    ratings = co.get("ratings") or []
+    if ratings:
+        traces = []
+        for world in ("recorded", "shadow"):
+            for j, grade in enumerate(("a", "d")):
+                mine = [r for r in ratings if r.get("world") == world]
+                traces.append(
+                    go.Bar(
+                        x=[f"{text(r.get('size'))}, year {num(r.get('year'))}" for r in mine],
+                        y=[r.get(f"{grade}_share") for r in mine],
+                        name=f"rated {grade.upper()} ({world})",
+                        marker={
+                            "color": (GOOD, FLAG)[j],
+                            "opacity": 1.0 if world == "recorded" else 0.45,
+                        },
+                        error_y=errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
+                        hovertext=[
+                            f"{text(r.get('size'))}, year {num(r.get('year'))} ({world}): "
+                            f"{count(r.get(grade))} of {count(r.get('rated'))} rated "
+                            f"{grade.upper()}"
+                            for r in mine
+                        ],
+                        hoverinfo="text",
+                    )
+                )
+        rec = [r for r in ratings if r.get("world") == "recorded" and r.get("rated")]
+        heading = "Share rated A and D by size and tax year"
+        if rec:
+            last = max(r["year"] for r in rec)
+            top = max((r for r in rec if r["year"] == last), key=lambda r: r.get("a_share") or 0)
+            heading = (
+                f"In tax year {last}, {top['size']} firms are the most often rated A "
+                f"({count(top.get('a'))} of {count(top.get('rated'))})"
+            )
+        lay = layout(
+            heading,
+            420,
+            barmode="group",
+            xaxis={"title": {"text": "size class, tax year"}},
+            yaxis={
+                "title": {"text": "share of the rated companies"},
+                "tickformat": ".0%",
+                "rangemode": "tozero",
+            },
+        )
+        figs.append(page.figure("company-ratings", traces, lay, ratings))
+    curve = (co.get("survival") or {}).get("company_blacklist")
+    if curve:
+        t = curve.get("t") or []
+        traces = [
+            go.Scatter(
+                x=t,
+                y=curve.get(bound) or [],
+                line={"shape": "hv", "width": 0, "color": OK},
+                fill="tonexty" if bound == "low" else None,
+                fillcolor=alpha(OK, 0.15),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+            for bound in ("high", "low")
+        ]
+        traces.append(
+            go.Scatter(
+                x=t,
+                y=curve.get("s") or [],
+                name="company_blacklist",
+                line={"shape": "hv", "width": 2, "color": OK},
+            )
+        )
+        median = fmt.row(metrics, "company.median_stay_days.company_blacklist").get("value")
+        heading = (
+            f"company_blacklist: half of the listings last {num(median)} days or more"
+            if median is not None
+            else "company_blacklist: more than half of the listings are still running at the end"
+        )
+        lay = layout(
+            heading,
+            380,
+            xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
+            yaxis={
+                "title": {"text": "share of spells still listed"},
+                "tickformat": ".0%",
+                "range": [0, 1.03],
+            },
+        )
+        data = [
+            {"days_since_listing": d, **{k: at(curve.get(k), i) for k in ("s", "low", "high",
+                                                                           "at_risk")}}
+            for i, d in enumerate(t)
+        ]  # fmt: skip
+        figs.append(page.figure("company-survival", traces, lay, data))
+    return {
+        "findings": company_findings(doc),
+        "figures": figs,
+        "persons": co.get("persons") or [],
+    }
+
+
+def _headline(doc: dict) -> list[str]:
+    """The findings that open the report: wrongful listing first, and the ratings."""
+    found = company_findings(doc)
+    return found[:1] + [f for f in found[1:] if f.startswith("Rated A")][:1]
+
+
+def _summary(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int) -> dict:
+    return company_metrics(con, meta["companies"], days, adults)
+
+
+AUDIT = ModuleAudit(
+    package="xinyong.companies",
+    applies=lambda meta: "companies" in meta,
+    compute=company_audit,
+    metrics=METRICS,
+    summary=_summary,
+    summary_meanings=SUMMARY_MEANINGS,
+    section=Section("companies", "company_section.html", _section),
+    headline=_headline,
+    explainers=(COMPANY_EXPLAINER,),
+)

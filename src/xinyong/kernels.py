@@ -1,0 +1,69 @@
+"""When numba compiles: saying so while it happens, and compiling ahead of a first run.
+
+numba compiles a kernel the first time it is called and keeps the result on disk; after
+set-up, or after `make kernels` drops the caches, the first run compiles every kernel it
+calls (about a minute on a 2-core machine) before its first day ends. `python -m
+xinyong.kernels` does that on a tiny population, so that the first real run is warm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+COMPILING = "compiling kernels"
+COMPILE_NOTE = (
+    "compiling kernels, once after set-up or a source change: up to a minute or two before "
+    "the first day moves (`make kernels` does it ahead)"
+)
+
+
+@contextlib.contextmanager
+def on_compile(callback: Callable[[str], None]) -> Iterator[None]:
+    """Call `callback(kernel name)` each time numba compiles a kernel inside the block (on
+    any thread); loading a kernel from numba's cache calls nothing."""
+    from numba.core import event
+
+    class Compiling(event.Listener):
+        def on_start(self, ev: Any) -> None:
+            callback(ev.data["dispatcher"].py_func.__qualname__)
+
+        def on_end(self, ev: Any) -> None:
+            pass
+
+    with event.install_listener("numba:compile", Compiling()):
+        yield
+
+
+# Scenario, adults, days: together they call every kernel a run calls. Past a year, so
+# that appeals are upheld and a year's records expire at once (the dense path of the list
+# checks); several cities for the cross-city ties; companies.
+WARM_RUNS = (("r1", 2_000, 400), ("c1", 2_000, 400), ("three-cities", 3_000, 60))
+
+
+def warm(runs: tuple[tuple[str, int, int], ...] = WARM_RUNS) -> int:
+    """Run small scenarios in memory, compiling every kernel that a run of them calls into
+    numba's cache; the number of functions compiled."""
+    from xinyong.api import run
+    from xinyong.scenario import load_scenario
+
+    names: set[str] = set()
+    with on_compile(names.add):
+        for name, adults, days in runs:
+            run(load_scenario(name, adults=adults, days=days))
+    return len(names)
+
+
+def main() -> None:
+    """`python -m xinyong.kernels`: compile ahead, saying how long it took."""
+    print(f"{COMPILING} for the first run (up to a minute or two, once)", file=sys.stderr)
+    start = time.monotonic()
+    count = warm()
+    print(f"{count} functions compiled in {time.monotonic() - start:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
