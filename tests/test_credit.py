@@ -16,7 +16,8 @@ import xinyong
 from tests.conftest import quiet_scenario
 from tests.test_reliability import cli
 from tests.test_resume import digests, killed
-from xinyong import modules, shard
+from xinyong import shard
+from xinyong.audit.registry import adult_lines
 from xinyong.credit.module import CreditModule
 from xinyong.credit.score import band_of, h_book, private_score
 from xinyong.engine import Simulation
@@ -165,7 +166,7 @@ def test_loans_end_and_the_borrower_reapplies_on_the_same_day() -> None:
     # The suits put everyone on the court's list on day 5.
     assert run.summary["list_share.defaulters"] == 1.0
     with run.connect() as con:
-        lines = modules.explain_lines(con, run.meta, 0)
+        lines = adult_lines(con, run.meta, 0)
     assert lines == [
         "loan approved on day 0 (defaulted)",
         "loan approved on day 5 (defaulted)",
@@ -339,7 +340,7 @@ def test_the_networked_what_if_denies_wrongly_and_never_scores_above_the_shadow(
         .values()
     )
     with what_if.connect() as con:
-        lines = modules.explain_lines(con, what_if.meta, adult)
+        lines = adult_lines(con, what_if.meta, adult)
     assert any(
         f"(no credit file; score {score} < 600" in line and line.endswith("(wrongly denied)")
         for line in lines
@@ -393,3 +394,36 @@ def test_the_memory_estimate_counts_the_state_and_the_applications() -> None:
     extra = (sizing.estimate(p1) - sizing.estimate(r1)) / 10_000
     # 70 bytes of state and 2 applications per adult (1/365 a day for 730 days), 45 each.
     assert extra == pytest.approx(70 + 2 * 45)
+
+
+SPEC_METRICS = [
+    *(f"credit.file_share.{c}" for c in ("all", "young", "established")),
+    "credit.private_score_mean",
+    *(
+        f"credit.private_band_share.{b}"
+        for b in ("poor", "medium", "good", "very_good", "excellent")
+    ),
+    "credit.applications_per_adult_year",
+    *(f"credit.approval_rate.{c}" for c in ("all", "young", "established")),
+    "credit.approval_rate_thin",
+    *(f"credit.approval_rate_by_group.{g}" for g in ("minority", "majority")),
+    "credit.default_rate",
+    "credit.worthy_denied_share",
+    *(f"credit.worthy_denied_share_by_cohort.{c}" for c in ("young", "established")),
+    "credit.wrongly_denied_per_1000",
+    "credit.wrongly_denied_share",
+    "credit.defaulters_poor_share",
+]
+
+
+def test_the_credit_summary_keys_are_the_models_and_each_has_a_meaning(p1_run: Any) -> None:
+    from xinyong.audit.hooks import module_audits
+    from xinyong.audit.registry import summary_meaning
+
+    keys = [k for k in p1_run.summary if k.startswith("credit.")]
+    assert sorted(keys) == sorted(SPEC_METRICS)
+    assert summary_meaning("credit.approval_rate.young", module_audits()) == (
+        "approved / loan applications (young adults), whole run"
+    )
+    for key in keys:
+        assert not summary_meaning(key, module_audits()).startswith("summary metric"), key

@@ -12,9 +12,13 @@ SPEC = Spec(
     fields={"credit": (params.Credit | None, None)},
     runtime="xinyong.credit.module:CreditModule",
     tables=(
-        Table("credit_applications", nullable=("reason", "end_day", "outcome")),
-        Table("credit_adults"),
-        Table("credit_scores"),
+        Table(
+            "credit_applications",
+            nullable=("reason", "end_day", "outcome"),
+            columns=("day", "adult", "approved", "approved_shadow", "wrongly_denied", "outcome"),
+        ),
+        Table("credit_adults", columns=("adult", "cohort", "file", "private_score")),
+        Table("credit_scores", columns=("day", "world", "band", "adults")),
     ),
     check=params.check,
     memory_per_adult=params.memory_per_adult,

@@ -5,9 +5,8 @@ every `score_period` days after step 11 in both worlds."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -20,10 +19,13 @@ from xinyong.credit.params import (
 )
 from xinyong.credit.score import BANDS, h_book, rescore
 from xinyong.entities import EntityTables
-from xinyong.module import Context, Events, Module, Step
+from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.schema import MEMBER
+
+if TYPE_CHECKING:
+    from xinyong.audit.registry import ModuleAudit
 
 STREAMS = ("population", "loans", "applications", "events")
 WINDOW_DAYS = 365  # negative records of days t-364 .. t lower B in the networked what-if
@@ -331,18 +333,8 @@ class CreditModule(Module):
         }
 
     @classmethod
-    def summary(
-        cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
-    ) -> dict[str, Any]:
-        return summary.credit_metrics(con, days, adults)
-
-    @classmethod
-    def meanings(cls) -> dict[str, str]:
-        return summary.MEANINGS
-
-    @classmethod
-    def explain(cls, con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
-        return summary.explain(con, meta, adult)
+    def audit(cls, spec: Spec) -> ModuleAudit:
+        return summary.AUDIT
 
 
 APPLICATION_DTYPES = (

@@ -1,5 +1,6 @@
-"""The credit summary metrics (docs/credit.md), their meanings, and what `xinyong explain`
-says of an adult's applications."""
+"""The credit module's part of the audit (docs/credit.md): its summary metrics and their
+meanings, and what `xinyong explain` says of an adult's applications, registered as one
+`ModuleAudit` (`AUDIT`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,22 @@ from typing import Any
 
 import duckdb
 
+from xinyong.audit.registry import ModuleAudit
 from xinyong.credit.params import COHORTS
 from xinyong.credit.score import BANDS
 from xinyong.scenario import GROUPS
 
 MEANINGS = {
-    "credit.file_share": "share of adults (all, or in the cohort) with a credit file at T",
+    "credit.file_share": "share of adults ({}) with a credit file at T",
     "credit.private_score_mean": "mean recorded private score at T (its last computation)",
-    "credit.private_band_share": "share of adults in each private-score band at T",
+    "credit.private_band_share": "share of adults whose recorded private score is {} at T",
     "credit.applications_per_adult_year": "loan applications / adults / (T/365)",
-    "credit.approval_rate": "approved / applications (all, or of adults in the cohort)",
+    "credit.approval_rate": "approved / loan applications ({} adults), whole run",
     "credit.approval_rate_thin": "approved / applications made without a credit file",
-    "credit.approval_rate_by_group": "approved / applications of adults in the group",
+    "credit.approval_rate_by_group": "approved / loan applications of {} adults",
     "credit.default_rate": "defaulted / loans ended by T",
     "credit.worthy_denied_share": "denied / applications of creditworthy adults",
-    "credit.worthy_denied_share_by_cohort": "the same within the cohort",
+    "credit.worthy_denied_share_by_cohort": "denied / applications of creditworthy {} adults",
     "credit.wrongly_denied_per_1000": "applications denied although the shadow world approves"
     " them, per 1000 adults",
     "credit.wrongly_denied_share": "wrongly denied / denied applications",
@@ -34,7 +36,9 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def credit_metrics(con: duckdb.DuckDBPyConnection, days: int, adults: int) -> dict[str, Any]:
+def credit_metrics(
+    con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     years = days / 365
     files = {
@@ -112,6 +116,7 @@ def credit_metrics(con: duckdb.DuckDBPyConnection, days: int, adults: int) -> di
 
 def explain(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
     """One line per application of the adult: the decision and why, and the shadow world's."""
+    meta = meta["credit"]
     rows = con.sql(
         "SELECT day, approved, approved_shadow, reason, score, history_zero, h_book, outcome "
         f"FROM credit_applications WHERE adult = {int(adult)} ORDER BY day"
@@ -139,3 +144,12 @@ def explain(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) ->
                 what += "; the shadow world would have approved it (wrongly denied)"
         lines.append(what)
     return lines
+
+
+AUDIT = ModuleAudit(
+    package="xinyong.credit",
+    applies=lambda meta: "credit" in meta,
+    summary=credit_metrics,
+    summary_meanings=MEANINGS,
+    adult_lines=explain,
+)
