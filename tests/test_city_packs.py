@@ -122,11 +122,11 @@ def test_cities_same_tables_on_one_and_three_shards(tmp_path: Path) -> None:
     Weihai's hours happen in every shard as in one."""
     from tests.shards import run_in_shards
     from tests.test_golden import digest
-    from xinyong.store import TABLES, RunDir
+    from xinyong.store import RunDir, run_tables
 
     def digests(path: Path) -> dict[str, str]:
         rd = RunDir(path, finished=False)  # run_in_shards writes the tables alone
-        return {name: digest(rd.table(name)) for name in TABLES if rd.has(name)}
+        return {name: digest(rd.table(name)) for name in run_tables() if rd.has(name)}
 
     sc = load_scenario("cities", adults=2000, days=370, seed=6)
     sc = sc.with_(companies=None, company_packs={})

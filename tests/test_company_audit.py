@@ -206,6 +206,35 @@ def test_explain_company_names_every_record(c1, con) -> None:
     assert len(api.records) == len(ids)
 
 
+def test_every_wrongly_listed_company_gets_a_why_naming_a_wrong_record(c1, con) -> None:
+    """Every company the audit counts as wrongly listed at some point gets a verdict naming a
+    wrong record made by the first wrongful day of the spell it speaks of."""
+    from xinyong.audit.queries import wrongful_spells_sql
+    from xinyong.companies.explain import CompanyExplainer, company_story
+
+    path, _ = c1
+    source = f'SELECT company, list, world, start, coalesce("end", {T}) AS stop FROM company_spells'
+    wrongly = [c for (c,) in con.sql(
+        f"SELECT DISTINCT company FROM ({wrongful_spells_sql(source, 'company, list')}) ORDER BY 1"
+    ).fetchall()]  # fmt: skip
+    assert len(wrongly) >= 5
+    ex = CompanyExplainer(path)
+    for company in wrongly:
+        report = ex.company(company)
+        verdict = company_story(report)["verdict"]
+        assert verdict.startswith(("Wrongly on", "Was wrongly on")), (company, verdict)
+        wrong = [s for s in report["spells"] if s.get("wrongly_listed")]
+        s = max(wrong, key=lambda s: s["wrong_days"])
+        named = [
+            r
+            for r in report["records"]
+            if r["truth"] != "correct"
+            and r["day"] <= s["first_wrong_day"]
+            and f"{r['behaviour']} record ({r['channel']})" in verdict
+        ]
+        assert named, (company, verdict)
+
+
 def test_explain_company_follows_a_defaulter_to_its_representative(c1, con) -> None:
     path, _ = c1
     company, rep = con.sql(

@@ -18,6 +18,7 @@ import xinyong
 from tests.conftest import quiet_scenario
 from xinyong.audit.explain import Explainer, explain, render
 from xinyong.errors import XinyongError
+from xinyong.words import label
 
 KEYS = [
     "person",
@@ -333,7 +334,7 @@ def test_every_wrongly_listed_adult_gets_a_why_naming_a_wrong_record(wrongful_ru
         wrong = [s for s in recorded if s["wrongly_listed"]]
         now = [s for s in wrong if s["end"] is None]
         s = max(now or wrong, key=lambda s: s["wrong_days"])
-        assert s["list"] in verdict
+        assert label(s["list"]) in verdict  # the list in words
         by_id = {r["record_id"]: r for r in report["records"]}
         main = by_id[s["cause"]["records"][0]]
         assert main["truth"] != "correct", (person, main)
@@ -417,7 +418,11 @@ def test_story_blames_the_wrong_record_still_live_not_an_expiry(tmp_path: Path) 
     assert (spell["start"], spell["end"], spell["first_wrong_day"]) == (5, None, 5)
     assert "expiry of record 0 (blood_donation, correct)" in spell["began"]  # the full listing
     (jaywalk,) = [r for r in report["records"] if r["behaviour"] == "jaywalking"]
-    assert spell["cause"] == {"kind": "wrong records", "records": [jaywalk["record_id"]]}
+    assert spell["cause"] == {
+        "kind": "wrong records",
+        "records": [jaywalk["record_id"]],
+        "held": False,
+    }
     story = report["story"]
     assert story["verdict"] == (
         "Wrongly on the blacklist since day 5 because of a misattributed jaywalking record "

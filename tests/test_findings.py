@@ -312,3 +312,27 @@ def test_readme_python_example_runs() -> None:
     )
     assert spells.num_rows > 0
     assert scope["comparison"].interval == "within-run"
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_gets_one_clear_line(tmp_path: Path) -> None:
+    """Parallel seeds from a plain script: spawned workers import the script again. Without
+    `if __name__ == "__main__":` the worker stops quietly and the caller says what to add
+    (no BrokenProcessPool, no lock conflict from the workers' own runs)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import xinyong\n"
+        f"out = {str(tmp_path)!r}\n"
+        "sc = xinyong.load_scenario('s1', adults=400, days=5)\n"
+        "xinyong.run(sc, out=out + '/a')\n"
+        "xinyong.run(sc.with_(seed=2), out=out + '/b')\n"
+        "xinyong.compare(out + '/a', out + '/b', replicates=2)\n"
+    )
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("xinyong.errors.XinyongError") and '__name__ == "__main__"' in last
+    assert "BrokenProcessPool" not in res.stderr and "another xinyong" not in res.stderr

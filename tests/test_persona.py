@@ -110,7 +110,9 @@ def test_the_web_page_runs_a_builtin_persona(tmp_path: Path) -> None:
     from xinyong.web.app import create_app
     from xinyong.web.settings import Settings
 
-    with TestClient(create_app(Settings(runs=tmp_path, warm=False))) as client:
+    with TestClient(
+        create_app(Settings(runs=tmp_path, warm=False)), base_url="http://localhost"
+    ) as client:
         form = client.get("/persona")
         assert form.status_code == 200 and 'value="small-trader"' in form.text
         page = client.get("/persona", params={"name": "small-trader", "packs": ["wuxi-afu"]})

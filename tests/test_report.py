@@ -229,3 +229,12 @@ def test_compare_renders_deterministically(tmp_path):
     assert "channels.camera.misattribute" in text and "against runs/a (s1)" in text
     assert "runs/&lt;b&gt;" in text and "n/a" in text
     assert Page(text).external == []
+
+
+def test_counts_take_their_noun() -> None:
+    from xinyong.audit.format import counted
+
+    assert counted(1, "person", "people") == "1 person"
+    assert counted(0, "person", "people") == "0 people"
+    assert counted(12_345, "child", "children") == "12,345 children"
+    assert counted(3.5, "person", "people") == "about 4 people"  # a mean over seeds

@@ -63,6 +63,8 @@ def test_home_scenarios_and_schema(client):
     data = client.get("/api/scenarios").json()
     assert {s["name"] for s in data["scenarios"]} == {
         "c1",
+        "c1-2021",
+        "c1-defaulters-2024",
         "cities",
         "national",
         "r1",

@@ -1,6 +1,7 @@
 """Xinyong: simulate and audit social credit systems on synthetic populations."""
 
 from xinyong.api import Run, run
+from xinyong.calibration import calibrate, sensitivity
 from xinyong.errors import XinyongError
 
 # The audit package is imported first, so `xinyong.audit` below is the function (the
@@ -28,11 +29,13 @@ __all__ = [
     "Scenario",
     "XinyongError",
     "audit",
+    "calibrate",
     "compare",
     "explain",
     "load_pack",
     "load_scenario",
     "run",
     "run_replicates",
+    "sensitivity",
 ]
 __version__ = "0.1.0"

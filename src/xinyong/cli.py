@@ -1,5 +1,5 @@
-"""Command line: run, validate, show, list, sql, audit, compare, sweep, explain, persona and
-serve."""
+"""Command line: run, validate, show, params, list, sql, audit, compare, sweep, calibrate,
+sensitivity, explain, persona and serve."""
 
 from __future__ import annotations
 
@@ -390,15 +390,17 @@ def params(
 
 @app.command(name="list")
 def list_builtins() -> None:
-    """List the built-in scenarios and rule packs."""
+    """List the built-in scenarios, rule packs, personas and calibration target sets."""
+    from xinyong.calibration.targets import builtin_target_sets
     from xinyong.persona import builtin_personas
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
-    out_console.print("scenarios: " + ", ".join(builtin_scenarios()))
-    out_console.print("packs: " + ", ".join(builtin_packs()))
-    out_console.print("company packs: " + ", ".join(builtin_packs("company")))
-    out_console.print("personas: " + ", ".join(builtin_personas()))
+    out_console.print("scenarios: " + ", ".join(builtin_scenarios()), soft_wrap=True)
+    out_console.print("packs: " + ", ".join(builtin_packs()), soft_wrap=True)
+    out_console.print("company packs: " + ", ".join(builtin_packs("company")), soft_wrap=True)
+    out_console.print("personas: " + ", ".join(builtin_personas()), soft_wrap=True)
+    out_console.print("target sets: " + ", ".join(builtin_target_sets()), soft_wrap=True)
 
 
 @app.command()
@@ -648,6 +650,136 @@ def sweep(
             )
     out_console.print(table)
     out_console.print(f"written: {path / 'sweep.html'}, {path / 'sweep.csv'}")
+
+
+RAY_OPTION = typer.Option(
+    "--ray",
+    metavar="[ADDRESS]",
+    help="Each run as a Ray task, on the cluster at ADDRESS or, without one, on a local Ray "
+    "(pip install 'xinyong[ray]').",
+)
+PARAM_HELP = "KEY=LOW..HIGH: a scenario key and its range (repeat; whole numbers stay whole)."
+
+
+@app.command()
+def calibrate(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")],
+    targets: Annotated[
+        str, typer.Option(help="Built-in target set (xinyong list) or a YAML file.")
+    ],
+    param: Annotated[list[str], typer.Option(help=PARAM_HELP)],
+    trials: Annotated[int, typer.Option(min=1, help="Trials in all (a rerun goes on).")] = 40,
+    replicates: Annotated[int, typer.Option(min=1, help="Seeds each trial is run with.")] = 4,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Trials run at once (default: cores / seeds).")
+    ] = None,
+    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed; also seeds the search.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the calibrated scenario (default NAME-calibrated).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default runs/calibrate-NAME); kept to go on.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start the study again.")] = False,
+    ray: Annotated[str | None, RAY_OPTION] = None,
+    cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
+) -> None:
+    """Fit parameters to published targets (Optuna): a calibrated scenario, a page and CSVs."""
+    from xinyong.calibration import calibrate as fit
+    from xinyong.calibration import load_targets, parse_params
+    from xinyong.scenario import load_scenario
+
+    tg = load_targets(targets)
+    params = parse_params(param)
+    sc = load_scenario(scenario, adults=adults, days=days, seed=seed)
+    path = out or Path("runs") / f"calibrate-{sc.name}"
+    with _progress() as progress:
+        task = progress.add_task(f"{escape(sc.name)}: {trials} trials x {replicates} seeds")
+        done = [0]
+
+        def tick(_: int) -> None:
+            done[0] += 1
+            progress.update(task, completed=done[0], total=max(done[0], trials * replicates))
+
+        doc = fit(
+            scenario, tg, params, path, trials=trials, replicates=replicates, seed=seed,
+            adults=adults, days=days, name=name, batch=batch, overwrite=overwrite, ray=ray,
+            cores=cores, on_done=tick,
+        )  # fmt: skip
+    best = doc["best"]
+    table = Table(
+        "target", "published", "achieved", "95% interval (across seeds)", "within",
+        title=f"best of {len(doc['history'])} trials: loss {number(best['loss'])}",
+    )  # fmt: skip
+    for r in best["targets"]:
+        table.add_row(
+            r["target"], number(r["value"]), number(r["achieved"]), _interval(r),
+            "yes" if r["met"] else "no",
+        )  # fmt: skip
+    out_console.print(table)
+    for key, value in best["values"].items():
+        out_console.print(f"{key} = {number(value)}")
+    out_console.print(
+        f"written: {path / 'calibrated.yaml'}, {path / 'calibration.html'}, "
+        f"{path / 'calibration.csv'}"
+    )
+
+
+@app.command()
+def sensitivity(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or a YAML file.")],
+    param: Annotated[list[str], typer.Option(help=PARAM_HELP)],
+    metric: Annotated[list[str], typer.Option(help="A summary metric or flow (repeat).")],
+    n: Annotated[
+        int, typer.Option("--n", min=2, help="Base sample, a power of 2: N x (params + 2) runs.")
+    ] = 32,
+    replicates: Annotated[int, typer.Option(min=1, help="Seeds each point is run with.")] = 1,
+    resamples: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
+    adults: Annotated[int | None, typer.Option(help="Number of adults.")] = None,
+    days: Annotated[int | None, typer.Option(help="Number of simulated days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed; also seeds the design.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default runs/sensitivity-NAME).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    ray: Annotated[str | None, RAY_OPTION] = None,
+    cores: Annotated[int, typer.Option(min=1, help="With --ray: CPUs per run.")] = 1,
+) -> None:
+    """Sobol indices (first and total order, SALib) of metrics over parameters: page and CSV."""
+    from xinyong.calibration import parse_params
+    from xinyong.calibration import sensitivity as sobol
+    from xinyong.calibration.sobol import design_size
+    from xinyong.scenario import load_scenario
+
+    params = parse_params(param)
+    sc = load_scenario(scenario, adults=adults, days=days, seed=seed)
+    path = out or Path("runs") / f"sensitivity-{sc.name}"
+    total = design_size(n, len(params)) * replicates
+    with _progress() as progress:
+        task = progress.add_task(f"{escape(sc.name)}: {total} runs", total=total)
+        doc = sobol(
+            scenario, params, metric, path, n=n, replicates=replicates, seed=seed, adults=adults,
+            days=days, resamples=resamples, overwrite=overwrite, ray=ray, cores=cores,
+            on_done=lambda i: progress.update(task, completed=i + 1),
+        )  # fmt: skip
+    table = Table(
+        "metric", "parameter", "first order", "95% interval", "total order", "95% interval",
+        title=f"Sobol indices ({doc['points']} points; intervals: {doc['interval']})",
+    )  # fmt: skip
+    for m, by_key in doc["indices"].items():
+        for key, v in by_key.items():
+            table.add_row(
+                m, key, number(v["S1"]), _pm(v["S1"], v["S1_conf"]), number(v["ST"]),
+                _pm(v["ST"], v["ST_conf"]),
+            )  # fmt: skip
+    out_console.print(table)
+    out_console.print(f"written: {path / 'sensitivity.html'}, {path / 'sensitivity.csv'}")
+
+
+def _pm(value: float, half: float) -> str:
+    return f"[{number(value - half)}, {number(value + half)}]"
 
 
 def _progress(disable: bool = False, eta: bool = True) -> Progress:

@@ -9,11 +9,13 @@ neither imports the other back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import current_process, get_context
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,18 @@ from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
 MAX_REPLICATES = 1000  # seeds of one set (a process each); the CLI's and the API's bound
+SPAWN_GUARD = (
+    "a worker process stopped while starting: a script that runs seeds in parallel must "
+    'keep its code under `if __name__ == "__main__":` (each worker imports the script again)'
+)
+
+
+def check_spawn_safe() -> None:
+    """In a worker still starting (importing a script that has no `if __name__ ==
+    "__main__":` guard), stop quietly before the script starts runs of its own: the parent
+    says why, in one line. The test is multiprocessing's own for that case."""
+    if getattr(current_process(), "_inheriting", False):
+        raise SystemExit(1)
 
 
 def replicate_dirs(path: Path) -> list[Path]:
@@ -69,25 +83,39 @@ def run_jobs(
     worker: Callable[[Scenario, Path], dict[str, Any]] = _replicate,
     ray: str | None = None,
     cores: int = 1,
+    pool: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Run each (scenario, directory) in a pool of spawned processes, or as Ray tasks of
-    `cores` CPUs each on the cluster at `ray` ("local": a local Ray); their summaries."""
+    """Run each (scenario, directory) in a pool of spawned processes (`pool`, kept by a
+    caller that runs many batches, or a new one), or as Ray tasks of `cores` CPUs each on
+    the cluster at `ray` ("local": a local Ray); their summaries."""
     if not jobs:
         return []
     if ray is not None:
         from xinyong.cluster import replicates as on_ray
 
         scenarios, outs = (list(x) for x in zip(*jobs, strict=True))
-        return on_ray(scenarios, outs, worker=_replicate, address=ray, cores=cores, on_done=on_done)
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+        return on_ray(scenarios, outs, worker=worker, address=ray, cores=cores, on_done=on_done)
+    check_spawn_safe()
     summaries: list[dict[str, Any]] = [{} for _ in jobs]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
-        for done, fut in enumerate(as_completed(futures)):
-            summaries[futures[fut]] = fut.result()
-            if on_done is not None:
-                on_done(done)
+    try:
+        with (
+            contextlib.nullcontext(pool)
+            if pool is not None
+            else spawned(workers or min(len(jobs), os.cpu_count() or 1)) as pool
+        ):
+            futures = {pool.submit(worker, sc, d): i for i, (sc, d) in enumerate(jobs)}
+            for done, fut in enumerate(as_completed(futures)):
+                summaries[futures[fut]] = fut.result()
+                if on_done is not None:
+                    on_done(done)
+    except BrokenProcessPool:
+        raise XinyongError(SPAWN_GUARD) from None
     return summaries
+
+
+def spawned(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes (numba and forked threads do not mix)."""
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
 
 
 def run_replicates(
@@ -108,6 +136,7 @@ def run_replicates(
     `ray`: as Ray tasks of `cores` CPUs each instead, on the cluster at this address ("" or
     "local": a local Ray). The set appears only once every replicate is complete, as `run`
     does."""
+    check_spawn_safe()
     if not 1 <= replicates <= MAX_REPLICATES:
         raise XinyongError(
             f"replicates are 1 to {MAX_REPLICATES:,} (asked {replicates:,})", field="replicates"

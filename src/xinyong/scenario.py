@@ -227,9 +227,29 @@ class AuditSettings(Model):
     reference_group: Literal["majority", "minority"] = "majority"
 
 
+class Calibration(Model):
+    """Where a calibrated scenario's `set:` values came from (`xinyong calibrate`,
+    docs/calibration.md): shown by `xinyong show`, never read by the engine."""
+
+    targets: str
+    sources: tuple[str, ...] = ()
+    parameters: dict[str, tuple[float, float]]
+    trials: Int = Field(ge=1)
+    best_trial: Int = Field(ge=0)
+    loss: NonNegative
+    replicates: Int = Field(ge=1)
+    seeds: tuple[Int, ...]
+    adults: Int = Field(ge=1)
+    days: Int = Field(ge=1)
+    date: Annotated[str, BeforeValidator(lambda v: str(v))]
+    achieved: dict[str, dict[str, float | None]] = {}
+
+
 class Scenario(Model):
     name: str
     description: str = ""
+    # Provenance of a calibrated scenario (first, so that `xinyong show` shows it on top).
+    calibration: Calibration | None = None
     days: Int = Field(ge=1, le=32_000)  # int16 day state
     seed: Int = Field(default=0, ge=0, le=2**63 - 1)
     population: Population

@@ -20,7 +20,13 @@ from xinyong.api import on_disk, writing
 from xinyong.atomic import check_target, locked, marker, staged, write_marker, write_text
 from xinyong.audit.compare import KEY_METRICS, flat_rows
 from xinyong.errors import XinyongError
-from xinyong.replicates import REPLICATES, combine_summaries, replicate_in_set, run_jobs
+from xinyong.replicates import (
+    REPLICATES,
+    check_spawn_safe,
+    combine_summaries,
+    replicate_in_set,
+    run_jobs,
+)
 from xinyong.scenario import Scenario
 from xinyong.store import write_json
 
@@ -55,6 +61,7 @@ def sweep(
     from xinyong.audit.figures import csv_text
     from xinyong.audit.pages import render_sweep
 
+    check_spawn_safe()
     if not grid or any(not values for values in grid.values()):
         raise XinyongError("a sweep needs at least one --set KEY=V1,V2,...", field="--set")
     path = Path(out)

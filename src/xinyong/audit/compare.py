@@ -32,7 +32,7 @@ from xinyong.audit.registry import (
 )
 from xinyong.audit.summary import summary_meaning
 from xinyong.errors import XinyongError
-from xinyong.replicates import REPLICATES, replicate_dirs, run_seeds
+from xinyong.replicates import REPLICATES, check_spawn_safe, replicate_dirs, run_seeds
 from xinyong.scenario import load_scenario
 from xinyong.store import read_json, write_json
 
@@ -213,6 +213,7 @@ def compare(
     With `replicates` K, seeds s .. s+K-1 (s: A's seed) are made available on both sides,
     running those missing into OUT/paired/{a,b}/seed-S/ (OUT: `out`, else B's folder);
     `on_total` hears how many runs that takes, `on_done` each one that ends."""
+    check_spawn_safe()
     a, b = Path(a), Path(b)
     for p in (a, b):
         if not (p / "scenario.yaml").exists():

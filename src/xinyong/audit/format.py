@@ -50,6 +50,11 @@ def count(x: Any) -> str:
     return f"{int(x):,}"
 
 
+def counted(x: Any, one: str, many: str) -> str:
+    """A count with its noun: '1 person', '12 people', 'about 3 people' (a mean over seeds)."""
+    return f"{count(x)} {one if x == 1 and not isinstance(x, bool) else many}"
+
+
 def value(x: Any) -> str:
     """A parameter's value: numbers as `num`, anything else as text."""
     return text(x) if not isinstance(x, int | float) or isinstance(x, bool) else num(x)

@@ -37,9 +37,8 @@ def environment(packages: tuple[str, ...] = ()) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    for name in ("text", "num", "pct", "count", "value"):
+    for name in ("text", "num", "pct", "count", "value", "interval"):
         env.filters[name] = _filter(getattr(fmt, name))
-    env.filters["interval"] = _filter(fmt.interval)
     env.filters["download"] = lambda rows, name: Markup(download(name, rows or []))
     env.globals.update(DOCS=DOCS, FONT=FONT)
     return env

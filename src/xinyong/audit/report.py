@@ -1,7 +1,7 @@
 """The audit report: one self-contained, offline HTML file with plotly.js embedded once.
 
 `render_report` draws an audit document (`xinyong.audit.audit.audit`) and the run's daily
-table. Computing and rendering are apart: each registered section (`SECTIONS`, with the
+table. Computing and rendering are apart: each registered section (`sections()`, with the
 modules' sections from `hooks.module_audits` among them) computes its template's context (its
 charts and rows) from the document, and `templates/report.html` lays the sections out. Every
 chart has a title that states its finding, labelled axes, and its data as a CSV download;
@@ -20,7 +20,7 @@ import pyarrow as pa
 from plotly.colors import sample_colorscale
 
 from xinyong.audit.figures import FLAG, GOOD, GREY, OK, PALETTE, Page, alpha, errors, layout
-from xinyong.audit.format import at, count, interval, num, pct, row, text
+from xinyong.audit.format import at, count, counted, interval, num, pct, row, text
 from xinyong.audit.hooks import module_audits
 from xinyong.audit.registry import FOUR_FIFTHS, INTERVAL_KINDS, MIN_COUNT, WITHIN_RUN, Section
 from xinyong.audit.render import write_page
@@ -113,7 +113,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
             continue
         out.append(
             (
-                f"{count(now.get('count'))} people wrongly on the {text(lst)} at the end of the "
+                f"{counted(now.get('count'), 'person', 'people')} wrongly on the {text(lst)} at "
+                "the end of the "
                 f"run, {count(ever.get('count'))} at some point{per_run} "
                 f"({pct(ever.get('value'))} of adults).",
                 f"list-{lst}",
@@ -136,8 +137,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
             (
                 f"{text(r.get('group')).capitalize()} adults were wrongly listed "
                 f"{num(r.get('ratio'))} times as often as {text(r.get('reference'))} adults "
-                f"({count(r.get('numerator'))} against {count(r.get('reference_numerator'))} "
-                f"people): {verdict}.",
+                f"({count(r.get('numerator'))} against "
+                f"{counted(r.get('reference_numerator'), 'person', 'people')}): {verdict}.",
                 "disparity",
                 "four-fifths",
             )
@@ -157,8 +158,9 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if ever_kids.get("count"):
         out.append(
             (
-                f"{count(only.get('count'))} children restricted only because of their "
-                f"parents' wrong records; {count(ever_kids.get('count'))} children restricted "
+                f"{counted(only.get('count'), 'child', 'children')} restricted only because of "
+                "their parents' wrong records; "
+                f"{counted(ever_kids.get('count'), 'child', 'children')} restricted "
                 "at some point.",
                 None,
                 "wrongly-listed",

@@ -14,11 +14,9 @@ import html
 from typing import Any
 
 import duckdb
-import plotly.graph_objects as go
 
 from xinyong.audit import format as fmt
 from xinyong.audit import stats
-from xinyong.audit.figures import FLAG, GOOD, OK, PALETTE, Page, alpha, errors, layout
 from xinyong.audit.format import at, count, num, pct, text
 from xinyong.audit.queries import child_lists, one, quote, rows, segments_sql, spells_sql, survival
 from xinyong.audit.registry import (
@@ -589,8 +587,13 @@ def company_findings(doc: dict) -> list[str]:
     return out
 
 
-def _section(page: Page, doc: dict) -> dict | None:
+def _section(page: Any, doc: dict) -> dict | None:
     """The report's Companies section: its findings, charts and the person lists' table."""
+    # Plotly only here: a run's summary reads this module too, and needs no charts.
+    import plotly.graph_objects as go
+
+    from xinyong.audit.figures import FLAG, GOOD, OK, PALETTE, alpha, errors, layout
+
     co, metrics = doc.get("company"), doc.get("metrics") or {}
     if not co:
         return None
