@@ -19,7 +19,7 @@ from tests.test_resume import digests, killed
 from xinyong import shard
 from xinyong.audit.registry import adult_lines
 from xinyong.credit.module import CreditModule
-from xinyong.credit.score import band_of, h_book, private_score
+from xinyong.credit.score import h_book, private_score
 from xinyong.engine import Simulation
 from xinyong.errors import XinyongError
 from xinyong.scenario import load_scenario
@@ -58,13 +58,10 @@ def test_the_private_score_formula_by_hand() -> None:
         assert private_score(0 * one, 0 * one, 0 * one, 0.0, c * one)[0] == rounded
 
 
-def test_h_book_and_bands() -> None:
+def test_h_book() -> None:
     assert h_book(np.array([0, 3, 0, 1]), np.array([0, 1, 1, 2])).tolist() == pytest.approx(
         [7 / 10, 10 / 16, 7 / 13, 8 / 17]
     )
-    assert band_of(np.array([350, 549, 550, 599, 600, 649, 650, 699, 700, 950])).tolist() == [
-        0, 0, 1, 1, 2, 2, 3, 3, 4, 4,
-    ]  # fmt: skip
 
 
 # -- decisions -----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from numba import njit
 
 from xinyong.population import NBR_BLOCK
 
+# Below 550, 550-599, 600-649, 650-699, from 700 (the kernel counts them; the summary's SQL
+# reads the same edges).
 BANDS = ("poor", "medium", "good", "very_good", "excellent")
-BAND_EDGES = np.array([550, 600, 650, 700])  # a score at an edge is in the upper band
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -40,11 +41,6 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
     """(repaid + 7) / (repaid + 3 defaulted + 10): 0.7 for a file without ended loans."""
     r = np.asarray(repaid, dtype=np.float64)
     return (r + 7.0) / (r + 3.0 * np.asarray(defaulted, dtype=np.float64) + 10.0)
-
-
-def band_of(score: np.ndarray) -> np.ndarray:
-    """Index into BANDS of each score."""
-    return np.searchsorted(BAND_EDGES, score, side="right")
 
 
 @njit(cache=True, nogil=True)
