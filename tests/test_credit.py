@@ -424,3 +424,13 @@ def test_the_credit_summary_keys_are_the_models_and_each_has_a_meaning(p1_run: A
     )
     for key in keys:
         assert not summary_meaning(key, module_audits()).startswith("summary metric"), key
+
+
+def test_a_p1_run_is_audited_with_its_credit_summary(tmp_path: Path) -> None:
+    """The audit of a run with credit: its summary keys (with their meanings) and the report,
+    though the module adds no report section of its own."""
+    out = tmp_path / "run"
+    xinyong.run(load_scenario("p1", adults=2000, days=200, seed=1), out=out)
+    result = xinyong.audit(out, baseline=False, report=True)
+    assert result.doc["run"]["credit.applications_per_adult_year"] > 0
+    assert (out / "report.html").is_file()
