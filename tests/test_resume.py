@@ -65,7 +65,7 @@ def killed(out: Path, *args: str, sig: int = signal.SIGKILL) -> Path:
         pytest.param("three-cities", 6000, 300, signal.SIGKILL, marks=pytest.mark.slow),
         # The city packs' own state: Suqian's points waiting for the recalculation, Weihai's
         # hours, Fuzhou's last negative records (the bonus of day 365).
-        ("cities", 3000, 400, signal.SIGKILL),
+        pytest.param("cities", 3000, 400, signal.SIGKILL, marks=pytest.mark.slow),
         ("s1", 3000, 400, signal.SIGINT),
     ],
     ids=["s1-kill-9", "c1-kill-9", "three-cities-kill-9", "cities-kill-9", "s1-ctrl-c"],
