@@ -67,6 +67,7 @@ def test_home_scenarios_and_schema(client):
         "c1-defaulters-2024",
         "cities",
         "national",
+        "p1",
         "r1",
         "s1",
         "three-cities",

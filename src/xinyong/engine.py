@@ -22,7 +22,7 @@ from xinyong.buffers import headroom
 from xinyong.consequences import Consequences, StartOfDay
 from xinyong.entities import EntityTables, compile_entity
 from xinyong.errors import XinyongError
-from xinyong.module import PLACES, STREAMS_PER_MODULE, Context, Module
+from xinyong.module import PLACES, STREAMS_PER_MODULE, Context, Module, Today
 from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
@@ -144,7 +144,12 @@ class Simulation:
             ids = Ids(part.city, part.first_adult, part.first_child, pop.ghosts)
         self.recorder = Recorder(sc, tables, pop, out, rows_per_part, ids=ids, pools=pools)
         self.first_record_id = self.next_record_id = k << RECORD_ID_BITS if part else 0
+        self.today = Today()  # what the modules see of the day under way
         self.modules = self.build_modules(seeds)
+        # The modules that add true events to step 4 (module.Module.true_events).
+        self.event_modules = [
+            m for m in self.modules if type(m).true_events is not Module.true_events
+        ]
         # Each place of the day, the module steps that run there, in registry order.
         self.module_steps: dict[int, list[tuple[Module, object]]] = {p: [] for p in PLACES}
         for module in self.modules:
@@ -166,7 +171,7 @@ class Simulation:
                 scheme=self.scheme, city=None if part is None else part.city,
                 first_adult=0 if part is None else part.first_adult,
                 first_record_id=self.first_record_id,
-                seeds=seeds[first : first + STREAMS_PER_MODULE],
+                seeds=seeds[first : first + STREAMS_PER_MODULE], today=self.today,
             )  # fmt: skip
             cls = spec.runtime_class()
             built.append(cls(ctx))
@@ -281,6 +286,7 @@ class Simulation:
         scheme, cons, modules_after = self.scheme, self.consequences, self.modules_after
         start = self.begin_day()  # lists after the previous day's step 9
         self.start = None
+        self.today.start, self.today.book = start, None
         modules_after(0, t)
         changed = scheme.expire(t)  # 1
         modules_after(1, t)
@@ -290,6 +296,8 @@ class Simulation:
         modules_after(3, t)
         positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
         actor, beh, residual = self.behaviour(t, start.affected, start.effects_of)  # 4
+        if self.event_modules:
+            actor, beh, residual = self.module_events(t, (actor, beh, residual))
         listed = start.assoc
         if listed_ghosts is not None and len(listed_ghosts):  # neighbours in other cities
             listed = np.concatenate([listed, listed_ghosts])
@@ -326,6 +334,7 @@ class Simulation:
             tier_count=st.tier_count[0].copy(),
         )
         self.recorder.day(book)
+        self.today.book = book
         modules_after(11, t)
 
     def modules_after(self, place: int, t: int) -> None:
@@ -335,6 +344,21 @@ class Simulation:
                 run(t)
 
     # -- step 4 ----------------------------------------------------------------------------
+
+    def module_events(
+        self, t: int, events: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, ...]:
+        """Step 4's events followed by those the modules add, in registry order."""
+        parts = [events]
+        for module in self.event_modules:
+            added = module.true_events(t)
+            if added is not None and len(added[0]):
+                actor, beh, uniform = added
+                parts.append((actor.astype(np.int32), beh.astype(np.int16),
+                              uniform.astype(np.float64)))  # fmt: skip
+        if len(parts) == 1:
+            return events
+        return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
 
     def behaviour(
         self, t: int, affected: np.ndarray, effects_of: np.ndarray

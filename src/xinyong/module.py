@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from xinyong.audit.registry import ModuleAudit
+    from xinyong.consequences import StartOfDay
     from xinyong.entities import EntityTables
     from xinyong.population import Population
+    from xinyong.recorder import DayBook
     from xinyong.scenario import Scenario
     from xinyong.scheme.layer import Scheme
     from xinyong.scheme.schema import Pack
@@ -121,6 +123,20 @@ class Spec:
 
 
 @dataclass
+class Today:
+    """What the engine shows its modules of the day under way: the lists as they stood at its
+    start (after the previous day's step 9, the same `StartOfDay` the adults' steps read),
+    and, from step 11 on, the day's book (its records with their truth, points and appeal
+    decisions; `recorder.DayBook`). The engine only assigns the two fields each day."""
+
+    start: StartOfDay | None = None
+    book: DayBook | None = None
+
+
+Events = tuple[np.ndarray, np.ndarray, np.ndarray]  # actor (int32), behaviour (int16), uniform
+
+
+@dataclass
 class Context:
     """What the engine hands a module: the scenario, the engine's adults (a one-city run's, or
     one city's) and their layers, the module's own random streams, where its ids start."""
@@ -134,6 +150,7 @@ class Context:
     first_adult: int  # global id of this engine's first adult
     first_record_id: int  # where this engine's record ids start (unique across cities)
     seeds: list[np.random.SeedSequence] = field(repr=False, default_factory=list)
+    today: Today = field(default_factory=Today)
 
     @property
     def params(self) -> Any:
@@ -166,6 +183,14 @@ class Module:
     def tables(self) -> dict[str, pa.Table]:
         """The module's tables at the end of the run, one per `spec.tables`."""
         return {}
+
+    def true_events(self, t: int) -> Events | None:
+        """True events of this engine's adults the module adds to day t's step 4: observed,
+        scored, deterring and appealed like the adults' own behaviour. Each is (adult,
+        behaviour index in the scenario's catalogue, a uniform on [0, 1) from the module's
+        own stream, which observation uses as it uses a drawn event's residual). Only
+        modules that override this are asked (the engine skips the rest at no cost)."""
+        return None
 
     def save(self) -> dict[str, Any]:
         """The checkpoint's part of this module (plain values and arrays only)."""

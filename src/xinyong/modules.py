@@ -15,7 +15,10 @@ from typing import Any
 
 from xinyong.module import Spec
 
-BUILTIN: tuple[tuple[str, str], ...] = (("companies", "xinyong.companies"),)
+BUILTIN: tuple[tuple[str, str], ...] = (
+    ("companies", "xinyong.companies"),
+    ("credit", "xinyong.credit"),
+)
 
 ENV = "XINYONG_MODULES"
 

@@ -832,7 +832,8 @@ def render_report(doc: dict, daily: pa.Table, path: Path) -> None:
         "report.html",
         path,
         plotly=page.count > 0,
-        packages=tuple(m.package for m in module_audits()),
+        # Only a module with a report section has templates of its own.
+        packages=tuple(m.package for m in module_audits() if m.section is not None),
         run=run,
         doc=doc,
         kind=_kind(doc),

@@ -1,0 +1,349 @@
+"""Credit at run time (docs/credit.md): cohorts and credit files, the lender's book, loans
+that end repaid or defaulted (a default and the lender's suit are true events of step 4),
+applications decided in both worlds by the lender's policy, and the private score recomputed
+every `score_period` days after step 11 in both worlds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from xinyong.credit import summary
+from xinyong.credit.params import (
+    COHORTS,
+    DEFAULT_BEHAVIOUR,
+    LOAN_BAN,
+    SUIT_BEHAVIOUR,
+)
+from xinyong.credit.score import BANDS, h_book, rescore
+from xinyong.entities import EntityTables
+from xinyong.module import Context, Events, Module, Spec, Step
+from xinyong.observe import CORRECT
+from xinyong.scenario import GROUPS, Scenario
+from xinyong.scheme.schema import MEMBER
+
+if TYPE_CHECKING:
+    from xinyong.audit.registry import ModuleAudit
+
+STREAMS = ("population", "loans", "applications", "events")
+WINDOW_DAYS = 365  # negative records of days t-364 .. t lower B in the networked what-if
+# Why an application was refused in the recorded world: bits of `reason`.
+BAN, NO_FILE, HISTORY, SCORE = 1, 2, 4, 8
+REASONS = ((BAN, "loan_ban"), (NO_FILE, "no_file"), (HISTORY, "history"), (SCORE, "score"))
+APPLICATION_COLUMNS = (
+    "day", "adult", "thin", "h_book", "score", "score_shadow", "history_zero", "ban",
+    "ban_shadow", "approved", "approved_shadow", "reason",
+)  # fmt: skip
+
+
+def lending_lists(ctx: Context) -> tuple[np.ndarray, int]:
+    """Per city of this engine, the lists whose members hold `loan_ban` (a bit mask); and the
+    bit of the court's `defaulters` list (0 without one)."""
+    sc, names = ctx.scenario, ctx.tables.scheme.lists
+    cities = sc.cities if ctx.city is None else [sc.cities[ctx.city]]
+    national = sc.national()
+    ban = np.zeros(len(cities), dtype=np.int64)
+    for k, city in enumerate(cities):
+        for pack in [sc.packs[city.pack], *national]:
+            for name, lst in pack.lists.items():
+                if any(c.name == LOAN_BAN and c.target == MEMBER for c in lst.consequences):
+                    ban[k] |= 1 << names.index(name)
+    return ban, (1 << names.index("defaulters")) if "defaulters" in names else 0
+
+
+class CreditModule(Module):
+    checkpointed = (
+        "has_file", "loan_app", "repaid", "defaulted", "score", "score_h", "score_listed",
+        "due", "apps", "n_apps", "ended", "bands", "window", "counts", "rngs",
+    )  # fmt: skip
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        p, pop, n = ctx.params, ctx.pop, ctx.pop.adults
+        steps = [Step(after=0, method="lend")]
+        if p.records_to_private:
+            steps.append(Step(after=11, method="note_records"))
+        steps.append(Step(after=11, method="rescore", every=p.score_period))
+        self.steps = tuple(steps)
+        self.rngs = {
+            name: np.random.default_rng(s) for name, s in zip(STREAMS, ctx.seeds, strict=False)
+        }
+        draw = self.rngs["population"]
+        # Fixed for the run (regenerated from the seed on resume).
+        self.cohort = (draw.random(n) >= p.young_share).astype(np.uint8)  # 0 young
+        shares = np.array([p.file_share.young, p.file_share.established])
+        self.has_file = draw.random(n) < shares[self.cohort]
+        self.file_day0 = self.has_file.copy()
+        self.p_default = np.minimum(1.0, p.default_base * pop.risk)
+        self.behaviour = np.minimum(1.0, pop.civic / 3.0)
+        self.capacity = np.array([p.capacity.young, p.capacity.established])[self.cohort]
+        self.ban_mask, self.defaulters_bit = lending_lists(ctx)
+        names = ctx.tables.world.behaviours
+        self.default_beh = names.index(DEFAULT_BEHAVIOUR)
+        self.suit_beh = names.index(SUIT_BEHAVIOUR) if SUIT_BEHAVIOUR in names else -1
+        self.negative = ctx.tables.world.negative.astype(bool)
+        # The lender's book and the loans.
+        self.loan_app = np.full(n, -1, dtype=np.int64)  # the active loan's application row
+        self.repaid = np.zeros(n, dtype=np.int32)
+        self.defaulted = np.zeros(n, dtype=np.int32)
+        self.due: dict[int, np.ndarray] = {}  # end day -> borrowers (this engine's rows)
+        self.apps: dict[str, list[np.ndarray]] = {c: [] for c in APPLICATION_COLUMNS}
+        self.n_apps = 0
+        self.ended: list[np.ndarray] = []  # per ending day: [application row, defaulted]
+        self.pending: Events | None = None  # today's defaults and suits, for step 4
+        # The private score per world, and for explaining: the recorded H and whether the
+        # court's list zeroed it at the last computation.
+        self.score = np.zeros((n, 2), dtype=np.int16)
+        self.score_h = np.zeros(n, dtype=np.float64)
+        self.score_listed = np.zeros(n, dtype=bool)
+        self.bands: list[np.ndarray] = []  # per computation: [day, world, count per band]
+        # The networked what-if: the window's negative records by day (person, correct,
+        # record id, not deleted on appeal), and each adult's count of them per world.
+        self.window: dict[int, tuple[np.ndarray, ...]] = {}
+        self.counts = np.zeros((n, 2), dtype=np.int32)
+        self.compute(-1)  # before day 0
+
+    # -- step 4: loans due, then applications --------------------------------------------
+
+    def lend(self, t: int) -> None:
+        """Run at the start of day t, where the lists are as after the previous day's step
+        9: nothing the lender reads changes before step 4, where its events go."""
+        p = self.ctx.params
+        actor: list[np.ndarray] = []
+        beh: list[np.ndarray] = []
+        due = self.due.pop(t, None)
+        if due is not None and len(due):
+            rng = self.rngs["loans"]
+            bad = rng.random(len(due)) < self.p_default[due]
+            debtors = due[bad]
+            sued = debtors[rng.random(len(debtors)) < p.sue_share]
+            self.repaid[due[~bad]] += 1  # a borrower has one loan at a time
+            self.defaulted[debtors] += 1
+            self.ended.append(np.stack([self.loan_app[due], bad.astype(np.int64)]))
+            self.loan_app[due] = -1
+            actor += [debtors, sued]
+            beh += [np.full(len(debtors), self.default_beh), np.full(len(sued), self.suit_beh)]
+        self.apply(t)
+        if actor and sum(len(a) for a in actor):
+            who = np.concatenate(actor).astype(np.int32)
+            what = np.concatenate(beh).astype(np.int16)
+            self.pending = (who, what, self.rngs["events"].random(len(who)))
+
+    def apply(self, t: int) -> None:
+        """Each adult without an active loan applies with probability loan_rate: a binomial
+        count of adults drawn without replacement, those with an active loan dropped (cost
+        grows with applications, not adults)."""
+        p, n = self.ctx.params, len(self.loan_app)
+        rng = self.rngs["applications"]
+        k = int(rng.binomial(n, p.loan_rate))
+        if not k:
+            return
+        drawn = np.sort(rng.choice(n, size=k, replace=False))
+        a = drawn[self.loan_app[drawn] < 0]
+        if not len(a):
+            return
+        bits = self.ctx.scheme.state.bits[a].astype(np.int64)
+        ban = (bits & self.ban_mask[self.ctx.pop.city[a]][:, None]) != 0
+        hb = h_book(self.repaid[a], self.defaulted[a])
+        has_file = self.has_file[a]
+        file_ok = has_file & (hb >= p.history_min)
+        score = self.score[a]
+        score_ok = score >= p.score_min
+        if p.lender == "file":
+            policy = np.stack([file_ok, file_ok], axis=1)
+        elif p.lender == "score":
+            policy = score_ok
+        else:
+            policy = file_ok[:, None] | score_ok
+        approved = ~ban & policy
+        reason = np.where(ban[:, 0], BAN, 0)
+        if p.lender != "score":
+            reason |= np.where(~has_file, NO_FILE, np.where(file_ok, 0, HISTORY))
+        if p.lender != "file":
+            reason |= np.where(score_ok[:, 0], 0, SCORE)
+        reason = np.where(approved[:, 0], 0, reason)
+        rows = self.n_apps + np.arange(len(a), dtype=np.int64)
+        self.n_apps += len(a)
+        for name, column in zip(APPLICATION_COLUMNS, (
+            np.full(len(a), t, dtype=np.int32), a.astype(np.int32), ~has_file, hb,
+            score[:, 0], score[:, 1], self.score_listed[a], ban[:, 0], ban[:, 1],
+            approved[:, 0], approved[:, 1], reason.astype(np.uint8),
+        ), strict=True):  # fmt: skip
+            self.apps[name].append(column)
+        lent = approved[:, 0]
+        self.loan_app[a[lent]] = rows[lent]
+        self.has_file[a[lent]] = True
+        if lent.any():
+            self.due[t + p.loan_term_days] = a[lent]
+
+    def true_events(self, t: int) -> Events | None:
+        events, self.pending = self.pending, None
+        return events
+
+    # -- step 12: the private score --------------------------------------------------------
+
+    def note_records(self, t: int) -> None:
+        """Keep each adult's count of negative records of the last WINDOW_DAYS days in both
+        worlds (recorded: all against the adult, less those deleted on appeal; shadow: the
+        correct ones), for the behaviour factor of the networked what-if. Cost grows with
+        records: today's are added, those of day t - 365 taken off, deletions looked up."""
+        book = self.ctx.today.book
+        assert book is not None
+        rec = book.records
+        neg = np.flatnonzero(self.negative[rec.behaviour])
+        person = rec.person[neg].astype(np.int32)
+        correct = rec.truth[neg] == CORRECT
+        self.window[t] = (person, correct, neg.astype(np.int64) + book.first_record_id,
+                          np.ones(len(neg), dtype=bool))  # fmt: skip
+        np.add.at(self.counts[:, 0], person, 1)
+        np.add.at(self.counts[:, 1], person[correct], 1)
+        if book.decided is not None:
+            ids, upheld = book.decided
+            self.delete(np.sort(np.asarray(ids)[upheld]).astype(np.int64))
+        old = self.window.pop(t - WINDOW_DAYS, None)
+        if old is not None:
+            person, correct, _, live = old
+            np.subtract.at(self.counts[:, 0], person[live], 1)
+            np.subtract.at(self.counts[:, 1], person[correct], 1)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Records deleted on appeal no longer count in the recorded world."""
+        for person, _, rid, live in self.window.values():
+            if not len(ids) or not len(rid) or ids[-1] < rid[0] or ids[0] > rid[-1]:
+                continue
+            at = np.minimum(np.searchsorted(rid, ids), len(rid) - 1)
+            rows = at[(rid[at] == ids) & live[at]]
+            live[rows] = False
+            np.subtract.at(self.counts[:, 0], person[rows], 1)
+
+    def rescore(self, t: int) -> None:
+        if t >= 1:  # day 0's computation is the one before it
+            self.compute(t)
+
+    def compute(self, t: int) -> None:
+        """Both worlds' private scores from the state after step 11 of day t (t = -1: before
+        day 0, with C = 0.5 and nobody listed)."""
+        p, pop = self.ctx.params, self.ctx.pop
+        n = len(self.score)
+        listed = np.zeros((n, 2), dtype=bool)
+        if p.court_list_to_private and self.defaulters_bit and t >= 0:
+            listed = (self.ctx.scheme.state.bits & self.defaulters_bit) != 0
+        records = self.counts if p.records_to_private else self.counts[:0]
+        bands = np.zeros((2, len(BANDS)), dtype=np.int64)
+        rescore(
+            self.score, self.has_file, self.repaid, self.defaulted, listed, self.behaviour,
+            records, float(p.records_scale), self.capacity, float(p.identity),
+            float(p.thin_history), t < 0, pop.nbr_block, pop.nbr_degree, pop.nbr,
+            self.score_h, bands,
+        )  # fmt: skip
+        self.score_listed[:] = listed[:, 0]
+        for w in (0, 1):
+            self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def tables(self) -> dict[str, pa.Table]:
+        first = self.ctx.first_adult
+        n_apps = self.n_apps
+        cols = {
+            name: (np.concatenate(parts) if parts else np.empty(0, dtype=dtype))
+            for (name, parts), dtype in zip(self.apps.items(), APPLICATION_DTYPES, strict=True)
+        }
+        outcome = np.full(n_apps, -1, dtype=np.int8)
+        for rows, bad in self.ended:
+            outcome[rows] = bad
+        term = self.ctx.params.loan_term_days
+        adult = cols["adult"].astype(np.int64)
+        group = self.ctx.pop.group
+        codes = cols["reason"]
+        reasons = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int8), mask=codes == 0),
+            pa.array([", ".join(name for bit, name in REASONS if r & bit) for r in range(16)]),
+        )
+        apps = pa.table(
+            {
+                "day": cols["day"],
+                "adult": (adult + first).astype(np.int32),
+                "cohort": _names(self.cohort[adult], COHORTS),
+                "group": _names(group[adult], GROUPS),
+                "thin": cols["thin"],
+                "creditworthy": self.p_default[adult] <= self.ctx.params.worthy_max,
+                "h_book": cols["h_book"],
+                "score": cols["score"].astype(np.int16),
+                "score_shadow": cols["score_shadow"].astype(np.int16),
+                "history_zero": cols["history_zero"],
+                "loan_ban": cols["ban"],
+                "loan_ban_shadow": cols["ban_shadow"],
+                "approved": cols["approved"],
+                "approved_shadow": cols["approved_shadow"],
+                "wrongly_denied": ~cols["approved"] & cols["approved_shadow"],
+                "reason": reasons,
+                "end_day": pa.array(
+                    np.where(cols["approved"], cols["day"] + term, 0).astype(np.int32),
+                    mask=~cols["approved"],
+                ),
+                "outcome": pa.DictionaryArray.from_arrays(
+                    pa.array(np.maximum(outcome, 0), mask=outcome < 0),
+                    pa.array(["repaid", "defaulted"]),
+                ),
+            }
+        )
+        n = len(self.cohort)
+        bits = self.ctx.scheme.state.bits[:, 0]
+        adults = pa.table(
+            {
+                "adult": (np.arange(n, dtype=np.int64) + first).astype(np.int32),
+                "cohort": _names(self.cohort, COHORTS),
+                "group": _names(group, GROUPS),
+                "file_day0": self.file_day0,
+                "file": self.has_file,
+                "repaid": self.repaid,
+                "defaulted": self.defaulted,
+                "creditworthy": self.p_default <= self.ctx.params.worthy_max,
+                "private_score": self.score[:, 0],
+                "private_score_shadow": self.score[:, 1],
+                "on_defaulters": (bits & self.defaulters_bit) != 0,
+            }
+        )
+        bands = np.array(self.bands, dtype=np.int64).reshape(-1, 2 + len(BANDS))
+        k = len(BANDS)
+        scores = pa.table(
+            {
+                "day": np.repeat(bands[:, 0], k).astype(np.int32),
+                "world": _names(np.repeat(bands[:, 1], k), ("recorded", "shadow")),
+                "band": _names(np.tile(np.arange(k), len(bands)), BANDS),
+                "adults": bands[:, 2:].ravel(),
+            }
+        )
+        return {"credit_applications": apps, "credit_adults": adults, "credit_scores": scores}
+
+    # -- the run's readers -----------------------------------------------------------------
+
+    @classmethod
+    def meta(cls, sc: Scenario, adults: EntityTables) -> dict[str, Any]:
+        p = sc.credit
+        return {
+            "lender": p.lender,
+            "score_min": p.score_min,
+            "history_min": p.history_min,
+            "court_list_to_private": p.court_list_to_private,
+            "records_to_private": p.records_to_private,
+        }
+
+    @classmethod
+    def audit(cls, spec: Spec) -> ModuleAudit:
+        return summary.AUDIT
+
+
+APPLICATION_DTYPES = (
+    np.int32, np.int32, bool, np.float64, np.int16, np.int16, bool, bool, bool, bool, bool,
+    np.uint8,
+)  # fmt: skip
+
+
+def _names(index: np.ndarray, names: tuple[str, ...]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(index, dtype=np.int8)), pa.array(list(names))
+    )
