@@ -922,6 +922,8 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         console.print(
             f"children: {len(report['children'])}, {len(restricted)} restricted at the end"
         )
+    for line in report.get("modules", ()):  # what the run's modules say (credit, reviews, ...)
+        console.print(line, markup=False)
     console.print("[dim]--all for the full listing, --html FILE for a timeline page[/dim]")
 
 
