@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xinyong
-from tests.test_reliability import cli
+from tests.test_reliability import cli, main
 from tests.test_resume import digests, killed
 from xinyong import modules, shard, sizing
 from xinyong.audit.hooks import adult_lines, explain
@@ -128,10 +128,14 @@ def test_declarations_feed_sizing_docs_and_checks() -> None:
     assert "no review would fall within the run" in str(err.value)
 
 
-def test_explain_lines_come_from_the_module(tmp_path: Path) -> None:
+def test_explain_lines_come_from_the_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = xinyong.run(reviewed(adults=500, sample=1.0), tmp_path / "run")
     with run.connect() as con:
         lines = adult_lines(con, run.meta, 7)
     (below,) = run.sql("SELECT below FROM reviews WHERE adult = 7")["below"].to_pylist()
     assert lines == [f"looked at by 3 reviews, below 1000 points at {below}"]
     assert explain(run.path, "adult", 7)["modules"] == lines  # xinyong explain's document
+    code, out, _ = main(capsys, "explain", run.path, "7")  # and its story in the terminal
+    assert code == 0 and lines[0] in " ".join(out.split())
