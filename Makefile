@@ -36,7 +36,7 @@ run: setup kernels
 test: setup kernels
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 bench: setup kernels
 	$(BIN)/python benchmarks/bench_engine.py
