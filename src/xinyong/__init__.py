@@ -8,7 +8,6 @@ from xinyong.errors import XinyongError
 # package stays importable as `xinyong.audit.metrics`, ...).
 from xinyong.findings import (
     Audit,
-    CompanyExplanation,
     Comparison,
     Explanation,
     audit,
@@ -21,7 +20,6 @@ from xinyong.scheme import Pack, load_pack
 
 __all__ = [
     "Audit",
-    "CompanyExplanation",
     "Comparison",
     "Explanation",
     "Pack",

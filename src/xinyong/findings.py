@@ -150,38 +150,6 @@ class Explanation:
         render_html(self.doc, path)
 
 
-@dataclass(frozen=True)
-class CompanyExplanation:
-    """One company's story: the verdict, its records, ratings and spells, and what its legal
-    representative suffered because of it."""
-
-    doc: dict[str, Any] = field(repr=False)
-
-    @property
-    def verdict(self) -> str:
-        return str(self.doc["story"]["verdict"])
-
-    @property
-    def records(self) -> pd.DataFrame:
-        """Every record against the company, with its truth and appeal outcome."""
-        return pd.DataFrame(self.doc["records"])
-
-    @property
-    def ratings(self) -> pd.DataFrame:
-        """Each year's rating in both worlds, with its reasons."""
-        return pd.DataFrame(self.doc["ratings"])
-
-    @property
-    def spells(self) -> pd.DataFrame:
-        """The company's list spells in both worlds (recorded ones with their wrong days)."""
-        return pd.DataFrame(self.doc["spells"])
-
-    @property
-    def legal_rep(self) -> dict[str, Any]:
-        """The legal representative: their companies, person-list spells and children."""
-        return dict(self.doc["legal_rep"])
-
-
 def audit(run: RunLike, *, baseline: bool = True, report: bool = False) -> Audit:
     """Audit a run (a Run, in memory or on disk, or a run directory's path). On disk this
     writes metrics.json (and report.html with `report=True`), as `xinyong audit` does."""
@@ -232,26 +200,27 @@ def compare(
     return Comparison(cmp.compare_sides(*sides, params))
 
 
-def explain(
-    run: RunLike, person: int | None = None, *, company: int | None = None
-) -> Explanation | CompanyExplanation:
-    """One adult's story from a run directory (a Run written with `out=`, or its path), or
-    with `company=ID` one company's."""
-    from xinyong.audit.hooks import explain as explain_entity
+def explain(run: RunLike, person: int | None = None, **member: int) -> Any:
+    """One adult's story from a run directory (a Run written with `out=`, or its path), or,
+    with KIND=ID, the story of a member of another entity kind a module adds (`company=12`:
+    a companies.explain.CompanyExplanation)."""
+    from xinyong.audit.hooks import explainer
 
     path = _path(run)
     if path is None:
         raise ValueError("explain reads a run directory: run the scenario with out=...")
-    if (person is None) == (company is None):
-        raise ValueError("explain takes an adult id or company=ID (one of them)")
-    if company is not None:
-        return CompanyExplanation(explain_entity(path, "company", company))
-    return Explanation(explain_entity(path, "adult", person))
+    if (person is None) == (len(member) != 1):
+        raise ValueError("explain takes an adult id or one KIND=ID, e.g. company=12")
+    if member:
+        ((kind, ident),) = member.items()
+        teller = explainer(kind)
+        doc = teller.explain(path, ident)
+        return doc if teller.wrap is None else teller.wrap(doc)
+    return Explanation(explainer("adult").explain(path, person))
 
 
 __all__ = [
     "Audit",
-    "CompanyExplanation",
     "Comparison",
     "Explanation",
     "audit",

@@ -156,6 +156,7 @@ class EntityExplainer:
     explain: Callable[[Any, int], dict[str, Any]]
     console: Callable[[dict[str, Any], Any], None]
     html: Callable[[dict[str, Any], Any], None] | None = None
+    wrap: Callable[[dict[str, Any]], Any] | None = None  # the Python API's object for a story
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ what its legal representative suffered because of it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -320,4 +322,38 @@ def render_company(report: dict[str, Any], console: Console) -> None:
         )
 
 
-COMPANY_EXPLAINER = EntityExplainer("company", explain_company, render_company)
+@dataclass(frozen=True)
+class CompanyExplanation:
+    """One company's story: the verdict, its records, ratings and spells, and what its legal
+    representative suffered because of it."""
+
+    doc: dict[str, Any] = field(repr=False)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.doc["story"]["verdict"])
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """Every record against the company, with its truth and appeal outcome."""
+        return pd.DataFrame(self.doc["records"])
+
+    @property
+    def ratings(self) -> pd.DataFrame:
+        """Each year's rating in both worlds, with its reasons."""
+        return pd.DataFrame(self.doc["ratings"])
+
+    @property
+    def spells(self) -> pd.DataFrame:
+        """The company's list spells in both worlds (recorded ones with their wrong days)."""
+        return pd.DataFrame(self.doc["spells"])
+
+    @property
+    def legal_rep(self) -> dict[str, Any]:
+        """The legal representative: their companies, person-list spells and children."""
+        return dict(self.doc["legal_rep"])
+
+
+COMPANY_EXPLAINER = EntityExplainer(
+    "company", explain_company, render_company, wrap=CompanyExplanation
+)
