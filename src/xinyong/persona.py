@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, Strict, model_validator
 
+from xinyong import modules
 from xinyong.errors import XinyongError
 from xinyong.observe import CORRECT, FALSE_REPORT, MISATTRIBUTED, Records
 from xinyong.scenario import Scenario, load_scenario
@@ -118,7 +119,7 @@ def load_persona(ref: str | Path, behaviours: set[str] | None = None) -> Persona
 def quiet_city(pack_ref: str, days: int, base: Scenario | None = None) -> Scenario:
     """A one-city scenario of two adults under this pack and the national packs, in which
     only scripted acts happen: every channel sees every act, correctly; no meetings, false
-    reports, appeals or settlement; no companies."""
+    reports, appeals or settlement; no module (companies, credit, ...)."""
     sc = base if base is not None else load_scenario(BASE)
     pack = sc.packs.get(pack_ref) or load_pack(pack_ref, set(sc.behaviours))
     if pack.kind != "municipal":
@@ -133,11 +134,11 @@ def quiet_city(pack_ref: str, days: int, base: Scenario | None = None) -> Scenar
         "consequences.rho": 0,
         "consequences.pi": 0,
         "appeals.alpha": 0,
-        "companies": None,
-        "company_packs": {},
         f"packs.{pack.id}": pack.model_dump(mode="json", exclude_none=True),
         "cities": [{"name": pack.id, "share": 1.0, "pack": pack.id}],
     }
+    for spec in modules.specs():  # every module off: its fields at their defaults
+        quiet.update({name: default for name, (_, default) in spec.fields.items()})
     for b in sc.behaviours:
         quiet[f"behaviours.{b}.base"] = 0
     for c in sc.channels:
