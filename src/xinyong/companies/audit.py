@@ -221,6 +221,7 @@ def company_audit(con, out: dict[str, Any], meta: dict[str, Any], T: int) -> Non
         "lists": cm["lists"],
         "sizes": cm["sizes"],
         "list_kinds": cm.get("list_kinds", {}),
+        "earliest_day": cm.get("earliest_day", {}),
         "wrongly_listed": [],
         "ratings": [],
         "survival": {},
@@ -524,67 +525,157 @@ def company_metrics(
 
 
 def company_findings(doc: dict) -> list[str]:
-    """The Companies section's key findings in plain language (counts where they are small)."""
+    """The Companies section's key findings in plain language (counts where they are small),
+    from the metrics: in a replicate set, means per run over its seeds. The list with the most
+    companies ever wrongly on it comes first."""
     co = doc.get("company")
     if not co:
         return []
     m = doc.get("metrics") or {}
-    out = []
-    rows = co.get("wrongly_listed") or []
+    k = max(1, int(doc.get("replicates") or 1))
+    per_run = f" per run over {k} seeds" if k > 1 else ""
+    days = (doc.get("run") or {}).get("days")
+    out, ranked = [], []
     for lst in co.get("lists") or []:
-        mine = [r for r in rows if r.get("list") == lst]
-        ever = sum(r.get("ever_wrong") or 0 for r in mine)
+        ever = fmt.row(m, f"company.ever_wrongly_listed_share.{lst}").get("count")
         if not ever:
             continue
-        parts = ", ".join(
-            f"{count(r.get('ever_wrong'))} of {count(r.get('companies'))} {text(r.get('size'))}"
-            for r in mine
-            if r.get("ever_wrong")
+        parts = []
+        for size in co.get("sizes") or []:
+            r = fmt.row(m, f"company.ever_wrongly_listed_share_by_size.{lst}.{size}")
+            if r.get("count"):
+                parts.append(f"{count(r.get('count'))} of {count(r.get('of'))} {text(size)}")
+        now = fmt.row(m, f"company.wrongly_listed_share.{lst}").get("count")
+        ranked.append(
+            (
+                ever,
+                f"{count(ever)} companies were wrongly on the {text(lst)} at some point"
+                f"{per_run}: {', '.join(parts)}; {count(now)} still at the end.",
+            )
         )
-        now = sum(r.get("wrong") or 0 for r in mine)
-        out.append(
-            f"{count(ever)} companies were wrongly on the {text(lst)} at some point ({parts}); "
-            f"{count(now)} still at the end."
-        )
-    if not out and rows:
+    ranked.sort(key=lambda e: (e[0] >= MIN_COUNT, e[0]), reverse=True)
+    out += [sentence for _, sentence in ranked]
+    if not out and co.get("wrongly_listed"):
         out.append("No company was ever wrongly on a company list.")
-    ratings = co.get("ratings") or []
-    if ratings:
-        last = max(r.get("year") or 0 for r in ratings)
-        rec = [r for r in ratings if r.get("year") == last and r.get("world") == "recorded"]
-        parts = ", ".join(
-            f"{text(r.get('size'))} {count(r.get('a'))} of {count(r.get('rated'))}"
-            + (f" ({pct(r.get('a_share'))})" if (r.get("rated") or 0) >= MIN_COUNT else "")
-            for r in rec
-        )
-        out.append(f"Rated A in tax year {num(last)}: {parts}.")
+    out += _unreachable(co, days)
+    out += _ratings_found(doc, m, co, per_run)
     median = fmt.row(m, "company.median_stay_days.company_blacklist").get("value")
     spells = fmt.row(m, "company.spells.company_blacklist").get("value")
     if spells:
         mean = fmt.row(m, "company.mean_stay_days_restricted.company_blacklist").get("value")
         out.append(
-            f"Half of the {count(spells)} company_blacklist listings lasted {num(median)} days "
-            "or more."
+            f"Half of the {count(spells)} company_blacklist listings{per_run} lasted "
+            f"{num(median)} days or more."
             if median is not None
-            else f"More than half of the {count(spells)} company_blacklist listings were still "
-            f"running at the end (restricted mean {num(mean)} days)."
+            else f"More than half of the {count(spells)} company_blacklist listings{per_run} "
+            f"were still running at the end (restricted mean {num(mean)} days)."
         )
     for p in co.get("persons") or []:
-        if not p.get("ever_listed"):
+        lst = p.get("list")
+        ever = fmt.row(m, f"company.person_ever_listed.{lst}").get("count")
+        if not ever:
             continue
+        wrong = fmt.row(m, f"company.person_ever_wrongly_listed_of_ever_listed.{lst}")
+        now = fmt.row(m, f"company.person_wrongly_listed_of_listed.{lst}")
         out.append(
-            f"{count(p.get('ever_listed'))} legal representatives were put on "
-            f"{text(p.get('list'))} because a company of theirs was on "
-            f"{text(p.get('follows'))} ({count(p.get('ever_wrong'))} of them wrongly at some "
-            f"point); {count(p.get('listed'))} at the end, {count(p.get('wrong'))} wrongly."
+            f"{count(ever)} legal representatives were put on {text(lst)} because a company of "
+            f"theirs was on {text(p.get('follows'))}{per_run} ({count(wrong.get('count'))} of "
+            f"them wrongly at some point); {count(now.get('of'))} at the end, "
+            f"{count(now.get('count'))} wrongly."
         )
-    kids = co.get("children") or {}
-    if kids.get("only_ever"):
+    only = fmt.row(m, "company.children_ever_restricted_only_by_company").get("count")
+    if only:
+        at_t = fmt.row(m, "company.children_restricted_only_by_company").get("count")
         out.append(
-            f"{count(kids.get('only_ever'))} children were restricted at some point only because "
-            f"a parent's company defaulted ({count(kids.get('only_at_T'))} at the end)."
+            f"{count(only)} children were restricted at some point only because a parent's "
+            f"company defaulted{per_run} ({count(at_t)} at the end)."
         )
     return out
+
+
+def _unreachable(co: dict, days: Any) -> list[str]:
+    """Lists no company (or legal representative) can reach within the run's days: a route
+    that needs longer than the run is said so, not shown as 0."""
+    earliest = co.get("earliest_day") or {}
+    if not isinstance(days, int | float):
+        return []
+    out = []
+    follows = {p.get("follows"): p.get("list") for p in co.get("persons") or []}
+    for lst, (day, route) in earliest.items():
+        if day is None or day <= days:
+            continue
+        person = follows.get(lst)
+        who = (
+            f"no company (and so no legal representative on {text(person)})"
+            if person
+            else ("no company")
+        )
+        out.append(
+            f"{who[0].upper()}{who[1:]} can be on the {text(lst)} within this run: it takes "
+            f"{text(route)} first, and the run lasts {num(days)} days."
+        )
+    return out
+
+
+def _ratings_found(doc: dict, m: dict, co: dict, per_run: str) -> list[str]:
+    """The last tax year's A shares by size, and the published rating shares beside the
+    simulated ones (from the built-in calibration target sets, with their documents)."""
+    ratings = co.get("ratings") or []
+    if not ratings:
+        return []
+    last = max(r.get("year") or 0 for r in ratings)
+    parts = []
+    for size in co.get("sizes") or []:
+        r = fmt.row(m, f"company.rated_a_share.recorded.{last}.{size}")
+        if r.get("of") is None:
+            continue
+        pooled = r.get("count_total", r.get("count")) or 0  # the rule reads the counts seen
+        share = f" ({pct(r.get('value'))})" if pooled >= MIN_COUNT else ""
+        parts.append(f"{text(size)} {count(r.get('count'))} of {count(r.get('of'))}{share}")
+    out = [f"Rated A in tax year {num(last)}{per_run}: {', '.join(parts)}."] if parts else []
+    out += published_ratings(doc.get("run") or {})
+    return out
+
+
+def published_ratings(summary: dict) -> list[str]:
+    """The published tax rating shares the built-in target sets hold (year and document),
+    and the run's simulated shares of the same grades beside them (the summary metrics the
+    calibration compares; in a replicate set with their across-seed intervals)."""
+    from xinyong.calibration.targets import builtin_target_sets, load_targets
+
+    published, simulated = [], {}
+    intervals = summary.get("intervals") or {}
+    for name in builtin_target_sets():
+        if not name.startswith("tax-rating"):
+            continue
+        shares, source = [], None
+        for t in load_targets(name):
+            values = [summary.get(metric) for metric in t.metric]
+            if not all(isinstance(v, int | float) for v in values):
+                continue
+            grades = "+".join(metric.rsplit(".", 1)[-1] for metric in t.metric)
+            shares.append(f"{grades} {pct(t.value)}")
+            source, year = t.source, t.year
+            spread = [intervals.get(metric) or [None, None] for metric in t.metric]
+            lows, highs = zip(*spread, strict=True)
+            simulated[grades] = pct(sum(values))
+            if None not in lows + highs:
+                low, high = stats.clip(sum(lows), sum(highs), 0.0, 1.0)
+                simulated[grades] += f" ({pct(low)} to {pct(high)} across seeds)"
+        if source is not None:
+            published.append(
+                f"{', '.join(shares)} in the {year} rating ({text(source.publisher)}, "
+                f"\u201c{text(source.document)}\u201d)"
+            )
+    if not published:
+        return []
+    return [
+        "Published tax rating shares: "
+        + "; ".join(published)
+        + ". Simulated at the end of the run: "
+        + ", ".join(f"{g} {v}" for g, v in simulated.items())
+        + "."
+    ]
 
 
 def _section(page: Any, doc: dict) -> dict | None:
@@ -751,9 +842,12 @@ def _section(page: Any, doc: dict) -> dict | None:
 
 
 def _headline(doc: dict) -> list[str]:
-    """The findings that open the report: wrongful listing first, and the ratings."""
+    """The findings that open the report: the largest wrongful listing, the lists no company
+    can reach within the run, and the published rating shares beside the simulated ones."""
     found = company_findings(doc)
-    return found[:1] + [f for f in found[1:] if f.startswith("Rated A")][:1]
+    co = doc.get("company") or {}
+    unreachable = _unreachable(co, (doc.get("run") or {}).get("days"))
+    return found[:1] + unreachable + published_ratings(doc.get("run") or {})
 
 
 def _summary(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int) -> dict:
