@@ -108,6 +108,14 @@ def test_c1_headline_is_the_largest_company_list_and_says_what_cannot_happen(set
         "seriously_illegal within this run: it takes 1,095 days on abnormal_operations first, "
         "and the run lasts 730 days." in found
     )
+    # The person lists' table: means per run, not the first seed's rows.
+    from xinyong.companies.audit import _person_row
+
+    for p in doc["company"]["persons"]:
+        mine = [next(q for q in s["company"]["persons"] if q["list"] == p["list"]) for s in seeds]
+        got = _person_row(doc["metrics"], p)
+        for key in ("listed", "wrong", "ever_listed", "ever_wrong", "legal_representatives"):
+            assert got[key] == pytest.approx(mean(q[key] for q in mine)), key
     # Published rating shares from the target sets, the simulated ones the seeds' mean.
     published = next(s for s in found if s.startswith("Published tax rating shares: "))
     for name in ("tax-rating-2019", "tax-rating-2020", "tax-rating-2021"):
@@ -166,3 +174,14 @@ def test_no_ratio_below_the_small_number_rule() -> None:
         f"minority group against 1 in the majority group; a ratio needs at least {MIN_COUNT} "
         "people on each side."
     )
+
+
+def test_a_chart_calls_a_class_the_highest_only_when_it_surely_is() -> None:
+    from xinyong.companies.audit import _ahead
+
+    # Medium 25.3% against small 24.5% of ~2,000 rated each: the intervals overlap.
+    assert _ahead({"medium": (506, 2000), "small": (490, 2000)}) is None
+    # One of 49 large firms at full height: under the small-number rule.
+    assert _ahead({"large": (1, 49), "micro": (30, 4000)}) is None
+    # 60 of 400 micro against 10 of 1,000 small: 15% [11.9%, 18.8%] above 1% [0.5%, 1.8%].
+    assert _ahead({"micro": (60, 400), "small": (10, 1000)}) == "micro"

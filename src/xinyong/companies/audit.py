@@ -688,6 +688,7 @@ def _section(page: Any, doc: dict) -> dict | None:
     co, metrics = doc.get("company"), doc.get("metrics") or {}
     if not co:
         return None
+    seed = _first_seed(doc)
     figs = []
     rows = co.get("wrongly_listed") or []
     sizes = co.get("sizes") or []
@@ -722,14 +723,12 @@ def _section(page: Any, doc: dict) -> dict | None:
         n_size = {
             size: next((r.get("companies") for r in rows if r["size"] == size), 0) for size in sizes
         }
-        worst = max(
-            sizes, key=lambda s: (by_size[s] / n_size[s]) if n_size.get(s) else -1, default=None
-        )
-        heading = "Companies ever wrongly listed, by size"
-        if worst is not None and by_size.get(worst):
+        worst = _ahead({s: (min(by_size[s], n_size[s] or 0), n_size[s] or 0) for s in sizes})
+        heading = "Companies ever wrongly listed, by size" + seed
+        if worst is not None:
             heading = (
                 f"{worst} firms are the most often wrongly listed: {count(by_size[worst])} "
-                f"listings of {count(n_size[worst])} {worst} firms"
+                f"listings of {count(n_size[worst])} {worst} firms{seed}"
             )
         lay = layout(
             heading,
@@ -769,14 +768,16 @@ def _section(page: Any, doc: dict) -> dict | None:
                     )
                 )
         rec = [r for r in ratings if r.get("world") == "recorded" and r.get("rated")]
-        heading = "Share rated A and D by size and tax year"
+        heading = "Share rated A and D by size and tax year" + seed
         if rec:
             last = max(r["year"] for r in rec)
-            top = max((r for r in rec if r["year"] == last), key=lambda r: r.get("a_share") or 0)
-            heading = (
-                f"In tax year {last}, {top['size']} firms are the most often rated A "
-                f"({count(top.get('a'))} of {count(top.get('rated'))})"
-            )
+            mine = {r["size"]: r for r in rec if r["year"] == last}
+            top = _ahead({size: (r.get("a") or 0, r["rated"]) for size, r in mine.items()})
+            if top is not None:
+                heading = (
+                    f"In tax year {last}, {top} firms are the most often rated A "
+                    f"({count(mine[top].get('a'))} of {count(mine[top].get('rated'))}){seed}"
+                )
         lay = layout(
             heading,
             420,
@@ -817,7 +818,7 @@ def _section(page: Any, doc: dict) -> dict | None:
             f"company_blacklist: half of the listings last {num(median)} days or more"
             if median is not None
             else "company_blacklist: more than half of the listings are still running at the end"
-        )
+        ) + seed
         lay = layout(
             heading,
             380,
@@ -837,8 +838,44 @@ def _section(page: Any, doc: dict) -> dict | None:
     return {
         "findings": company_findings(doc),
         "figures": figs,
-        "persons": co.get("persons") or [],
+        "persons": [_person_row(metrics, p) for p in co.get("persons") or []],
     }
+
+
+def _person_row(m: dict, p: dict) -> dict:
+    """A person list's table row from the metrics: in a replicate set, means per run over its
+    seeds (the section's own rows are its first seed's)."""
+    lst = p.get("list")
+
+    def got(name: str, key: str = "count") -> Any:
+        return fmt.row(m, f"company.{name}").get(key)
+
+    return {
+        **p,
+        "legal_representatives": got("legal_representatives", "value"),
+        "listed": got(f"person_listed.{lst}"),
+        "wrong": got(f"person_wrongly_listed_of_listed.{lst}"),
+        "ever_listed": got(f"person_ever_listed.{lst}"),
+        "ever_wrong": got(f"person_ever_wrongly_listed_of_ever_listed.{lst}"),
+        "wrong_person_days": got(f"person_wrongly_listed_days.{lst}", "value"),
+    }
+
+
+def _ahead(counts: dict[str, tuple[int, int]]) -> str | None:
+    """The class whose share (k of n) is surely the highest: at least MIN_COUNT cases and a
+    Wilson interval wholly above every other class's; None when no class is."""
+    bounds = {c: stats.wilson(k, n) for c, (k, n) in counts.items() if n}
+    for c, (_, low, _) in bounds.items():
+        others = [high for o, (_, _, high) in bounds.items() if o != c]
+        if counts[c][0] >= MIN_COUNT and others and all(low > high for high in others):
+            return c
+    return None
+
+
+def _first_seed(doc: dict) -> str:
+    """A replicate set's charts and tables are its first seed's: their titles say so."""
+    k, seeds = doc.get("replicates") or 1, (doc.get("run") or {}).get("seeds") or []
+    return f" (seed {seeds[0]}, the first of {k} seeds)" if k > 1 and seeds else ""
 
 
 def _headline(doc: dict) -> list[str]:
