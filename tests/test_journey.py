@@ -32,7 +32,8 @@ def sets(tmp_path_factory) -> dict[str, tuple[dict, list[dict]]]:
         path = tmp_path_factory.mktemp(name) / "run"
         sc = xinyong.load_scenario(name, adults=adults, days=days, overrides=overrides)
         xinyong.run_replicates(sc, path, K, workers=K)
-        doc = xinyong.audit(path, baseline=False).doc
+        doc = xinyong.audit(path, baseline=False, report=True).doc
+        doc["path"] = path
         seeds = [
             xinyong.audit(path / "replicates" / f"seed-{sc.seed + i}", baseline=False).doc
             for i in range(K)
@@ -80,6 +81,13 @@ def test_s1_findings_are_means_per_run_with_their_denominators(sets) -> None:
     assert OVER in groups
     small = min(row["numerator"], row["reference_numerator"]) < MIN_COUNT
     assert ("times as often" not in groups) == small
+    # The list's chart title: means per run too, and whose curves are drawn.
+    listed = per_seed(seeds, "list_share.blacklist")
+    page = (doc["path"] / "report.html").read_text()
+    assert (
+        f"blacklist: {count(mean(listed))} adults listed at the end, {count(mean(now))} of them "
+        f"wrongly ({count(mean(ever))} wrongly at some point {OVER}; curves of seed "
+    ) in page
     # Every finding with a number says what it is a mean of.
     days = per_seed(seeds, "undeserved_sanction_person_days", "value")
     if any(days):

@@ -182,8 +182,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         elif mean is not None:
             sentence = (
                 f"More than half of the {text(lst)} listings were still running at the end; "
-                f"on average a listing lasted at least {num(mean)} days (restricted mean"
-                f"{per_run})."
+                f"on average a listing lasted at least {num(mean)} days{per_run}."
             )
         else:
             continue
@@ -367,11 +366,17 @@ def _time(page: Page, doc: dict) -> dict:
         on = series["recorded"][-1] if series["recorded"] else None
         wrong = series["wrongly listed"][-1] if series["wrongly listed"] else None
         ever = row(metrics, f"ever_wrongly_listed_share.{lst}").get("count")
+        seeds = _per_run(doc)
+        if seeds:  # the curves are the first seed's; the title gives the means per run
+            on = row(metrics, f"list_share.{lst}").get("count")
+            wrong = row(metrics, f"wrongly_listed_share.{lst}").get("count")
+            first = ((doc.get("run") or {}).get("seeds") or [None])[0]
+            seeds += f"; curves of seed {first}"
         heading = f"{lst}: {count(on)} adults listed at the end"
         if wrong is not None:
             heading += f", {count(wrong)} of them wrongly"
         if ever is not None:
-            heading += f" ({count(ever)} wrongly at some point)"
+            heading += f" ({count(ever)} wrongly at some point{seeds})"
         lay = layout(
             heading,
             340,
