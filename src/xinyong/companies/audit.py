@@ -605,13 +605,9 @@ def _unreachable(co: dict, days: Any) -> list[str]:
         if day is None or day <= days:
             continue
         person = follows.get(lst)
-        who = (
-            f"no company (and so no legal representative on {text(person)})"
-            if person
-            else ("no company")
-        )
+        who = f" (and so no legal representative on {text(person)})" if person else ""
         out.append(
-            f"{who[0].upper()}{who[1:]} can be on the {text(lst)} within this run: it takes "
+            f"No company{who} can be on the {text(lst)} within this run: it takes "
             f"{text(route)} first, and the run lasts {num(days)} days."
         )
     return out
@@ -644,7 +640,7 @@ def published_ratings(summary: dict) -> list[str]:
     from xinyong.calibration.targets import builtin_target_sets, load_targets
 
     published, simulated = [], {}
-    intervals = summary.get("intervals") or {}
+    per_seed = summary.get("per_seed") or {}
     for name in builtin_target_sets():
         if not name.startswith("tax-rating"):
             continue
@@ -656,11 +652,11 @@ def published_ratings(summary: dict) -> list[str]:
             grades = "+".join(metric.rsplit(".", 1)[-1] for metric in t.metric)
             shares.append(f"{grades} {pct(t.value)}")
             source, year = t.source, t.year
-            spread = [intervals.get(metric) or [None, None] for metric in t.metric]
-            lows, highs = zip(*spread, strict=True)
             simulated[grades] = pct(sum(values))
-            if None not in lows + highs:
-                low, high = stats.clip(sum(lows), sum(highs), 0.0, 1.0)
+            seeds = [per_seed.get(metric) or [None] for metric in t.metric]
+            if None not in (v for vs in seeds for v in vs):  # a replicate set: its t interval
+                sums = [sum(v) for v in zip(*seeds, strict=True)]
+                low, high = stats.clip(*stats.mean_interval(sums)[1:], 0.0, 1.0)
                 simulated[grades] += f" ({pct(low)} to {pct(high)} across seeds)"
         if source is not None:
             published.append(
