@@ -170,7 +170,7 @@ def test_report_has_a_companies_section(c1) -> None:
     # The opening key findings include the companies' first findings.
     opening = page[page.index('id="key-findings"') : page.index('<section id="companies">')]
     assert "companies were wrongly on the " in opening
-    assert "Rated A in tax year" in opening
+    assert "Published tax rating shares: A 4.9%, D 7.0% in the 2019 rating" in opening
 
 
 def test_explain_company_names_every_record(c1, con) -> None:

@@ -237,4 +237,6 @@ def test_counts_take_their_noun() -> None:
     assert counted(1, "person", "people") == "1 person"
     assert counted(0, "person", "people") == "0 people"
     assert counted(12_345, "child", "children") == "12,345 children"
-    assert counted(3.5, "person", "people") == "about 4 people"  # a mean over seeds
+    assert counted(3.5, "person", "people") == "about 3.5 people"  # a mean over seeds
+    assert counted(0.25, "person", "people") == "about 0.2 people"  # not "about 0"
+    assert counted(742.25, "person", "people") == "about 742 people"

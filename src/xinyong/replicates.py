@@ -169,9 +169,10 @@ def run_replicates(
 
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """One audit document over replicates: each metric's mean with a t interval across seeds
-    (counts summed over seeds as `count_total` of `of_total`; a share's interval is also at
-    least the Wilson interval of those pooled counts, and a disparity ratio's the Katz interval
-    of its pooled counts); curves, matrices and tables are those of the first replicate."""
+    (its `count` of `of`: means per run; summed over seeds as `count_total` of `of_total`; a
+    share's interval is also at least the Wilson interval of those pooled counts, and a
+    disparity ratio's the Katz interval of its pooled counts); curves, matrices and tables are
+    those of the first replicate."""
     doc = dict(docs[0])
     doc["replicates"] = len(docs)
     if len(docs) == 1:
@@ -187,6 +188,7 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
             counts = [d["metrics"].get(name, {}).get("count") for d in docs]
             ofs = [d["metrics"].get(name, {}).get("of") for d in docs]
             combined["count"] = stats.mean_interval(counts)[0]
+            combined["of"] = stats.mean_interval(ofs)[0]  # per run, as the count is
             combined["count_total"] = sum(c for c in counts if c is not None)
             combined["of_total"] = sum(n for n in ofs if n is not None)
             # A share's seeds alone understate its uncertainty at small counts (4 firms in

@@ -45,8 +45,8 @@ def count(x: Any) -> str:
     """A count of people: whole numbers with separators; a mean over seeds as 'about N'."""
     if x is None or isinstance(x, bool) or not isinstance(x, int | float):
         return "n/a"
-    if isinstance(x, float) and not x.is_integer():
-        return f"about {x:,.0f}"
+    if isinstance(x, float) and not x.is_integer():  # under 10 a whole number would read as 0
+        return f"about {x:.1f}" if abs(x) < 10 else f"about {x:,.0f}"
     return f"{int(x):,}"
 
 

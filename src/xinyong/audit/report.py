@@ -90,16 +90,35 @@ def _kind(doc: dict) -> str:
 # Key findings.
 
 
+def _seeds(doc: dict) -> int:
+    return max(1, int(doc.get("replicates") or 1))
+
+
+def _per_run(doc: dict) -> str:
+    """What a replicate set's numbers are: means of one run, over its K seeds."""
+    k = _seeds(doc)
+    return f" per run over {k} seeds" if k > 1 else ""
+
+
+def _share(r: dict, k: int, of: str) -> str:
+    """A share of `of`, with its across-seed interval in a replicate set."""
+    if k > 1 and r.get("low") is not None:
+        spread = f"; {pct(r.get('low'))} to {pct(r.get('high'))} across seeds"
+        return f"{pct(r.get('value'))} of {of}{spread}"
+    return f"{pct(r.get('value'))} of {of}"
+
+
 def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
-    """The report's opening in plain language: (sentence, chart name, glossary anchor)."""
+    """The report's opening in plain language: (sentence, chart name, glossary anchor). In a
+    replicate set every number is a mean per run over its seeds, and says so."""
     run, m = doc.get("run") or {}, doc.get("metrics") or {}
     out: list[tuple[str, str | None, str | None]] = []
-    per_run = " per run" if (doc.get("replicates") or 1) > 1 else ""
+    k, per_run = _seeds(doc), _per_run(doc)
     sanction = doc.get("sanction_lists")
     lists = [
-        k.removeprefix("ever_wrongly_listed_share.")
-        for k in m
-        if k.startswith("ever_wrongly_listed_share.")
+        name.removeprefix("ever_wrongly_listed_share.")
+        for name in m
+        if name.startswith("ever_wrongly_listed_share.")
     ]
     if sanction is not None:
         lists = [lst for lst in lists if lst in sanction]
@@ -116,7 +135,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 f"{counted(now.get('count'), 'person', 'people')} wrongly on the {text(lst)} at "
                 "the end of the "
                 f"run, {count(ever.get('count'))} at some point{per_run} "
-                f"({pct(ever.get('value'))} of adults).",
+                f"({_share(ever, k, count(ever.get('of')) + ' adults')}).",
                 f"list-{lst}",
                 "wrongly-listed",
             )
@@ -126,23 +145,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     for r in doc.get("disparity") or []:
         if r.get("metric") != f"ever_wrongly_listed_share.{lists[0] if lists else ''}":
             continue
-        if r.get("ratio") is None:
-            continue
-        verdict = (
-            "a disparity outside the four-fifths band"
-            if r.get("flag")
-            else f"not flagged, {text(r.get('status'))}"
-        )
-        out.append(
-            (
-                f"{text(r.get('group')).capitalize()} adults were wrongly listed "
-                f"{num(r.get('ratio'))} times as often as {text(r.get('reference'))} adults "
-                f"({count(r.get('numerator'))} against "
-                f"{counted(r.get('reference_numerator'), 'person', 'people')}): {verdict}.",
-                "disparity",
-                "four-fifths",
-            )
-        )
+        if r.get("ratio") is not None or r.get("numerator") or r.get("reference_numerator"):
+            out.append((_disparity_sentence(r, k, per_run), "disparity", "four-fifths"))
     days = row(m, "undeserved_sanction_person_days").get("value")
     if days:
         out.append(
@@ -161,7 +165,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 f"{counted(only.get('count'), 'child', 'children')} restricted only because of "
                 "their parents' wrong records; "
                 f"{counted(ever_kids.get('count'), 'child', 'children')} restricted "
-                "at some point.",
+                f"at some point{per_run}.",
                 None,
                 "wrongly-listed",
             )
@@ -172,11 +176,13 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         median = row(m, f"median_stay_days.{lst}").get("value")
         mean = row(m, f"mean_stay_days_restricted.{lst}").get("value")
         if median is not None:
-            sentence = f"Half of the {text(lst)} listings lasted {num(median)} days or more."
+            sentence = (
+                f"Half of the {text(lst)} listings lasted {num(median)} days or more{per_run}."
+            )
         elif mean is not None:
             sentence = (
                 f"More than half of the {text(lst)} listings were still running at the end; "
-                f"on average a listing lasted at least {num(mean)} days (restricted mean)."
+                f"on average a listing lasted at least {num(mean)} days{per_run}."
             )
         else:
             continue
@@ -186,7 +192,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         out.append(
             (
                 f"{pct(spill)} of blacklist sanction-days hit a part of life unrelated to the "
-                "records that caused the listing.",
+                f"records that caused the listing{per_run}.",
                 "spillover-blacklist",
                 "spillover",
             )
@@ -196,8 +202,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         out.append(
             (
                 f"{pct(never.get('value'))} of wrong negative records "
-                f"({count(never.get('count'))} of {count(never.get('of'))}) were never "
-                "corrected on appeal.",
+                f"({count(never.get('count'))} of {count(never.get('of'))}{per_run}) were "
+                "never corrected on appeal.",
                 None,
                 None,
             )
@@ -207,7 +213,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         out.append(
             (
                 f"With the scheme on, true negative behaviour changed by {pct(change)} against "
-                "the same world with the scheme off.",
+                f"the same world with the scheme off{per_run}.",
                 "behaviour",
                 None,
             )
@@ -217,6 +223,37 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if not out and run:
         out.append((f"{num(run.get('adults'))} adults simulated; nothing to report.", None, None))
     return out
+
+
+def _disparity_sentence(r: dict, k: int, per_run: str) -> str:
+    """A group against the reference in words: the ratio only with enough people on both
+    sides (the small-number rule), else the counts. A replicate set's counts are pooled over
+    its seeds in the row; the sentence gives them per run."""
+    group, ref = text(r.get("group")), text(r.get("reference"))
+    k1, k0 = r.get("numerator"), r.get("reference_numerator")
+    mine, theirs = (None if x is None else (x / k if k > 1 else x) for x in (k1, k0))
+    counts = f"{count(mine)} in the {group} group against {count(theirs)} in the {ref} group"
+    counts += per_run
+    if r.get("ratio") is None or k1 is None or k0 is None or min(k1, k0) < MIN_COUNT:
+        pooled = f" ({count(k1)} against {count(k0)} over {k} seeds)" if k > 1 else ""
+        return (
+            f"Too few adults were wrongly listed to compare {group} with {ref} adults: "
+            f"{counts}{pooled}; a ratio needs at least {MIN_COUNT} people on each side."
+        )
+    verdict = (
+        "a disparity outside the four-fifths band"
+        if r.get("flag")
+        else f"not flagged, {text(r.get('status'))}"
+    )
+    spread = (
+        f", {num(r.get('ratio_low'))} to {num(r.get('ratio_high'))} across seeds"
+        if k > 1 and r.get("ratio_low") is not None
+        else ""
+    )
+    return (
+        f"{group.capitalize()} adults were wrongly listed {num(r.get('ratio'))} times as often "
+        f"as {ref} adults{spread} ({counts}): {verdict}."
+    )
 
 
 def _wrongful_duration(m: dict, lst: str, per_run: str) -> list[tuple[str, str | None, str]]:
@@ -329,11 +366,17 @@ def _time(page: Page, doc: dict) -> dict:
         on = series["recorded"][-1] if series["recorded"] else None
         wrong = series["wrongly listed"][-1] if series["wrongly listed"] else None
         ever = row(metrics, f"ever_wrongly_listed_share.{lst}").get("count")
+        seeds = _per_run(doc)
+        if seeds:  # the curves are the first seed's; the title gives the means per run
+            on = row(metrics, f"list_share.{lst}").get("count")
+            wrong = row(metrics, f"wrongly_listed_share.{lst}").get("count")
+            first = ((doc.get("run") or {}).get("seeds") or [None])[0]
+            seeds += f"; curves of seed {first}"
         heading = f"{lst}: {count(on)} adults listed at the end"
         if wrong is not None:
             heading += f", {count(wrong)} of them wrongly"
         if ever is not None:
-            heading += f" ({count(ever)} wrongly at some point)"
+            heading += f" ({count(ever)} wrongly at some point{seeds})"
         lay = layout(
             heading,
             340,

@@ -221,6 +221,7 @@ def company_audit(con, out: dict[str, Any], meta: dict[str, Any], T: int) -> Non
         "lists": cm["lists"],
         "sizes": cm["sizes"],
         "list_kinds": cm.get("list_kinds", {}),
+        "earliest_day": cm.get("earliest_day", {}),
         "wrongly_listed": [],
         "ratings": [],
         "survival": {},
@@ -524,67 +525,153 @@ def company_metrics(
 
 
 def company_findings(doc: dict) -> list[str]:
-    """The Companies section's key findings in plain language (counts where they are small)."""
+    """The Companies section's key findings in plain language (counts where they are small),
+    from the metrics: in a replicate set, means per run over its seeds. The list with the most
+    companies ever wrongly on it comes first."""
     co = doc.get("company")
     if not co:
         return []
     m = doc.get("metrics") or {}
-    out = []
-    rows = co.get("wrongly_listed") or []
+    k = max(1, int(doc.get("replicates") or 1))
+    per_run = f" per run over {k} seeds" if k > 1 else ""
+    days = (doc.get("run") or {}).get("days")
+    out, ranked = [], []
     for lst in co.get("lists") or []:
-        mine = [r for r in rows if r.get("list") == lst]
-        ever = sum(r.get("ever_wrong") or 0 for r in mine)
+        ever = fmt.row(m, f"company.ever_wrongly_listed_share.{lst}").get("count")
         if not ever:
             continue
-        parts = ", ".join(
-            f"{count(r.get('ever_wrong'))} of {count(r.get('companies'))} {text(r.get('size'))}"
-            for r in mine
-            if r.get("ever_wrong")
+        parts = []
+        for size in co.get("sizes") or []:
+            r = fmt.row(m, f"company.ever_wrongly_listed_share_by_size.{lst}.{size}")
+            if r.get("count"):
+                parts.append(f"{count(r.get('count'))} of {count(r.get('of'))} {text(size)}")
+        now = fmt.row(m, f"company.wrongly_listed_share.{lst}").get("count")
+        ranked.append(
+            (
+                ever,
+                f"{count(ever)} companies were wrongly on the {text(lst)} at some point"
+                f"{per_run}: {', '.join(parts)}; {count(now)} still at the end.",
+            )
         )
-        now = sum(r.get("wrong") or 0 for r in mine)
-        out.append(
-            f"{count(ever)} companies were wrongly on the {text(lst)} at some point ({parts}); "
-            f"{count(now)} still at the end."
-        )
-    if not out and rows:
+    ranked.sort(key=lambda e: (e[0] >= MIN_COUNT, e[0]), reverse=True)
+    out += [sentence for _, sentence in ranked]
+    if not out and co.get("wrongly_listed"):
         out.append("No company was ever wrongly on a company list.")
-    ratings = co.get("ratings") or []
-    if ratings:
-        last = max(r.get("year") or 0 for r in ratings)
-        rec = [r for r in ratings if r.get("year") == last and r.get("world") == "recorded"]
-        parts = ", ".join(
-            f"{text(r.get('size'))} {count(r.get('a'))} of {count(r.get('rated'))}"
-            + (f" ({pct(r.get('a_share'))})" if (r.get("rated") or 0) >= MIN_COUNT else "")
-            for r in rec
-        )
-        out.append(f"Rated A in tax year {num(last)}: {parts}.")
+    out += _unreachable(co, days)
+    out += _ratings_found(doc, m, co, per_run)
     median = fmt.row(m, "company.median_stay_days.company_blacklist").get("value")
     spells = fmt.row(m, "company.spells.company_blacklist").get("value")
     if spells:
         mean = fmt.row(m, "company.mean_stay_days_restricted.company_blacklist").get("value")
         out.append(
-            f"Half of the {count(spells)} company_blacklist listings lasted {num(median)} days "
-            "or more."
+            f"Half of the {count(spells)} company_blacklist listings{per_run} lasted "
+            f"{num(median)} days or more."
             if median is not None
-            else f"More than half of the {count(spells)} company_blacklist listings were still "
-            f"running at the end (restricted mean {num(mean)} days)."
+            else f"More than half of the {count(spells)} company_blacklist listings{per_run} "
+            f"were still running at the end (restricted mean {num(mean)} days)."
         )
     for p in co.get("persons") or []:
-        if not p.get("ever_listed"):
+        lst = p.get("list")
+        ever = fmt.row(m, f"company.person_ever_listed.{lst}").get("count")
+        if not ever:
             continue
+        wrong = fmt.row(m, f"company.person_ever_wrongly_listed_of_ever_listed.{lst}")
+        now = fmt.row(m, f"company.person_wrongly_listed_of_listed.{lst}")
         out.append(
-            f"{count(p.get('ever_listed'))} legal representatives were put on "
-            f"{text(p.get('list'))} because a company of theirs was on "
-            f"{text(p.get('follows'))} ({count(p.get('ever_wrong'))} of them wrongly at some "
-            f"point); {count(p.get('listed'))} at the end, {count(p.get('wrong'))} wrongly."
+            f"{count(ever)} legal representatives were put on {text(lst)} because a company of "
+            f"theirs was on {text(p.get('follows'))}{per_run} ({count(wrong.get('count'))} of "
+            f"them wrongly at some point); {count(now.get('of'))} at the end, "
+            f"{count(now.get('count'))} wrongly."
         )
-    kids = co.get("children") or {}
-    if kids.get("only_ever"):
+    only = fmt.row(m, "company.children_ever_restricted_only_by_company").get("count")
+    if only:
+        at_t = fmt.row(m, "company.children_restricted_only_by_company").get("count")
         out.append(
-            f"{count(kids.get('only_ever'))} children were restricted at some point only because "
-            f"a parent's company defaulted ({count(kids.get('only_at_T'))} at the end)."
+            f"{count(only)} children were restricted at some point only because a parent's "
+            f"company defaulted{per_run} ({count(at_t)} at the end)."
         )
     return out
+
+
+def _unreachable(co: dict, days: Any) -> list[str]:
+    """Lists no company (or legal representative) can reach within the run's days: a route
+    that needs longer than the run is said so, not shown as 0."""
+    earliest = co.get("earliest_day") or {}
+    if not isinstance(days, int | float):
+        return []
+    out = []
+    follows = {p.get("follows"): p.get("list") for p in co.get("persons") or []}
+    for lst, (day, route) in earliest.items():
+        if day is None or day <= days:
+            continue
+        person = follows.get(lst)
+        who = f" (and so no legal representative on {text(person)})" if person else ""
+        out.append(
+            f"No company{who} can be on the {text(lst)} within this run: it takes "
+            f"{text(route)} first, and the run lasts {num(days)} days."
+        )
+    return out
+
+
+def _ratings_found(doc: dict, m: dict, co: dict, per_run: str) -> list[str]:
+    """The last tax year's A shares by size, and the published rating shares beside the
+    simulated ones (from the built-in calibration target sets, with their documents)."""
+    ratings = co.get("ratings") or []
+    if not ratings:
+        return []
+    last = max(r.get("year") or 0 for r in ratings)
+    parts = []
+    for size in co.get("sizes") or []:
+        r = fmt.row(m, f"company.rated_a_share.recorded.{last}.{size}")
+        if r.get("of") is None:
+            continue
+        pooled = r.get("count_total", r.get("count")) or 0  # the rule reads the counts seen
+        share = f" ({pct(r.get('value'))})" if pooled >= MIN_COUNT else ""
+        parts.append(f"{text(size)} {count(r.get('count'))} of {count(r.get('of'))}{share}")
+    out = [f"Rated A in tax year {num(last)}{per_run}: {', '.join(parts)}."] if parts else []
+    out += published_ratings(doc.get("run") or {})
+    return out
+
+
+def published_ratings(summary: dict) -> list[str]:
+    """The published tax rating shares the built-in target sets hold (year and document),
+    and the run's simulated shares of the same grades beside them (the summary metrics the
+    calibration compares; in a replicate set with their across-seed intervals)."""
+    from xinyong.calibration.targets import builtin_target_sets, load_targets
+
+    published, simulated = [], {}
+    per_seed = summary.get("per_seed") or {}
+    for name in builtin_target_sets():
+        if not name.startswith("tax-rating"):
+            continue
+        shares, source = [], None
+        for t in load_targets(name):
+            values = [summary.get(metric) for metric in t.metric]
+            if not all(isinstance(v, int | float) for v in values):
+                continue
+            grades = "+".join(metric.rsplit(".", 1)[-1] for metric in t.metric)
+            shares.append(f"{grades} {pct(t.value)}")
+            source, year = t.source, t.year
+            simulated[grades] = pct(sum(values))
+            seeds = [per_seed.get(metric) or [None] for metric in t.metric]
+            if None not in (v for vs in seeds for v in vs):  # a replicate set: its t interval
+                sums = [sum(v) for v in zip(*seeds, strict=True)]
+                low, high = stats.clip(*stats.mean_interval(sums)[1:], 0.0, 1.0)
+                simulated[grades] += f" ({pct(low)} to {pct(high)} across seeds)"
+        if source is not None:
+            published.append(
+                f"{', '.join(shares)} in the {year} rating ({text(source.publisher)}, "
+                f"\u201c{text(source.document)}\u201d)"
+            )
+    if not published:
+        return []
+    return [
+        "Published tax rating shares: "
+        + "; ".join(published)
+        + ". Simulated at the end of the run: "
+        + ", ".join(f"{g} {v}" for g, v in simulated.items())
+        + "."
+    ]
 
 
 def _section(page: Any, doc: dict) -> dict | None:
@@ -597,6 +684,7 @@ def _section(page: Any, doc: dict) -> dict | None:
     co, metrics = doc.get("company"), doc.get("metrics") or {}
     if not co:
         return None
+    seed = _first_seed(doc)
     figs = []
     rows = co.get("wrongly_listed") or []
     sizes = co.get("sizes") or []
@@ -631,14 +719,12 @@ def _section(page: Any, doc: dict) -> dict | None:
         n_size = {
             size: next((r.get("companies") for r in rows if r["size"] == size), 0) for size in sizes
         }
-        worst = max(
-            sizes, key=lambda s: (by_size[s] / n_size[s]) if n_size.get(s) else -1, default=None
-        )
-        heading = "Companies ever wrongly listed, by size"
-        if worst is not None and by_size.get(worst):
+        worst = _ahead({s: (min(by_size[s], n_size[s] or 0), n_size[s] or 0) for s in sizes})
+        heading = "Companies ever wrongly listed, by size" + seed
+        if worst is not None:
             heading = (
                 f"{worst} firms are the most often wrongly listed: {count(by_size[worst])} "
-                f"listings of {count(n_size[worst])} {worst} firms"
+                f"listings of {count(n_size[worst])} {worst} firms{seed}"
             )
         lay = layout(
             heading,
@@ -678,14 +764,16 @@ def _section(page: Any, doc: dict) -> dict | None:
                     )
                 )
         rec = [r for r in ratings if r.get("world") == "recorded" and r.get("rated")]
-        heading = "Share rated A and D by size and tax year"
+        heading = "Share rated A and D by size and tax year" + seed
         if rec:
             last = max(r["year"] for r in rec)
-            top = max((r for r in rec if r["year"] == last), key=lambda r: r.get("a_share") or 0)
-            heading = (
-                f"In tax year {last}, {top['size']} firms are the most often rated A "
-                f"({count(top.get('a'))} of {count(top.get('rated'))})"
-            )
+            mine = {r["size"]: r for r in rec if r["year"] == last}
+            top = _ahead({size: (r.get("a") or 0, r["rated"]) for size, r in mine.items()})
+            if top is not None:
+                heading = (
+                    f"In tax year {last}, {top} firms are the most often rated A "
+                    f"({count(mine[top].get('a'))} of {count(mine[top].get('rated'))}){seed}"
+                )
         lay = layout(
             heading,
             420,
@@ -726,7 +814,7 @@ def _section(page: Any, doc: dict) -> dict | None:
             f"company_blacklist: half of the listings last {num(median)} days or more"
             if median is not None
             else "company_blacklist: more than half of the listings are still running at the end"
-        )
+        ) + seed
         lay = layout(
             heading,
             380,
@@ -746,14 +834,53 @@ def _section(page: Any, doc: dict) -> dict | None:
     return {
         "findings": company_findings(doc),
         "figures": figs,
-        "persons": co.get("persons") or [],
+        "persons": [_person_row(metrics, p) for p in co.get("persons") or []],
     }
 
 
+def _person_row(m: dict, p: dict) -> dict:
+    """A person list's table row from the metrics: in a replicate set, means per run over its
+    seeds (the section's own rows are its first seed's)."""
+    lst = p.get("list")
+
+    def got(name: str, key: str = "count") -> Any:
+        return fmt.row(m, f"company.{name}").get(key)
+
+    return {
+        **p,
+        "legal_representatives": got("legal_representatives", "value"),
+        "listed": got(f"person_listed.{lst}"),
+        "wrong": got(f"person_wrongly_listed_of_listed.{lst}"),
+        "ever_listed": got(f"person_ever_listed.{lst}"),
+        "ever_wrong": got(f"person_ever_wrongly_listed_of_ever_listed.{lst}"),
+        "wrong_person_days": got(f"person_wrongly_listed_days.{lst}", "value"),
+    }
+
+
+def _ahead(counts: dict[str, tuple[int, int]]) -> str | None:
+    """The class whose share (k of n) is surely the highest: at least MIN_COUNT cases and a
+    Wilson interval wholly above every other class's; None when no class is."""
+    bounds = {c: stats.wilson(k, n) for c, (k, n) in counts.items() if n}
+    for c, (_, low, _) in bounds.items():
+        others = [high for o, (_, _, high) in bounds.items() if o != c]
+        if counts[c][0] >= MIN_COUNT and others and all(low > high for high in others):
+            return c
+    return None
+
+
+def _first_seed(doc: dict) -> str:
+    """A replicate set's charts and tables are its first seed's: their titles say so."""
+    k, seeds = doc.get("replicates") or 1, (doc.get("run") or {}).get("seeds") or []
+    return f" (seed {seeds[0]}, the first of {k} seeds)" if k > 1 and seeds else ""
+
+
 def _headline(doc: dict) -> list[str]:
-    """The findings that open the report: wrongful listing first, and the ratings."""
+    """The findings that open the report: the largest wrongful listing, the lists no company
+    can reach within the run, and the published rating shares beside the simulated ones."""
     found = company_findings(doc)
-    return found[:1] + [f for f in found[1:] if f.startswith("Rated A")][:1]
+    co = doc.get("company") or {}
+    unreachable = _unreachable(co, (doc.get("run") or {}).get("days"))
+    return found[:1] + unreachable + published_ratings(doc.get("run") or {})
 
 
 def _summary(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: int, adults: int) -> dict:

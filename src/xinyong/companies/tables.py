@@ -207,4 +207,30 @@ def company_meta(sc: Scenario, adults: SchemeTables) -> dict:
         "consequences": tb.consequences,
         "rating_rules": [] if rating is None else rating.rules,
         "person_lists": {adults.lists[li]: name for li, name in adults.represents.items()},
+        "earliest_day": earliest_days(sc),
     }
+
+
+def earliest_days(sc: Scenario) -> dict[str, list]:
+    """Per company list, a lower bound on the days a company needs to be on it and the route
+    in words ([days, route]; [None, None]: no route): a record or a rating puts a company on
+    at once, an escalation only after its days on the list it escalates from."""
+    co = sc.companies
+    assert co is not None
+    defs = {n: lst for p in co.packs for n, lst in sc.company_packs[p].lists.items()}
+    found: dict[str, list] = {n: [None, None] for n in defs}
+    for name, lst in defs.items():
+        if lst.entry is not None or any(g.rated is not None for g in lst.while_any):
+            found[name] = [0, "a record or a rating"]
+    for _ in defs:  # a route is at most as long as the number of lists
+        for name, lst in defs.items():
+            routes = [found[name]]
+            routes += [[found[g.list][0], found[g.list][1]] for g in lst.while_any if g.list]
+            for src, other in defs.items():
+                esc, start = other.escalate, found[src][0]
+                if esc is not None and esc.to == name and start is not None:
+                    routes.append([start + esc.after_days, f"{esc.after_days:,} days on {src}"])
+            known = [r for r in routes if r[0] is not None]
+            if known:
+                found[name] = min(known, key=lambda r: r[0])
+    return found
