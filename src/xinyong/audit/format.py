@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 
 def text(x: Any) -> str:
     """A value as escaped text; None as n/a."""
     return "n/a" if x is None else html.escape(str(x))
+
+
+def name(x: Any) -> str:
+    """An id as escaped text that wraps only after its _ . - / (never mid-word), for tables'
+    name columns."""
+    return re.sub(r"([_./-])", r"\1<wbr>", text(x))
 
 
 def num(x: Any) -> str:
