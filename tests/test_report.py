@@ -226,7 +226,8 @@ def test_compare_renders_deterministically(tmp_path):
     assert first == (tmp_path / "b.html").read_bytes()
     text = first.decode()
     assert "1 of 2 metrics differ significantly" in text
-    assert "channels.camera.misattribute" in text and "against runs/a (s1)" in text
+    # A parameter's name wraps only after its dots, never mid-word.
+    assert "channels.<wbr>camera.<wbr>misattribute" in text and "against runs/a (s1)" in text
     assert "runs/&lt;b&gt;" in text and "n/a" in text
     assert Page(text).external == []
 

@@ -177,7 +177,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
         elif mean is not None:
             sentence = (
                 f"More than half of the {text(lst)} listings were still running at the end; "
-                f"on average a listing lasted at least {num(mean)} days (restricted mean)."
+                f"on average a listing lasted at least {num(mean)} days."
             )
         else:
             continue
@@ -234,8 +234,7 @@ def _wrongful_duration(m: dict, lst: str, per_run: str) -> list[tuple[str, str |
     if median is None:
         sentence = (
             f"More than half of the {count(spells)} wrongful spells on the {text(lst)}{per_run} "
-            f"were still running at the end; on average one lasted at least {num(mean)} days "
-            "(restricted mean)."
+            f"were still running at the end; on average one lasted at least {num(mean)} days."
         )
     else:
         middle = (
@@ -525,7 +524,7 @@ def _disparity(page: Page, doc: dict) -> dict:
             yaxis={
                 "autorange": "reversed",
                 "gridcolor": "#f0f1f3",
-                "title": {"text": ""},  # the labels say it: "metric · group (people)"
+                "title": {"text": "comparison"},  # its labels: "metric · group (people)"
             },
             margin={"l": 20, "r": 20, "t": 50, "b": 50},
             shapes=[
@@ -665,7 +664,7 @@ def _proportionality(page: Page, doc: dict) -> dict:
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
         },
-        yaxis={"autorange": "reversed", "gridcolor": "#f0f1f3", "title": {"text": ""}},
+        yaxis={"autorange": "reversed", "gridcolor": "#f0f1f3", "title": {"text": "behaviour"}},
         margin={"l": 20, "r": 20, "t": 50, "b": 50},
     )
     data = [
