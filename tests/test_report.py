@@ -239,3 +239,13 @@ def test_counts_take_their_noun() -> None:
     assert counted(0, "person", "people") == "0 people"
     assert counted(12_345, "child", "children") == "12,345 children"
     assert counted(3.5, "person", "people") == "about 4 people"  # a mean over seeds
+
+
+def test_report_numbers_and_names_as_read() -> None:
+    """Float noise reads 0, never an exponent; an id wraps after its separators only."""
+    from xinyong.audit.format import name, num
+
+    assert num(1.084e-19) == "0" and num(-2.961e-16) == "0"
+    assert num(0.000123) == "0.000123" and num(12_345.6) == "12,346" and num(None) == "n/a"
+    assert name("list_share.blacklist") == "list_<wbr>share.<wbr>blacklist"
+    assert name("<a_b>") == "&lt;a_<wbr>b&gt;"

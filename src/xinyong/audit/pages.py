@@ -164,7 +164,7 @@ def render_sweep(doc: dict, path: Path) -> None:
             heading,
             360,
             xaxis={"title": {"text": x_key}},
-            yaxis={"title": {"text": name}, "rangemode": "tozero"},
+            yaxis={"title": {"text": _axis_title(name)}, "rangemode": "tozero"},
         )
         figs.append(page.figure(f"sweep-{name}", traces, lay, data))
     write_page("sweep.html", path, plotly=page.count > 0, doc=doc, keys=keys, figures=figs)

@@ -660,7 +660,11 @@ def _proportionality(page: Page, doc: dict) -> dict:
         heading,
         150 + 22 * len(points),
         xaxis={
-            "title": {"text": "sanction-days per record" + (" (log scale)" if log else "")},
+            "title": {
+                "text": "sanction-days per record"
+                + (" (log scale)" if log else "")
+                + "<br>(a sanction-day: one sanction on one person for one day)"
+            },
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
         },
