@@ -106,7 +106,8 @@ def _wrapped(meaning: str, width: int = 52) -> list[str]:
 def _axis_title(name: str) -> str:
     """A metric's name as an axis title in words, in lines short enough for a chart's height:
     "wrongly_listed_share.blacklist" reads "wrongly listed share, blacklist"."""
-    return "<br>".join(textwrap.wrap(", ".join(label(part) for part in name.split(".")), 26))
+    words = ", ".join(label(part) for part in name.split("."))
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(words, 26))
 
 
 def render_sweep(doc: dict, path: Path) -> None:
