@@ -27,8 +27,10 @@
     while (box.parentElement && getComputedStyle(box).display.startsWith("inline")) box = box.parentElement;
     const bs = getComputedStyle(box);
     const room = box.clientWidth - parseFloat(bs.paddingLeft) - parseFloat(bs.paddingRight);
-    if (room <= 0 || scrolls(box)) continue;
     const cs = getComputedStyle(el);
+    // In a box that scrolls sideways a long word overflows unharmed, unless the box breaks it.
+    const breaks = ["anywhere", "break-word"].includes(cs.overflowWrap) || cs.wordBreak === "break-all";
+    if (room <= 0 || (scrolls(box) && !breaks)) continue;
     ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
     for (const word of n.textContent.split(/\s+/)) {
       const wide = word ? ctx.measureText(word).width : 0;

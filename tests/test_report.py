@@ -226,7 +226,8 @@ def test_compare_renders_deterministically(tmp_path):
     assert first == (tmp_path / "b.html").read_bytes()
     text = first.decode()
     assert "1 of 2 metrics differ significantly" in text
-    assert "channels.camera.misattribute" in text and "against runs/a (s1)" in text
+    # A parameter's name wraps only after its dots, never mid-word.
+    assert "channels.<wbr>camera.<wbr>misattribute" in text and "against runs/a (s1)" in text
     assert "runs/&lt;b&gt;" in text and "n/a" in text
     assert Page(text).external == []
 
@@ -240,3 +241,13 @@ def test_counts_take_their_noun() -> None:
     assert counted(3.5, "person", "people") == "about 3.5 people"  # a mean over seeds
     assert counted(0.25, "person", "people") == "about 0.2 people"  # not "about 0"
     assert counted(742.25, "person", "people") == "about 742 people"
+
+
+def test_report_numbers_and_names_as_read() -> None:
+    """Float noise reads 0, never an exponent; an id wraps after its separators only."""
+    from xinyong.audit.format import name, num
+
+    assert num(1.084e-19) == "0" and num(-2.961e-16) == "0"
+    assert num(0.000123) == "0.000123" and num(12_345.6) == "12,346" and num(None) == "n/a"
+    assert name("list_share.blacklist") == "list_<wbr>share.<wbr>blacklist"
+    assert name("<a_b>") == "&lt;a_<wbr>b&gt;"

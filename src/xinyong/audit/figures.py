@@ -19,6 +19,9 @@ CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"sc
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 PALETTE = ["#1f5f99", "#d1495b", "#2e8b57", "#e39c2b", "#6a4c93", "#00798c", "#8c564b", "#666666"]
 FLAG, OK, GOOD, INK, GREY = "#c0392b", "#1f5f99", "#2e8b57", "#1d2330", "#9aa1ab"
+# Tick labels as numbers are written (1,200 and 0.0002), never plotly's SI prefixes (1.2k,
+# 200μ): three significant digits, trailing zeros dropped.
+NUMBER_TICKS = ",.3~r"
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
@@ -77,7 +80,12 @@ class Page:
 
 def layout(title: str, height: int, **kw: Any) -> dict:
     """The pages' chart layout: a title that states the finding, labelled axes."""
-    axis = {"gridcolor": "#e6e8ec", "zerolinecolor": "#b8bdc6", "automargin": True}
+    axis = {
+        "gridcolor": "#e6e8ec",
+        "zerolinecolor": "#b8bdc6",
+        "automargin": True,
+        "tickformat": NUMBER_TICKS,
+    }
     return {
         "template": "none",
         "title": {

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
+
+from xinyong.words import number
 
 
 def text(x: Any) -> str:
@@ -14,16 +17,17 @@ def text(x: Any) -> str:
     return "n/a" if x is None else html.escape(str(x))
 
 
+def name(x: Any) -> str:
+    """An id as escaped text that wraps only after its _ . - / (never mid-word), for tables'
+    name columns."""
+    return re.sub(r"([_./-])", r"\1<wbr>", text(x))
+
+
 def num(x: Any) -> str:
-    """A number with thousands separators, three significant digits below 1,000."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+    """A number as `xinyong.words.number` writes it (separators, three significant digits,
+    float noise as 0, never an exponent); anything else as text."""
+    if x is None or isinstance(x, int | float):
+        return "n/a" if isinstance(x, float) and math.isinf(x) else number(x)
     return html.escape(str(x))
 
 

@@ -4,6 +4,7 @@ computed here, their layout in templates/compare.html and templates/sweep.html."
 from __future__ import annotations
 
 import html
+import textwrap
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -12,6 +13,7 @@ from xinyong.audit.figures import FLAG, OK, PALETTE, Page, errors, layout
 from xinyong.audit.format import interval, num, value
 from xinyong.audit.registry import KEY_METRICS
 from xinyong.audit.render import write_page
+from xinyong.words import label, number
 
 
 def render_compare(doc: dict, path: Path) -> None:
@@ -71,19 +73,41 @@ def _side_by_side(page: Page, r: dict) -> str:
         if r.get("kind") in ("paired-seeds", "across-seeds")
         else "one run a side: not tested"
     )
-    heading = (
-        f"{name}\nB − A = {num(r.get('difference'))} "
-        f"{interval(r.get('low'), r.get('high'))}, {verdict}"
+    heading = "\n".join(
+        [
+            *_wrapped(r.get("meaning") or label(name)),
+            f"B − A = {number(r.get('difference'))}"
+            + ("" if r.get("low") is None else f" {interval(r.get('low'), r.get('high'))}")
+            + f", {verdict}",
+        ]
     )
+    share = "share" in name.split(".")[0]
     lay = layout(
         heading,
-        320,
+        360,
         xaxis={"title": {"text": "run"}},
-        yaxis={"title": {"text": "value (see the title)"}, "rangemode": "tozero"},
-        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        yaxis={
+            "title": {"text": _axis_title(name)},
+            "rangemode": "tozero",
+            **({"tickformat": ".2~%"} if share else {}),
+        },
+        margin={"l": 60, "r": 20, "t": 44 + 22 * heading.count("\n"), "b": 50},
     )
     lay["title"]["font"] = {"size": 12}
     return page.figure(f"key-{name}", [trace], lay, pts)
+
+
+def _wrapped(meaning: str, width: int = 52) -> list[str]:
+    """A metric's meaning as a chart title: its first clause, in lines that fit a phone."""
+    first = meaning.split(": ")[0].strip()
+    return textwrap.wrap(first[:1].upper() + first[1:], width) or [meaning]
+
+
+def _axis_title(name: str) -> str:
+    """A metric's name as an axis title in words, in lines short enough for a chart's height:
+    "wrongly_listed_share.blacklist" reads "wrongly listed share, blacklist"."""
+    words = ", ".join(label(part) for part in name.split("."))
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(words, 26))
 
 
 def render_sweep(doc: dict, path: Path) -> None:
@@ -141,7 +165,7 @@ def render_sweep(doc: dict, path: Path) -> None:
             heading,
             360,
             xaxis={"title": {"text": x_key}},
-            yaxis={"title": {"text": name}, "rangemode": "tozero"},
+            yaxis={"title": {"text": _axis_title(name)}, "rangemode": "tozero"},
         )
         figs.append(page.figure(f"sweep-{name}", traces, lay, data))
     write_page("sweep.html", path, plotly=page.count > 0, doc=doc, keys=keys, figures=figs)

@@ -199,8 +199,8 @@ def lock_in_metrics(
             topic,
             "restricted mean time on the list: the mean of min(stay, τ), τ the longest stay "
             "seen, from the Kaplan-Meier curve; defined when the median is not",
-            "restricted mean time on {list}: the mean of min(stay, {tau} days, the longest stay "
-            "seen) from the Kaplan-Meier curve; defined when the median is not",
+            "mean time on {list}, at least: listings still running count as ending at {tau} "
+            "days, the longest stay seen (Kaplan-Meier); given when the median is not",
             ART_5_C_II,
             (table,),
         ),
@@ -383,8 +383,8 @@ WRONGFUL_MEAN, WRONGFUL_MEAN_BY_GROUP = _duration(
     "wrongful_days_mean_restricted",
     "restricted mean length of a wrongful spell: the mean of min(length, τ), τ the longest "
     "wrongful spell seen, from the Kaplan-Meier curve",
-    "restricted mean days of a wrongful spell on {list}: the mean of min(length, {tau} days) "
-    "(Kaplan-Meier)",
+    "mean days of a wrongful spell on {list}, at least: spells still running count as ending "
+    "at {tau} days (Kaplan-Meier)",
 )
 SPILLOVER_SHARE = _m(
     "spillover_share.{list}",

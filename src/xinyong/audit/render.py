@@ -37,7 +37,7 @@ def environment(packages: tuple[str, ...] = ()) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    for name in ("text", "num", "pct", "count", "value", "interval"):
+    for name in ("text", "name", "num", "pct", "count", "value", "interval"):
         env.filters[name] = _filter(getattr(fmt, name))
     env.filters["download"] = lambda rows, name: Markup(download(name, rows or []))
     env.globals.update(DOCS=DOCS, FONT=FONT)

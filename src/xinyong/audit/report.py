@@ -24,6 +24,7 @@ from xinyong.audit.format import at, count, counted, interval, num, pct, row, te
 from xinyong.audit.hooks import module_audits
 from xinyong.audit.registry import FOUR_FIFTHS, INTERVAL_KINDS, MIN_COUNT, WITHIN_RUN, Section
 from xinyong.audit.render import write_page
+from xinyong.words import label
 
 RATIO_FLOOR = 0.01  # ratios at or below 0 are drawn here on the log axis
 RATIO_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
@@ -270,8 +271,7 @@ def _wrongful_duration(m: dict, lst: str, per_run: str) -> list[tuple[str, str |
     if median is None:
         sentence = (
             f"More than half of the {count(spells)} wrongful spells on the {text(lst)}{per_run} "
-            f"were still running at the end; on average one lasted at least {num(mean)} days "
-            "(restricted mean)."
+            f"were still running at the end; on average one lasted at least {num(mean)} days."
         )
     else:
         middle = (
@@ -359,8 +359,8 @@ def _time(page: Page, doc: dict) -> dict:
             "wrongly listed": {"color": FLAG, "width": 2},
         }
         traces = [
-            go.Scatter(x=days, y=ys, name=f"{html.escape(lst)}: {label}", line=styles[label])
-            for label, ys in series.items()
+            go.Scatter(x=days, y=ys, name=f"{html.escape(lst)}: {kind}", line=styles[kind])
+            for kind, ys in series.items()
             if ys is not None
         ]
         on = series["recorded"][-1] if series["recorded"] else None
@@ -393,10 +393,13 @@ def _time(page: Page, doc: dict) -> dict:
 
 def _survival(page: Page, doc: dict) -> dict:
     survival, metrics = doc.get("survival") or {}, doc.get("metrics") or {}
-    traces, data, parts = [], [], []
+    traces, data, parts, flat = [], [], [], []
     for i, (lst, curve) in enumerate(survival.items()):
         colour, name = PALETTE[i % len(PALETTE)], html.escape(lst)
         t = curve.get("t") or []
+        if len(t) < 2:  # no spell ended: one point at day 0 would name a line it cannot draw
+            flat.append(lst)
+            continue
         for bound in ("high", "low"):  # the band: fill from the low bound up to the high one
             traces.append(
                 go.Scatter(
@@ -423,7 +426,7 @@ def _survival(page: Page, doc: dict) -> dict:
             )
         )
         wrongful = (doc.get("wrongful_survival") or {}).get(lst)
-        if wrongful:
+        if wrongful and len(wrongful.get("t") or []) >= 2:
             traces.append(
                 go.Scatter(
                     x=wrongful.get("t") or [],
@@ -460,10 +463,10 @@ def _survival(page: Page, doc: dict) -> dict:
         parts.append(
             f"{lst} median {num(median)} d"
             if median is not None
-            else f"{lst} mean {num(mean)} d (restricted)"
+            else f"{lst} at least {num(mean)} d on average"
         )
     if not traces:
-        return {"figures": [], "empty": "No list spells."}
+        return {"figures": [], "empty": "No list spells.", "flat": flat}
     lay = layout(
         "Time listed: " + "; ".join(parts[:2]) + ("\n" + "; ".join(parts[2:]) if parts[2:] else ""),
         440,
@@ -475,7 +478,7 @@ def _survival(page: Page, doc: dict) -> dict:
             "range": [0, 1.03],
         },
     )
-    return {"figures": [page.figure("survival", traces, lay, data)], "empty": ""}
+    return {"figures": [page.figure("survival", traces, lay, data)], "empty": "", "flat": flat}
 
 
 def _disparity(page: Page, doc: dict) -> dict:
@@ -487,12 +490,21 @@ def _disparity(page: Page, doc: dict) -> dict:
         "min_count": MIN_COUNT,
         "rows": rows,
         "figure": None,
+        "few": 0,
         "download": None,
     }
     if not rows:
         return context
     keys = ("ratio", "ratio_low", "ratio_high")
-    raw = [r for r in rows if r.get("ratio") is not None]
+    # A ratio of 0 people to 1 is not a rate: comparisons under the small-number rule stay in
+    # the table, as counts, and out of the chart.
+    raw = [
+        r
+        for r in rows
+        if r.get("ratio") is not None
+        and min(r.get("numerator") or 0, r.get("reference_numerator") or 0) >= MIN_COUNT
+    ]
+    context["few"] = sum(r.get("ratio") is not None for r in rows) - len(raw)
     plotted = [
         {**r, **{k: None if r.get(k) is None else max(r[k], RATIO_FLOOR) for k in keys}}
         for r in raw
@@ -555,7 +567,7 @@ def _disparity(page: Page, doc: dict) -> dict:
             yaxis={
                 "autorange": "reversed",
                 "gridcolor": "#f0f1f3",
-                "title": {"text": "metric · group (people: group vs reference)"},
+                "title": {"text": "comparison"},  # its labels: "metric · group (people)"
             },
             margin={"l": 20, "r": 20, "t": 50, "b": 50},
             shapes=[
@@ -631,13 +643,13 @@ def _spillover(page: Page, doc: dict) -> dict:
         ]
         share = _metric(metrics, f"spillover_share.{lst}")
         lay = layout(
-            f"{lst}: {pct(share)} of sanction-days hit a context unrelated to their cause",
-            max(260, 150 + 28 * len(causes)),
+            f"{lst}: {pct(share)} of the days of sanctions hit a context\nunrelated to their cause",
+            max(320, 150 + 28 * len(causes)),
             barmode="stack",
             legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
             margin={"l": 60, "r": 20, "t": 70, "b": 60},
             xaxis={"title": {"text": "sanction-days (one sanction on one person for one day)"}},
-            yaxis={"title": {"text": "context of the causing records"}, "autorange": "reversed"},
+            yaxis={"title": {"text": "context of the causes"}, "autorange": "reversed"},
         )
         data = [
             {"list": lst, "cause": c, "related_days": s, "unrelated_days": o}
@@ -657,32 +669,27 @@ def _proportionality(page: Page, doc: dict) -> dict:
     ]
     if not points:
         return {"rho": rho, "figures": [], "empty": "No sanctioned records."}
-    levels: dict[Any, list] = {}
-    for r in sorted(points, key=lambda r: r["sanction_days_per_record"]):
-        levels.setdefault(r["gravity"], []).append(r)
-    most = max(r.get("records") or 0 for r in points) or 1
-    xs, ys, sizes, hover, labels = [], [], [], [], []
-    for g, level in sorted(levels.items()):
-        step = min(0.5 / len(level), 0.08)  # spread one level's markers a little sideways
-        for i, r in enumerate(level):
-            xs.append(g + (i - (len(level) - 1) / 2) * step)
-            ys.append(r["sanction_days_per_record"])
-            sizes.append(7 + 26 * math.sqrt((r.get("records") or 0) / most))
-            labels.append(text(r.get("behaviour")))
-            hover.append(
-                f"{text(r.get('behaviour'))}: gravity {num(g)}, {num(r.get('records'))} "
-                f"records, {num(r['sanction_days_per_record'])} sanction-days per record"
-            )
+    # One bar per behaviour, graver further down: the names are the axis's labels, so they
+    # neither overlap nor run past the chart's edge as labels beside markers would.
+    points.sort(key=lambda r: (r["gravity"], r["sanction_days_per_record"]))
+    names = [
+        f"{text(label(str(r.get('behaviour'))))} (gravity {num(r['gravity'])})" for r in points
+    ]
+    ys = [r["sanction_days_per_record"] for r in points]
+    graver = [min(max((r["gravity"] - 1) / 4, 0), 1) for r in points]  # gravity 1 to 5
+    shades = sample_colorscale("YlOrRd", [0.25 + 0.75 * g for g in graver])
     log = all(y > 0 for y in ys)
-    trace = go.Scatter(
-        x=xs,
-        y=ys,
-        mode="markers+text",
-        text=labels,
-        textposition="middle right",
-        textfont={"size": 10},
-        marker={"size": sizes, "color": OK, "opacity": 0.6, "line": {"color": "white", "width": 1}},
-        hovertext=hover,
+    trace = go.Bar(
+        y=names,
+        x=ys,
+        orientation="h",
+        marker={"color": shades, "line": {"color": "#8a919c", "width": 0.5}},
+        hovertext=[
+            f"{text(r.get('behaviour'))}: gravity {num(r['gravity'])}, "
+            f"{num(r.get('records'))} records, {num(r['sanction_days_per_record'])} "
+            "sanction-days per record"
+            for r in points
+        ],
         hoverinfo="text",
         showlegend=False,
     )
@@ -694,13 +701,18 @@ def _proportionality(page: Page, doc: dict) -> dict:
         heading = f"Sanction-days follow gravity only loosely (Spearman {num(rho)})"
     lay = layout(
         heading,
-        460,
-        xaxis={"title": {"text": "gravity of the behaviour (1 minor to 5 grave)"}, "dtick": 1},
-        yaxis={
-            "title": {"text": "sanction-days per record" + (" (log scale)" if log else "")},
+        150 + 22 * len(points),
+        xaxis={
+            "title": {
+                "text": "sanction-days per record"
+                + (" (log scale)" if log else "")
+                + "<br>(a sanction-day: one sanction on one person for one day)"
+            },
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
         },
+        yaxis={"autorange": "reversed", "gridcolor": "#f0f1f3", "title": {"text": "behaviour"}},
+        margin={"l": 20, "r": 20, "t": 50, "b": 50},
     )
     data = [
         {k: r.get(k) for k in ("behaviour", "gravity", "records", "sanction_days_per_record")}
