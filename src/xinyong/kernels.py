@@ -40,7 +40,7 @@ def on_compile(callback: Callable[[str], None]) -> Iterator[None]:
 
 # Scenario, adults, days: together they call every kernel a run calls. Past a year, so
 # that appeals are upheld and a year's records expire at once (the dense path of the list
-# checks); several cities for the cross-city ties; companies.
+# checks); several cities for the cross-city ties; c1 for a module's kernels.
 WARM_RUNS = (("r1", 2_000, 400), ("c1", 2_000, 400), ("three-cities", 3_000, 60))
 
 

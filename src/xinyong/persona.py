@@ -119,7 +119,7 @@ def load_persona(ref: str | Path, behaviours: set[str] | None = None) -> Persona
 def quiet_city(pack_ref: str, days: int, base: Scenario | None = None) -> Scenario:
     """A one-city scenario of two adults under this pack and the national packs, in which
     only scripted acts happen: every channel sees every act, correctly; no meetings, false
-    reports, appeals or settlement; no module (companies, credit, ...)."""
+    reports, appeals or settlement; every module off."""
     sc = base if base is not None else load_scenario(BASE)
     pack = sc.packs.get(pack_ref) or load_pack(pack_ref, set(sc.behaviours))
     if pack.kind != "municipal":

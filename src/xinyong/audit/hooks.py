@@ -50,5 +50,6 @@ def explainer(kind: str) -> EntityExplainer:
 
 
 def explain(run: str | Path, entity_kind: str, ident: int) -> dict[str, Any]:
-    """One member's story (an adult's, a company's, ...) from a run directory."""
+    """One member's story (an adult's, or a member of a kind a module adds) from a run
+    directory."""
     return explainer(entity_kind).explain(run, ident)
