@@ -24,6 +24,20 @@ def one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.sql(sql).fetchall()[0][0]
 
 
+def wrongly_listed(
+    con: duckdb.DuckDBPyConnection, table: str, group: str, name: str
+) -> tuple[int, dict[str, float]]:
+    """Members of `table` wrongly on list `name` at T (on it, the shadow world not): how many,
+    and the share of each value of the `group` column (a member kind's groups)."""
+    wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
+    count = one(con, f"SELECT count(*) FROM {table} WHERE {wrong_on}")
+    shares = con.sql(
+        f'SELECT "{group}", avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) '
+        f'FROM {table} GROUP BY "{group}"'
+    ).fetchall()
+    return count, dict(shares)
+
+
 def quote(names: list[str]) -> str:
     """Names as a SQL list of string literals ('' when empty)."""
     return ", ".join("'" + n.replace("'", "''") + "'" for n in names) or "''"

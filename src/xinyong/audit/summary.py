@@ -12,6 +12,7 @@ import duckdb
 
 from xinyong.audit import registry, stats
 from xinyong.audit.hooks import module_audits
+from xinyong.audit.queries import wrongly_listed
 from xinyong.scenario import GROUPS
 
 
@@ -65,16 +66,8 @@ def summary_metrics(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], days: 
     out["pos_records_per_adult_year"] = stats.ratio(pos, adults * years)
     out["wrong_record_share"] = stats.ratio(wrong, neg)
     for name in meta["lists"]:
-        wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
-        out[f"wrongly_listed_share.{name}"] = stats.ratio(
-            one(f"SELECT count(*) FROM persons WHERE {wrong_on}"), adults
-        )
-        by_group = dict(
-            con.sql(
-                f'SELECT "group", avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) '
-                'FROM persons GROUP BY "group"'
-            ).fetchall()
-        )
+        wrong, by_group = wrongly_listed(con, "persons", "group", name)
+        out[f"wrongly_listed_share.{name}"] = stats.ratio(wrong, adults)
         for g in reversed(GROUPS):  # minority first
             out[f"wrongly_listed_share_by_group.{name}.{g}"] = by_group.get(g)
         out[f"wrongly_listed_ratio.{name}"] = stats.ratio(

@@ -18,7 +18,16 @@ import duckdb
 from xinyong.audit import format as fmt
 from xinyong.audit import stats
 from xinyong.audit.format import at, count, num, pct, text
-from xinyong.audit.queries import child_lists, one, quote, rows, segments_sql, spells_sql, survival
+from xinyong.audit.queries import (
+    child_lists,
+    one,
+    quote,
+    rows,
+    segments_sql,
+    spells_sql,
+    survival,
+    wrongly_listed,
+)
 from xinyong.audit.registry import (
     AEQUITAS,
     ART_5_C_I,
@@ -496,16 +505,8 @@ def company_metrics(
     out["company.neg_records_per_company_year"] = stats.ratio(records, n * days / 365)
     out["company.wrong_record_share"] = stats.ratio(wrong, records)
     for name in meta["lists"]:
-        wrong_on = f'"on.{name}" AND NOT "shadow_on.{name}"'
-        out[f"company.wrongly_listed_share.{name}"] = stats.ratio(
-            one(f"SELECT count(*) FROM companies WHERE {wrong_on}"), n
-        )
-        shares = dict(
-            con.sql(
-                f"SELECT size, avg(CASE WHEN {wrong_on} THEN 1.0 ELSE 0.0 END) "
-                "FROM companies GROUP BY ALL"
-            ).fetchall()
-        )
+        wrong, shares = wrongly_listed(con, "companies", "size", name)
+        out[f"company.wrongly_listed_share.{name}"] = stats.ratio(wrong, n)
         for size in meta["sizes"]:
             out[f"company.wrongly_listed_share_by_size.{name}.{size}"] = shares.get(size)
     restricted = "consumption_restricted"
