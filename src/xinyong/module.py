@@ -136,6 +136,52 @@ class Today:
 Events = tuple[np.ndarray, np.ndarray, np.ndarray]  # actor (int32), behaviour (int16), uniform
 
 
+class Entities:
+    """An entity kind a module keeps (companies), as the other modules of the engine read it
+    and act on it (`Module.entities`, `Context.entities`). Its members are rows 0 .. n-1 of
+    this engine, global ids from `first`. Lists and attributes are read as they stand when
+    asked (at place 0: after the previous day's steps), each as [n, 2] arrays, column 0 the
+    recorded world and column 1 the shadow world. A module that keeps a kind subclasses this."""
+
+    kind: str = ""  # the kind's name ("company"): what other modules look it up by
+    first: int = 0
+    groups: tuple[str, ...] = ()  # the names of `group`'s values (the kind's groups)
+    behaviours: tuple[str, ...] = ()  # the kind's catalogue: the index of an event's behaviour
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+    @property
+    def group(self) -> np.ndarray:
+        """Each member's group (an index into `groups`)."""
+        raise NotImplementedError
+
+    @property
+    def risk(self) -> np.ndarray:
+        """Each member's risk trait (float64)."""
+        raise NotImplementedError
+
+    @property
+    def lists(self) -> tuple[str, ...]:
+        return ()
+
+    def listed(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Bool [len(rows), 2]: whether those members are on list `name` in each world (all
+        False for a list the kind does not have)."""
+        return np.zeros((len(rows), 2), dtype=bool)
+
+    def attribute(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Codes [len(rows), 2] of an attribute (a rating) of those members in each world,
+        and the names of the codes."""
+        raise KeyError(f"{self.kind} has no attribute '{name}'")
+
+    def add_true_events(self, events: Events) -> None:
+        """True events of members (rows, behaviours of `behaviours`, a uniform of the
+        adding module's own stream each) that join the kind's next step 4, the day's own
+        when added before it; observed, scored and listed like the kind's own events."""
+        raise NotImplementedError(f"{self.kind} takes no true events from other modules")
+
+
 @dataclass
 class Context:
     """What the engine hands a module: the scenario, the engine's adults (a one-city run's, or
@@ -151,6 +197,9 @@ class Context:
     first_record_id: int  # where this engine's record ids start (unique across cities)
     seeds: list[np.random.SeedSequence] = field(repr=False, default_factory=list)
     today: Today = field(default_factory=Today)
+    # The entity kinds this engine's modules keep, by kind: filled once every module is
+    # built, before any module's `connect` (the same dict in every module's context).
+    entities: dict[str, Entities] = field(default_factory=dict)
 
     @property
     def params(self) -> Any:
@@ -183,6 +232,16 @@ class Module:
     def tables(self) -> dict[str, pa.Table]:
         """The module's tables at the end of the run, one per `spec.tables`."""
         return {}
+
+    def entities(self) -> Entities | None:
+        """The entity kind this module keeps, as other modules may read it and add true
+        events to it; None: none."""
+        return None
+
+    def connect(self) -> None:
+        """Called once every module of the engine is built and `ctx.entities` filled (before
+        a checkpoint is restored): where a module builds what it keeps of another module's
+        entities. State built here may be `checkpointed` like any other."""
 
     def true_events(self, t: int) -> Events | None:
         """True events of this engine's adults the module adds to day t's step 4: observed,

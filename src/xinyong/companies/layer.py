@@ -129,6 +129,9 @@ class Companies:
         self.rep_order = np.argsort(pop.legal_rep, kind="stable")
         self.rep_sorted = pop.legal_rep[self.rep_order]
         self.ratings: list[tuple[int, int, object]] = []  # (year, world, Rated)
+        # True events other modules add (a lender's unpaid loans), for the next step 4: added
+        # and taken within one day, so no checkpoint holds any.
+        self.added: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
         return len(self.pop)
@@ -232,6 +235,8 @@ class Companies:
                  np.array([self.behaviours.index(b) for _, b in mine], np.int16),
                  self.rngs["observe"].random(len(mine)))
             )  # fmt: skip
+        parts += self.added  # other modules' events, with their own uniforms
+        self.added = []
         if t % YEAR != self.sc.companies.annual_day or not self.annual.any():
             return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
         for b, base in zip(np.flatnonzero(self.annual), self.annual_base, strict=True):

@@ -11,15 +11,58 @@ import pyarrow as pa
 
 from xinyong.audit.registry import ModuleAudit
 from xinyong.companies.layer import Companies
+from xinyong.companies.params import SIZES
 from xinyong.companies.population import company_counts, generate_companies
-from xinyong.companies.rating import Rated
+from xinyong.companies.rating import GRADE_NAMES, Rated
 from xinyong.companies.tables import CompanyRecorder, company_meta
 from xinyong.entities import EntityTables
-from xinyong.module import Context, Module, Spec, Step
+from xinyong.module import Context, Entities, Events, Module, Spec, Step
 from xinyong.scenario import Scenario
 
 # The companies' streams, in the order of the module's seeds.
 STREAMS = ("population", "world", "observe", "court", "appeals", "annual", "income")
+
+
+class CompanyEntities(Entities):
+    """The companies as other modules read them and add true events to them: sizes, risk,
+    the company lists and the tax rating in both worlds (module.Entities)."""
+
+    kind = "company"
+    groups = SIZES
+
+    def __init__(self, layer: Companies) -> None:
+        self.layer = layer
+        self.first = layer.first_company
+        self.behaviours = tuple(layer.behaviours)
+
+    @property
+    def group(self) -> np.ndarray:
+        return self.layer.pop.size
+
+    @property
+    def risk(self) -> np.ndarray:
+        return self.layer.risk
+
+    @property
+    def lists(self) -> tuple[str, ...]:
+        return tuple(self.layer.lists.names)
+
+    def listed(self, name: str, rows: np.ndarray) -> np.ndarray:
+        if name not in self.layer.lists.names:
+            return super().listed(name, rows)
+        return (self.layer.state.bits[rows] & self.layer.lists.bit(name)) != 0
+
+    def attribute(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        if name != "rating":
+            return super().attribute(name, rows)
+        return self.layer.state.grade[rows], tuple(GRADE_NAMES)
+
+    def add_true_events(self, events: Events) -> None:
+        actor, behaviour, uniform = events
+        if len(actor):
+            self.layer.added.append(
+                (actor.astype(np.int32), behaviour.astype(np.int16), uniform.astype(np.float64))
+            )
 
 
 class CompaniesModule(Module):
@@ -49,6 +92,9 @@ class CompaniesModule(Module):
             self.layer, ctx.city_names, first_company=first, first_adult=ctx.first_adult,
             appeal_days=sc.appeals.appeal_days,
         )  # fmt: skip
+
+    def entities(self) -> CompanyEntities:
+        return CompanyEntities(self.layer)
 
     def day(self, t: int) -> None:
         self.recorder.day(self.layer.day(t))

@@ -19,6 +19,12 @@ SPEC = Spec(
         ),
         Table("credit_adults", columns=("adult", "cohort", "file", "private_score")),
         Table("credit_scores", columns=("day", "world", "band", "adults")),
+        Table(
+            "credit_company_applications",
+            nullable=("reason", "end_day", "outcome"),
+            columns=("day", "company", "size", "approved", "approved_shadow", "outcome"),
+        ),
+        Table("credit_companies", columns=("company", "size", "file_day0", "file")),
     ),
     check=params.check,
     memory_per_adult=params.memory_per_adult,

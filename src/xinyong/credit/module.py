@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from xinyong.credit import summary
+from xinyong.credit import companies, summary
 from xinyong.credit.params import (
     COHORTS,
     DEFAULT_BEHAVIOUR,
@@ -105,6 +105,17 @@ class CreditModule(Module):
         self.counts = np.zeros((n, 2), dtype=np.int32)
         self.compute(-1)  # before day 0
 
+    def connect(self) -> None:
+        """The lender's company side (credit/companies.py), over the engine's companies if
+        it has any, on the module's streams after the adults' side's."""
+        p = self.ctx.params
+        view = self.ctx.entities.get(companies.KIND) or companies.NoCompanies(p)
+        self.firms = companies.CompanyLending(p, view, self.ctx.seeds[companies.FIRST_STREAM :])
+        self.checkpointed = (
+            *type(self).checkpointed,
+            *(f"firms.{name}" for name in companies.CompanyLending.checkpointed),
+        )
+
     # -- step 4: loans due, then applications --------------------------------------------
 
     def lend(self, t: int) -> None:
@@ -130,6 +141,7 @@ class CreditModule(Module):
             who = np.concatenate(actor).astype(np.int32)
             what = np.concatenate(beh).astype(np.int16)
             self.pending = (who, what, self.rngs["events"].random(len(who)))
+        self.firms.lend(t)
 
     def apply(self, t: int) -> None:
         """Each adult without an active loan applies with probability loan_rate: a binomial
@@ -317,7 +329,10 @@ class CreditModule(Module):
                 "adults": bands[:, 2:].ravel(),
             }
         )
-        return {"credit_applications": apps, "credit_adults": adults, "credit_scores": scores}
+        return {
+            "credit_applications": apps, "credit_adults": adults, "credit_scores": scores,
+            **self.firms.tables(),
+        }  # fmt: skip
 
     # -- the run's readers -----------------------------------------------------------------
 
@@ -330,6 +345,7 @@ class CreditModule(Module):
             "history_min": p.history_min,
             "court_list_to_private": p.court_list_to_private,
             "records_to_private": p.records_to_private,
+            "company_loans": getattr(sc, "companies", None) is not None,
         }
 
     @classmethod

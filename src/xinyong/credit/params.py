@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from xinyong.companies.params import SIZES
+from xinyong.companies.schema import GRADES
 from xinyong.module import Problem
 from xinyong.params import param
 from xinyong.scenario import Model, NonNegative, Probability, Scenario
@@ -16,6 +18,7 @@ SCORE_LO, SCORE_HI = 350, 950  # the private score's range
 DEFAULT_BEHAVIOUR = "loan_default"  # a true event of the borrower when a loan defaults
 SUIT_BEHAVIOUR = "court_judgment_default"  # the lender's suit, a true event too
 LOAN_BAN = "loan_ban"  # the sanction under which the lender always refuses
+UNPAID_LOAN = "unpaid_loan"  # a true event of a company whose loan defaults
 
 
 class FileShare(Model):
@@ -96,6 +99,28 @@ class Credit(Model):
         doc="an adult is creditworthy when min(1, default_base x risk) is at most this",
         unit="share",
     )
+    # Companies borrow too, in a scenario with companies (the bank-tax loan).
+    company_loan_rate: Probability = param(
+        2 / 365,
+        doc="daily probability that a company without an active loan applies for one",
+        unit="per company and day",
+    )
+    company_file_share: dict[str, Probability] = param(
+        {"micro": 0.10, "small": 0.30, "medium": 0.70, "large": 0.95},
+        doc="share of companies with a credit file on day 0", unit="share", per="size",
+        source="illustrative: credit reports cover 28.34 M enterprises (PBoC Credit Reference"
+        " Center, 2019); thin files keep small firms from loans (Trivium)",
+    )  # fmt: skip
+    tax_loan_grades: tuple[str, ...] = param(
+        ("A", "B", "M"),
+        doc="tax ratings on which the lender approves a company without a file (the bank-tax loan)",
+        source="gov.cn on bank-tax interaction loans: A and B firms since 2015, M since"
+        " November 2019",
+    )
+    company_default_base: Probability = param(
+        0.05, doc="a company defaults with probability min(1, company_default_base x risk)",
+        unit="share",
+    )  # fmt: skip
 
 
 def check(sc: Scenario) -> list[Problem]:
@@ -114,6 +139,7 @@ def check(sc: Scenario) -> list[Problem]:
             problems.append(
                 (f"'{name}' must be a negative behaviour", ("behaviours", name, "sign"))
             )
+    problems += company_problems(sc, credit)
     if DEFAULT_BEHAVIOUR in sc.observation.false_report_behaviours:
         problems.append(
             (
@@ -124,8 +150,40 @@ def check(sc: Scenario) -> list[Problem]:
     return problems
 
 
+def company_problems(sc: Scenario, credit: Credit) -> list[Problem]:
+    """The company parameters: a share for each size, known grades, and the behaviour a
+    company's default is, where the scenario has companies."""
+    problems: list[Problem] = []
+    sizes = set(credit.company_file_share)
+    if sizes != set(SIZES):
+        problems.append(
+            (f"give a value for each size: {', '.join(SIZES)}", ("credit", "company_file_share"))
+        )
+    for i, grade in enumerate(credit.tax_loan_grades):
+        if grade not in GRADES:
+            problems.append(
+                (f"unknown grade '{grade}' ({', '.join(GRADES)})", ("credit", "tax_loan_grades", i))
+            )
+    companies = getattr(sc, "companies", None)
+    if companies is not None:
+        beh = companies.behaviours.get(UNPAID_LOAN)
+        if beh is None:
+            problems.append(
+                (f"credit needs a company behaviour '{UNPAID_LOAN}'", ("companies", "behaviours"))
+            )
+        elif beh.sign != "negative":
+            problems.append(
+                (f"'{UNPAID_LOAN}' must be a negative behaviour",
+                 ("companies", "behaviours", UNPAID_LOAN, "sign"))
+            )  # fmt: skip
+    return problems
+
+
 # Bytes an application keeps until the end of the run (its twelve columns and its outcome).
 APPLICATION_BYTES = 45
+# A company's file now and on day 0, default odds, active loan, book; an application's columns.
+COMPANY_STATE_BYTES = 2 + 8 + 8 + 8
+COMPANY_APPLICATION_BYTES = 24
 
 
 def memory_per_adult(sc: Scenario) -> float:
@@ -137,4 +195,11 @@ def memory_per_adult(sc: Scenario) -> float:
     scores = 4 + 4 + 8 + 1 + 2  # both worlds', a computation's new ones, H, listed (x2)
     state = fixed + book + scores + 8  # and the what-if's record counts per world
     credit = sc.credit
-    return state + credit.loan_rate * sc.days * APPLICATION_BYTES
+    per_adult = state + credit.loan_rate * sc.days * APPLICATION_BYTES
+    companies = getattr(sc, "companies", None)
+    if companies is not None:  # per company: its state, and its applications
+        per_company = (
+            COMPANY_STATE_BYTES + credit.company_loan_rate * sc.days * COMPANY_APPLICATION_BYTES
+        )
+        per_adult += companies.per_adult * per_company
+    return per_adult

@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 
 from xinyong.audit.registry import ModuleAudit
+from xinyong.credit.companies import MEANINGS as COMPANY_MEANINGS
+from xinyong.credit.companies import company_metrics
 from xinyong.credit.params import COHORTS
 from xinyong.credit.score import BANDS
 from xinyong.scenario import GROUPS
@@ -111,6 +113,8 @@ def credit_metrics(
         "WHERE on_defaulters"
     ).fetchall()
     out["credit.defaulters_poor_share"] = _ratio(poor, listed)
+    if meta.get("credit", {}).get("company_loans"):
+        out |= company_metrics(con, days)
     return out
 
 
@@ -150,6 +154,6 @@ AUDIT = ModuleAudit(
     package="xinyong.credit",
     applies=lambda meta: "credit" in meta,
     summary=credit_metrics,
-    summary_meanings=MEANINGS,
+    summary_meanings=MEANINGS | COMPANY_MEANINGS,
     adult_lines=explain,
 )
