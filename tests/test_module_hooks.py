@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 import xinyong
@@ -53,3 +54,60 @@ def test_today_shows_the_lists_as_they_stood_at_the_start_of_the_day() -> None:
 def test_only_modules_that_add_events_are_asked() -> None:
     assert Simulation(tipped("jaywalking")).event_modules
     assert not Simulation(quiet_scenario(adults=3, days=2)).event_modules
+
+
+# -- entity kinds: a module reads and acts on another module's entities ---------------------
+
+
+@pytest.fixture
+def stalls() -> Iterator[None]:
+    """The inspector registered before the stalls it inspects: `connect` comes after every
+    module is built, whatever the registry's order."""
+    modules.register("inspector", "tests.inspector_module")
+    modules.register("stalls", "tests.stalls_module")
+    yield
+    modules.unregister("stalls")
+    modules.unregister("inspector")
+
+
+def inspected(**stalls: object) -> object:
+    return quiet_scenario(
+        adults=3, days=4, overrides={"stalls": stalls, "inspector": {"behaviour": "fined"}}
+    )
+
+
+@pytest.mark.usefixtures("stalls")
+def test_a_module_reads_and_adds_to_another_modules_entity_kind() -> None:
+    """Day t: the inspector sees stall t mod 3's list in both worlds (stall 1 closed in the
+    recorded world only) and its licence (stall 2 provisional), and fines it; the stalls'
+    step of the same day takes the fine, with the inspector's own uniform."""
+    sim = Simulation(inspected())
+    inspector = sim.module("inspector")
+    assert inspector.kinds_at_init == []  # built first: the kinds come at connect
+    for t in range(4):
+        sim.step(t)
+    sim.finish()
+    seen = sim.recorder.in_memory["inspections"].to_pydict()
+    assert seen == {
+        "day": [0, 1, 2, 3], "stall": [0, 1, 2, 0], "closed": [0, 1, 0, 0],
+        "closed_shadow": [0, 0, 0, 0], "licence": [0, 0, 1, 0],
+    }  # fmt: skip
+    events = sim.recorder.in_memory["stall_events"].to_pydict()
+    assert events["day"] == [0, 1, 2, 3]
+    assert events["stall"] == [0, 1, 2, 0]
+    assert events["behaviour"] == [0] * 4  # "fined", index 0 of the stalls' catalogue
+    assert all(0 <= u < 1 for u in events["uniform"])
+    assert len(set(events["uniform"])) == 4
+
+
+@pytest.mark.usefixtures("stalls")
+def test_without_the_kind_connect_fails_by_its_name_and_an_unknown_list_holds_nobody() -> None:
+    sc = quiet_scenario(adults=3, days=2, overrides={"inspector": {}})
+    with pytest.raises(KeyError, match="stall"):
+        Simulation(sc)
+    sim = Simulation(quiet_scenario(adults=3, days=2, overrides={"stalls": {}}))
+    assert sim.module("stalls").ctx.entities["stall"].lists == ("closed",)
+    assert (
+        sim.module("stalls").entities().listed("open", np.arange(3)).tolist()
+        == [[False, False]] * 3
+    )
