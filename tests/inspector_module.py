@@ -1,6 +1,6 @@
 """A module that acts on another module's entity kind through the contract alone
 (tests/stalls_module.py): it names no class of the stalls' module, finds the kind `stall`
-in `Context.entities` at `connect`, reads its list and attribute in both worlds at the start
+in `Context.views` at `connect`, reads its list and attribute in both worlds at the start
 of each day, and fines stall t mod 3 on day t as a true event of the stalls."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from xinyong.module import Context, Entities, Module, Spec, Step, Table
+from xinyong.module import Context, EntityView, Module, Spec, Step, Table
 from xinyong.params import param
 from xinyong.scenario import Model
 from xinyong.scheme.schema import Name
@@ -34,11 +34,11 @@ class Inspector(Module):
         super().__init__(ctx)
         self.rng = np.random.default_rng(ctx.seeds[0])
         self.seen: list[list[int]] = []  # day, stall, closed, closed_shadow, licence code
-        self.view: Entities | None = None
-        self.kinds_at_init = sorted(ctx.entities)
+        self.view: EntityView | None = None
+        self.kinds_at_init = sorted(ctx.views)
 
     def connect(self) -> None:
-        self.view = self.ctx.entities["stall"]
+        self.view = self.ctx.views["stall"]
         self.beh = self.view.behaviours.index(self.ctx.params.behaviour)
 
     def inspect(self, t: int) -> None:

@@ -1,7 +1,7 @@
 """Two modules written for the contract's entity-kind hooks (docs/architecture.md,
 "Modules"): `stalls` keeps an entity kind, three market stalls with a list and a licence in
 two worlds, and takes true events from other modules at its own daily step; `inspector`
-(tests/inspector_module.py) reads the stalls through `Context.entities` once every module is
+(tests/inspector_module.py) reads the stalls through `Context.views` once every module is
 built (`Module.connect`) and fines one stall a day."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from xinyong.module import Context, Entities, Events, Module, Spec, Step, Table
+from xinyong.module import Context, EntityView, Events, Module, Spec, Step, Table
 from xinyong.params import param
 from xinyong.scenario import Model
 from xinyong.scheme.schema import Flag
@@ -31,7 +31,7 @@ SPEC = Spec(
 )
 
 
-class StallEntities(Entities):
+class StallView(EntityView):
     kind = "stall"
     groups = ("small", "big")
     behaviours = ("fined", "praised")
@@ -76,8 +76,8 @@ class Stalls(Module):
         self.pending: list[Events] = []
         self.log: list[list[float]] = []  # day, stall, behaviour, uniform
 
-    def entities(self) -> StallEntities:
-        return StallEntities(self)
+    def entity_view(self) -> StallView:
+        return StallView(self)
 
     def trade(self, t: int) -> None:
         """The stalls' step 4: the events other modules added today."""

@@ -106,8 +106,8 @@ def test_without_the_kind_connect_fails_by_its_name_and_an_unknown_list_holds_no
     with pytest.raises(KeyError, match="stall"):
         Simulation(sc)
     sim = Simulation(quiet_scenario(adults=3, days=2, overrides={"stalls": {}}))
-    assert sim.module("stalls").ctx.entities["stall"].lists == ("closed",)
+    assert sim.module("stalls").ctx.views["stall"].lists == ("closed",)
     assert (
-        sim.module("stalls").entities().listed("open", np.arange(3)).tolist()
+        sim.module("stalls").entity_view().listed("open", np.arange(3)).tolist()
         == [[False, False]] * 3
     )

@@ -22,7 +22,7 @@ from xinyong.buffers import headroom
 from xinyong.consequences import Consequences, StartOfDay
 from xinyong.entities import EntityTables, compile_entity
 from xinyong.errors import XinyongError
-from xinyong.module import PLACES, STREAMS_PER_MODULE, Context, Entities, Module, Today
+from xinyong.module import PLACES, STREAMS_PER_MODULE, Context, EntityView, Module, Today
 from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
@@ -164,7 +164,7 @@ class Simulation:
         built: list[Module] = []
         part = self.part
         meta = {}
-        kinds: dict[str, Entities] = {}  # every module's context holds this one dict
+        kinds: dict[str, EntityView] = {}  # every module's context holds this one dict
         for slot, spec in modules.active(self.sc):
             first = ADULT_STREAMS + STREAMS_PER_MODULE * slot
             ctx = Context(
@@ -173,13 +173,13 @@ class Simulation:
                 first_adult=0 if part is None else part.first_adult,
                 first_record_id=self.first_record_id,
                 seeds=seeds[first : first + STREAMS_PER_MODULE], today=self.today,
-                entities=kinds,
+                views=kinds,
             )  # fmt: skip
             cls = spec.runtime_class()
             built.append(cls(ctx))
             meta[spec.name] = cls.meta(self.sc, self.tables)
         for module in built:
-            view = module.entities()
+            view = module.entity_view()
             if view is not None:
                 kinds[view.kind] = view
         for module in built:  # after every kind is known, whatever the registry's order

@@ -155,9 +155,10 @@ class Today:
 Events = tuple[np.ndarray, np.ndarray, np.ndarray]  # actor (int32), behaviour (int16), uniform
 
 
-class Entities:
-    """An entity kind a module keeps (companies), as the other modules of the engine read it
-    and act on it (`Module.entities`, `Context.entities`). Its members are rows 0 .. n-1 of
+class EntityView:
+    """An entity kind a module keeps (companies, declared by its `Spec.entity`) at run time,
+    as the other modules of the engine read it and act on it (`Module.entity_view`,
+    `Context.views`; `kind` is the declaration's). Its members are rows 0 .. n-1 of
     this engine, global ids from `first`. Lists and attributes are read as they stand when
     asked (at place 0: after the previous day's steps), each as [n, 2] arrays, column 0 the
     recorded world and column 1 the shadow world. A module that keeps a kind subclasses this."""
@@ -218,7 +219,7 @@ class Context:
     today: Today = field(default_factory=Today)
     # The entity kinds this engine's modules keep, by kind: filled once every module is
     # built, before any module's `connect` (the same dict in every module's context).
-    entities: dict[str, Entities] = field(default_factory=dict)
+    views: dict[str, EntityView] = field(default_factory=dict)
 
     @property
     def params(self) -> Any:
@@ -252,13 +253,13 @@ class Module:
         """The module's tables at the end of the run, one per `spec.tables`."""
         return {}
 
-    def entities(self) -> Entities | None:
+    def entity_view(self) -> EntityView | None:
         """The entity kind this module keeps, as other modules may read it and add true
         events to it; None: none."""
         return None
 
     def connect(self) -> None:
-        """Called once every module of the engine is built and `ctx.entities` filled (before
+        """Called once every module of the engine is built and `ctx.views` filled (before
         a checkpoint is restored): where a module builds what it keeps of another module's
         entities. State built here may be `checkpointed` like any other."""
 

@@ -16,16 +16,16 @@ from xinyong.companies.population import company_counts, generate_companies
 from xinyong.companies.rating import GRADE_NAMES, Rated
 from xinyong.companies.tables import CompanyRecorder, company_meta
 from xinyong.entities import EntityTables
-from xinyong.module import Context, Entities, Events, Module, Spec, Step
+from xinyong.module import Context, EntityView, Events, Module, Spec, Step
 from xinyong.scenario import Scenario
 
 # The companies' streams, in the order of the module's seeds.
 STREAMS = ("population", "world", "observe", "court", "appeals", "annual", "income")
 
 
-class CompanyEntities(Entities):
+class CompanyView(EntityView):
     """The companies as other modules read them and add true events to them: sizes, risk,
-    the company lists and the tax rating in both worlds (module.Entities)."""
+    the company lists and the tax rating in both worlds (module.EntityView)."""
 
     kind = "company"
     groups = SIZES
@@ -93,8 +93,8 @@ class CompaniesModule(Module):
             appeal_days=sc.appeals.appeal_days,
         )  # fmt: skip
 
-    def entities(self) -> CompanyEntities:
-        return CompanyEntities(self.layer)
+    def entity_view(self) -> CompanyView:
+        return CompanyView(self.layer)
 
     def day(self, t: int) -> None:
         self.recorder.day(self.layer.day(t))

@@ -1,6 +1,6 @@
 """Companies borrow (docs/credit.md, "The bank-tax loan"): the lender's company side, run
 inside the credit module's step at place 0 over the engine's entity kind `company`
-(module.Entities: sizes, risk, the company lists and the tax rating in both worlds, and true
+(module.EntityView: sizes, risk, the company lists and the tax rating in both worlds, and true
 events added to the companies' step 4). Credit files by size on day 0, one loan at a time,
 applications decided in both worlds, and a default at a loan's end that is a true
 `unpaid_loan` of the company."""
@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from xinyong.companies.params import SIZES
 from xinyong.credit.params import UNPAID_LOAN, Credit
-from xinyong.module import Entities
+from xinyong.module import EntityView
 
 KIND = "company"  # the entity kind the lender lends to
 RATING = "rating"  # the kind's attribute the bank-tax loan reads
@@ -48,7 +48,7 @@ class CompanyLending:
     checkpointed = ("has_file", "loan_app", "repaid", "defaulted", "due", "apps", "n_apps",
                     "ended", "rngs")  # fmt: skip
 
-    def __init__(self, p: Credit, view: Entities, seeds: list[np.random.SeedSequence]) -> None:
+    def __init__(self, p: Credit, view: EntityView, seeds: list[np.random.SeedSequence]) -> None:
         self.p, self.view = p, view
         self.rngs = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
         n = len(view)
@@ -188,7 +188,7 @@ class CompanyLending:
         return {"credit_company_applications": apps, "credit_companies": firms}
 
 
-class NoCompanies(Entities):
+class NoCompanies(EntityView):
     """The companies of a run without any: the lender's company side then keeps nothing and
     writes its tables without rows."""
 

@@ -109,7 +109,7 @@ class CreditModule(Module):
         """The lender's company side (credit/companies.py), over the engine's companies if
         it has any, on the module's streams after the adults' side's."""
         p = self.ctx.params
-        view = self.ctx.entities.get(companies.KIND) or companies.NoCompanies(p)
+        view = self.ctx.views.get(companies.KIND) or companies.NoCompanies(p)
         self.firms = companies.CompanyLending(p, view, self.ctx.seeds[companies.FIRST_STREAM :])
         self.checkpointed = (
             *type(self).checkpointed,
