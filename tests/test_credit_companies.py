@@ -319,3 +319,15 @@ def test_cities_and_shards_carry_company_loans() -> None:
     n = runs[0]["companies"].num_rows
     assert runs[0]["credit_companies"]["company"].to_pylist() == list(range(n))
     assert runs[0]["credit_company_applications"].num_rows > 100
+
+
+def test_the_memory_estimate_counts_the_companies_loans() -> None:
+    from xinyong import sizing
+
+    p1c = load_scenario("p1c", adults=10_000, days=730)
+    c1 = load_scenario("c1", adults=10_000, days=730)
+    extra = (sizing.estimate(p1c) - sizing.estimate(c1)) / 10_000
+    # The adults' credit as in P1 (70 bytes of state, 2 applications of 45 bytes), and per
+    # company (0.05 per adult) 26 bytes of state and 4 applications (2/365 a day for 730
+    # days) of 24 bytes.
+    assert extra == pytest.approx(70 + 2 * 45 + 0.05 * (26 + 4 * 24))
