@@ -221,6 +221,28 @@ def test_file_shares_by_size_and_the_application_rate_follow_the_binomial() -> N
     assert not (lender.loan_app >= 0).any()
 
 
+def test_defaults_follow_each_companys_odds() -> None:
+    """Every one of 20,000 companies borrows on day 0 on a clean file (loans of one day);
+    on day 1 company c defaults with probability p_c = min(1, 0.05 x risk_c): the count of
+    defaults is within 4 sigma of sum p_c (sigma^2 = sum p_c (1 - p_c)), and each default is
+    handed to the companies as an unpaid_loan."""
+    sc = quiet_p1c(
+        adults=2000, companies=20_000, company_loan_rate=1.0, loan_term_days=1,
+        company_file_share=dict.fromkeys(SIZES, 1.0),
+    )  # fmt: skip
+    sim = Simulation(sc)
+    lender, layer = lender_of(sim), companies_of(sim).layer
+    lender.lend(0)
+    assert lender.n_apps == 20_000 and (lender.loan_app >= 0).all()
+    lender.lend(1)
+    p = np.minimum(1.0, 0.05 * layer.risk)
+    defaults = int(lender.defaulted.sum())
+    assert abs(defaults - p.sum()) <= 4 * np.sqrt((p * (1 - p)).sum()), (defaults, p.sum())
+    (added,) = layer.added
+    assert sorted(added[0].tolist()) == np.flatnonzero(lender.defaulted).tolist()
+    assert set(added[1].tolist()) == {layer.behaviours.index("unpaid_loan")}
+
+
 # -- parameters ------------------------------------------------------------------------------
 
 
