@@ -68,6 +68,7 @@ def test_home_scenarios_and_schema(client):
         "cities",
         "national",
         "p1",
+        "p1c",
         "r1",
         "s1",
         "three-cities",

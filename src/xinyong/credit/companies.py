@@ -117,12 +117,12 @@ class CompanyLending:
         reason |= np.where(policy[:, 0], 0, GRADE | np.where(has_file, BOOK, NO_FILE))
         rows = self.n_apps + np.arange(len(a), dtype=np.int64)
         self.n_apps += len(a)
-        for name, column in zip(COLUMNS, (
+        for name, dtype, column in zip(COLUMNS, DTYPES, (
             np.full(len(a), t), a, ~has_file, clean, grade[:, 0], grade[:, 1], black[:, 0],
             black[:, 1], defaulters[:, 0], defaulters[:, 1], approved[:, 0], approved[:, 1],
             reason,
         ), strict=True):  # fmt: skip
-            self.apps[name].append(np.asarray(column))
+            self.apps[name].append(np.asarray(column, dtype=dtype))  # kept to the end: small
         lent = approved[:, 0]
         self.loan_app[a[lent]] = rows[lent]
         self.has_file[a[lent]] = True  # a loan opens a file
@@ -132,7 +132,7 @@ class CompanyLending:
     def tables(self) -> dict[str, pa.Table]:
         view, p = self.view, self.p
         cols = {
-            name: (np.concatenate(parts) if parts else np.empty(0)).astype(dtype)
+            name: np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
             for (name, parts), dtype in zip(self.apps.items(), DTYPES, strict=True)
         }
         outcome = np.full(self.n_apps, -1, dtype=np.int8)

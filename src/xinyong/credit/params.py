@@ -181,7 +181,8 @@ def company_problems(sc: Scenario, credit: Credit) -> list[Problem]:
 
 # Bytes an application keeps until the end of the run (its twelve columns and its outcome).
 APPLICATION_BYTES = 45
-# A company's file now and on day 0, default odds, active loan, book; an application's columns.
+# A company's file now and on day 0, default odds, active loan, book; an application's
+# thirteen columns (19 bytes), its outcome and, for a loan, its share of the end rows.
 COMPANY_STATE_BYTES = 2 + 8 + 8 + 8
 COMPANY_APPLICATION_BYTES = 24
 
