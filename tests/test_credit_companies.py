@@ -278,9 +278,30 @@ def test_credit_needs_a_companys_unpaid_loan() -> None:
 # -- runs ------------------------------------------------------------------------------------
 
 
+BY_SIZE = ("file_share", "approval_rate", "worthy_denied_share", "wrongly_denied_per_1000")
+COMPANY_METRICS = [
+    *(f"credit.company_{m}" for m in BY_SIZE),
+    *(f"credit.company_{m}_by_size.{size}" for m in BY_SIZE for size in SIZES),
+    "credit.company_applications_per_company_year",
+    "credit.company_approval_rate_thin",
+    "credit.company_default_rate",
+    "credit.company_wrongly_denied_share",
+]
+
+
 def test_p1c_summary_agrees_with_its_tables() -> None:
+    """The company metrics (docs/credit.md), each with its meaning, against the tables."""
+    from xinyong.audit.hooks import module_audits
+    from xinyong.audit.registry import summary_meaning
+
     run = xinyong.run(load_scenario("p1c", adults=2000, days=400, seed=1))
     s = run.summary
+    assert sorted(k for k in s if k.startswith("credit.company")) == sorted(COMPANY_METRICS)
+    for key in COMPANY_METRICS:
+        assert not summary_meaning(key, module_audits()).startswith("summary metric"), key
+    assert summary_meaning("credit.company_approval_rate_by_size.small", module_audits()) == (
+        "approved / loan applications of small companies"
+    )
     counts = run.sql(
         "SELECT size::VARCHAR AS size, count(*) AS n, count(*) FILTER (approved) AS ok, "
         "count(*) FILTER (NOT approved AND creditworthy) AS worthy_denied, "

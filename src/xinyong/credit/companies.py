@@ -219,25 +219,6 @@ def _names(index: np.ndarray, names: tuple[str, ...]) -> pa.DictionaryArray:
 
 # -- summary metrics (credit.summary) --------------------------------------------------------
 
-MEANINGS = {
-    "credit.company_file_share": "share of companies with a credit file at T",
-    "credit.company_file_share_by_size": "share of {} companies with a credit file at T",
-    "credit.company_applications_per_company_year": "company loan applications / companies"
-    " / (T/365)",
-    "credit.company_approval_rate": "approved / company loan applications, whole run",
-    "credit.company_approval_rate_by_size": "approved / loan applications of {} companies",
-    "credit.company_approval_rate_thin": "approved / company applications made without a"
-    " credit file",
-    "credit.company_default_rate": "defaulted / company loans ended by T",
-    "credit.company_worthy_denied_share": "denied / applications of creditworthy companies",
-    "credit.company_worthy_denied_share_by_size": "denied / applications of creditworthy {}"
-    " companies",
-    "credit.company_wrongly_denied_per_1000": "company applications denied although the"
-    " shadow world approves them, per 1000 companies",
-    "credit.company_wrongly_denied_per_1000_by_size": "the same per 1000 {} companies",
-    "credit.company_wrongly_denied_share": "wrongly denied / denied company applications",
-}
-
 
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None

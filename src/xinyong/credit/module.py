@@ -340,12 +340,12 @@ class CreditModule(Module):
     def meta(cls, sc: Scenario, adults: EntityTables) -> dict[str, Any]:
         p = sc.credit
         return {
+            "company_loans": getattr(sc, "companies", None) is not None,
             "lender": p.lender,
             "score_min": p.score_min,
             "history_min": p.history_min,
             "court_list_to_private": p.court_list_to_private,
             "records_to_private": p.records_to_private,
-            "company_loans": getattr(sc, "companies", None) is not None,
         }
 
     @classmethod

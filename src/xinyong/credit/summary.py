@@ -9,7 +9,6 @@ from typing import Any
 import duckdb
 
 from xinyong.audit.registry import ModuleAudit
-from xinyong.credit.companies import MEANINGS as COMPANY_MEANINGS
 from xinyong.credit.companies import company_metrics
 from xinyong.credit.params import COHORTS
 from xinyong.credit.score import BANDS
@@ -31,6 +30,23 @@ MEANINGS = {
     "credit.wrongly_denied_share": "wrongly denied / denied applications",
     "credit.defaulters_poor_share": "share of adults on defaulters at T whose recorded private"
     " score is poor (< 550)",
+    # Companies' loans (credit.companies.company_metrics), in runs with companies.
+    "credit.company_file_share": "share of companies with a credit file at T",
+    "credit.company_file_share_by_size": "share of {} companies with a credit file at T",
+    "credit.company_applications_per_company_year": "company loan applications / companies"
+    " / (T/365)",
+    "credit.company_approval_rate": "approved / company loan applications, whole run",
+    "credit.company_approval_rate_by_size": "approved / loan applications of {} companies",
+    "credit.company_approval_rate_thin": "approved / company applications made without a"
+    " credit file",
+    "credit.company_default_rate": "defaulted / company loans ended by T",
+    "credit.company_worthy_denied_share": "denied / applications of creditworthy companies",
+    "credit.company_worthy_denied_share_by_size": "denied / applications of creditworthy {}"
+    " companies",
+    "credit.company_wrongly_denied_per_1000": "company applications denied although the"
+    " shadow world approves them, per 1000 companies",
+    "credit.company_wrongly_denied_per_1000_by_size": "the same per 1000 {} companies",
+    "credit.company_wrongly_denied_share": "wrongly denied / denied company applications",
 }
 
 
@@ -154,6 +170,6 @@ AUDIT = ModuleAudit(
     package="xinyong.credit",
     applies=lambda meta: "credit" in meta,
     summary=credit_metrics,
-    summary_meanings=MEANINGS | COMPANY_MEANINGS,
+    summary_meanings=MEANINGS,
     adult_lines=explain,
 )
