@@ -1,11 +1,12 @@
 """The private score (docs/credit.md): five factors, weighted 35/25/20/15/5, mapped onto
 350-950 and rounded half to even; the lender's repayment history H_book; and one pass that
-recomputes both worlds' scores of every adult (a numba kernel: the graph is read once)."""
+recomputes both worlds' scores of every adult (a numba kernel on numba's threads: the
+graph is read once)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from xinyong.population import NBR_BLOCK
 
@@ -43,15 +44,23 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
     return (r + 7.0) / (r + 3.0 * np.asarray(defaulted, dtype=np.float64) + 10.0)
 
 
-@njit(cache=True, nogil=True)
+# Adults per task of the parallel pass: whole blocks of the graph's offsets, so each task
+# finds its first neighbour from `nbr_block` alone. The result does not depend on how many
+# threads take the tasks (each adult's scores are its own; band counts are summed per task).
+TASK = 16 * NBR_BLOCK
+
+
+@njit(cache=True, nogil=True, parallel=True)
 def rescore(
     score: np.ndarray,  # int16 [n, 2]: the previous computation, replaced by this one
+    new: np.ndarray,  # int16 [n, 2]: scratch, kept by the caller between computations
     has_file: np.ndarray,
     repaid: np.ndarray,
     defaulted: np.ndarray,
-    listed: np.ndarray,  # bool [n, 2]: H = 0 (on the court's list, when it is shared)
+    bits: np.ndarray,  # [n, 2] list membership per world
+    listed_bit: int,  # H = 0 on this list (the court's, when it is shared); 0: none
     behaviour: np.ndarray,  # min(1, civic / 3)
-    records: np.ndarray,  # float64 [n, 2] negative records in the window, or [0, 2]
+    records: np.ndarray,  # int32 [n, 2] negative records in the window, or [0, 2]
     records_scale: float,
     capacity: np.ndarray,
     identity: float,
@@ -61,41 +70,50 @@ def rescore(
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
     history: np.ndarray,  # out: float64 [n], the recorded world's H
+    listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
 ) -> None:
-    """Both worlds' private scores of every adult. C reads the neighbours' previous scores
-    (ghost rows of other cities excluded), so all adults move at once."""
+    """Both worlds' private scores of every adult, in one pass over the adults and their
+    edges, on numba's threads. C reads the neighbours' previous scores (ghost rows of other
+    cities excluded), so all adults move at once."""
     n = len(score)
-    new = np.empty_like(score)
-    off = 0
+    tasks = (n + TASK - 1) // TASK
+    counts = np.zeros((tasks, 2, len(BANDS)), dtype=np.int64)
     with_records = len(records) == n
-    for a in range(n):
-        if a % NBR_BLOCK == 0:
-            off = nbr_block[a // NBR_BLOCK]
-        d = nbr_degree[a]
-        c0 = c1 = 0.5
-        if not first:  # both worlds' neighbours in one pass over the adult's edges
-            total0, total1, count = 0.0, 0.0, 0
-            for k in range(off, off + d):
-                j = nbr[k]
-                if j < n:
-                    total0 += (score[j, 0] - 350) / 600.0
-                    total1 += (score[j, 1] - 350) / 600.0
-                    count += 1
-            if count:
-                c0, c1 = total0 / count, total1 / count
-        off += d
-        book = thin_history
-        if has_file[a]:
-            book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
-        for w in range(2):
-            h = 0.0 if listed[a, w] else book
-            b = behaviour[a]
-            if with_records:
-                b = b * max(0.0, 1.0 - records[a, w] / records_scale)
-            s = score_of(h, b, capacity[a], identity, c0 if w == 0 else c1)
-            new[a, w] = s
-            bands[w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
-            if w == 0:
-                history[a] = h
-    score[...] = new
+    for q in prange(tasks):
+        lo = q * TASK
+        off = nbr_block[lo // NBR_BLOCK]
+        for a in range(lo, min(n, lo + TASK)):
+            d = nbr_degree[a]
+            c0 = c1 = 0.5
+            if not first:  # both worlds' neighbours in one pass over the adult's edges
+                total0, total1, count = 0.0, 0.0, 0
+                for k in range(off, off + d):
+                    j = nbr[k]
+                    if j < n:
+                        total0 += (score[j, 0] - 350) / 600.0
+                        total1 += (score[j, 1] - 350) / 600.0
+                        count += 1
+                if count:
+                    c0, c1 = total0 / count, total1 / count
+            off += d
+            book = thin_history
+            if has_file[a]:
+                book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
+            for w in range(2):
+                zero = (bits[a, w] & listed_bit) != 0
+                h = 0.0 if zero else book
+                b = behaviour[a]
+                if with_records:
+                    b = b * max(0.0, 1.0 - records[a, w] / records_scale)
+                s = score_of(h, b, capacity[a], identity, c0 if w == 0 else c1)
+                new[a, w] = s
+                counts[q, w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
+                if w == 0:
+                    history[a] = h
+                    listed[a] = zero
+    for a in prange(n):
+        score[a, 0], score[a, 1] = new[a, 0], new[a, 1]
+    bands[...] = 0
+    for q in range(tasks):
+        bands += counts[q]
