@@ -1,13 +1,13 @@
 """The private score (docs/credit.md): five factors, weighted 35/25/20/15/5, mapped onto
 350-950 and rounded half to even; the lender's repayment history H_book; and one pass that
-recomputes both worlds' scores of every adult (a numba kernel on numba's threads: the
-graph is read once)."""
+recomputes both worlds' scores of every adult (a numba kernel: the graph is read once)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
+from xinyong.credit.params import SCORE_HI, SCORE_LO
 from xinyong.population import NBR_BLOCK
 
 # Below 550, 550-599, 600-649, 650-699, from 700 (the kernel counts them; the summary's SQL
@@ -44,10 +44,9 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
     return (r + 7.0) / (r + 3.0 * np.asarray(defaulted, dtype=np.float64) + 10.0)
 
 
-# Adults per task of the parallel pass: whole blocks of the graph's offsets, so each task
-# finds its first neighbour from `nbr_block` alone. The result does not depend on how many
-# threads take the tasks (each adult's scores are its own; band counts are summed per task).
-TASK = 16 * NBR_BLOCK
+# (s - 350) / 600 of every private score s, indexed by s: the same float64 values as the
+# division, read from a table instead of computed twice per edge.
+UNIT = np.concatenate([np.zeros(SCORE_LO), (np.arange(SCORE_LO, SCORE_HI + 1) - 350) / 600.0])
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -69,21 +68,25 @@ def rescore(
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
+    unit: np.ndarray,  # UNIT
     history: np.ndarray,  # out: float64 [n], the recorded world's H
     listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
+    parts: int = 1,  # runs of adults for numba's threads (the result does not depend on it)
 ) -> None:
     """Both worlds' private scores of every adult, in one pass over the adults and their
-    edges, on numba's threads. C reads the neighbours' previous scores (ghost rows of other
-    cities excluded), so all adults move at once."""
+    edges. C reads the neighbours' previous scores (ghost rows of other cities excluded), so
+    all adults move at once: the new scores go to `new`, then into `score`. Each part is a
+    run of whole blocks of the graph's offsets, with its own band counts, summed at the end."""
     n = len(score)
-    tasks = (n + TASK - 1) // TASK
-    counts = np.zeros((tasks, 2, len(BANDS)), dtype=np.int64)
+    blocks = (n + NBR_BLOCK - 1) // NBR_BLOCK
+    counts = np.zeros((parts, 2, len(BANDS)), dtype=np.int64)
     with_records = len(records) == n
-    for q in prange(tasks):
-        lo = q * TASK
-        off = nbr_block[lo // NBR_BLOCK]
-        for a in range(lo, min(n, lo + TASK)):
+    for q in prange(parts):
+        lo = (q * blocks // parts) * NBR_BLOCK
+        hi = min(n, ((q + 1) * blocks // parts) * NBR_BLOCK)
+        off = nbr_block[lo // NBR_BLOCK] if lo < n else 0
+        for a in range(lo, hi):
             d = nbr_degree[a]
             c0 = c1 = 0.5
             if not first:  # both worlds' neighbours in one pass over the adult's edges
@@ -91,8 +94,8 @@ def rescore(
                 for k in range(off, off + d):
                     j = nbr[k]
                     if j < n:
-                        total0 += (score[j, 0] - 350) / 600.0
-                        total1 += (score[j, 1] - 350) / 600.0
+                        total0 += unit[score[j, 0]]
+                        total1 += unit[score[j, 1]]
                         count += 1
                 if count:
                     c0, c1 = total0 / count, total1 / count
@@ -112,8 +115,10 @@ def rescore(
                 if w == 0:
                     history[a] = h
                     listed[a] = zero
-    for a in prange(n):
-        score[a, 0], score[a, 1] = new[a, 0], new[a, 1]
+    for q in prange(parts):
+        lo = (q * blocks // parts) * NBR_BLOCK
+        for a in range(lo, min(n, ((q + 1) * blocks // parts) * NBR_BLOCK)):
+            score[a, 0], score[a, 1] = new[a, 0], new[a, 1]
     bands[...] = 0
-    for q in range(tasks):
+    for q in range(parts):
         bands += counts[q]
