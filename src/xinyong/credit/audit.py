@@ -258,12 +258,17 @@ def negative_behaviours(meta: dict) -> list[str]:
 # run over its seeds with their across-seed intervals).
 
 
+def _small(r: dict) -> bool:
+    """Fewer than MIN_COUNT cases behind a share (pooled over a replicate set's seeds)."""
+    k = r.get("count_total", r.get("count"))
+    return k is None or k < MIN_COUNT
+
+
 def _share(r: dict) -> str:
     """'k of n (p%)': the share only from MIN_COUNT cases up (the small-number rule), its
     interval's kind said in the section's note."""
-    k = r.get("count_total", r.get("count"))
     said = f"{count(r.get('count'))} of {count(r.get('of'))}"
-    if k is None or k < MIN_COUNT or r.get("value") is None:
+    if _small(r) or r.get("value") is None:
         return said
     return f"{said} ({pct(r.get('value'))}, {pct(r.get('low'))} to {pct(r.get('high'))})"
 
@@ -346,7 +351,8 @@ def _section(page: Any, doc: dict) -> dict | None:
                 "worthy_refused_share": worthy.get("value"),
                 "worthy_refused_low": worthy.get("low"),
                 "worthy_refused_high": worthy.get("high"),
-                "small": (ok.get("count_total", ok.get("count")) or 0) < MIN_COUNT,
+                "small": _small(ok),
+                "worthy_small": _small(worthy),
             }
         )
     labels = [html.escape(WHO[v]) for _, v in groups]
