@@ -19,6 +19,7 @@ from xinyong.audit.format import count
 from xinyong.audit.registry import ACROSS_SEEDS, MIN_COUNT, WITHIN_RUN
 from xinyong.credit import audit as ca
 from xinyong.credit.explain import explain_lines
+from xinyong.credit.routes import computation_day_sql, on_defaulters_sql
 
 BEHAVIOURS = ["jaywalking", "court_judgment_default", "volunteering"]
 NEGATIVE = [True, True, False]
@@ -264,9 +265,9 @@ def test_history_zero_is_the_court_list_at_the_computation_read(p1) -> None:
 
     con = RunDir(p1[0]).connect()
     mismatched = con.sql(
-        f"""SELECT count(*) FROM (SELECT *, {ca.computation_day_sql(30)} AS c
+        f"""SELECT count(*) FROM (SELECT *, {computation_day_sql(30)} AS c
             FROM credit_applications) a
-            WHERE a.history_zero <> {ca._on_defaulters_sql("recorded")}"""
+            WHERE a.history_zero <> {on_defaulters_sql("recorded")}"""
     ).fetchall()[0][0]
     listed = con.sql("SELECT count(*) FROM credit_applications WHERE history_zero").fetchall()
     assert mismatched == 0 and listed[0][0] > 0

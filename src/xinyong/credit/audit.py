@@ -32,6 +32,7 @@ from xinyong.audit.registry import (
 from xinyong.credit import summary
 from xinyong.credit.explain import explain_lines
 from xinyong.credit.params import COHORTS
+from xinyong.credit.routes import ROUTES, negative_behaviours, routes_sql
 from xinyong.credit.score import BANDS
 from xinyong.scenario import GROUPS
 
@@ -45,10 +46,6 @@ WHO = {
     "with_file": "adults with a credit file",
 }  # fmt: skip
 WORLDS = ("recorded", "shadow")
-# Why a wrongly refused application was refused, by the first factor that differs between
-# the two worlds (docs/credit.md): the blacklist's loan ban, the court's list zeroing the
-# history, the shared records lowering the behaviour factor, else the neighbours' scores.
-ROUTES = ("loan_ban", "court_list", "shared_records", "connections")
 SHARING = ("court_list", "shared_records")  # the two data-sharing switches
 ROUTE_WORDS = {
     "loan_ban": "the blacklist's loan ban (the shadow world has them off it)",
@@ -148,43 +145,6 @@ METRICS = (
 )
 
 
-def computation_day_sql(period: int) -> str:
-    """The day of the private-score computation an application of day `day` read: the last
-    multiple of `period` from 1 to day - 1, else -1 (the one before day 0)."""
-    return f"CASE WHEN day - 1 >= {period} THEN ((day - 1) // {period}) * {period} ELSE -1 END"
-
-
-def _on_defaulters_sql(world: str) -> str:
-    """Whether the application's adult was on `defaulters` in that world at the computation
-    it read (after that day's step 9)."""
-    return f"""EXISTS (SELECT 1 FROM spells s WHERE s.person = a.adult
-        AND s.list = 'defaulters' AND s.world = '{world}' AND s.start <= a.c
-        AND (s."end" IS NULL OR s."end" > a.c))"""
-
-
-def routes_sql(cm: dict[str, Any], negative: list[str]) -> str:
-    """Each wrongly refused application with its route (ROUTES) and the computation day c it
-    read. In the networked what-if, n counts the adult's negative records of days c-364..c:
-    recorded, those against them not removed on appeal by c; shadow, the correct ones."""
-    names = ", ".join(f"'{b}'" for b in negative) or "NULL"
-    records = "false"
-    if cm.get("records_to_private"):
-        records = f"""(SELECT count(*) FILTER (WHERE ap.upheld IS NOT TRUE OR ap.decision_day > a.c)
-                   > count(*) FILTER (WHERE r.truth = 'correct')
-            FROM records r LEFT JOIN appeals ap USING (record_id)
-            WHERE r.person = a.adult AND r.behaviour IN ({names})
-              AND r.day BETWEEN a.c - 364 AND a.c)"""
-    return f"""
-        WITH a AS (SELECT *, {computation_day_sql(cm.get("score_period", 30))} AS c
-                   FROM credit_applications WHERE wrongly_denied)
-        SELECT a.day, a.adult, a.c, CASE
-            WHEN a.loan_ban AND NOT a.loan_ban_shadow THEN 'loan_ban'
-            WHEN a.history_zero AND NOT {_on_defaulters_sql("shadow")} THEN 'court_list'
-            WHEN {records} THEN 'shared_records'
-            ELSE 'connections' END AS route
-        FROM a"""
-
-
 def credit_audit(con: duckdb.DuckDBPyConnection, out: dict[str, Any], meta: dict, T: int) -> None:
     """Add the credit metrics to `out["metrics"]`, and what the section needs besides them
     (the run's settings) to `out["credit"]`."""
@@ -247,11 +207,6 @@ def credit_audit(con: duckdb.DuckDBPyConnection, out: dict[str, Any], meta: dict
         "court_list_to_private": cm.get("court_list_to_private"),
         "records_to_private": cm.get("records_to_private"),
     }
-
-
-def negative_behaviours(meta: dict) -> list[str]:
-    """The negative behaviours of the run (meta.json)."""
-    return [b for b, neg in zip(meta["behaviours"], meta["negative"], strict=True) if neg]
 
 
 # The report: key findings and charts, from the metric rows (in a replicate set, means per

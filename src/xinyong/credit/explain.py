@@ -1,7 +1,7 @@
 """What `xinyong explain RUN ADULT` says of an adult's loan applications (docs/credit.md): each
 decision, the condition that refused it and the factor behind a low score, and, when a wrong
 record is behind it, which record; for a wrongly refused application, the route it came
-through (audit.ROUTES)."""
+through (routes.ROUTES)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import duckdb
 
 from xinyong.audit.queries import rows
 from xinyong.credit.params import LOAN_BAN
+from xinyong.credit.routes import (
+    DEFAULTERS,
+    computation_day_sql,
+    negative_behaviours,
+    routes_sql,
+)
 from xinyong.scenario import Scenario
-
-DEFAULTERS = "defaulters"  # the court's list, shared with the private score
 
 
 def defaulters_entry(sc: Scenario) -> list[str]:
@@ -81,8 +85,6 @@ def _history(con: duckdb.DuckDBPyConnection, adult: int, a: dict, cm: dict[str, 
 
 def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
     """One line per application of the adult: the decision and why, and the shadow world's."""
-    from xinyong.credit.audit import computation_day_sql, negative_behaviours, routes_sql
-
     cm = meta["credit"]
     adult = int(adult)
     apps = rows(
