@@ -23,7 +23,6 @@ from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.schema import MEMBER
-from xinyong.threads import MIN_SPLIT, usable_cores
 
 if TYPE_CHECKING:
     from xinyong.audit.registry import ModuleAudit
@@ -98,8 +97,6 @@ class CreditModule(Module):
         # court's list zeroed it at the last computation.
         self.score = np.zeros((n, 2), dtype=np.int16)
         self.scratch = np.empty_like(self.score)  # the computation's new scores
-        # Two runs of adults on two cores, as the engine splits its own steps (threads.py).
-        self.parts = 2 if usable_cores() > 1 and n >= MIN_SPLIT else 1
         self.score_h = np.zeros(n, dtype=np.float64)
         self.score_listed = np.zeros(n, dtype=bool)
         self.bands: list[np.ndarray] = []  # per computation: [day, world, count per band]
@@ -237,7 +234,7 @@ class CreditModule(Module):
             self.score, self.scratch, self.has_file, self.repaid, self.defaulted,
             self.ctx.scheme.state.bits, listed, self.behaviour, records, float(p.records_scale),
             self.capacity, float(p.identity), float(p.thin_history), t < 0, pop.nbr_block,
-            pop.nbr_degree, pop.nbr, UNIT, self.score_h, self.score_listed, bands, self.parts,
+            pop.nbr_degree, pop.nbr, UNIT, self.score_h, self.score_listed, bands,
         )  # fmt: skip
         for w in (0, 1):
             self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))

@@ -5,7 +5,7 @@ recomputes both worlds' scores of every adult (a numba kernel: the graph is read
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from xinyong.credit.params import SCORE_HI, SCORE_LO
 from xinyong.population import NBR_BLOCK
@@ -49,7 +49,7 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
 UNIT = np.concatenate([np.zeros(SCORE_LO), (np.arange(SCORE_LO, SCORE_HI + 1) - 350) / 600.0])
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def rescore(
     score: np.ndarray,  # int16 [n, 2]: the previous computation, replaced by this one
     new: np.ndarray,  # int16 [n, 2]: scratch, kept by the caller between computations
@@ -72,53 +72,43 @@ def rescore(
     history: np.ndarray,  # out: float64 [n], the recorded world's H
     listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
-    parts: int = 1,  # runs of adults for numba's threads (the result does not depend on it)
 ) -> None:
     """Both worlds' private scores of every adult, in one pass over the adults and their
     edges. C reads the neighbours' previous scores (ghost rows of other cities excluded), so
-    all adults move at once: the new scores go to `new`, then into `score`. Each part is a
-    run of whole blocks of the graph's offsets, with its own band counts, summed at the end."""
+    all adults move at once: the new scores go to `new`, then into `score`."""
     n = len(score)
-    blocks = (n + NBR_BLOCK - 1) // NBR_BLOCK
-    counts = np.zeros((parts, 2, len(BANDS)), dtype=np.int64)
+    off = 0
     with_records = len(records) == n
-    for q in prange(parts):
-        lo = (q * blocks // parts) * NBR_BLOCK
-        hi = min(n, ((q + 1) * blocks // parts) * NBR_BLOCK)
-        off = nbr_block[lo // NBR_BLOCK] if lo < n else 0
-        for a in range(lo, hi):
-            d = nbr_degree[a]
-            c0 = c1 = 0.5
-            if not first:  # both worlds' neighbours in one pass over the adult's edges
-                total0, total1, count = 0.0, 0.0, 0
-                for k in range(off, off + d):
-                    j = nbr[k]
-                    if j < n:
-                        total0 += unit[score[j, 0]]
-                        total1 += unit[score[j, 1]]
-                        count += 1
-                if count:
-                    c0, c1 = total0 / count, total1 / count
-            off += d
-            book = thin_history
-            if has_file[a]:
-                book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
-            for w in range(2):
-                zero = (bits[a, w] & listed_bit) != 0
-                h = 0.0 if zero else book
-                b = behaviour[a]
-                if with_records:
-                    b = b * max(0.0, 1.0 - records[a, w] / records_scale)
-                s = score_of(h, b, capacity[a], identity, c0 if w == 0 else c1)
-                new[a, w] = s
-                counts[q, w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
-                if w == 0:
-                    history[a] = h
-                    listed[a] = zero
-    for q in prange(parts):
-        lo = (q * blocks // parts) * NBR_BLOCK
-        for a in range(lo, min(n, ((q + 1) * blocks // parts) * NBR_BLOCK)):
-            score[a, 0], score[a, 1] = new[a, 0], new[a, 1]
     bands[...] = 0
-    for q in range(parts):
-        bands += counts[q]
+    for a in range(n):
+        if a % NBR_BLOCK == 0:
+            off = nbr_block[a // NBR_BLOCK]
+        d = nbr_degree[a]
+        c0 = c1 = 0.5
+        if not first:  # both worlds' neighbours in one pass over the adult's edges
+            total0, total1, count = 0.0, 0.0, 0
+            for k in range(off, off + d):
+                j = nbr[k]
+                if j < n:
+                    total0 += unit[score[j, 0]]
+                    total1 += unit[score[j, 1]]
+                    count += 1
+            if count:
+                c0, c1 = total0 / count, total1 / count
+        off += d
+        book = thin_history
+        if has_file[a]:
+            book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
+        for w in range(2):
+            zero = (bits[a, w] & listed_bit) != 0
+            h = 0.0 if zero else book
+            b = behaviour[a]
+            if with_records:
+                b = b * max(0.0, 1.0 - records[a, w] / records_scale)
+            s = score_of(h, b, capacity[a], identity, c0 if w == 0 else c1)
+            new[a, w] = s
+            bands[w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
+            if w == 0:
+                history[a] = h
+                listed[a] = zero
+    score[...] = new
