@@ -191,22 +191,23 @@ def test_explain_says_why_each_application_was_refused_and_which_record() -> Non
         "loan refused on day 400 (no credit file; score 571 < 600: history 0 while on the "
         "defaulter list since day 300, entered on a misattributed record 17 "
         "(court_judgment_default of adult 9)); the shadow world (score 655) would have "
-        "approved it: wrongly refused, through court list"
+        "approved it: refused through the court's list (wrongly denied)"
     ]
     assert explain_lines(con, meta, 4)[0].endswith(
         "entered on their own record 18 (court_judgment_default)); the shadow world (score "
-        "605) would have approved it: wrongly refused, through connections"
+        "605) would have approved it: refused through the neighbours' scores (wrongly denied)"
     )
     assert explain_lines(con, meta, 2) == [
         "loan refused on day 100 (holds loan_ban (on the blacklist since day 50)); the shadow "
-        "world (score 610) would have approved it: wrongly refused, through loan ban"
+        "world (score 610) would have approved it: refused through the blacklist's loan ban "
+        "(wrongly denied)"
     ]
     assert explain_lines(con, meta, 0) == [
         "loan refused on day 10 (no credit file; score 560 < 600: history 0.20 without a file)"
     ]
     assert explain_lines(con, meta, 6) == [
-        "loan refused on day 250 (history 0.44 < 0.5 (the lender's book); score 590 < 600: "
-        "history 0.44 from the lender's book)"
+        "loan refused on day 250 (history 0.44 < 0.5; score 590 < 600: history 0.44 from the "
+        "lender's book)"
     ]
     assert explain_lines(con, meta, 1) == ["loan approved on day 40 (repaid)"]
     assert explain_lines(con, meta, 5) == ["loan approved on day 200 (still running at the end)"]

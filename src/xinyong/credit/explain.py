@@ -19,6 +19,14 @@ from xinyong.credit.routes import (
 )
 from xinyong.scenario import Scenario
 
+# A wrongly refused application's route (routes.ROUTES) in explain's words.
+ROUTE_WORDS = {
+    "loan_ban": "the blacklist's loan ban",
+    "court_list": "the court's list",
+    "shared_records": "the shared records",
+    "connections": "the neighbours' scores",
+}
+
 
 def defaulters_entry(sc: Scenario) -> list[str]:
     """The behaviours whose records put an adult on the court's list (for run meta)."""
@@ -124,15 +132,16 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
             elif part == "no_file":
                 why.append("no credit file")
             elif part == "history":
-                why.append(f"history {a['h_book']:.2f} < {cm['history_min']} (the lender's book)")
+                why.append(f"history {a['h_book']:.2f} < {cm['history_min']}")
             elif part == "score":
                 factor = _history(con, adult, a, cm)
                 why.append(f"score {a['score']} < {cm['score_min']}: {factor}")
         line = f"loan refused on day {day} ({'; '.join(why)})"
         if a["approved_shadow"]:
+            route = ROUTE_WORDS[routes.get(day, "connections")]
             line += (
-                f"; the shadow world (score {a['score_shadow']}) would have approved it: wrongly "
-                f"refused, through {routes.get(day, 'connections').replace('_', ' ')}"
+                f"; the shadow world (score {a['score_shadow']}) would have approved it: "
+                f"refused through {route} (wrongly denied)"
             )
         lines.append(line)
     return lines
