@@ -32,7 +32,7 @@ from xinyong.audit.registry import (
 from xinyong.credit import summary
 from xinyong.credit.explain import explain_lines
 from xinyong.credit.params import COHORTS
-from xinyong.credit.routes import ROUTES, negative_behaviours, routes_sql
+from xinyong.credit.routes import ROUTE_NAMES, ROUTES, negative_behaviours, routes_sql
 from xinyong.credit.score import BANDS
 from xinyong.scenario import GROUPS
 
@@ -259,7 +259,7 @@ def credit_findings(doc: dict) -> list[str]:
     if wrong.get("count"):
         sharing = fmt.row(m, THROUGH_SHARING.key())
         by_route = {r: fmt.row(m, THROUGH.key(route=r)).get("count") for r in ROUTES}
-        routes = [f"{text(r.replace('_', ' '))} {count(n)}" for r, n in by_route.items() if n]
+        routes = [f"{text(ROUTE_NAMES[r])} {count(n)}" for r, n in by_route.items() if n]
         out.append(
             f"{counted(wrong.get('count'), 'refused application', 'refused applications')} "
             f"would have been approved on correct records alone{per_run}; "
@@ -296,6 +296,7 @@ def _section(page: Any, doc: dict) -> dict | None:
             {
                 "by": by,
                 "value": value,
+                "who": WHO[value],
                 "applications": ok.get("of"),
                 "approved": ok.get("count"),
                 "approved_share": ok.get("value"),

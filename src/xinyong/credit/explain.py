@@ -13,19 +13,12 @@ from xinyong.audit.queries import rows
 from xinyong.credit.params import LOAN_BAN
 from xinyong.credit.routes import (
     DEFAULTERS,
+    ROUTE_NAMES,
     computation_day_sql,
     negative_behaviours,
     routes_sql,
 )
 from xinyong.scenario import Scenario
-
-# A wrongly refused application's route (routes.ROUTES) in explain's words.
-ROUTE_WORDS = {
-    "loan_ban": "the blacklist's loan ban",
-    "court_list": "the court's list",
-    "shared_records": "the shared records",
-    "connections": "the neighbours' scores",
-}
 
 
 def defaulters_entry(sc: Scenario) -> list[str]:
@@ -138,7 +131,7 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
                 why.append(f"score {a['score']} < {cm['score_min']}: {factor}")
         line = f"loan refused on day {day} ({'; '.join(why)})"
         if a["approved_shadow"]:
-            route = ROUTE_WORDS[routes.get(day, "connections")]
+            route = ROUTE_NAMES[routes.get(day, "connections")]
             line += (
                 f"; the shadow world (score {a['score_shadow']}) would have approved it: "
                 f"refused through {route} (wrongly denied)"

@@ -10,6 +10,12 @@ from typing import Any
 # the two worlds (docs/credit.md): the blacklist's loan ban, the court's list zeroing the
 # history, the shared records lowering the behaviour factor, else the neighbours' scores.
 ROUTES = ("loan_ban", "court_list", "shared_records", "connections")
+ROUTE_NAMES = {
+    "loan_ban": "the blacklist's loan ban",
+    "court_list": "the court's list",
+    "shared_records": "the shared records",
+    "connections": "the neighbours' scores",
+}  # in words
 DEFAULTERS = "defaulters"  # the court's list, shared with the private score
 
 
