@@ -98,11 +98,7 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
     if not apps:
         return []
     routes = {
-        r["day"]: r["route"]
-        for r in rows(
-            con,
-            f"SELECT * FROM ({routes_sql(cm, negative_behaviours(meta))}) WHERE adult = {adult}",
-        )
+        r["day"]: r["route"] for r in rows(con, routes_sql(cm, negative_behaviours(meta), adult))
     }
     ban_lists = [
         name

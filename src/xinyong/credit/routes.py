@@ -33,12 +33,13 @@ def on_defaulters_sql(world: str) -> str:
         AND (s."end" IS NULL OR s."end" > a.c))"""
 
 
-def routes_sql(cm: dict[str, Any], negative: list[str]) -> str:
-    """Each wrongly refused application with its route (ROUTES) and the computation day c it
-    read. In the networked what-if, n counts the adult's negative records of days c-364..c:
+def routes_sql(cm: dict[str, Any], negative: list[str], adult: int | None = None) -> str:
+    """Each wrongly refused application (of one adult, or all) with its route (ROUTES) and
+    the computation day c it read. In the networked what-if, n counts the adult's negative records of days c-364..c:
     recorded, those against them not removed on appeal by c; shadow, the correct ones."""
     names = ", ".join(f"'{b}'" for b in negative) or "NULL"
     records = "false"
+    mine = "" if adult is None else f" AND adult = {int(adult)}"
     if cm.get("records_to_private"):
         records = f"""(SELECT count(*) FILTER (WHERE ap.upheld IS NOT TRUE OR ap.decision_day > a.c)
                    > count(*) FILTER (WHERE r.truth = 'correct')
@@ -47,7 +48,7 @@ def routes_sql(cm: dict[str, Any], negative: list[str]) -> str:
               AND r.day BETWEEN a.c - 364 AND a.c)"""
     return f"""
         WITH a AS (SELECT *, {computation_day_sql(cm.get("score_period", 30))} AS c
-                   FROM credit_applications WHERE wrongly_denied)
+                   FROM credit_applications WHERE wrongly_denied{mine})
         SELECT a.day, a.adult, a.c, CASE
             WHEN a.loan_ban AND NOT a.loan_ban_shadow THEN 'loan_ban'
             WHEN a.history_zero AND NOT {on_defaulters_sql("shadow")} THEN 'court_list'
