@@ -35,8 +35,9 @@ def on_defaulters_sql(world: str) -> str:
 
 def routes_sql(cm: dict[str, Any], negative: list[str], adult: int | None = None) -> str:
     """Each wrongly refused application (of one adult, or all) with its route (ROUTES) and
-    the computation day c it read. In the networked what-if, n counts the adult's negative records of days c-364..c:
-    recorded, those against them not removed on appeal by c; shadow, the correct ones."""
+    the computation day c it read. In the networked what-if, n counts the adult's negative
+    records of days c-364..c: recorded, those against them not removed on appeal by c;
+    shadow, the correct ones."""
     names = ", ".join(f"'{b}'" for b in negative) or "NULL"
     records = "false"
     mine = "" if adult is None else f" AND adult = {int(adult)}"
