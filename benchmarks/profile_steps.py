@@ -75,6 +75,22 @@ def timed(owner: type | ModuleType, name: str, label: str, totals: Counter) -> N
     setattr(owner, name, wrapper)  # the engine looks kernels up on their module at each call
 
 
+def timed_modules(sim: Simulation, totals: Counter) -> list[str]:
+    """Time each module step the engine calls (bound when the engine was built) like the
+    day's own steps; their labels."""
+    labels = []
+    for place, steps in sim.module_steps.items():
+        wrapped = []
+        for step, method in steps:
+            label = f"{type(method.__self__).__name__}.{step.method} (after {place})"
+            holder = type("Step", (), {"call": staticmethod(method)})
+            timed(holder, "call", label, totals)
+            wrapped.append((step, holder.call))
+            labels.append(label)
+        sim.module_steps[place] = wrapped
+    return labels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default="r1")
@@ -93,6 +109,7 @@ def main() -> None:
         start = time.perf_counter()
         sim = Simulation(sc, out)
         setup = time.perf_counter() - start
+        module_labels = timed_modules(sim, totals)
         for t in range(args.days):
             if t == args.warm_up:
                 totals.clear()
@@ -116,6 +133,11 @@ def main() -> None:
     )
     print(f"  {'':32s} {'wall':>7s}    {'CPU':>7s}")
     for _, _, label in STEPS:
+        wall, cpu = (1e3 * in_loop[key] / n for key in (label, (label, "cpu")))
+        print(f"  {label:32s} {wall:7.1f} ms {cpu:7.1f} ms")
+    if module_labels:
+        print("modules' steps:")
+    for label in module_labels:
         wall, cpu = (1e3 * in_loop[key] / n for key in (label, (label, "cpu")))
         print(f"  {label:32s} {wall:7.1f} ms {cpu:7.1f} ms")
     print("other threads:")

@@ -130,6 +130,48 @@ def test_designer_form_round_trip(client):
     assert yaml_text.status_code == 200 and "attachment" in yaml_text.headers["content-disposition"]
 
 
+def test_designer_shows_the_credit_parameters_with_units_and_bounds(client):
+    """p1's credit section: every declared single-valued parameter, numbers labelled with
+    their unit and bounds, the lender's policy as a choice, the two sharing switches as ticks;
+    the form's values come back in the saved scenario."""
+    page = client.get("/design?scenario=p1")
+    assert page.status_code == 200
+    text = page.text
+    for key in (
+        "credit.score_min",
+        "credit.loan_rate",
+        "credit.file_share.young",
+        "credit.capacity.established",
+        "credit.records_scale",
+        "credit.worthy_max",
+    ):
+        assert f'name="{key}"' in text, key
+    assert "the score policy&#39;s least private score to approve (points, 350 .. 950)" in text
+    assert (
+        "days from approval to the loan&#39;s end (repaid or defaulted) (days, 1 .. 3,650)" in text
+    )
+    lender = re.search(r'<select[^>]*name="credit.lender".*?</select>', text, re.S).group(0)
+    assert re.findall(r'<option value="([a-z_]+)"', lender) == ["file", "score", "file_or_score"]
+    assert 'value="file_or_score" selected' in lender
+    for switch, ticked in (("court_list_to_private", True), ("records_to_private", False)):
+        box = re.search(rf'<input type="checkbox"[^>]*name="credit.{switch}"[^>]*>', text)
+        assert box is not None and ("checked" in box.group(0)) == ticked, switch
+    doc = xinyong.load_scenario("p1").model_dump(mode="json")
+    form = {f.key: f.value for f in fields(doc) if f.kind != "check" or f.value == "true"}
+    form["_doc"] = xinyong.load_scenario("p1").to_yaml()
+    form["name"] = "p1-networked-score-lender"
+    form["credit.lender"] = "score"
+    form["credit.records_to_private"] = "true"
+    form["credit.score_min"] = "650"
+    res = client.post("/design", data=form, follow_redirects=False)
+    assert res.status_code == 303, res.text[-2000:]
+    did = re.search(r"design=([0-9a-f]{16})", res.headers["location"]).group(1)
+    data, lines = xinyong.yamlio.parse_yaml(client.get(f"/api/designs/{did}").json()["yaml"], "d")
+    credit = xinyong.scenario.validate_scenario(data, "d", lines).credit
+    assert (credit.lender, credit.records_to_private, credit.score_min) == ("score", True, 650)
+    assert credit.court_list_to_private is True  # ticked in the form: kept
+
+
 def test_designer_errors_next_to_the_field_as_validate_says(client, tmp_path):
     doc = xinyong.load_scenario("r1").model_dump(mode="json")
     form = {f.key: f.value for f in fields(doc) if f.kind != "check" or f.value == "true"}

@@ -52,6 +52,7 @@ class ParamRow:
     per: str
     doc: str
     source: str
+    options: tuple[str, ...] = ()  # the values a choice (a Literal) allows
 
 
 def describe(model: type[BaseModel], prefix: str) -> list[ParamRow]:
@@ -76,7 +77,7 @@ def describe(model: type[BaseModel], prefix: str) -> list[ParamRow]:
             ParamRow(
                 key, _kind(info.annotation), None if info.is_required() else info.default,
                 str(extra.get("unit", "")), bounds, str(extra.get("per", "scenario")),
-                info.description, str(extra.get("source", "")),
+                info.description, str(extra.get("source", "")), _options(info.annotation),
             )
         )  # fmt: skip
     return rows
@@ -116,6 +117,13 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def _is_union(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _options(annotation: Any) -> tuple[str, ...]:
+    """The values of a Literal annotation (a choice), else none."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return tuple(str(v) for v in typing.get_args(annotation))
+    return ()
 
 
 def _kind(annotation: Any) -> str:

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from xinyong.credit import companies, summary
+from xinyong.credit import companies
+from xinyong.credit.explain import defaulters_entry
 from xinyong.credit.params import (
     COHORTS,
     DEFAULT_BEHAVIOUR,
     LOAN_BAN,
     SUIT_BEHAVIOUR,
 )
-from xinyong.credit.score import BANDS, h_book, rescore
+from xinyong.credit.score import BANDS, UNIT, h_book, rescore
 from xinyong.entities import EntityTables
 from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
@@ -96,6 +97,7 @@ class CreditModule(Module):
         # The private score per world, and for explaining: the recorded H and whether the
         # court's list zeroed it at the last computation.
         self.score = np.zeros((n, 2), dtype=np.int16)
+        self.scratch = np.empty_like(self.score)  # the computation's new scores
         self.score_h = np.zeros(n, dtype=np.float64)
         self.score_listed = np.zeros(n, dtype=bool)
         self.bands: list[np.ndarray] = []  # per computation: [day, world, count per band]
@@ -238,19 +240,15 @@ class CreditModule(Module):
         """Both worlds' private scores from the state after step 11 of day t (t = -1: before
         day 0, with C = 0.5 and nobody listed)."""
         p, pop = self.ctx.params, self.ctx.pop
-        n = len(self.score)
-        listed = np.zeros((n, 2), dtype=bool)
-        if p.court_list_to_private and self.defaulters_bit and t >= 0:
-            listed = (self.ctx.scheme.state.bits & self.defaulters_bit) != 0
+        listed = self.defaulters_bit if p.court_list_to_private and t >= 0 else 0
         records = self.counts if p.records_to_private else self.counts[:0]
         bands = np.zeros((2, len(BANDS)), dtype=np.int64)
         rescore(
-            self.score, self.has_file, self.repaid, self.defaulted, listed, self.behaviour,
-            records, float(p.records_scale), self.capacity, float(p.identity),
-            float(p.thin_history), t < 0, pop.nbr_block, pop.nbr_degree, pop.nbr,
-            self.score_h, bands,
+            self.score, self.scratch, self.has_file, self.repaid, self.defaulted,
+            self.ctx.scheme.state.bits, listed, self.behaviour, records, float(p.records_scale),
+            self.capacity, float(p.identity), float(p.thin_history), t < 0, pop.nbr_block,
+            pop.nbr_degree, pop.nbr, UNIT, self.score_h, self.score_listed, bands,
         )  # fmt: skip
-        self.score_listed[:] = listed[:, 0]
         for w in (0, 1):
             self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))
 
@@ -346,11 +344,16 @@ class CreditModule(Module):
             "history_min": p.history_min,
             "court_list_to_private": p.court_list_to_private,
             "records_to_private": p.records_to_private,
+            "score_period": p.score_period,
+            "thin_history": p.thin_history,
+            "defaulters_entry": defaulters_entry(sc),
         }
 
     @classmethod
     def audit(cls, spec: Spec) -> ModuleAudit:
-        return summary.AUDIT
+        from xinyong.credit.audit import AUDIT
+
+        return AUDIT
 
 
 APPLICATION_DTYPES = (

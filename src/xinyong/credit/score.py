@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from xinyong.credit.params import SCORE_HI, SCORE_LO
 from xinyong.population import NBR_BLOCK
 
 # Below 550, 550-599, 600-649, 650-699, from 700 (the kernel counts them; the summary's SQL
@@ -43,15 +44,22 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
     return (r + 7.0) / (r + 3.0 * np.asarray(defaulted, dtype=np.float64) + 10.0)
 
 
+# (s - 350) / 600 of every private score s, indexed by s: the same float64 values as the
+# division, read from a table instead of computed twice per edge.
+UNIT = np.concatenate([np.zeros(SCORE_LO), (np.arange(SCORE_LO, SCORE_HI + 1) - 350) / 600.0])
+
+
 @njit(cache=True, nogil=True)
 def rescore(
     score: np.ndarray,  # int16 [n, 2]: the previous computation, replaced by this one
+    new: np.ndarray,  # int16 [n, 2]: scratch, kept by the caller between computations
     has_file: np.ndarray,
     repaid: np.ndarray,
     defaulted: np.ndarray,
-    listed: np.ndarray,  # bool [n, 2]: H = 0 (on the court's list, when it is shared)
+    bits: np.ndarray,  # [n, 2] list membership per world
+    listed_bit: int,  # H = 0 on this list (the court's, when it is shared); 0: none
     behaviour: np.ndarray,  # min(1, civic / 3)
-    records: np.ndarray,  # float64 [n, 2] negative records in the window, or [0, 2]
+    records: np.ndarray,  # int32 [n, 2] negative records in the window, or [0, 2]
     records_scale: float,
     capacity: np.ndarray,
     identity: float,
@@ -60,15 +68,18 @@ def rescore(
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
+    unit: np.ndarray,  # UNIT
     history: np.ndarray,  # out: float64 [n], the recorded world's H
+    listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
 ) -> None:
-    """Both worlds' private scores of every adult. C reads the neighbours' previous scores
-    (ghost rows of other cities excluded), so all adults move at once."""
+    """Both worlds' private scores of every adult, in one pass over the adults and their
+    edges. C reads the neighbours' previous scores (ghost rows of other cities excluded), so
+    all adults move at once: the new scores go to `new`, then into `score`."""
     n = len(score)
-    new = np.empty_like(score)
     off = 0
     with_records = len(records) == n
+    bands[...] = 0
     for a in range(n):
         if a % NBR_BLOCK == 0:
             off = nbr_block[a // NBR_BLOCK]
@@ -79,8 +90,8 @@ def rescore(
             for k in range(off, off + d):
                 j = nbr[k]
                 if j < n:
-                    total0 += (score[j, 0] - 350) / 600.0
-                    total1 += (score[j, 1] - 350) / 600.0
+                    total0 += unit[score[j, 0]]
+                    total1 += unit[score[j, 1]]
                     count += 1
             if count:
                 c0, c1 = total0 / count, total1 / count
@@ -89,7 +100,8 @@ def rescore(
         if has_file[a]:
             book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
         for w in range(2):
-            h = 0.0 if listed[a, w] else book
+            zero = (bits[a, w] & listed_bit) != 0
+            h = 0.0 if zero else book
             b = behaviour[a]
             if with_records:
                 b = b * max(0.0, 1.0 - records[a, w] / records_scale)
@@ -98,4 +110,5 @@ def rescore(
             bands[w, (s >= 550) + (s >= 600) + (s >= 650) + (s >= 700)] += 1
             if w == 0:
                 history[a] = h
+                listed[a] = zero
     score[...] = new

@@ -1,6 +1,5 @@
-"""The credit module's part of the audit (docs/credit.md): its summary metrics and their
-meanings, and what `xinyong explain` says of an adult's applications, registered as one
-`ModuleAudit` (`AUDIT`)."""
+"""The credit module's summary metrics and their meanings (docs/credit.md); the audit
+registers them with its own (`audit.AUDIT`)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from typing import Any
 
 import duckdb
 
-from xinyong.audit.registry import ModuleAudit
 from xinyong.credit.companies import company_metrics
 from xinyong.credit.params import COHORTS
 from xinyong.credit.score import BANDS
@@ -132,44 +130,3 @@ def credit_metrics(
     if meta.get("credit", {}).get("company_loans"):
         out |= company_metrics(con, days)
     return out
-
-
-def explain(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: int) -> list[str]:
-    """One line per application of the adult: the decision and why, and the shadow world's."""
-    meta = meta["credit"]
-    rows = con.sql(
-        "SELECT day, approved, approved_shadow, reason, score, history_zero, h_book, outcome "
-        f"FROM credit_applications WHERE adult = {int(adult)} ORDER BY day"
-    ).fetchall()
-    lines = []
-    for day, approved, shadow, reason, score, zero, hb, outcome in rows:
-        if approved:
-            what = f"loan approved on day {day}" + (f" ({outcome})" if outcome else "")
-        else:
-            why = []
-            for part in (reason or "").split(", "):
-                if part == "loan_ban":
-                    why.append("holds loan_ban")
-                elif part == "score":
-                    text = f"score {score} < {meta['score_min']}"
-                    if zero:
-                        text += ": history 0 while on the defaulter list"
-                    why.append(text)
-                elif part == "no_file":
-                    why.append("no credit file")
-                elif part == "history":
-                    why.append(f"history {hb:.2f} < {meta['history_min']}")
-            what = f"loan refused on day {day} ({'; '.join(why)})"
-            if shadow:
-                what += "; the shadow world would have approved it (wrongly denied)"
-        lines.append(what)
-    return lines
-
-
-AUDIT = ModuleAudit(
-    package="xinyong.credit",
-    applies=lambda meta: "credit" in meta,
-    summary=credit_metrics,
-    summary_meanings=MEANINGS,
-    adult_lines=explain,
-)

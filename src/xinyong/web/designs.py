@@ -510,15 +510,19 @@ def _rates(doc: dict[str, Any]) -> Section:
 
 
 def _module_sections(doc: dict[str, Any]) -> list[Section]:
-    """A section per module the design switches on: its declared single-valued parameters."""
+    """A section per module the design switches on: its declared single-valued parameters,
+    numbers with their unit and bounds, switches as ticks, choices as lists."""
     declared = _declared()
     out = []
     for spec in modules.specs():
         if not doc.get(spec.section):
             continue
-        keys = [k for k, r in declared.items() if k.startswith(f"{spec.section}.")
-                and r.per == "scenario" and r.kind in ("int", "float")]  # fmt: skip
-        rows = [(_label(declared[k]), [_num(k, _get(doc, k))]) for k in keys]
+        rows = [
+            (_bounded(r), [_module_field(r, _get(doc, k))])
+            for k, r in declared.items()
+            if k.startswith(f"{spec.section}.") and r.per == "scenario"
+            and (r.kind in ("int", "float", "bool") or r.options)
+        ]  # fmt: skip
         if rows:
             title = f"Module: {spec.name}"
             out.append(
@@ -527,6 +531,22 @@ def _module_sections(doc: dict[str, Any]) -> list[Section]:
                 )
             )
     return out
+
+
+def _bounded(row: ParamRow) -> str:
+    """A parameter's label with its bounds: 'least private score to approve (points, 350 ..
+    950)'."""
+    said = [row.unit] if row.unit else []
+    said += [row.bounds] if row.bounds else []
+    return f"{row.doc} ({', '.join(said)})" if said else row.doc
+
+
+def _module_field(row: ParamRow, value: Any) -> Field:
+    if row.kind == "bool":
+        return Field(row.key, _text(bool(value)), "check")
+    if row.options:
+        return Field(row.key, _text(value), "select", row.options)
+    return _num(row.key, value)
 
 
 def fields(doc: dict[str, Any]) -> list[Field]:
