@@ -125,3 +125,13 @@ def alpha(colour: str, a: float) -> str:
     """A #rrggbb colour with opacity `a`."""
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{a})"
+
+
+def curve_rows(curve: dict, **keys: Any) -> list[dict]:
+    """A survival curve as CSV rows (`keys` first): S(t), its band, and the spells at risk
+    (one run) or the seeds averaged (a replicate set)."""
+    cols = [c for c in ("s", "low", "high", "at_risk", "seeds") if curve.get(c) is not None]
+    return [
+        {**keys, "days_since_listing": day, **{c: curve[c][i] for c in cols}}
+        for i, day in enumerate(curve.get("t") or [])
+    ]

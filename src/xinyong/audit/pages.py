@@ -13,7 +13,7 @@ from xinyong.audit.figures import FLAG, OK, PALETTE, Page, errors, layout
 from xinyong.audit.format import interval, num, value
 from xinyong.audit.registry import KEY_METRICS
 from xinyong.audit.render import write_page
-from xinyong.words import label, number
+from xinyong.words import label, metric_words, number
 
 
 def render_compare(doc: dict, path: Path) -> None:
@@ -106,7 +106,7 @@ def _wrapped(meaning: str, width: int = 52) -> list[str]:
 def _axis_title(name: str) -> str:
     """A metric's name as an axis title in words, in lines short enough for a chart's height:
     "wrongly_listed_share.blacklist" reads "wrongly listed share, blacklist"."""
-    words = ", ".join(label(part) for part in name.split("."))
+    words = metric_words(name)
     return "<br>".join(html.escape(line) for line in textwrap.wrap(words, 26))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,26 @@ import plotly.graph_objects as go
 import pyarrow as pa
 from plotly.colors import sample_colorscale
 
-from xinyong.audit.figures import FLAG, GOOD, GREY, OK, PALETTE, Page, alpha, errors, layout
+from xinyong.audit.figures import (
+    FLAG,
+    GOOD,
+    GREY,
+    OK,
+    PALETTE,
+    Page,
+    alpha,
+    curve_rows,
+    errors,
+    layout,
+)
 from xinyong.audit.format import at, count, counted, interval, num, pct, row, text
 from xinyong.audit.hooks import module_audits
 from xinyong.audit.registry import FOUR_FIFTHS, INTERVAL_KINDS, MIN_COUNT, WITHIN_RUN, Section
 from xinyong.audit.render import write_page
-from xinyong.words import label
+from xinyong.words import label, metric_words, number
 
 RATIO_FLOOR = 0.01  # ratios at or below 0 are drawn here on the log axis
+LABEL_WIDTH = 28  # characters of a bar's label per line: the plot keeps room at 390 px
 RATIO_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
 GLOSSARY = [
@@ -54,18 +67,18 @@ GLOSSARY = [
         "rows outside the band are shown greyed with their counts.",
     ),
     (
-        "sanction-days",
-        "Sanction-days",
-        "One sanction in force on one person for one day. A day on a list with 12 sanctions is "
-        "12 sanction-days. <em>Person-days of undeserved sanctions</em> count each person's day "
-        "once: a day on which they were wrongly on at least one sanction list.",
+        "days-under-a-sanction",
+        "Days under a sanction",
+        "Each sanction in force on a person counts one day under a sanction per day: a day on a "
+        "list with 12 sanctions counts 12. <em>Person-days of undeserved sanctions</em> count "
+        "each person's day once: a day on which they were wrongly on at least one sanction list.",
     ),
     (
         "spillover",
         "Spillover",
-        "Sanction-days that fall in a context (finance, mobility, education, ...) unrelated to "
-        "the context of the records that caused the listing: the detrimental treatment in "
-        "unrelated social contexts of EU AI Act Art. 5(1)(c)(i).",
+        "Days under a sanction that fall in a context (finance, mobility, education, ...) "
+        "unrelated to the context of the records that caused the listing: the detrimental "
+        "treatment in unrelated social contexts of EU AI Act Art. 5(1)(c)(i).",
     ),
     (
         "intervals",
@@ -155,7 +168,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 f"{count(days)} person-days of undeserved sanctions{per_run}: days on which "
                 "someone was on a sanction list only because of wrong records.",
                 None,
-                "sanction-days",
+                "days-under-a-sanction",
             )
         )
     only = row(m, "children_restricted_only_by_wrong_records_share")
@@ -192,8 +205,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if spill is not None:
         out.append(
             (
-                f"{pct(spill)} of blacklist sanction-days hit a part of life unrelated to the "
-                f"records that caused the listing{per_run}.",
+                f"{pct(spill)} of the days under a blacklist sanction hit a part of life "
+                f"unrelated to the records that caused the listing{per_run}.",
                 "spillover-blacklist",
                 "spillover",
             )
@@ -226,20 +239,31 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
+def pooled(r: dict, key: str) -> Any:
+    """A disparity row's count over all its seeds (a replicate set's row gives it per run,
+    with the total in `KEY_total`), which the small-number rule reads."""
+    return r.get(f"{key}_total", r.get(key))
+
+
+def _few(r: dict) -> bool:
+    """Under the small-number rule: fewer than MIN_COUNT people in a numerator."""
+    k1, k0 = pooled(r, "numerator"), pooled(r, "reference_numerator")
+    return k1 is None or k0 is None or min(k1, k0) < MIN_COUNT
+
+
 def _disparity_sentence(r: dict, k: int, per_run: str) -> str:
     """A group against the reference in words: the ratio only with enough people on both
-    sides (the small-number rule), else the counts. A replicate set's counts are pooled over
-    its seeds in the row; the sentence gives them per run."""
+    sides (the small-number rule), else the counts (per run in a replicate set)."""
     group, ref = text(r.get("group")), text(r.get("reference"))
-    k1, k0 = r.get("numerator"), r.get("reference_numerator")
-    mine, theirs = (None if x is None else (x / k if k > 1 else x) for x in (k1, k0))
+    k1, k0 = pooled(r, "numerator"), pooled(r, "reference_numerator")
+    mine, theirs = r.get("numerator"), r.get("reference_numerator")
     counts = f"{count(mine)} in the {group} group against {count(theirs)} in the {ref} group"
     counts += per_run
-    if r.get("ratio") is None or k1 is None or k0 is None or min(k1, k0) < MIN_COUNT:
-        pooled = f" ({count(k1)} against {count(k0)} over {k} seeds)" if k > 1 else ""
+    if r.get("ratio") is None or _few(r):
+        totals = f" ({count(k1)} against {count(k0)} in total over {k} seeds)" if k > 1 else ""
         return (
             f"Too few adults were wrongly listed to compare {group} with {ref} adults: "
-            f"{counts}{pooled}; a ratio needs at least {MIN_COUNT} people on each side."
+            f"{counts}{totals}; a ratio needs at least {MIN_COUNT} people on each side."
         )
     verdict = (
         "a disparity outside the four-fifths band"
@@ -392,7 +416,7 @@ def _time(page: Page, doc: dict) -> dict:
 
 
 def _survival(page: Page, doc: dict) -> dict:
-    survival, metrics = doc.get("survival") or {}, doc.get("metrics") or {}
+    survival, metrics, k = doc.get("survival") or {}, doc.get("metrics") or {}, _seeds(doc)
     traces, data, parts, flat = [], [], [], []
     for i, (lst, curve) in enumerate(survival.items()):
         colour, name = PALETTE[i % len(PALETTE)], html.escape(lst)
@@ -420,9 +444,7 @@ def _survival(page: Page, doc: dict) -> dict:
                 name=name,
                 legendgroup=lst,
                 line={"shape": "hv", "width": 2, "color": colour},
-                customdata=curve.get("at_risk"),
-                hovertemplate=f"{name}, day %{{x}}: %{{y:.1%}} still listed"
-                "<br>at risk: %{customdata}<extra></extra>",
+                **_hover(curve, f"{name}, day %{{x}}: %{{y:.1%}} still listed"),
             )
         )
         wrongful = (doc.get("wrongful_survival") or {}).get(lst)
@@ -434,30 +456,13 @@ def _survival(page: Page, doc: dict) -> dict:
                     name=f"{name}: wrongful spells",
                     legendgroup=lst,
                     line={"shape": "hv", "width": 2, "color": colour, "dash": "dash"},
-                    customdata=wrongful.get("at_risk"),
-                    hovertemplate=f"{name}, wrongful, day %{{x}}: %{{y:.1%}} still wrongly "
-                    "listed<br>at risk: %{customdata}<extra></extra>",
+                    **_hover(
+                        wrongful, f"{name}, wrongful, day %{{x}}: %{{y:.1%}} still wrongly listed"
+                    ),
                 )
             )
-            for k, day in enumerate(wrongful.get("t") or []):
-                data.append(
-                    {
-                        "list": lst,
-                        "spells": "wrongful",
-                        "days_since_listing": day,
-                        **{
-                            key: at(wrongful.get(key), k) for key in ("s", "low", "high", "at_risk")
-                        },
-                    }
-                )
-        for k, day in enumerate(t):
-            data.append(
-                {
-                    "list": lst,
-                    "days_since_listing": day,
-                    **{key: at(curve.get(key), k) for key in ("s", "low", "high", "at_risk")},
-                }
-            )
+            data += curve_rows(wrongful, list=lst, spells="wrongful")
+        data += curve_rows(curve, list=lst)
         median = row(metrics, f"median_stay_days.{lst}").get("value")
         mean = row(metrics, f"mean_stay_days_restricted.{lst}").get("value")
         parts.append(
@@ -466,9 +471,11 @@ def _survival(page: Page, doc: dict) -> dict:
             else f"{lst} at least {num(mean)} d on average"
         )
     if not traces:
-        return {"figures": [], "empty": "No list spells.", "flat": flat}
+        return {"figures": [], "empty": "No list spells.", "flat": flat, "seeds": k}
     lay = layout(
-        "Time listed: " + "; ".join(parts[:2]) + ("\n" + "; ".join(parts[2:]) if parts[2:] else ""),
+        "Time listed: "
+        + "; ".join(parts)
+        + (f" (medians per run, curves: mean of {k} seeds)" if k > 1 else ""),
         440,
         margin={"l": 60, "r": 20, "t": 70, "b": 80},
         xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
@@ -478,7 +485,24 @@ def _survival(page: Page, doc: dict) -> dict:
             "range": [0, 1.03],
         },
     )
-    return {"figures": [page.figure("survival", traces, lay, data)], "empty": "", "flat": flat}
+    return {
+        "figures": [page.figure("survival", traces, lay, data)],
+        "empty": "",
+        "flat": flat,
+        "seeds": k,
+    }
+
+
+def _hover(curve: dict, words: str) -> dict:
+    """A survival curve's hover text: the spells still at risk, or (a replicate set's mean
+    curve) the seeds it is the mean of."""
+    if curve.get("at_risk") is not None:
+        return {
+            "customdata": curve["at_risk"],
+            "hovertemplate": f"{words}<br>at risk: %{{customdata}}<extra></extra>",
+        }
+    seeds = at(curve.get("seeds"), 0)
+    return {"hovertemplate": f"{words}<br>mean of {seeds} seeds<extra></extra>"}
 
 
 def _disparity(page: Page, doc: dict) -> dict:
@@ -486,6 +510,7 @@ def _disparity(page: Page, doc: dict) -> dict:
     lo_band, hi_band = FOUR_FIFTHS
     context: dict[str, Any] = {
         "kind": INTERVAL_KINDS.get(_kind(doc), "95% interval"),
+        "seeds": _seeds(doc),
         "band": FOUR_FIFTHS,
         "min_count": MIN_COUNT,
         "rows": rows,
@@ -498,12 +523,7 @@ def _disparity(page: Page, doc: dict) -> dict:
     keys = ("ratio", "ratio_low", "ratio_high")
     # A ratio of 0 people to 1 is not a rate: comparisons under the small-number rule stay in
     # the table, as counts, and out of the chart.
-    raw = [
-        r
-        for r in rows
-        if r.get("ratio") is not None
-        and min(r.get("numerator") or 0, r.get("reference_numerator") or 0) >= MIN_COUNT
-    ]
+    raw = [r for r in rows if r.get("ratio") is not None and not _few(r)]
     context["few"] = sum(r.get("ratio") is not None for r in rows) - len(raw)
     plotted = [
         {**r, **{k: None if r.get(k) is None else max(r[k], RATIO_FLOOR) for k in keys}}
@@ -516,9 +536,17 @@ def _disparity(page: Page, doc: dict) -> dict:
         return GREY if r.get("outside_band") else OK
 
     if plotted:
+        per_run = " per run" if _seeds(doc) > 1 else ""
         labels = [
-            f"{'⚑ ' if r.get('flag') else ''}{text(r.get('metric'))} · {text(r.get('group'))}"
-            f" ({count(r.get('numerator'))} vs {count(r.get('reference_numerator'))})"
+            "<br>".join(
+                html.escape(line)
+                for line in textwrap.wrap(
+                    f"{'⚑ ' if r.get('flag') else ''}{metric_words(str(r.get('metric')))} · "
+                    f"{r.get('group')} ({number(r.get('numerator'))} vs "
+                    f"{number(r.get('reference_numerator'))}{per_run})",
+                    LABEL_WIDTH,
+                )
+            )
             for r in plotted
         ]
         colours = [colour(r) for r in plotted]
@@ -601,9 +629,16 @@ def _disparity(page: Page, doc: dict) -> dict:
 
 
 def _disparity_rows(rows: list) -> list[dict]:
-    keys = ("metric", "group", "reference", "value", "reference_value", "numerator")
-    keys += ("denominator", "reference_numerator", "reference_denominator", "ratio")
-    keys += ("ratio_low", "ratio_high", "interval", "difference", "status", "flag")
+    """The rows as CSV: in a replicate set the counts per run with their across-seed
+    intervals, and their totals over the seeds."""
+    keys = ["metric", "group", "reference", "value", "reference_value", "numerator"]
+    keys += ["denominator", "reference_numerator", "reference_denominator", "ratio"]
+    keys += ["ratio_low", "ratio_high", "interval", "difference", "status", "flag"]
+    counts = ("value", "reference_value", "numerator", "denominator", "reference_numerator")
+    counts += ("reference_denominator",)
+    if rows and "numerator_total" in rows[0]:
+        keys += [f"{k}_{end}" for k in counts for end in ("low", "high")]
+        keys += [f"{k}_total" for k in counts if "value" not in k]
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
@@ -628,7 +663,7 @@ def _spillover(page: Page, doc: dict) -> dict:
                 name="same or related context",
                 orientation="h",
                 marker={"color": OK},
-                hovertemplate="%{y} records: %{x:,.0f} sanction-days in a related context"
+                hovertemplate="%{y} records: %{x:,.0f} days under a sanction in a related context"
                 "<extra></extra>",
             ),
             go.Bar(
@@ -637,8 +672,8 @@ def _spillover(page: Page, doc: dict) -> dict:
                 name="unrelated context",
                 orientation="h",
                 marker={"color": FLAG},
-                hovertemplate="%{y} records: %{x:,.0f} sanction-days in an unrelated context"
-                "<extra></extra>",
+                hovertemplate="%{y} records: %{x:,.0f} days under a sanction in an unrelated "
+                "context<extra></extra>",
             ),
         ]
         share = _metric(metrics, f"spillover_share.{lst}")
@@ -648,7 +683,7 @@ def _spillover(page: Page, doc: dict) -> dict:
             barmode="stack",
             legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
             margin={"l": 60, "r": 20, "t": 70, "b": 60},
-            xaxis={"title": {"text": "sanction-days (one sanction on one person for one day)"}},
+            xaxis={"title": {"text": "days under a sanction (each sanction counted)"}},
             yaxis={"title": {"text": "context of the causes"}, "autorange": "reversed"},
         )
         data = [
@@ -687,26 +722,26 @@ def _proportionality(page: Page, doc: dict) -> dict:
         hovertext=[
             f"{text(r.get('behaviour'))}: gravity {num(r['gravity'])}, "
             f"{num(r.get('records'))} records, {num(r['sanction_days_per_record'])} "
-            "sanction-days per record"
+            "days under a sanction per record"
             for r in points
         ],
         hoverinfo="text",
         showlegend=False,
     )
     if rho is None:
-        heading = "Sanction-days per record by gravity (too few behaviours to rank)"
+        heading = "Days under a sanction per record by gravity (too few behaviours to rank)"
     elif rho >= 0.7:
-        heading = f"Graver behaviour brings more sanction-days (Spearman {num(rho)})"
+        heading = f"Graver behaviour brings more days under a sanction (Spearman {num(rho)})"
     else:
-        heading = f"Sanction-days follow gravity only loosely (Spearman {num(rho)})"
+        heading = f"Days under a sanction follow gravity only loosely (Spearman {num(rho)})"
     lay = layout(
         heading,
         150 + 22 * len(points),
         xaxis={
             "title": {
-                "text": "sanction-days per record"
+                "text": "days under a sanction per record"
                 + (" (log scale)" if log else "")
-                + "<br>(a sanction-day: one sanction on one person for one day)"
+                + "<br>(each sanction on a person counted)"
             },
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
