@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import math
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,8 @@ from xinyong.audit.figures import (
     curve_rows,
     errors,
     layout,
+    legend_of,
+    wrap,
 )
 from xinyong.audit.format import at, count, counted, interval, num, pct, row, text
 from xinyong.audit.hooks import module_audits
@@ -39,7 +40,7 @@ from xinyong.audit.render import write_page
 from xinyong.words import label, metric_words, number
 
 RATIO_FLOOR = 0.01  # ratios at or below 0 are drawn here on the log axis
-LABEL_WIDTH = 28  # characters of a bar's label per line: the plot keeps room at 390 px
+LABEL_WIDTH = 24  # characters of a bar's label per line: the plot keeps room at 390 px
 RATIO_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
 GLOSSARY = [
@@ -361,6 +362,7 @@ def _time(page: Page, doc: dict) -> dict:
         lay = layout(
             heading,
             380,
+            legend=legend_of(traces),
             xaxis={"title": {"text": "day of the run"}},
             yaxis={"title": {"text": "share of adults"}, "tickformat": ".0%", "range": [0, 1]},
         )
@@ -404,6 +406,7 @@ def _time(page: Page, doc: dict) -> dict:
         lay = layout(
             heading,
             340,
+            legend=legend_of(traces),
             xaxis={"title": {"text": "day of the run"}},
             yaxis={"title": {"text": "adults on the list"}, "rangemode": "tozero"},
         )
@@ -477,7 +480,7 @@ def _survival(page: Page, doc: dict) -> dict:
         + "; ".join(parts)
         + (f" (medians per run, curves: mean of {k} seeds)" if k > 1 else ""),
         440,
-        margin={"l": 60, "r": 20, "t": 70, "b": 80},
+        legend=legend_of(traces),
         xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
         yaxis={
             "title": {"text": "share of spells still listed"},
@@ -538,14 +541,10 @@ def _disparity(page: Page, doc: dict) -> dict:
     if plotted:
         per_run = " per run" if _seeds(doc) > 1 else ""
         labels = [
-            "<br>".join(
-                html.escape(line)
-                for line in textwrap.wrap(
-                    f"{'⚑ ' if r.get('flag') else ''}{metric_words(str(r.get('metric')))} · "
-                    f"{r.get('group')} ({number(r.get('numerator'))} vs "
-                    f"{number(r.get('reference_numerator'))}{per_run})",
-                    LABEL_WIDTH,
-                )
+            _label(
+                f"{'⚑ ' if r.get('flag') else ''}{metric_words(str(r.get('metric')))} · "
+                f"{r.get('group')} ({number(r.get('numerator'))} vs "
+                f"{number(r.get('reference_numerator'))}{per_run})"
             )
             for r in plotted
         ]
@@ -578,13 +577,15 @@ def _disparity(page: Page, doc: dict) -> dict:
         seen = [r[k] for r in plotted for k in keys if r[k] is not None] + [lo_band, hi_band]
         span = [min(seen) / 1.4, max(seen) * 1.4]
         ticks = [t for t in RATIO_TICKS if span[0] <= t <= span[1]]
+        if len(ticks) > 5:  # room for five on a phone: the powers of ten
+            ticks = [t for t in ticks if math.log10(t).is_integer()]
         flagged = [r for r in raw if r.get("flag")]
         heading = (
             f"{len(flagged)} of {len(raw)} group comparisons flagged outside the four-fifths band"
         )
         lay = layout(
             heading,
-            150 + 30 * len(plotted),
+            120 + _rows_height(labels),
             xaxis={
                 "type": "log",
                 "range": [math.log10(span[0]), math.log10(span[1])],
@@ -626,6 +627,16 @@ def _disparity(page: Page, doc: dict) -> dict:
         context["figure"] = page.figure("disparity", [bars, points], lay, _disparity_rows(rows))
     context["download"] = _disparity_rows(rows)
     return context
+
+
+def _label(words: str) -> str:
+    """A bar's name as its axis label: escaped, in lines that leave the plot room at 390 px."""
+    return "<br>".join(html.escape(line) for line in wrap(words, LABEL_WIDTH))
+
+
+def _rows_height(labels: Any) -> int:
+    """Pixels a horizontal bar chart's rows take: each label's lines, and a gap."""
+    return sum(14 + 15 * (1 + str(lab).count("<br>")) for lab in labels)
 
 
 def _disparity_rows(rows: list) -> list[dict]:
@@ -680,9 +691,8 @@ def _spillover(page: Page, doc: dict) -> dict:
         lay = layout(
             f"{lst}: {pct(share)} of the days of sanctions hit a context\nunrelated to their cause",
             max(320, 150 + 28 * len(causes)),
+            legend=legend_of(traces),
             barmode="stack",
-            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-            margin={"l": 60, "r": 20, "t": 70, "b": 60},
             xaxis={"title": {"text": "days under a sanction (each sanction counted)"}},
             yaxis={"title": {"text": "context of the causes"}, "autorange": "reversed"},
         )
@@ -708,7 +718,7 @@ def _proportionality(page: Page, doc: dict) -> dict:
     # neither overlap nor run past the chart's edge as labels beside markers would.
     points.sort(key=lambda r: (r["gravity"], r["sanction_days_per_record"]))
     names = [
-        f"{text(label(str(r.get('behaviour'))))} (gravity {num(r['gravity'])})" for r in points
+        _label(f"{label(str(r.get('behaviour')))} (gravity {num(r['gravity'])})") for r in points
     ]
     ys = [r["sanction_days_per_record"] for r in points]
     graver = [min(max((r["gravity"] - 1) / 4, 0), 1) for r in points]  # gravity 1 to 5
@@ -736,13 +746,9 @@ def _proportionality(page: Page, doc: dict) -> dict:
         heading = f"Days under a sanction follow gravity only loosely (Spearman {num(rho)})"
     lay = layout(
         heading,
-        150 + 22 * len(points),
+        120 + _rows_height(names),
         xaxis={
-            "title": {
-                "text": "days under a sanction per record"
-                + (" (log scale)" if log else "")
-                + "<br>(each sanction on a person counted)"
-            },
+            "title": {"text": "days under a sanction per record" + (" (log scale)" if log else "")},
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
         },
@@ -761,11 +767,15 @@ def _channels(page: Page, doc: dict) -> dict:
     kind = INTERVAL_KINDS.get(_kind(doc), "95% interval")
     if not rows:
         return {"kind": kind, "figures": [], "empty": "No negative records."}
-    trace = go.Bar(
-        x=[f"{text(r.get('channel'))}<br>{num(r.get('records'))} records" for r in rows],
-        y=[r.get("share") for r in rows],
+    trace = go.Bar(  # one bar a row: the names never crowd at 390 px
+        y=[
+            _label(f"{label(str(r.get('channel')))} ({number(r.get('records'))} records)")
+            for r in rows
+        ],
+        x=[r.get("share") for r in rows],
+        orientation="h",
         marker={"color": OK},
-        error_y=errors(rows, "share", "low", "high"),
+        error_x=errors(rows, "share", "low", "high"),
         hovertext=[
             f"{text(r.get('channel'))}: {pct(r.get('share'))} wrong "
             f"{interval(r.get('low'), r.get('high'))}, {num(r.get('wrong'))} of "
@@ -785,13 +795,14 @@ def _channels(page: Page, doc: dict) -> dict:
         )
     lay = layout(
         heading,
-        400,
-        xaxis={"title": {"text": "observation channel"}},
-        yaxis={
+        120 + _rows_height(trace.y),
+        xaxis={
             "title": {"text": "wrong share of its negative records"},
             "tickformat": ".0%",
             "rangemode": "tozero",
         },
+        yaxis={"autorange": "reversed", "title": {"text": "observation channel"}},
+        margin={"l": 20, "r": 20, "t": 50, "b": 50},
     )
     data = [
         {k: r.get(k) for k in ("channel", "records", "wrong", "share", "low", "high")} for r in rows
@@ -819,7 +830,7 @@ def _behaviour(page: Page, doc: dict) -> dict:
     if not shown:
         return context
     trace = go.Bar(
-        y=[f"{text(r.get('behaviour'))} ({text(r.get('context'))})" for r in shown],
+        y=[_label(f"{label(str(r.get('behaviour')))} ({r.get('context')})") for r in shown],
         x=[r["change"] for r in shown],
         orientation="h",
         marker={"color": [FLAG if (r["change"] or 0) > 0 else OK for r in shown]},
@@ -839,7 +850,7 @@ def _behaviour(page: Page, doc: dict) -> dict:
     )
     lay = layout(
         heading,
-        140 + 22 * len(shown),
+        120 + _rows_height(trace.y),
         xaxis={"title": {"text": "change in true events against the scheme-off world"}},
         yaxis={
             "autorange": "reversed",

@@ -680,7 +680,17 @@ def _section(page: Any, doc: dict) -> dict | None:
     # Plotly only here: a run's summary reads this module too, and needs no charts.
     import plotly.graph_objects as go
 
-    from xinyong.audit.figures import FLAG, GOOD, OK, PALETTE, alpha, curve_rows, errors, layout
+    from xinyong.audit.figures import (
+        FLAG,
+        GOOD,
+        OK,
+        PALETTE,
+        alpha,
+        curve_rows,
+        errors,
+        layout,
+        legend_of,
+    )
 
     co, metrics = doc.get("company"), doc.get("metrics") or {}
     if not co:
@@ -701,12 +711,13 @@ def _section(page: Any, doc: dict) -> dict | None:
             mine = [next((r for r in rows if r["list"] == lst and r["size"] == size), {})
                     for lst in lists]  # fmt: skip
             traces.append(
-                go.Bar(
-                    x=[html.escape(lst) for lst in lists],
-                    y=[r.get("ever_wrong_share") for r in mine],
+                go.Bar(  # one row a list: the names never crowd at 390 px
+                    y=[html.escape(lst) for lst in lists],
+                    x=[r.get("ever_wrong_share") for r in mine],
+                    orientation="h",
                     name=html.escape(str(size)),
                     marker={"color": PALETTE[i % len(PALETTE)]},
-                    error_y=errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
+                    error_x=errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
                     hovertext=[
                         f"{text(size)}: {count(r.get('ever_wrong'))} of "
                         f"{count(r.get('companies'))} companies ever wrongly listed{seed}"
@@ -736,10 +747,11 @@ def _section(page: Any, doc: dict) -> dict | None:
             )
         lay = layout(
             heading,
-            400,
+            100 + 14 * len(lists) * (len(sizes) + 1),
+            legend=legend_of(traces),
             barmode="group",
-            xaxis={"title": {"text": "company list"}},
-            yaxis={
+            yaxis={"title": {"text": "company list"}, "autorange": "reversed"},
+            xaxis={
                 "title": {"text": "share of the size class ever wrongly on it"},
                 "tickformat": ".1%",
                 "rangemode": "tozero",
@@ -754,14 +766,15 @@ def _section(page: Any, doc: dict) -> dict | None:
                 mine = [r for r in ratings if r.get("world") == world]
                 traces.append(
                     go.Bar(
-                        x=[f"{text(r.get('size'))}, year {num(r.get('year'))}" for r in mine],
-                        y=[r.get(f"{grade}_share") for r in mine],
+                        y=[f"{text(r.get('size'))}, year {num(r.get('year'))}" for r in mine],
+                        x=[r.get(f"{grade}_share") for r in mine],
+                        orientation="h",
                         name=f"rated {grade.upper()} ({world})",
                         marker={
                             "color": (GOOD, FLAG)[j],
                             "opacity": 1.0 if world == "recorded" else 0.45,
                         },
-                        error_y=errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
+                        error_x=errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
                         hovertext=[
                             f"{text(r.get('size'))}, year {num(r.get('year'))} ({world}): "
                             f"{count(r.get(grade))} of {count(r.get('rated'))} rated "
@@ -787,12 +800,14 @@ def _section(page: Any, doc: dict) -> dict | None:
                     f"In tax year {last}, {top} firms are the most often rated A "
                     f"({count(mine[top].get('a'))} of {count(mine[top].get('rated'))}){seed}"
                 )
+        groups = len(ratings) // 2  # a row per size and year, recorded and shadow side by side
         lay = layout(
             heading,
-            420,
+            100 + 10 * groups * 5,
+            legend=legend_of(traces),
             barmode="group",
-            xaxis={"title": {"text": "size class, tax year"}},
-            yaxis={
+            yaxis={"title": {"text": "size class, tax year"}, "autorange": "reversed"},
+            xaxis={
                 "title": {"text": "share of the rated companies"},
                 "tickformat": ".0%",
                 "rangemode": "tozero",
