@@ -195,7 +195,11 @@ def curve_rows(curve: dict, **keys: Any) -> list[dict]:
     """A survival curve as CSV rows (`keys` first): S(t), its band, and the spells at risk
     (one run) or the seeds averaged (a replicate set)."""
     cols = [c for c in ("s", "low", "high", "at_risk", "seeds") if curve.get(c) is not None]
+
+    def at(c: str, i: int) -> Any:  # a short or missing list reads None
+        return curve[c][i] if i < len(curve[c]) else None
+
     return [
-        {**keys, "days_since_listing": day, **{c: curve[c][i] for c in cols}}
+        {**keys, "days_since_listing": day, **{c: at(c, i) for c in cols}}
         for i, day in enumerate(curve.get("t") or [])
     ]
