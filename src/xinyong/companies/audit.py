@@ -739,7 +739,7 @@ def _section(page: Any, doc: dict) -> dict | None:
         seen = {size: (over("ever_wrong", size, True), over("companies", size, True))
                 for size in sizes}  # fmt: skip
         worst = _ahead({s: (min(k1, n), n) for s, (k1, n) in seen.items()})
-        heading = "Companies ever wrongly listed, by size" + seed
+        heading = "Companies ever wrongly listed by size" + seed
         if worst is not None:
             heading = (
                 f"{worst} firms are the most often wrongly listed: {count(by_size[worst])} "
