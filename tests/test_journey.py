@@ -94,6 +94,10 @@ def test_s1_findings_are_means_per_run_with_their_denominators(sets) -> None:
         f"blacklist: {count(mean(listed))} adults listed at the end, {count(mean(now))} of them "
         f"wrongly ({count(mean(ever))} wrongly at some point {OVER}; curves of seed "
     ) in titles
+    # The tiers' title: the shares per run over the seeds, not the first seed's.
+    aaa = mean(s["run"]["tier_share.AAA"] for s in seeds)
+    assert f"At the end, {pct(aaa)} of adults are in tier AAA and " in titles
+    assert f"{OVER} (curves of seed 1)" in titles
     # The disparity table: per run with across-seed intervals, totals in their own column.
     assert "<th>People per run</th><th>People in total over 2 seeds</th>" in page
     cell = f"{number(row['numerator'])} {interval(low, high)} / "

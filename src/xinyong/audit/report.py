@@ -115,6 +115,11 @@ def _per_run(doc: dict) -> str:
     return f" per run over {k} seeds" if k > 1 else ""
 
 
+def _curves_of(doc: dict) -> str:
+    """Whose daily curves a replicate set's chart draws: its first seed's."""
+    return f"curves of seed {((doc.get('run') or {}).get('seeds') or [None])[0]}"
+
+
 def _share(r: dict, k: int, of: str) -> str:
     """A share of `of`, with its across-seed interval in a replicate set."""
     if k > 1 and r.get("low") is not None:
@@ -240,7 +245,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
-def pooled(r: dict, key: str) -> Any:
+def _pooled(r: dict, key: str) -> Any:
     """A disparity row's count over all its seeds (a replicate set's row gives it per run,
     with the total in `KEY_total`), which the small-number rule reads."""
     return r.get(f"{key}_total", r.get(key))
@@ -248,7 +253,7 @@ def pooled(r: dict, key: str) -> Any:
 
 def _few(r: dict) -> bool:
     """Under the small-number rule: fewer than MIN_COUNT people in a numerator."""
-    k1, k0 = pooled(r, "numerator"), pooled(r, "reference_numerator")
+    k1, k0 = _pooled(r, "numerator"), _pooled(r, "reference_numerator")
     return k1 is None or k0 is None or min(k1, k0) < MIN_COUNT
 
 
@@ -256,7 +261,7 @@ def _disparity_sentence(r: dict, k: int, per_run: str) -> str:
     """A group against the reference in words: the ratio only with enough people on both
     sides (the small-number rule), else the counts (per run in a replicate set)."""
     group, ref = text(r.get("group")), text(r.get("reference"))
-    k1, k0 = pooled(r, "numerator"), pooled(r, "reference_numerator")
+    k1, k0 = _pooled(r, "numerator"), _pooled(r, "reference_numerator")
     mine, theirs = r.get("numerator"), r.get("reference_numerator")
     counts = f"{count(mine)} in the {group} group against {count(theirs)} in the {ref} group"
     counts += per_run
@@ -352,12 +357,16 @@ def _time(page: Page, doc: dict) -> dict:
             for t, ys, shade in zip(tiers, shares, shades, strict=True)
         ]
         last = {t: ys[-1] for t, ys in zip(tiers, shares, strict=True) if ys}
+        run = doc.get("run") or {}
+        if _seeds(doc) > 1:  # the shares per run over the seeds; the curves are one seed's
+            last = {t: run.get(f"tier_share.{t}") for t in tiers}
         heading = "Share of adults per tier"
         if last:
             top, bottom = tiers[0], tiers[-1]
             heading = (
                 f"At the end, {pct(last.get(top))} of adults are in tier {top} and "
                 f"{pct(last.get(bottom))} in tier {bottom}"
+                + (f"{_per_run(doc)} ({_curves_of(doc)})" if _seeds(doc) > 1 else "")
             )
         lay = layout(
             heading,
@@ -396,8 +405,7 @@ def _time(page: Page, doc: dict) -> dict:
         if seeds:  # the curves are the first seed's; the title gives the means per run
             on = row(metrics, f"list_share.{lst}").get("count")
             wrong = row(metrics, f"wrongly_listed_share.{lst}").get("count")
-            first = ((doc.get("run") or {}).get("seeds") or [None])[0]
-            seeds += f"; curves of seed {first}"
+            seeds += f"; {_curves_of(doc)}"
         heading = f"{lst}: {count(on)} adults listed at the end"
         if wrong is not None:
             heading += f", {count(wrong)} of them wrongly"
