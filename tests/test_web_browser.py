@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import xinyong
 from tests.conftest import CHROMIUM_FLAGS
 from xinyong.web import Settings, create_app
 
@@ -288,3 +289,34 @@ def test_pages_fit_the_screen(page, server, made, width, tmp_path):
     # The designer's menu shows what is being edited.
     page.goto(base + "/design?scenario=r1")
     assert page.locator("select[name=scenario] option:checked").inner_text() == "r1"
+
+
+@pytest.mark.parametrize("width", [1280, 390, 342])
+def test_a_replicate_sets_report_fits_the_screen(browser, replicate_report, width):
+    """The report of a replicate set of c1 (adults and companies, two seeds), read directly
+    and as the results page frames it on a phone (342 px): no chart title, axis title, tick
+    or legend past the chart's edge or over another, no table past the screen."""
+    pg = browser.new_page()
+    outside: list[str] = []
+    pg.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:"))
+             else (outside.append(r.request.url), r.abort()))  # fmt: skip
+    pg.set_viewport_size({"width": width, "height": 900})
+    pg.goto(replicate_report.as_uri())
+    pg.wait_for_load_state("load")
+    pg.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+    assert pg.locator(".js-plotly-plot").count() >= 15
+    assert pg.evaluate(CHART_DEFECTS) == [], f"at {width} px"
+    assert pg.evaluate(LAYOUT_DEFECTS) == [], f"at {width} px"
+    assert pg.evaluate("document.documentElement.scrollWidth") <= width
+    pg.close()
+    assert not outside
+
+
+@pytest.fixture(scope="module")
+def replicate_report(tmp_path_factory) -> Path:
+    """c1 over two seeds, small, audited with its report."""
+    path = tmp_path_factory.mktemp("replicates") / "c1"
+    sc = xinyong.load_scenario("c1", adults=1500, days=730)
+    xinyong.run_replicates(sc, path, 2, workers=2)
+    xinyong.audit(path, baseline=False, report=True)
+    return path / "report.html"

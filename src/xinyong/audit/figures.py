@@ -133,7 +133,9 @@ def layout(title: str, height: int, legend: list[str] | None = None, **kw: Any) 
     }
     size = kw.pop("title_size", None) or 15
     lines = [html.escape(line) for line in wrap(title, TITLE_CHARS * 15 // size)]
-    rows = _legend_rows(legend) if legend else 0
+    # The legend spans the plot's width: where long row names narrow the plot, the caller
+    # says how many rows it takes (`legend_rows`).
+    rows = kw.pop("legend_rows", None) or (_legend_rows(legend) if legend else 0)
     top = 24 + len(lines) * (size + 5) + (rows * LINE_PX + 8 if rows else 0)
     margin = {"l": 60, "r": 20, "t": 50, "b": 80, **kw.pop("margin", {})}
     margin["t"] = max(margin["t"], top)

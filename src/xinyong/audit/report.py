@@ -701,7 +701,8 @@ def _spillover(page: Page, doc: dict) -> dict:
             max(320, 150 + 28 * len(causes)),
             legend=legend_of(traces),
             barmode="stack",
-            xaxis={"title": {"text": "days under a sanction (each sanction counted)"}},
+            # Counts up to hundreds of thousands: three ticks leave them room on a phone.
+            xaxis={"title": {"text": "days under a sanction (each sanction counted)"}, "nticks": 3},
             yaxis={"title": {"text": "context of the causes"}, "autorange": "reversed"},
         )
         data = [

@@ -749,6 +749,7 @@ def _section(page: Any, doc: dict) -> dict | None:
             heading,
             100 + 14 * len(lists) * (len(sizes) + 1),
             legend=legend_of(traces),
+            legend_rows=len(sizes),  # beside the lists' names: one a row on a phone
             barmode="group",
             yaxis={"title": {"text": "company list"}, "autorange": "reversed"},
             xaxis={
@@ -805,6 +806,7 @@ def _section(page: Any, doc: dict) -> dict | None:
             heading,
             100 + 10 * groups * 5,
             legend=legend_of(traces),
+            legend_rows=len(traces),
             barmode="group",
             yaxis={"title": {"text": "size class, tax year"}, "autorange": "reversed"},
             xaxis={
