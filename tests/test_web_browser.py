@@ -178,11 +178,12 @@ LAYOUT_DEFECTS = "\n".join(
     if not line.startswith("//")
 )
 
-# Words a reader should never meet: a count with the wrong number, float noise as a value.
+# Words a reader should never meet: a count with the wrong number, float noise as a value,
+# jargon where plain words exist.
 WRONG_WORDS = re.compile(
     r"\b1 (people|adults|cities|days|seeds|runs|metrics|more problems)\b"
     r"|\b(?!1 )\d[\d,]* (person|city|seed)(?![-\w])|\d(\.\d+)?e[-+]\d"
-    r"|restricted mean|value \(see the title\)"
+    r"|restricted mean|value \(see the title\)|sanction-days?\b"
 )
 
 # The page's words, as a reader meets them (the key findings included).
