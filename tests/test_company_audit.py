@@ -1,5 +1,6 @@
 """The audit over companies (metrics.json `company.*` and `company`), the report's Companies
-section and `explain --company`, cross-checked against the run's tables with independent SQL."""
+section and `explain RUN company=ID`, cross-checked against the run's tables with independent
+SQL."""
 
 from __future__ import annotations
 
@@ -254,11 +255,21 @@ def test_explain_company_follows_a_defaulter_to_its_representative(c1, con) -> N
 def test_cli_explain_company(c1, capsys) -> None:
     path, _ = c1
     with pytest.raises(SystemExit) as exit_:
-        main(["explain", str(path), "--company", "0", "--json"])
+        main(["explain", str(path), "company=0", "--json"])
     assert exit_.value.code == 0
     assert json.loads(capsys.readouterr().out)["company"]["company"] == 0
     with pytest.raises(SystemExit) as exit_:
-        main(["explain", str(path), "--company", "999999999"])
+        main(["explain", str(path), "company=999999999"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert "no company 999999999" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_explain_unknown_kind(c1, capsys) -> None:
+    path, _ = c1
+    with pytest.raises(SystemExit) as exit_:
+        main(["explain", str(path), "shop=1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "no explainer for 'shop' (known: adult, company" in err
+    assert len(err.strip().splitlines()) == 1

@@ -313,6 +313,7 @@ def validate(
     ] = "r1",
 ) -> None:
     """Check a rule pack or a scenario; print what it holds or the first problem."""
+    from xinyong.modules import entities
     from xinyong.scenario import load_scenario
     from xinyong.scheme.schema import parse_pack
     from xinyong.yamlio import load_yaml
@@ -326,24 +327,19 @@ def validate(
             f"{len(pack.lists)} lists, tiers {', '.join(pack.tier_names) or 'none'}"
         )
         return
-    if isinstance(data, dict) and data.get("kind") == "company":
-        from xinyong.companies.schema import CompanyPack
-        from xinyong.scheme.schema import validated
-
-        base = load_scenario("c1" if scenario == "r1" else scenario)
-        behaviours = set(base.companies.behaviours) if base.companies is not None else None
-        cpack = validated(CompanyPack, data, file, lines, "a company pack", behaviours)
-        rated = "a rating, " if cpack.rating is not None else ""
-        out_console.print(
-            f"ok: company pack '{cpack.id}': {rated}{len(cpack.lists)} company lists, "
-            f"{len(cpack.person_lists)} person lists"
-        )
-        return
+    kind = data.get("kind") if isinstance(data, dict) else None
+    for entity in entities():
+        if kind == entity.kind and entity.check_pack is not None:
+            out_console.print(
+                "ok: " + entity.check_pack(data, file, lines, load_scenario(scenario))
+            )
+            return
     sc = load_scenario(file)
-    companies = f", {sc.companies.count(sc.adults):,} companies" if sc.companies else ""
+    members = "".join(f", {e.count(sc):,} {e.plural}" for e in entities(sc))
     out_console.print(
-        f"ok: scenario '{sc.name}': {sc.adults:,} adults{companies}, {sc.days} days, "
-        f"{plural(len(sc.cities), 'city')}, packs {', '.join([*sc.packs, *sc.company_packs])}"
+        f"ok: scenario '{sc.name}': {sc.adults:,} adults{members}, {sc.days} days, "
+        f"{plural(len(sc.cities), 'city')}, "
+        f"packs {', '.join([*sc.packs, *(p for e in entities(sc) for p in e.packs(sc))])}"
     )
 
 
@@ -392,13 +388,16 @@ def params(
 def list_builtins() -> None:
     """List the built-in scenarios, rule packs, personas and calibration target sets."""
     from xinyong.calibration.targets import builtin_target_sets
+    from xinyong.modules import entities
     from xinyong.persona import builtin_personas
     from xinyong.scenario import builtin_scenarios
     from xinyong.scheme.schema import builtin_packs
 
     out_console.print("scenarios: " + ", ".join(builtin_scenarios()), soft_wrap=True)
     out_console.print("packs: " + ", ".join(builtin_packs()), soft_wrap=True)
-    out_console.print("company packs: " + ", ".join(builtin_packs("company")), soft_wrap=True)
+    for entity in entities():
+        found = builtin_packs(entity.kind)
+        out_console.print(f"{entity.kind} packs: " + ", ".join(found), soft_wrap=True)
     out_console.print("personas: " + ", ".join(builtin_personas()), soft_wrap=True)
     out_console.print("target sets: " + ", ".join(builtin_target_sets()), soft_wrap=True)
 
@@ -856,10 +855,13 @@ def sql(
 @app.command()
 def explain(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-    person: Annotated[int | None, typer.Argument(help="Adult id (0 .. adults-1).")] = None,
-    company: Annotated[
-        int | None, typer.Option("--company", help="Explain this company instead of an adult.")
-    ] = None,
+    member: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="Adult id (0 .. adults-1), or KIND=ID for another kind of member (company=12).",
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     all_: Annotated[
         bool, typer.Option("--all", help="The full listing: every record, score step, spell.")
@@ -868,14 +870,14 @@ def explain(
         Path | None, typer.Option("--html", help="Also write a timeline page to this file.")
     ] = None,
 ) -> None:
-    """One adult's (or, with --company, one company's) story: a verdict, the records that
-    mattered and why."""
+    """One adult's story (or, with KIND=ID such as company=12, another kind of member's): a
+    verdict, the records that mattered and why."""
     from xinyong.audit.explain import render, render_story
     from xinyong.audit.hooks import explainer
 
-    if (person is None) == (company is None):
-        raise XinyongError("give an adult id or --company ID (one of them)", field="person")
-    kind, ident = ("adult", person) if company is None else ("company", company)
+    kind, sep, ident_text = member.rpartition("=")
+    kind = kind.strip() if sep else "adult"
+    ident = _count(ident_text, "ID")
     found = explainer(kind)
     if html is not None and found.html is None:
         raise XinyongError(f"--html draws an adult's timeline, not a {kind}'s", field="html")

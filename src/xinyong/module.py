@@ -76,6 +76,24 @@ class Table:
     columns: tuple[str, ...] = ()  # columns a reader relies on (the run's damage check)
 
 
+@dataclass(frozen=True)
+class Entity:
+    """A kind of member other than adults that a module adds (companies), as the tools
+    outside the module name it: explain's KIND=ID, pack files of `kind: KIND`, metrics
+    headed `KIND.`, calibration flows per member of the kind."""
+
+    kind: str  # singular, as in "company=12" and a pack's `kind:`
+    plural: str
+    table: str  # the members' table, one row each
+    spells: str  # list spells: (KIND, list, world, start, end)
+    lists: Callable[[Scenario], set[str]]  # the kind's list names in a scenario
+    count: Callable[[Scenario], int]  # members in a scenario
+    packs: Callable[[Scenario], list[str]]  # ids of the kind's packs a scenario uses
+    # Validate a pack file of this kind against a scenario's catalogue (the module's own
+    # default where that scenario does not have the kind): what it holds, or raises.
+    check_pack: Callable[[dict, Path, Any, Scenario], str] | None = None
+
+
 def no_problems(sc: Scenario) -> list[Problem]:
     return []
 
@@ -100,6 +118,7 @@ class Spec:
     adult_packs: Callable[[Scenario], list[Pack]] | None = None
     # Bytes per adult a run needs beyond the adults' own (sizing.estimate).
     memory_per_adult: Callable[[Scenario], float] | None = None
+    entity: Entity | None = None  # the kind of member it adds, if any
 
     @property
     def section(self) -> str:

@@ -13,7 +13,7 @@ import importlib
 import os
 from typing import Any
 
-from xinyong.module import Spec
+from xinyong.module import Entity, Spec
 
 BUILTIN: tuple[tuple[str, str], ...] = (
     ("companies", "xinyong.companies"),
@@ -83,3 +83,9 @@ def nullable() -> dict[str, tuple[str, ...]]:
 def columns() -> dict[str, tuple[str, ...]]:
     """The columns each module table must hold (the damage check of a run's tables)."""
     return {t.name: t.columns for spec in specs() for t in spec.tables}
+
+
+def entities(sc: Any = None) -> list[Entity]:
+    """The kinds of member the modules add (of those `sc` switches on; all without `sc`)."""
+    chosen = specs() if sc is None else [s for _, s in active(sc)]
+    return [spec.entity for spec in chosen if spec.entity is not None]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xinyong.calibration.targets import FLOWS
+from xinyong import modules
+from xinyong.calibration.targets import flows_known
 from xinyong.errors import XinyongError
 from xinyong.replicates import replicate_in_set, run_jobs
 from xinyong.scenario import (
@@ -122,45 +123,58 @@ def check_params(scenario: Scenario, params: Sequence[Param], option: str = "--p
                 raise XinyongError(f"{p.key}={p.value(x)}: {err.message}", field=option) from None
 
 
+ADULT_SPELLS = "spells"  # the adults' list spells; a module's kind of member has its own
+
+
 def scenario_lists(sc: Scenario) -> dict[str, set[str]]:
-    """The lists of adults and of companies a scenario has, by the spells table of each."""
+    """The lists a scenario has, by the spells table of each: the adults' (their packs' and
+    those the modules add) and each kind of member's a module adds."""
     people = {name for pack in sc.packs.values() for name in pack.lists}
-    people |= {name for cp in sc.company_packs.values() for name in cp.person_lists}
-    firms = {name for cp in sc.company_packs.values() for name in cp.lists}
-    return {"spells": people, "company_spells": firms if sc.companies is not None else set()}
+    for _, spec in modules.active(sc):
+        if spec.adult_packs is not None:
+            people |= {name for pack in spec.adult_packs(sc) for name in pack.lists}
+    return {ADULT_SPELLS: people, **{e.spells: e.lists(sc) for e in modules.entities(sc)}}
 
 
-LIST_METRICS = {  # metric heads followed by a list name: which kind of list
-    "list_share": "spells",
-    "ever_listed_share": "spells",
-    "wrongly_listed_share": "spells",
-    "company.list_share": "company_spells",
-    "company.wrongly_listed_share": "company_spells",
-    "flow.listed_per_company_year": "company_spells",
-    "flow.left_per_company_year": "company_spells",
-}
+def list_metrics() -> dict[str, str]:
+    """Metric heads followed by a list name, and the spells table that list belongs to."""
+    heads = ("list_share", "ever_listed_share", "wrongly_listed_share")
+    out = dict.fromkeys(heads, ADULT_SPELLS)
+    for e in modules.entities():
+        out |= dict.fromkeys(
+            (f"{e.kind}.list_share", f"{e.kind}.wrongly_listed_share",
+             f"flow.listed_per_{e.kind}_year", f"flow.left_per_{e.kind}_year"),
+            e.spells,
+        )  # fmt: skip
+    return out
 
 
 def unproduced(metric: str, sc: Scenario) -> str | None:
-    """Why `sc` cannot produce `metric` (a company metric without companies, a list it does
-    not have), or None; what only a run can tell is checked after the first runs."""
+    """Why `sc` cannot produce `metric` (a metric of a kind of member it does not have, a
+    list it does not have), or None; what only a run can tell is checked after the first
+    runs."""
     lists = scenario_lists(sc)
-    if metric.startswith("company.") and sc.companies is None:
-        return f"scenario '{sc.name}' has no companies: it does not produce metric '{metric}'"
+    for e in modules.entities():
+        if metric.startswith((f"{e.kind}.", f"flow.{e.kind}_", f"flow.listed_per_{e.kind}_",
+                              f"flow.left_per_{e.kind}_")) and e.spells not in lists:  # fmt: skip
+            return f"scenario '{sc.name}' has no {e.plural}: it does not produce metric '{metric}'"
     named: list[tuple[str, str]] = []
-    for head, kind in LIST_METRICS.items():
+    for head, table in list_metrics().items():
         if metric.startswith(head + "."):
-            named.append((metric[len(head) + 1 :], kind))
+            named.append((metric[len(head) + 1 :], table))
     for head in ("flow.listed_per_adult_year", "flow.left_per_adult_year"):
         if metric.startswith(head + "."):
             named.append((metric[len(head) + 1 :], "any"))
-    if metric.startswith("flow.company_share_of_listed."):
-        company, _, person = metric.removeprefix("flow.company_share_of_listed.").partition(".")
-        named += [(company, "company_spells"), (person, "spells")]
-    for name, kind in named:
-        have = lists["spells"] | lists["company_spells"] if kind == "any" else lists[kind]
+    for e in modules.entities(sc):
+        head = f"flow.{e.kind}_share_of_listed."
+        if metric.startswith(head):
+            theirs, _, person = metric.removeprefix(head).partition(".")
+            named += [(theirs, e.spells), (person, ADULT_SPELLS)]
+    kinds = {e.spells: f"{e.kind} list" for e in modules.entities()}
+    for name, table in named:
+        have = set().union(*lists.values()) if table == "any" else lists[table]
         if name not in have:
-            what = {"spells": "list of adults", "company_spells": "company list"}.get(kind, "list")
+            what = kinds.get(table, "list of adults" if table == ADULT_SPELLS else "list")
             known = ", ".join(sorted(have)) or "none"
             return (
                 f"scenario '{sc.name}' has no {what} '{name}' (it has: {known}): it does not "
@@ -170,9 +184,9 @@ def unproduced(metric: str, sc: Scenario) -> str | None:
 
 
 def flows(path: Path, sc: Scenario) -> dict[str, float | None]:
-    """Entries onto and exits from every person and company list (recorded world) over the
-    last year of the run of `sc` in `path`, per adult, per company, and the companies' share
-    of entries."""
+    """Entries onto and exits from every list (recorded world) over the last year of the run
+    of `sc` in `path`: per adult, per member of the list's own kind, and each kind's share of
+    the entries beside each adults' list."""
     con = RunDir(path).connect(threads=1)
     days = sc.days
 
@@ -183,7 +197,6 @@ def flows(path: Path, sc: Scenario) -> dict[str, float | None]:
     years = (days - start) / YEAR
     adults = one("SELECT count(*) FROM persons")
     tables = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
-    companies = one("SELECT count(*) FROM companies") if "companies" in tables else 0
     counts = {t: dict.fromkeys(names, (0, 0)) for t, names in scenario_lists(sc).items()}
     for table, by_list in counts.items():
         if table not in tables:
@@ -199,26 +212,25 @@ def flows(path: Path, sc: Scenario) -> dict[str, float | None]:
     def per(n: int, of: int) -> float | None:
         return n / of / years if of and years else None
 
-    for table, by_list in counts.items():
+    for by_list in counts.values():
         for name, (entered, left) in by_list.items():
             out[f"flow.listed_per_adult_year.{name}"] = per(entered, adults)
             out[f"flow.left_per_adult_year.{name}"] = per(left, adults)
-            if table == "company_spells":
-                out[f"flow.listed_per_company_year.{name}"] = per(entered, companies)
-                out[f"flow.left_per_company_year.{name}"] = per(left, companies)
-    for c, (c_in, _) in counts["company_spells"].items():
-        for p, (p_in, _) in counts["spells"].items():
-            total = c_in + p_in
-            out[f"flow.company_share_of_listed.{c}.{p}"] = c_in / total if total else None
+    for e in modules.entities(sc):
+        members = one(f"SELECT count(*) FROM {e.table}") if e.table in tables else 0
+        for name, (entered, left) in counts[e.spells].items():
+            out[f"flow.listed_per_{e.kind}_year.{name}"] = per(entered, members)
+            out[f"flow.left_per_{e.kind}_year.{name}"] = per(left, members)
+            for p, (p_in, _) in counts[ADULT_SPELLS].items():
+                total = entered + p_in
+                out[f"flow.{e.kind}_share_of_listed.{name}.{p}"] = (
+                    entered / total if total else None
+                )
     return out
 
 
-def _lists(con: Any, table: str) -> set[str]:
-    return {r[0] for r in con.sql(f"SELECT DISTINCT list FROM {table}").fetchall()}
-
-
 def needs_flows(metrics: Sequence[str]) -> bool:
-    return any(m.startswith(tuple(f + "." for f in FLOWS)) for m in metrics)
+    return any(m.startswith(tuple(f + "." for f in flows_known())) for m in metrics)
 
 
 def measure_points(

@@ -17,23 +17,39 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from xinyong.audit.registry import SUMMARY_MEANINGS, module_audits
 from xinyong.errors import XinyongError
+from xinyong.modules import entities
 from xinyong.scenario import Model, Real
 from xinyong.scheme.schema import validated
 from xinyong.yamlio import Lines, line_of, load_yaml, resolve
 
 SETS_DIR = Path(__file__).resolve().parent / "sets"
 COUNTS = ("adults", "children", "records")  # a run summary's counts
-FLOWS = {
+ADULT_FLOWS = {
     # name: (meaning, number of list names after it)
     "flow.listed_per_adult_year": ("entries onto list {} per adult and year", 1),
     "flow.left_per_adult_year": ("exits from list {} per adult and year", 1),
-    "flow.listed_per_company_year": ("entries onto company list {} per company and year", 1),
-    "flow.left_per_company_year": ("exits from company list {} per company and year", 1),
-    "flow.company_share_of_listed": (
-        "share of the entries onto company list {} and person list {} that are companies",
-        2,
-    ),
 }
+
+
+def flows_known() -> dict[str, tuple[str, int]]:
+    """Every flow a run can give: the adults', and per kind of member a module adds, its
+    entries and exits per member and year and its share of entries beside an adults' list."""
+    out = dict(ADULT_FLOWS)
+    for e in entities():
+        out[f"flow.listed_per_{e.kind}_year"] = (
+            f"entries onto {e.kind} list {{}} per {e.kind} and year",
+            1,
+        )
+        out[f"flow.left_per_{e.kind}_year"] = (
+            f"exits from {e.kind} list {{}} per {e.kind} and year",
+            1,
+        )
+        out[f"flow.{e.kind}_share_of_listed"] = (
+            f"share of the entries onto {e.kind} list {{}} and person list {{}} "
+            f"that are {e.plural}",
+            2,
+        )
+    return out
 
 
 def _text(v: Any) -> Any:
@@ -148,7 +164,8 @@ class Targets:
 def unknown_metric(name: str) -> str | None:
     """Why `name` is not a metric any run produces, or None. Summary metrics are known by
     their head (the list or tier after it depends on the scenario: checked after a run)."""
-    for flow, (_, parts) in FLOWS.items():
+    flows = flows_known()
+    for flow, (_, parts) in flows.items():
         if name.startswith(flow + "."):
             rest = name[len(flow) + 1 :].split(".")
             if len(rest) != parts or not all(rest):
@@ -162,7 +179,7 @@ def unknown_metric(name: str) -> str | None:
     parts = name.split(".")
     if any(".".join(parts[:cut]) in meanings for cut in range(len(parts), 0, -1)):
         return None
-    known = ", ".join(sorted(meanings) + sorted(FLOWS) + list(COUNTS))
+    known = ", ".join(sorted(meanings) + sorted(flows) + list(COUNTS))
     return f"unknown metric '{name}' (summary metrics and flows: {known})"
 
 

@@ -7,7 +7,7 @@ declared here."""
 
 from xinyong.companies import params
 from xinyong.companies.schema import CompanyPack
-from xinyong.module import Spec, Table
+from xinyong.module import Entity, Spec, Table
 
 SPEC = Spec(
     name="companies",
@@ -40,4 +40,14 @@ SPEC = Spec(
     load=params.load,
     adult_packs=params.person_lists,
     memory_per_adult=params.memory_per_adult,
+    entity=Entity(
+        kind="company",
+        plural="companies",
+        table="companies",
+        spells="company_spells",
+        lists=params.lists,
+        count=params.count,
+        packs=lambda sc: list(sc.companies.packs),
+        check_pack=params.check_pack,
+    ),
 )

@@ -1,4 +1,4 @@
-"""One company's story, read back from a run directory (`xinyong explain RUN --company ID`):
+"""One company's story, read back from a run directory (`xinyong explain RUN company=ID`):
 its records and their appeals, its tax ratings with why, its list spells in both worlds (a
 spell the shadow world does not share is blamed on the wrong records live when it began), and
 what its legal representative suffered because of it."""

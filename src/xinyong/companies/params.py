@@ -24,6 +24,7 @@ from xinyong.scenario import (
     Probability,
     Scenario,
     _no_bool,
+    load_scenario,
     lognormal_mass,
     referenced,
 )
@@ -232,6 +233,28 @@ def person_lists(sc: Scenario) -> list[Pack]:
                      lists=cp.person_lists)
             )  # fmt: skip
     return out
+
+
+def lists(sc: Scenario) -> set[str]:
+    """The company lists of a scenario's packs."""
+    return {name for ref in sc.companies.packs for name in sc.company_packs[ref].lists}
+
+
+def count(sc: Scenario) -> int:
+    return sc.companies.count(sc.adults)
+
+
+def check_pack(data: dict, file: Path, lines: Lines, sc: Scenario) -> str:
+    """A company pack file validated against the behaviours of `sc`'s companies (c1's when
+    `sc` has none): what it holds, or the first problem with its file, line and field."""
+    if sc.companies is None:
+        sc = load_scenario("c1")
+    pack = validated(CompanyPack, data, file, lines, "a company pack", set(sc.companies.behaviours))
+    rated = "a rating, " if pack.rating is not None else ""
+    return (
+        f"company pack '{pack.id}': {rated}{len(pack.lists)} company lists, "
+        f"{len(pack.person_lists)} person lists"
+    )
 
 
 # Memory (C1 at 10 M adults and 500 k companies x 365 days: 412 MiB more than R1 at peak):
