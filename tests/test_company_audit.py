@@ -168,6 +168,10 @@ def test_report_has_a_companies_section(c1) -> None:
         assert f'-{name}"' in page
         assert f'download="{name}.csv"' in page
     assert "<script src=" not in page  # plotly.js is embedded, nothing fetched
+    # One run: its intervals are said to be within-run, and no seeds are named.
+    section = page.split('<section id="companies">')[1].split("</section>")[0]
+    assert "Intervals: 95% Wilson (Greenwood\nfor the curve), within-run" in section
+    assert "across seeds" not in section and "per run over" not in section
     # The opening key findings include the companies' first findings.
     opening = page[page.index('id="key-findings"') : page.index('<section id="companies">')]
     assert "companies were wrongly on the " in opening

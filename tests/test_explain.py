@@ -16,7 +16,7 @@ from rich.console import Console
 
 import xinyong
 from tests.conftest import quiet_scenario
-from xinyong.audit.explain import Explainer, explain, render
+from xinyong.audit.explain import Explainer, explain, render, render_story
 from xinyong.errors import XinyongError
 from xinyong.words import label
 
@@ -158,6 +158,62 @@ def test_wrong_blacklisting_reasons_sanctions_and_children(tmp_path: Path) -> No
     ]
     assert explain(run, 0)["spells"] == []
     assert "children_education_restricted" in text_of(report)
+
+
+FAMILY = {
+    "packs.rongcheng.start_score.value": 600,
+    "packs.rongcheng.rules.jaywalking.expiry_days": 10,
+    "packs.rongcheng.rules.traffic_violation.expiry_days": 10,
+    "packs.rongcheng.lists.blacklist.min_stay_days": 5,
+    "channels.camera.misattribute": 1.0,
+    "appeals.alpha": 0.0,
+    "population.child_ratio": 1.0,
+    "population.two_parent_share": 1.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("script", "how"),
+    [
+        # Adult 0 runs a red light on day 12 too (traffic sensor, correct): rightly listed.
+        ({12: [(0, "jaywalking"), (0, "traffic_violation")]}, "rightly"),
+        # Adult 1 jaywalks on day 12 too and the camera blames adult 0: both wrongly listed.
+        ({12: [(0, "jaywalking"), (1, "jaywalking")]}, "wrongly"),
+    ],
+)
+def test_a_childs_restriction_that_holds_anyway_names_the_other_parent(
+    tmp_path: Path, script: dict, how: str
+) -> None:
+    """Adult 1 is wrongly on the blacklist from day 12 to 22 (a misattributed jaywalking
+    record); adult 0, the other parent of both children, is on it on the same ten days, rightly
+    (own record) or wrongly (another misattribution): the children's restriction would hold
+    without adult 1's wrong record, and the story says so."""
+    report = explain(quiet_run(tmp_path, 30, script, **FAMILY), 1)
+    assert report["story"]["verdict"].startswith("Was wrongly on the blacklist for 10 days")
+    anyway = [c["anyway"] for c in report["children"]]
+    assert anyway == [{"parent": 0, "lists": ["blacklist"], "days": 10, "of": 10,
+                       "rightly": 10 if how == "rightly" else 0}] * 2  # fmt: skip
+    assert report["story"]["children"] == [
+        f"Child {c}'s other parent, adult 0, was on the blacklist on those days too ({how}), "
+        "so the restriction would hold without the wrong record."
+        for c in (0, 1)
+    ]
+    told = io.StringIO()
+    render_story(report, Console(file=told, width=100))  # the story as printed: whole lines
+    assert report["story"]["children"][0] in " ".join(told.getvalue().split())
+
+
+def test_a_childs_restriction_only_through_the_wrong_record(tmp_path: Path) -> None:
+    """The other parent on no list: the restriction comes from the wrong record alone."""
+    report = explain(quiet_run(tmp_path, 30, {12: [(0, "jaywalking")]}, **FAMILY), 1)
+    assert report["children"][0]["anyway"] == {
+        "parent": 0, "lists": [], "days": 0, "of": 10, "rightly": 0
+    }  # fmt: skip
+    assert report["story"]["children"][0] == (
+        "Child 0 was restricted for 10 days only through the wrong record: their other parent, "
+        "adult 0, was on no list that restricts children on those days."
+    )
+    assert explain(tmp_path / "run", 0)["children"][0]["anyway"] is None  # never listed
 
 
 def test_minimum_stay_holds_a_recovered_grade(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from tests.test_audit import EVENTS, TINY, tiny_run
 from tests.test_cli import cli
 from xinyong.audit import stats
 from xinyong.audit.compare import compare, difference
+from xinyong.audit.figures import TITLE_CHARS, wrap
 
 
 def test_difference_by_hand() -> None:
@@ -211,6 +212,11 @@ def test_sweep_writes_one_curve_per_key_metric(tmp_path: Path) -> None:
     assert len(table) == 2 * len(doc["metrics"])
     html = (out / "sweep.html").read_text("utf-8")
     assert html.count("Plotly.newPlot(") == len(doc["metrics"])
+    # Each chart titled by what its metric means, not by its id (which stays in the data).
+    meaning = doc["meanings"]["wrong_record_share"]
+    assert meaning.startswith("share of negative records")
+    first = wrap(meaning[:1].upper() + meaning[1:].split(": ")[0], TITLE_CHARS)[0]
+    assert f'"text":"{first}' in html and '"text":"wrong_record_share' not in html
     # Each grid point is a replicate run directory the audit reads.
     point = out / doc["points"][0]["folder"]
     assert (point / "replicates" / "seed-2" / "summary.json").exists()

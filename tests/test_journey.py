@@ -11,10 +11,11 @@ import pytest
 
 import xinyong
 from xinyong.audit import stats
-from xinyong.audit.format import count, pct
+from xinyong.audit.format import count, interval, pct
 from xinyong.audit.registry import MIN_COUNT
 from xinyong.audit.report import key_findings
 from xinyong.calibration.targets import load_targets
+from xinyong.words import number
 
 K = 2
 OVER = f"per run over {K} seeds"
@@ -76,19 +77,41 @@ def test_s1_findings_are_means_per_run_with_their_denominators(sets) -> None:
         )
         for s in seeds
     ]
-    assert row["numerator"] == sum(minority) > 0
+    # Per run, with its across-seed interval; the total only under its own name.
+    assert row["numerator"] == mean(minority) and row["numerator_total"] == sum(minority) > 0
+    low, high = stats.clip(*stats.mean_interval(minority)[1:], 0.0)
+    assert (row["numerator_low"], row["numerator_high"]) == (low, high)
     groups = next(s for s in found if "in the minority group against" in s)
     assert f" {count(mean(minority))} in the minority group against" in groups
     assert OVER in groups
-    small = min(row["numerator"], row["reference_numerator"]) < MIN_COUNT
+    small = min(row["numerator_total"], row["reference_numerator_total"]) < MIN_COUNT
     assert ("times as often" not in groups) == small
     # The list's chart title: means per run too, and whose curves are drawn.
     listed = per_seed(seeds, "list_share.blacklist")
     page = (doc["path"] / "report.html").read_text()
+    titles = page.replace("\\u003cbr\\u003e", " ")  # a chart title's lines, as one
     assert (
         f"blacklist: {count(mean(listed))} adults listed at the end, {count(mean(now))} of them "
         f"wrongly ({count(mean(ever))} wrongly at some point {OVER}; curves of seed "
-    ) in page
+    ) in titles
+    # The tiers' title: the shares per run over the seeds, not the first seed's.
+    aaa = mean(s["run"]["tier_share.AAA"] for s in seeds)
+    assert f"At the end, {pct(aaa)} of adults are in tier AAA and " in titles
+    assert f"{OVER} (curves of seed 1)" in titles
+    # The disparity table: per run with across-seed intervals, totals in their own column.
+    assert "<th>People per run</th><th>People in total over 2 seeds</th>" in page
+    cell = f"{number(row['numerator'])} {interval(low, high)} / "
+    assert cell in page and f"{count(sum(minority))} / " in page
+    # The survival curves: the seeds' mean with its across-seed band, not seed 1's.
+    curves = [s["survival"]["blacklist"] for s in seeds]
+    mine = doc["survival"]["blacklist"]
+    assert mine["t"] == sorted({t for c in curves for t in c["t"]}) and "at_risk" not in mine
+    for i, t in enumerate(mine["t"]):
+        at_t = [stats.survival_at(c, t)[0] for c in curves]
+        assert mine["s"][i] == pytest.approx(mean(at_t))
+        lo, hi = stats.clip(*stats.mean_interval(at_t)[1:], 0.0, 1.0)
+        assert (mine["low"][i], mine["high"][i]) == pytest.approx((lo, hi))
+    assert "curves: mean of 2 seeds" in titles and "the mean of the 2 seeds' curves" in page
     # Every finding with a number says what it is a mean of.
     days = per_seed(seeds, "undeserved_sanction_person_days", "value")
     if any(days):
@@ -125,6 +148,29 @@ def test_c1_headline_is_the_largest_company_list_and_says_what_cannot_happen(set
         got = _person_row(doc["metrics"], p)
         for key in ("listed", "wrong", "ever_listed", "ever_wrong", "legal_representatives"):
             assert got[key] == pytest.approx(mean(q[key] for q in mine)), key
+    # The companies' charts: per run over the seeds with across-seed intervals, and the
+    # lock-in curve the seeds' mean; the section says which intervals it shows.
+    from xinyong.companies.audit import RATING_KEYS, WRONGFUL_KEYS, _from_metrics
+
+    for table, keys, fields in (
+        ("wrongly_listed", WRONGFUL_KEYS, ("ever_wrong", "ever_wrong_share", "companies")),
+        ("ratings", RATING_KEYS, ("a", "a_share", "d_share", "rated")),
+    ):
+        got = _from_metrics(doc["metrics"], doc["company"][table], keys)
+        for i, r in enumerate(got):
+            for key in fields:
+                values = [s["company"][table][i][key] for s in seeds]
+                if None not in values:
+                    assert r[key] == pytest.approx(mean(values)), (table, key)
+    curves = [s["company"]["survival"]["company_blacklist"] for s in seeds]
+    at_100 = [stats.survival_at(c, 100)[0] for c in curves]
+    assert stats.survival_at(doc["company"]["survival"]["company_blacklist"], 100)[0] == (
+        pytest.approx(mean(at_100))
+    )
+    page = (doc["path"] / "report.html").read_text()
+    section = page.split('<section id="companies">')[1].split("</section>")[0]
+    assert "the first of 2 seeds" not in section and "within-run" not in section
+    assert "Numbers are per run over 2 seeds; intervals: 95%\nStudent t across seeds" in section
     # Published rating shares from the target sets, the simulated ones the seeds' mean.
     published = next(s for s in found if s.startswith("Published tax rating shares: "))
     for name in ("tax-rating-2019", "tax-rating-2020", "tax-rating-2021"):

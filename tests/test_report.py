@@ -154,6 +154,9 @@ def test_report_is_deterministic(audited, tmp_path):
     assert text.count("* plotly.js v") == 1  # the bundle, embedded once
     assert len(re.findall(r"<script\b", text)) == 2 + figures  # config, bundle, one per figure
     assert "four-fifths" in text and "GDPR Art. 22" in text
+    # Plain words where a reader meets the unit (the data keep their ids).
+    words = re.sub(r'"[a-z_.]*sanction_days[a-z_]*"', "", text)
+    assert "sanction-day" not in words.lower() and "days under a sanction" in text
 
 
 def _nulled(x):
@@ -251,3 +254,28 @@ def test_report_numbers_and_names_as_read() -> None:
     assert num(0.000123) == "0.000123" and num(12_345.6) == "12,346" and num(None) == "n/a"
     assert name("list_share.blacklist") == "list_<wbr>share.<wbr>blacklist"
     assert name("<a_b>") == "&lt;a_<wbr>b&gt;"
+
+
+def test_chart_titles_fit_a_phone_between_words() -> None:
+    """A title or axis title wraps between words into lines that fit a 390 px chart, and the
+    top margin grows with its lines and the legend's rows (on a phone)."""
+    from xinyong.audit.figures import AXIS_CHARS, TITLE_CHARS, layout, wrap
+
+    long = "transport_ban: 9 adults listed at the end, 1 of them wrongly (about 2.5 wrongly at "
+    long += "some point per run over 2 seeds; curves of seed 1)"
+    lines = wrap(long, TITLE_CHARS)
+    assert " ".join(lines) == long and all(len(line) <= TITLE_CHARS for line in lines)
+    assert wrap("a\nb<br>c", 10) == ["a", "b", "c"]
+    assert wrap("transport_ban_and_more_words", 5) == ["transport_ban_and_more_words"]  # whole
+    axis_title = {"title": {"text": "days under a sanction (each sanction counted)"}}
+    lay = layout(
+        long, 300, legend=["blacklist", "blacklist: wrongful spells"] * 3, xaxis=axis_title
+    )
+    assert lay["title"]["text"] == "<br>".join(lines)
+    title_px = 24 + len(lines) * 20
+    assert lay["margin"]["t"] > title_px + 2 * 20  # the legend's rows on a phone, below it
+    assert lay["height"] == 300 + lay["margin"]["t"] - 50  # the plot keeps its height
+    assert lay["legend"]["yanchor"] == "bottom" and lay["showlegend"] is True
+    axis = lay["xaxis"]["title"]["text"].split("<br>")
+    assert all(len(line) <= AXIS_CHARS for line in axis) and len(axis) == 3
+    assert layout("short", 300)["margin"]["t"] == 50 and "showlegend" not in layout("x", 300)

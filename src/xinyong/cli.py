@@ -445,7 +445,8 @@ def audit(
                 ("outside the four-fifths band:", "yellow"),
                 f" {d['metric']}, {d['group']} against {d['reference']}: "
                 f"{number(d['ratio'])} times ({plural(d['numerator'], 'person')} against "
-                f"{plural(d['reference_numerator'], 'person')})",
+                f"{plural(d['reference_numerator'], 'person')}"
+                f"{' per run' if 'numerator_total' in d else ''})",
             )
         )
     if not all_:

@@ -29,6 +29,7 @@ from xinyong.sizing import check_size
 from xinyong.store import RunDir, write_json
 
 REPLICATES = "replicates"
+CURVES = ("survival", "wrongful_survival")  # a document's survival curves per list
 MAX_REPLICATES = 1000  # seeds of one set (a process each); the CLI's and the API's bound
 SPAWN_GUARD = (
     "a worker process stopped while starting: a script that runs seeds in parallel must "
@@ -171,8 +172,10 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """One audit document over replicates: each metric's mean with a t interval across seeds
     (its `count` of `of`: means per run; summed over seeds as `count_total` of `of_total`; a
     share's interval is also at least the Wilson interval of those pooled counts, and a
-    disparity ratio's the Katz interval of its pooled counts); curves, matrices and tables are
-    those of the first replicate."""
+    disparity ratio's the Katz interval of its pooled counts, and its counts are means per run
+    with `_total` beside); survival curves (`survival`, `wrongful_survival` and a module's
+    tables' `survival`) are the means of the seeds' curves with across-seed bands; other
+    matrices and tables are those of the first replicate."""
     doc = dict(docs[0])
     doc["replicates"] = len(docs)
     if len(docs) == 1:
@@ -222,23 +225,44 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
             lo = hi = None
         else:
             lo, hi = stats.hull(stats.clip(lo, hi, 0.0), pooled)
-        disparity.append(
-            disparity_row(
-                row["metric"],
-                row["group"],
-                row["reference"],
-                value,
-                ref,
-                r,
-                lo,
-                hi,
-                **counts,
-                interval=ACROSS_SEEDS,
-                rates=bool(row.get("rates")),
-            )
+        # The small-number rule reads the counts pooled over seeds (all the people seen);
+        # the row then gives them per run, as every number of a set, with the totals beside.
+        combined = disparity_row(
+            row["metric"],
+            row["group"],
+            row["reference"],
+            value,
+            ref,
+            r,
+            lo,
+            hi,
+            **counts,
+            interval=ACROSS_SEEDS,
+            rates=bool(row.get("rates")),
         )
+        for key in ("value", "reference_value", *counts):
+            mean, low, high = stats.mean_interval([s.get(key) for s in same])
+            combined[f"{key}_low"], combined[f"{key}_high"] = stats.clip(low, high, 0.0)
+            if key in counts:
+                combined[f"{key}_total"], combined[key] = counts[key], mean
+        disparity.append(combined)
     doc["disparity"] = disparity
+    for key in CURVES:
+        doc[key] = mean_curves([d.get(key) or {} for d in docs])
+    for key, section in doc.items():  # a module's tables: their curves too
+        if isinstance(section, dict) and isinstance(section.get("survival"), dict):
+            mine = [(d.get(key) or {}).get("survival") or {} for d in docs]
+            doc[key] = {**section, "survival": mean_curves(mine)}
     return doc
+
+
+def mean_curves(by_seed: list[dict[str, dict]]) -> dict[str, dict]:
+    """Survival curves per list over seeds: each list's mean curve over the seeds that have
+    one, with its across-seed band (`stats.mean_curve`)."""
+    lists = list(dict.fromkeys(lst for curves in by_seed for lst in curves))
+    return {
+        lst: stats.mean_curve([curves[lst] for curves in by_seed if lst in curves]) for lst in lists
+    }
 
 
 def combine_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:

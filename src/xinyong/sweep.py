@@ -104,6 +104,7 @@ def _run_grid(
     summaries = run_jobs(jobs, worker=replicate_in_set, **how)
     rows: list[dict[str, Any]] = []
     out_points = []
+    meanings: dict[str, str | None] = {}  # what each metric means: the charts' titles
     for i, (point, folder) in enumerate(zip(points, folders, strict=True)):
         summary = combine_summaries(summaries[i * replicates : (i + 1) * replicates])
         write_json(folder / "summary.json", on_disk(summary))
@@ -115,6 +116,7 @@ def _run_grid(
             if row is None:
                 continue
             picked[name] = {k: row.get(k) for k in ("value", "low", "high", "interval")}
+            meanings.setdefault(name, row.get("meaning"))
             rows.append(
                 {**point, "metric": name, **picked[name], "seeds": replicates, "point": folder.name}
             )
@@ -129,5 +131,6 @@ def _run_grid(
         "seeds": seeds,
         "metrics": [m for m in metrics if any(m in p["metrics"] for p in out_points)],
         "points": out_points,
+        "meanings": meanings,
     }
     return doc, rows

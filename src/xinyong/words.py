@@ -90,6 +90,12 @@ def label(identifier: str) -> str:
     return identifier.replace("_", " ").replace("-", " ").strip()
 
 
+def metric_words(name: str) -> str:
+    """A metric's id as words, its dotted parts apart: "wrongly_listed_share.blacklist" reads
+    "wrongly listed share, blacklist"."""
+    return ", ".join(label(part) for part in name.split("."))
+
+
 def listing(items: Iterable[str], last: str = "and") -> str:
     """ "a", "a and b", "a, b and c"."""
     words = list(items)
@@ -111,6 +117,7 @@ __all__ = [
     "is_noise",
     "label",
     "listing",
+    "metric_words",
     "number",
     "percent",
     "plural",

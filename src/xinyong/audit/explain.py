@@ -32,7 +32,7 @@ from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario, validate_scenario
 from xinyong.scheme.schema import ListDef, Pack
 from xinyong.store import RunDir
-from xinyong.words import label, plural
+from xinyong.words import label, listing, plural
 from xinyong.yamlio import load_yaml
 
 Row = dict[str, Any]
@@ -342,17 +342,58 @@ class Explainer:
             for c in rules.lists[s["list"]].consequences
             if c.target == "children"
         ]
-        return [
-            {
-                "child": r["child"],
-                "group": r["group"],
-                "other_parent": r["parent2"] if r["parent1"] == person else r["parent1"],
-                "restricted": r["restricted"],
-                "privileged": r["privileged"],
-                "consequences": carried,
-            }
-            for r in rows
+        out = []
+        for r in rows:
+            other = r["parent2"] if r["parent1"] == person else r["parent1"]
+            out.append(
+                {
+                    "child": r["child"],
+                    "group": r["group"],
+                    "other_parent": other,
+                    "restricted": r["restricted"],
+                    "privileged": r["privileged"],
+                    "consequences": carried,
+                    "anyway": None
+                    if other is None or other < 0
+                    else self._anyway(spells, other, rules),
+                }
+            )
+        return out
+
+    def _anyway(self, spells: list[Row], other: int, rules: CityRules) -> Row | None:
+        """Whether a child restricted through this parent's wrongful listing would be
+        restricted anyway: the days of it on which the other parent is on a list that
+        restricts children too, and whether rightly (the shadow world lists them as well).
+        None when this parent was never wrongly on such a list."""
+        wrong = [
+            tuple(days)
+            for s in spells
+            if s["world"] == "recorded" and s.get("wrongly_listed")
+            and s["list"] in rules.lists and restricts_children(rules.lists[s["list"]])
+            for days in s["wrong_intervals"]
+        ]  # fmt: skip
+        if not wrong:
+            return None
+        city = self._rows("SELECT city FROM persons WHERE person = $p", p=other)[0]["city"]
+        restricting = {
+            name for name, lst in self.rules[city].lists.items() if restricts_children(lst)
+        }
+        theirs, shadow = self._spells_of("spells", "person", other)
+        listed = [
+            (s["list"], s["start"], spell_end(s, self.days))
+            for s in theirs
+            if s["world"] == "recorded" and s["list"] in restricting
         ]
+        rightly = [(b, e) for lst, spans in shadow.items() if lst in restricting for b, e in spans]
+        covered = _days_in(wrong, [(b, e) for _, b, e in listed])
+        both = _days_in(wrong, [(b, e) for _, b, e in listed], rightly)
+        return {
+            "parent": other,
+            "lists": sorted({lst for lst, b, e in listed if _days_in(wrong, [(b, e)])}),
+            "days": covered,
+            "of": sum(e - b for b, e in wrong),
+            "rightly": both,
+        }
 
 
 def explain(path: str | Path, person: int) -> dict[str, Any]:
@@ -360,6 +401,23 @@ def explain(path: str | Path, person: int) -> dict[str, Any]:
     report = Explainer(path).person(person)
     report["story"] = story(report)
     return report
+
+
+def restricts_children(lst: ListDef) -> bool:
+    """A sanction list whose membership restricts the member's children."""
+    return lst.kind == "sanction" and any(c.target == "children" for c in lst.consequences)
+
+
+def _days_in(
+    spans: list[tuple[int, int]], *covers: list[tuple[int, int]]
+) -> int:  # fmt: skip
+    """Days of `spans` inside every one of `covers` (each a list of [b, e) intervals)."""
+    days = set()
+    for b, e in spans:
+        days.update(range(b, e))
+    for cover in covers:
+        days &= {d for b, e in cover for d in range(b, e)}
+    return len(days)
 
 
 def first_uncovered(start: int, end: int, cover: list[tuple[int, int]]) -> int | None:
@@ -542,8 +600,34 @@ def story(report: dict[str, Any]) -> dict[str, Any]:
         "mattered": [r["record_id"] for r in mattered],
         "routine": summary,
         "spells": spells,
+        "children": [_child_words(c) for c in report["children"] if c.get("anyway")],
         "days": T,
     }
+
+
+def _child_words(c: Row) -> str:
+    """Whether a child's restriction through this adult's wrongful listing would hold anyway,
+    the other parent being on a list that restricts children on the same days."""
+    a, child = c["anyway"], c["child"]
+    lists = listing(f"the {label(name)}" for name in a["lists"])
+    if not a["days"]:
+        return (
+            f"Child {child} was restricted for {plural(a['of'], 'day')} only through the wrong "
+            f"record: their other parent, adult {a['parent']}, was on no list that restricts "
+            "children on those days."
+        )
+    how = (
+        "rightly"
+        if a["rightly"] == a["days"]
+        else "wrongly"
+        if not a["rightly"]
+        else "partly wrongly"
+    )
+    part = "" if a["days"] == a["of"] else f" on {a['days']:,} of its {plural(a['of'], 'day')}"
+    return (
+        f"Child {child}'s other parent, adult {a['parent']}, was on {lists} on those days too "
+        f"({how}), so the restriction would hold without the wrong record{part}."
+    )
 
 
 def spell_end(spell: Row, days: int) -> int:
@@ -922,6 +1006,8 @@ def render_story(report: dict[str, Any], console: Console) -> None:
         console.print(
             f"children: {len(report['children'])}, {len(restricted)} restricted at the end"
         )
+    for line in st.get("children", ()):
+        console.print(line, markup=False)
     for line in report.get("modules", ()):  # what the run's modules say (credit, reviews, ...)
         console.print(line, markup=False)
     console.print("[dim]--all for the full listing, --html FILE for a timeline page[/dim]")

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import re
+import textwrap
 from typing import Any
 from urllib.parse import quote
 
@@ -78,30 +79,95 @@ class Page:
         return Markup(f'<div class="figure">{div}</div>' + download(name, data or []))
 
 
-def layout(title: str, height: int, **kw: Any) -> dict:
-    """The pages' chart layout: a title that states the finding, labelled axes."""
+# A chart is as wide as a phone's screen at 390 px: its title, axis titles and legend are
+# laid out for that width (a wider screen only has room to spare).
+TITLE_CHARS = 36  # characters of a 15 px title line
+AXIS_CHARS = 22  # characters of an axis title line
+LINE_PX = 20  # height of a title or legend line
+PHONE_PX = 260  # width a legend wraps at on a phone
+
+
+def wrap(words: str, width: int) -> list[str]:
+    """Lines of at most `width` characters, broken between words (never inside one); a line
+    break asked for ("\n" or "<br>") is kept."""
+    lines = []
+    for part in re.split(r"\n|<br>", words):
+        lines += textwrap.wrap(part, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return lines
+
+
+def _legend_rows(traces_names: list[str]) -> int:
+    """Rows a horizontal legend of these entries takes on a phone (about 8 px a character
+    and 40 px for the symbol and the gap)."""
+    row, rows = 0.0, 1
+    for name in traces_names:
+        wide = 40 + 8 * len(re.sub(r"<[^>]+>|&[a-z]+;", "x", name))
+        if row and row + wide > PHONE_PX:
+            rows, row = rows + 1, 0.0
+        row += wide
+    return rows
+
+
+def legend_of(traces: list) -> list[str]:
+    """The names a chart's legend shows: its named traces not left out of it."""
+    return [t.name for t in traces if t.name and t.showlegend is not False]
+
+
+def _axis_title(axis: dict) -> dict:
+    """An axis title in lines that fit a phone (the words already escaped)."""
+    title = axis.get("title")
+    if not isinstance(title, dict) or not title.get("text"):
+        return axis
+    return {**axis, "title": {**title, "text": "<br>".join(wrap(title["text"], AXIS_CHARS))}}
+
+
+def layout(title: str, height: int, legend: list[str] | None = None, **kw: Any) -> dict:
+    """The pages' chart layout: a title that states the finding, in lines that fit a phone;
+    labelled axes, automargins and few enough ticks for a phone; the legend (`legend`: its
+    entries' names, if one is shown) between the title and the plot."""
     axis = {
         "gridcolor": "#e6e8ec",
         "zerolinecolor": "#b8bdc6",
         "automargin": True,
         "tickformat": NUMBER_TICKS,
     }
+    size = kw.pop("title_size", None) or 15
+    lines = [html.escape(line) for line in wrap(title, TITLE_CHARS * 15 // size)]
+    # The legend spans the plot's width: where long row names narrow the plot, the caller
+    # says how many rows it takes (`legend_rows`).
+    rows = kw.pop("legend_rows", None) or (_legend_rows(legend) if legend else 0)
+    top = 24 + len(lines) * (size + 5) + (rows * LINE_PX + 8 if rows else 0)
+    margin = {"l": 60, "r": 20, "t": 50, "b": 80, **kw.pop("margin", {})}
+    margin["t"] = max(margin["t"], top)
+    # Without its entries' names the legend keeps plotly's rule (shown for several traces),
+    # under the plot.
+    placed = (
+        {"showlegend": bool(legend), "legend": {"orientation": "h", "x": 0, "xanchor": "left",
+                                                 "y": 1, "yanchor": "bottom", "yref": "paper"}}
+        if legend is not None
+        else {"legend": {"orientation": "h", "y": -0.3, "yanchor": "top"}}
+    )  # fmt: skip
     return {
         "template": "none",
         "title": {
-            "text": html.escape(title).replace("\n", "<br>"),  # a line break where asked
+            "text": "<br>".join(lines),
             "x": 0.01,
-            "font": {"size": 15},
+            "xref": "container",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 16},
+            "font": {"size": size},
         },
-        "height": height,
+        "height": height + margin["t"] - 50,  # the plot keeps its height under a long title
         "font": {"family": FONT, "size": 12, "color": INK},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 80},
+        "margin": margin,
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
-        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
+        **placed,
         **kw,
-        "xaxis": {**axis, **kw.get("xaxis", {})},
-        "yaxis": {**axis, **kw.get("yaxis", {})},
+        "xaxis": _axis_title({**axis, "nticks": 4, **kw.get("xaxis", {})}),
+        "yaxis": _axis_title({**axis, **kw.get("yaxis", {})}),
     }
 
 
@@ -125,3 +191,17 @@ def alpha(colour: str, a: float) -> str:
     """A #rrggbb colour with opacity `a`."""
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{a})"
+
+
+def curve_rows(curve: dict, **keys: Any) -> list[dict]:
+    """A survival curve as CSV rows (`keys` first): S(t), its band, and the spells at risk
+    (one run) or the seeds averaged (a replicate set)."""
+    cols = [c for c in ("s", "low", "high", "at_risk", "seeds") if curve.get(c) is not None]
+
+    def at(c: str, i: int) -> Any:  # a short or missing list reads None
+        return curve[c][i] if i < len(curve[c]) else None
+
+    return [
+        {**keys, "days_since_listing": day, **{c: at(c, i) for c in cols}}
+        for i, day in enumerate(curve.get("t") or [])
+    ]

@@ -13,7 +13,8 @@ from xinyong.audit.figures import FLAG, OK, PALETTE, Page, errors, layout
 from xinyong.audit.format import interval, num, value
 from xinyong.audit.registry import KEY_METRICS
 from xinyong.audit.render import write_page
-from xinyong.words import label, number
+from xinyong.audit.summary import summary_meaning
+from xinyong.words import label, metric_words, number
 
 
 def render_compare(doc: dict, path: Path) -> None:
@@ -75,7 +76,7 @@ def _side_by_side(page: Page, r: dict) -> str:
     )
     heading = "\n".join(
         [
-            *_wrapped(r.get("meaning") or label(name)),
+            _first_clause(r.get("meaning") or label(name)),
             f"B − A = {number(r.get('difference'))}"
             + ("" if r.get("low") is None else f" {interval(r.get('low'), r.get('high'))}")
             + f", {verdict}",
@@ -91,22 +92,22 @@ def _side_by_side(page: Page, r: dict) -> str:
             "rangemode": "tozero",
             **({"tickformat": ".2~%"} if share else {}),
         },
-        margin={"l": 60, "r": 20, "t": 44 + 22 * heading.count("\n"), "b": 50},
+        margin={"l": 60, "r": 20, "t": 44, "b": 50},
+        title_size=12,
     )
-    lay["title"]["font"] = {"size": 12}
     return page.figure(f"key-{name}", [trace], lay, pts)
 
 
-def _wrapped(meaning: str, width: int = 52) -> list[str]:
-    """A metric's meaning as a chart title: its first clause, in lines that fit a phone."""
+def _first_clause(meaning: str) -> str:
+    """A metric's meaning as a chart title: its first clause (layout wraps it for a phone)."""
     first = meaning.split(": ")[0].strip()
-    return textwrap.wrap(first[:1].upper() + first[1:], width) or [meaning]
+    return first[:1].upper() + first[1:] or meaning
 
 
 def _axis_title(name: str) -> str:
     """A metric's name as an axis title in words, in lines short enough for a chart's height:
     "wrongly_listed_share.blacklist" reads "wrongly listed share, blacklist"."""
-    words = ", ".join(label(part) for part in name.split("."))
+    words = metric_words(name)
     return "<br>".join(html.escape(line) for line in textwrap.wrap(words, 26))
 
 
@@ -147,20 +148,17 @@ def render_sweep(doc: dict, path: Path) -> None:
             )
             data += [{"metric": name, **({"other": other} if other else {}), **q} for q in pts]
         known = [q for q in data if q["value"] is not None]
-        heading = name
+        # Titled by what the metric means, as the compare charts are; its id is in the data.
+        meaning = (doc.get("meanings") or {}).get(name) or summary_meaning(name)
+        heading = _first_clause(meaning)
         if len(known) >= 2:
             lo, hi = known[0], known[-1]
-            trend = (
-                "rises"
-                if hi["value"] > lo["value"]
-                else "falls"
-                if hi["value"] < lo["value"]
-                else "stays"
-            )
-            heading = (
-                f"{name} {trend} from {num(lo['value'])} at {x_key} = {value(lo[x_key])} to "
-                f"{num(hi['value'])} at {value(hi[x_key])}"
-            )
+            ends = f"{x_key} = {value(lo[x_key])} to {value(hi[x_key])}"
+            if hi["value"] == lo["value"]:
+                heading += f"\nStays at {num(lo['value'])} from {ends}"
+            else:
+                trend = "Rises" if hi["value"] > lo["value"] else "Falls"
+                heading += f"\n{trend} from {num(lo['value'])} to {num(hi['value'])} from {ends}"
         lay = layout(
             heading,
             360,

@@ -389,10 +389,10 @@ WRONGFUL_MEAN, WRONGFUL_MEAN_BY_GROUP = _duration(
 SPILLOVER_SHARE = _m(
     "spillover_share.{list}",
     SPILL,
-    "share of the list's [sanction-days](#sanction-days) imposed in a context unrelated to the "
-    "records that caused the listing",
-    "sanction-days of {list} imposed in a context unrelated to that of the records that caused "
-    "the listing (scenario audit.related_contexts)",
+    "share of the list's [days under a sanction](#days-under-a-sanction) imposed in a context "
+    "unrelated to the records that caused the listing",
+    "days under a {list} sanction imposed in a context unrelated to that of the records that "
+    "caused the listing (scenario audit.related_contexts)",
     ART_5_C_I,
     "spells",
     "records",
@@ -400,10 +400,10 @@ SPILLOVER_SHARE = _m(
 GRAVITY_SEVERITY = _m(
     "gravity_severity_rank_correlation",
     SPILL,
-    "Spearman correlation between a behaviour's gravity and the sanction-days its records "
-    "bring (near 1: graver is punished harder)",
-    "Spearman correlation of a behaviour's gravity with the sanction-days its records bring "
-    "(near 1: proportionate ordering)",
+    "Spearman correlation between a behaviour's gravity and the days under a sanction its "
+    "records bring (near 1: graver is punished harder)",
+    "Spearman correlation of a behaviour's gravity with the days under a sanction its records "
+    "bring (near 1: proportionate ordering)",
     ART_5_C_II,
     "spells",
     "records",

@@ -19,14 +19,28 @@ import plotly.graph_objects as go
 import pyarrow as pa
 from plotly.colors import sample_colorscale
 
-from xinyong.audit.figures import FLAG, GOOD, GREY, OK, PALETTE, Page, alpha, errors, layout
+from xinyong.audit.figures import (
+    FLAG,
+    GOOD,
+    GREY,
+    OK,
+    PALETTE,
+    Page,
+    alpha,
+    curve_rows,
+    errors,
+    layout,
+    legend_of,
+    wrap,
+)
 from xinyong.audit.format import at, count, counted, interval, num, pct, row, text
 from xinyong.audit.hooks import module_audits
 from xinyong.audit.registry import FOUR_FIFTHS, INTERVAL_KINDS, MIN_COUNT, WITHIN_RUN, Section
 from xinyong.audit.render import write_page
-from xinyong.words import label
+from xinyong.words import label, metric_words, number
 
 RATIO_FLOOR = 0.01  # ratios at or below 0 are drawn here on the log axis
+LABEL_WIDTH = 24  # characters of a bar's label per line: the plot keeps room at 390 px
 RATIO_TICKS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 
 GLOSSARY = [
@@ -54,18 +68,18 @@ GLOSSARY = [
         "rows outside the band are shown greyed with their counts.",
     ),
     (
-        "sanction-days",
-        "Sanction-days",
-        "One sanction in force on one person for one day. A day on a list with 12 sanctions is "
-        "12 sanction-days. <em>Person-days of undeserved sanctions</em> count each person's day "
-        "once: a day on which they were wrongly on at least one sanction list.",
+        "days-under-a-sanction",
+        "Days under a sanction",
+        "Each sanction in force on a person counts one day under a sanction per day: a day on a "
+        "list with 12 sanctions counts 12. <em>Person-days of undeserved sanctions</em> count "
+        "each person's day once: a day on which they were wrongly on at least one sanction list.",
     ),
     (
         "spillover",
         "Spillover",
-        "Sanction-days that fall in a context (finance, mobility, education, ...) unrelated to "
-        "the context of the records that caused the listing: the detrimental treatment in "
-        "unrelated social contexts of EU AI Act Art. 5(1)(c)(i).",
+        "Days under a sanction that fall in a context (finance, mobility, education, ...) "
+        "unrelated to the context of the records that caused the listing: the detrimental "
+        "treatment in unrelated social contexts of EU AI Act Art. 5(1)(c)(i).",
     ),
     (
         "intervals",
@@ -99,6 +113,11 @@ def _per_run(doc: dict) -> str:
     """What a replicate set's numbers are: means of one run, over its K seeds."""
     k = _seeds(doc)
     return f" per run over {k} seeds" if k > 1 else ""
+
+
+def _curves_of(doc: dict) -> str:
+    """Whose daily curves a replicate set's chart draws: its first seed's."""
+    return f"curves of seed {((doc.get('run') or {}).get('seeds') or [None])[0]}"
 
 
 def _share(r: dict, k: int, of: str) -> str:
@@ -155,7 +174,7 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
                 f"{count(days)} person-days of undeserved sanctions{per_run}: days on which "
                 "someone was on a sanction list only because of wrong records.",
                 None,
-                "sanction-days",
+                "days-under-a-sanction",
             )
         )
     only = row(m, "children_restricted_only_by_wrong_records_share")
@@ -192,8 +211,8 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     if spill is not None:
         out.append(
             (
-                f"{pct(spill)} of blacklist sanction-days hit a part of life unrelated to the "
-                f"records that caused the listing{per_run}.",
+                f"{pct(spill)} of the days under a blacklist sanction hit a part of life "
+                f"unrelated to the records that caused the listing{per_run}.",
                 "spillover-blacklist",
                 "spillover",
             )
@@ -226,20 +245,31 @@ def key_findings(doc: dict) -> list[tuple[str, str | None, str | None]]:
     return out
 
 
+def _pooled(r: dict, key: str) -> Any:
+    """A disparity row's count over all its seeds (a replicate set's row gives it per run,
+    with the total in `KEY_total`), which the small-number rule reads."""
+    return r.get(f"{key}_total", r.get(key))
+
+
+def _few(r: dict) -> bool:
+    """Under the small-number rule: fewer than MIN_COUNT people in a numerator."""
+    k1, k0 = _pooled(r, "numerator"), _pooled(r, "reference_numerator")
+    return k1 is None or k0 is None or min(k1, k0) < MIN_COUNT
+
+
 def _disparity_sentence(r: dict, k: int, per_run: str) -> str:
     """A group against the reference in words: the ratio only with enough people on both
-    sides (the small-number rule), else the counts. A replicate set's counts are pooled over
-    its seeds in the row; the sentence gives them per run."""
+    sides (the small-number rule), else the counts (per run in a replicate set)."""
     group, ref = text(r.get("group")), text(r.get("reference"))
-    k1, k0 = r.get("numerator"), r.get("reference_numerator")
-    mine, theirs = (None if x is None else (x / k if k > 1 else x) for x in (k1, k0))
+    k1, k0 = _pooled(r, "numerator"), _pooled(r, "reference_numerator")
+    mine, theirs = r.get("numerator"), r.get("reference_numerator")
     counts = f"{count(mine)} in the {group} group against {count(theirs)} in the {ref} group"
     counts += per_run
-    if r.get("ratio") is None or k1 is None or k0 is None or min(k1, k0) < MIN_COUNT:
-        pooled = f" ({count(k1)} against {count(k0)} over {k} seeds)" if k > 1 else ""
+    if r.get("ratio") is None or _few(r):
+        totals = f" ({count(k1)} against {count(k0)} in total over {k} seeds)" if k > 1 else ""
         return (
             f"Too few adults were wrongly listed to compare {group} with {ref} adults: "
-            f"{counts}{pooled}; a ratio needs at least {MIN_COUNT} people on each side."
+            f"{counts}{totals}; a ratio needs at least {MIN_COUNT} people on each side."
         )
     verdict = (
         "a disparity outside the four-fifths band"
@@ -327,16 +357,21 @@ def _time(page: Page, doc: dict) -> dict:
             for t, ys, shade in zip(tiers, shares, shades, strict=True)
         ]
         last = {t: ys[-1] for t, ys in zip(tiers, shares, strict=True) if ys}
+        run = doc.get("run") or {}
+        if _seeds(doc) > 1:  # the shares per run over the seeds; the curves are one seed's
+            last = {t: run.get(f"tier_share.{t}") for t in tiers}
         heading = "Share of adults per tier"
         if last:
             top, bottom = tiers[0], tiers[-1]
             heading = (
                 f"At the end, {pct(last.get(top))} of adults are in tier {top} and "
                 f"{pct(last.get(bottom))} in tier {bottom}"
+                + (f"{_per_run(doc)} ({_curves_of(doc)})" if _seeds(doc) > 1 else "")
             )
         lay = layout(
             heading,
             380,
+            legend=legend_of(traces),
             xaxis={"title": {"text": "day of the run"}},
             yaxis={"title": {"text": "share of adults"}, "tickformat": ".0%", "range": [0, 1]},
         )
@@ -370,8 +405,7 @@ def _time(page: Page, doc: dict) -> dict:
         if seeds:  # the curves are the first seed's; the title gives the means per run
             on = row(metrics, f"list_share.{lst}").get("count")
             wrong = row(metrics, f"wrongly_listed_share.{lst}").get("count")
-            first = ((doc.get("run") or {}).get("seeds") or [None])[0]
-            seeds += f"; curves of seed {first}"
+            seeds += f"; {_curves_of(doc)}"
         heading = f"{lst}: {count(on)} adults listed at the end"
         if wrong is not None:
             heading += f", {count(wrong)} of them wrongly"
@@ -380,6 +414,7 @@ def _time(page: Page, doc: dict) -> dict:
         lay = layout(
             heading,
             340,
+            legend=legend_of(traces),
             xaxis={"title": {"text": "day of the run"}},
             yaxis={"title": {"text": "adults on the list"}, "rangemode": "tozero"},
         )
@@ -392,7 +427,7 @@ def _time(page: Page, doc: dict) -> dict:
 
 
 def _survival(page: Page, doc: dict) -> dict:
-    survival, metrics = doc.get("survival") or {}, doc.get("metrics") or {}
+    survival, metrics, k = doc.get("survival") or {}, doc.get("metrics") or {}, _seeds(doc)
     traces, data, parts, flat = [], [], [], []
     for i, (lst, curve) in enumerate(survival.items()):
         colour, name = PALETTE[i % len(PALETTE)], html.escape(lst)
@@ -420,9 +455,7 @@ def _survival(page: Page, doc: dict) -> dict:
                 name=name,
                 legendgroup=lst,
                 line={"shape": "hv", "width": 2, "color": colour},
-                customdata=curve.get("at_risk"),
-                hovertemplate=f"{name}, day %{{x}}: %{{y:.1%}} still listed"
-                "<br>at risk: %{customdata}<extra></extra>",
+                **_hover(curve, f"{name}, day %{{x}}: %{{y:.1%}} still listed"),
             )
         )
         wrongful = (doc.get("wrongful_survival") or {}).get(lst)
@@ -434,30 +467,13 @@ def _survival(page: Page, doc: dict) -> dict:
                     name=f"{name}: wrongful spells",
                     legendgroup=lst,
                     line={"shape": "hv", "width": 2, "color": colour, "dash": "dash"},
-                    customdata=wrongful.get("at_risk"),
-                    hovertemplate=f"{name}, wrongful, day %{{x}}: %{{y:.1%}} still wrongly "
-                    "listed<br>at risk: %{customdata}<extra></extra>",
+                    **_hover(
+                        wrongful, f"{name}, wrongful, day %{{x}}: %{{y:.1%}} still wrongly listed"
+                    ),
                 )
             )
-            for k, day in enumerate(wrongful.get("t") or []):
-                data.append(
-                    {
-                        "list": lst,
-                        "spells": "wrongful",
-                        "days_since_listing": day,
-                        **{
-                            key: at(wrongful.get(key), k) for key in ("s", "low", "high", "at_risk")
-                        },
-                    }
-                )
-        for k, day in enumerate(t):
-            data.append(
-                {
-                    "list": lst,
-                    "days_since_listing": day,
-                    **{key: at(curve.get(key), k) for key in ("s", "low", "high", "at_risk")},
-                }
-            )
+            data += curve_rows(wrongful, list=lst, spells="wrongful")
+        data += curve_rows(curve, list=lst)
         median = row(metrics, f"median_stay_days.{lst}").get("value")
         mean = row(metrics, f"mean_stay_days_restricted.{lst}").get("value")
         parts.append(
@@ -466,11 +482,13 @@ def _survival(page: Page, doc: dict) -> dict:
             else f"{lst} at least {num(mean)} d on average"
         )
     if not traces:
-        return {"figures": [], "empty": "No list spells.", "flat": flat}
+        return {"figures": [], "empty": "No list spells.", "flat": flat, "seeds": k}
     lay = layout(
-        "Time listed: " + "; ".join(parts[:2]) + ("\n" + "; ".join(parts[2:]) if parts[2:] else ""),
+        "Time listed: "
+        + "; ".join(parts)
+        + (f" (medians per run, curves: mean of {k} seeds)" if k > 1 else ""),
         440,
-        margin={"l": 60, "r": 20, "t": 70, "b": 80},
+        legend=legend_of(traces),
         xaxis={"title": {"text": "days since listing"}, "rangemode": "tozero"},
         yaxis={
             "title": {"text": "share of spells still listed"},
@@ -478,7 +496,24 @@ def _survival(page: Page, doc: dict) -> dict:
             "range": [0, 1.03],
         },
     )
-    return {"figures": [page.figure("survival", traces, lay, data)], "empty": "", "flat": flat}
+    return {
+        "figures": [page.figure("survival", traces, lay, data)],
+        "empty": "",
+        "flat": flat,
+        "seeds": k,
+    }
+
+
+def _hover(curve: dict, words: str) -> dict:
+    """A survival curve's hover text: the spells still at risk, or (a replicate set's mean
+    curve) the seeds it is the mean of."""
+    if curve.get("at_risk") is not None:
+        return {
+            "customdata": curve["at_risk"],
+            "hovertemplate": f"{words}<br>at risk: %{{customdata}}<extra></extra>",
+        }
+    seeds = at(curve.get("seeds"), 0)
+    return {"hovertemplate": f"{words}<br>mean of {seeds} seeds<extra></extra>"}
 
 
 def _disparity(page: Page, doc: dict) -> dict:
@@ -486,6 +521,7 @@ def _disparity(page: Page, doc: dict) -> dict:
     lo_band, hi_band = FOUR_FIFTHS
     context: dict[str, Any] = {
         "kind": INTERVAL_KINDS.get(_kind(doc), "95% interval"),
+        "seeds": _seeds(doc),
         "band": FOUR_FIFTHS,
         "min_count": MIN_COUNT,
         "rows": rows,
@@ -498,12 +534,7 @@ def _disparity(page: Page, doc: dict) -> dict:
     keys = ("ratio", "ratio_low", "ratio_high")
     # A ratio of 0 people to 1 is not a rate: comparisons under the small-number rule stay in
     # the table, as counts, and out of the chart.
-    raw = [
-        r
-        for r in rows
-        if r.get("ratio") is not None
-        and min(r.get("numerator") or 0, r.get("reference_numerator") or 0) >= MIN_COUNT
-    ]
+    raw = [r for r in rows if r.get("ratio") is not None and not _few(r)]
     context["few"] = sum(r.get("ratio") is not None for r in rows) - len(raw)
     plotted = [
         {**r, **{k: None if r.get(k) is None else max(r[k], RATIO_FLOOR) for k in keys}}
@@ -516,9 +547,13 @@ def _disparity(page: Page, doc: dict) -> dict:
         return GREY if r.get("outside_band") else OK
 
     if plotted:
+        per_run = " per run" if _seeds(doc) > 1 else ""
         labels = [
-            f"{'⚑ ' if r.get('flag') else ''}{text(r.get('metric'))} · {text(r.get('group'))}"
-            f" ({count(r.get('numerator'))} vs {count(r.get('reference_numerator'))})"
+            _label(
+                f"{'⚑ ' if r.get('flag') else ''}{metric_words(str(r.get('metric')))} · "
+                f"{r.get('group')} ({number(r.get('numerator'))} vs "
+                f"{number(r.get('reference_numerator'))}{per_run})"
+            )
             for r in plotted
         ]
         colours = [colour(r) for r in plotted]
@@ -550,13 +585,15 @@ def _disparity(page: Page, doc: dict) -> dict:
         seen = [r[k] for r in plotted for k in keys if r[k] is not None] + [lo_band, hi_band]
         span = [min(seen) / 1.4, max(seen) * 1.4]
         ticks = [t for t in RATIO_TICKS if span[0] <= t <= span[1]]
+        if len(ticks) > 5:  # room for five on a phone: the powers of ten
+            ticks = [t for t in ticks if math.log10(t).is_integer()]
         flagged = [r for r in raw if r.get("flag")]
         heading = (
             f"{len(flagged)} of {len(raw)} group comparisons flagged outside the four-fifths band"
         )
         lay = layout(
             heading,
-            150 + 30 * len(plotted),
+            120 + _rows_height(labels),
             xaxis={
                 "type": "log",
                 "range": [math.log10(span[0]), math.log10(span[1])],
@@ -600,10 +637,27 @@ def _disparity(page: Page, doc: dict) -> dict:
     return context
 
 
+def _label(words: str) -> str:
+    """A bar's name as its axis label: escaped, in lines that leave the plot room at 390 px."""
+    return "<br>".join(html.escape(line) for line in wrap(words, LABEL_WIDTH))
+
+
+def _rows_height(labels: Any) -> int:
+    """Pixels a horizontal bar chart's rows take: each label's lines, and a gap."""
+    return sum(14 + 15 * (1 + str(lab).count("<br>")) for lab in labels)
+
+
 def _disparity_rows(rows: list) -> list[dict]:
-    keys = ("metric", "group", "reference", "value", "reference_value", "numerator")
-    keys += ("denominator", "reference_numerator", "reference_denominator", "ratio")
-    keys += ("ratio_low", "ratio_high", "interval", "difference", "status", "flag")
+    """The rows as CSV: in a replicate set the counts per run with their across-seed
+    intervals, and their totals over the seeds."""
+    keys = ["metric", "group", "reference", "value", "reference_value", "numerator"]
+    keys += ["denominator", "reference_numerator", "reference_denominator", "ratio"]
+    keys += ["ratio_low", "ratio_high", "interval", "difference", "status", "flag"]
+    counts = ("value", "reference_value", "numerator", "denominator", "reference_numerator")
+    counts += ("reference_denominator",)
+    if rows and "numerator_total" in rows[0]:
+        keys += [f"{k}_{end}" for k in counts for end in ("low", "high")]
+        keys += [f"{k}_total" for k in counts if "value" not in k]
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
@@ -628,7 +682,7 @@ def _spillover(page: Page, doc: dict) -> dict:
                 name="same or related context",
                 orientation="h",
                 marker={"color": OK},
-                hovertemplate="%{y} records: %{x:,.0f} sanction-days in a related context"
+                hovertemplate="%{y} records: %{x:,.0f} days under a sanction in a related context"
                 "<extra></extra>",
             ),
             go.Bar(
@@ -637,18 +691,18 @@ def _spillover(page: Page, doc: dict) -> dict:
                 name="unrelated context",
                 orientation="h",
                 marker={"color": FLAG},
-                hovertemplate="%{y} records: %{x:,.0f} sanction-days in an unrelated context"
-                "<extra></extra>",
+                hovertemplate="%{y} records: %{x:,.0f} days under a sanction in an unrelated "
+                "context<extra></extra>",
             ),
         ]
         share = _metric(metrics, f"spillover_share.{lst}")
         lay = layout(
             f"{lst}: {pct(share)} of the days of sanctions hit a context\nunrelated to their cause",
             max(320, 150 + 28 * len(causes)),
+            legend=legend_of(traces),
             barmode="stack",
-            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-            margin={"l": 60, "r": 20, "t": 70, "b": 60},
-            xaxis={"title": {"text": "sanction-days (one sanction on one person for one day)"}},
+            # Counts up to hundreds of thousands: three ticks leave them room on a phone.
+            xaxis={"title": {"text": "days under a sanction (each sanction counted)"}, "nticks": 3},
             yaxis={"title": {"text": "context of the causes"}, "autorange": "reversed"},
         )
         data = [
@@ -673,7 +727,7 @@ def _proportionality(page: Page, doc: dict) -> dict:
     # neither overlap nor run past the chart's edge as labels beside markers would.
     points.sort(key=lambda r: (r["gravity"], r["sanction_days_per_record"]))
     names = [
-        f"{text(label(str(r.get('behaviour'))))} (gravity {num(r['gravity'])})" for r in points
+        _label(f"{label(str(r.get('behaviour')))} (gravity {num(r['gravity'])})") for r in points
     ]
     ys = [r["sanction_days_per_record"] for r in points]
     graver = [min(max((r["gravity"] - 1) / 4, 0), 1) for r in points]  # gravity 1 to 5
@@ -687,27 +741,23 @@ def _proportionality(page: Page, doc: dict) -> dict:
         hovertext=[
             f"{text(r.get('behaviour'))}: gravity {num(r['gravity'])}, "
             f"{num(r.get('records'))} records, {num(r['sanction_days_per_record'])} "
-            "sanction-days per record"
+            "days under a sanction per record"
             for r in points
         ],
         hoverinfo="text",
         showlegend=False,
     )
     if rho is None:
-        heading = "Sanction-days per record by gravity (too few behaviours to rank)"
+        heading = "Days under a sanction per record by gravity (too few behaviours to rank)"
     elif rho >= 0.7:
-        heading = f"Graver behaviour brings more sanction-days (Spearman {num(rho)})"
+        heading = f"Graver behaviour brings more days under a sanction (Spearman {num(rho)})"
     else:
-        heading = f"Sanction-days follow gravity only loosely (Spearman {num(rho)})"
+        heading = f"Days under a sanction follow gravity only loosely (Spearman {num(rho)})"
     lay = layout(
         heading,
-        150 + 22 * len(points),
+        120 + _rows_height(names),
         xaxis={
-            "title": {
-                "text": "sanction-days per record"
-                + (" (log scale)" if log else "")
-                + "<br>(a sanction-day: one sanction on one person for one day)"
-            },
+            "title": {"text": "days under a sanction per record" + (" (log scale)" if log else "")},
             "type": "log" if log else "linear",
             "dtick": 1 if log else None,
         },
@@ -726,11 +776,15 @@ def _channels(page: Page, doc: dict) -> dict:
     kind = INTERVAL_KINDS.get(_kind(doc), "95% interval")
     if not rows:
         return {"kind": kind, "figures": [], "empty": "No negative records."}
-    trace = go.Bar(
-        x=[f"{text(r.get('channel'))}<br>{num(r.get('records'))} records" for r in rows],
-        y=[r.get("share") for r in rows],
+    trace = go.Bar(  # one bar a row: the names never crowd at 390 px
+        y=[
+            _label(f"{label(str(r.get('channel')))} ({number(r.get('records'))} records)")
+            for r in rows
+        ],
+        x=[r.get("share") for r in rows],
+        orientation="h",
         marker={"color": OK},
-        error_y=errors(rows, "share", "low", "high"),
+        error_x=errors(rows, "share", "low", "high"),
         hovertext=[
             f"{text(r.get('channel'))}: {pct(r.get('share'))} wrong "
             f"{interval(r.get('low'), r.get('high'))}, {num(r.get('wrong'))} of "
@@ -750,13 +804,14 @@ def _channels(page: Page, doc: dict) -> dict:
         )
     lay = layout(
         heading,
-        400,
-        xaxis={"title": {"text": "observation channel"}},
-        yaxis={
+        120 + _rows_height(trace.y),
+        xaxis={
             "title": {"text": "wrong share of its negative records"},
             "tickformat": ".0%",
             "rangemode": "tozero",
         },
+        yaxis={"autorange": "reversed", "title": {"text": "observation channel"}},
+        margin={"l": 20, "r": 20, "t": 50, "b": 50},
     )
     data = [
         {k: r.get(k) for k in ("channel", "records", "wrong", "share", "low", "high")} for r in rows
@@ -784,7 +839,7 @@ def _behaviour(page: Page, doc: dict) -> dict:
     if not shown:
         return context
     trace = go.Bar(
-        y=[f"{text(r.get('behaviour'))} ({text(r.get('context'))})" for r in shown],
+        y=[_label(f"{label(str(r.get('behaviour')))} ({r.get('context')})") for r in shown],
         x=[r["change"] for r in shown],
         orientation="h",
         marker={"color": [FLAG if (r["change"] or 0) > 0 else OK for r in shown]},
@@ -804,7 +859,7 @@ def _behaviour(page: Page, doc: dict) -> dict:
     )
     lay = layout(
         heading,
-        140 + 22 * len(shown),
+        120 + _rows_height(trace.y),
         xaxis={"title": {"text": "change in true events against the scheme-off world"}},
         yaxis={
             "autorange": "reversed",

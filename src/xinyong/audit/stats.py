@@ -213,6 +213,26 @@ def kaplan_meier(durations: Sequence[int], observed: Sequence[bool]) -> dict[str
     return out
 
 
+def mean_curve(curves: Sequence[dict[str, list]]) -> dict[str, list]:
+    """The mean of K seeds' step curves S(t) at every day any of them steps, with a Student t
+    interval across seeds cut to [0, 1]: a replicate set's survival curve (`seeds`: K)."""
+    ts = sorted({int(t) for c in curves for t in c.get("t") or []})
+    out: dict[str, list] = {
+        "t": ts,
+        "s": [],
+        "low": [],
+        "high": [],
+        "seeds": [len(curves)] * len(ts),
+    }
+    for t in ts:
+        m, lo, hi = mean_interval([survival_at(c, t)[0] if c.get("t") else None for c in curves])
+        lo, hi = clip(lo, hi, 0.0, 1.0)
+        out["s"].append(m)
+        out["low"].append(m if lo is None else lo)
+        out["high"].append(m if hi is None else hi)
+    return out
+
+
 def survival_at(curve: dict[str, list], t: float) -> tuple:
     """S(t) read off a step curve, with its bounds."""
     i = max(k for k, x in enumerate(curve["t"]) if x <= t)

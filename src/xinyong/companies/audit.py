@@ -17,7 +17,7 @@ import duckdb
 
 from xinyong.audit import format as fmt
 from xinyong.audit import stats
-from xinyong.audit.format import at, count, num, pct, text
+from xinyong.audit.format import count, num, pct, text
 from xinyong.audit.queries import (
     child_lists,
     one,
@@ -680,14 +680,25 @@ def _section(page: Any, doc: dict) -> dict | None:
     # Plotly only here: a run's summary reads this module too, and needs no charts.
     import plotly.graph_objects as go
 
-    from xinyong.audit.figures import FLAG, GOOD, OK, PALETTE, alpha, errors, layout
+    from xinyong.audit.figures import (
+        FLAG,
+        GOOD,
+        OK,
+        PALETTE,
+        alpha,
+        curve_rows,
+        errors,
+        layout,
+        legend_of,
+    )
 
     co, metrics = doc.get("company"), doc.get("metrics") or {}
     if not co:
         return None
-    seed = _first_seed(doc)
+    k = max(1, int(doc.get("replicates") or 1))
+    seed = f" per run over {k} seeds" if k > 1 else ""
     figs = []
-    rows = co.get("wrongly_listed") or []
+    rows = _from_metrics(metrics, co.get("wrongly_listed") or [], WRONGFUL_KEYS)
     sizes = co.get("sizes") or []
     lists = [
         lst
@@ -700,28 +711,35 @@ def _section(page: Any, doc: dict) -> dict | None:
             mine = [next((r for r in rows if r["list"] == lst and r["size"] == size), {})
                     for lst in lists]  # fmt: skip
             traces.append(
-                go.Bar(
-                    x=[html.escape(lst) for lst in lists],
-                    y=[r.get("ever_wrong_share") for r in mine],
+                go.Bar(  # one row a list: the names never crowd at 390 px
+                    y=[html.escape(lst) for lst in lists],
+                    x=[r.get("ever_wrong_share") for r in mine],
+                    orientation="h",
                     name=html.escape(str(size)),
                     marker={"color": PALETTE[i % len(PALETTE)]},
-                    error_y=errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
+                    error_x=errors(mine, "ever_wrong_share", "ever_wrong_low", "ever_wrong_high"),
                     hovertext=[
                         f"{text(size)}: {count(r.get('ever_wrong'))} of "
-                        f"{count(r.get('companies'))} companies ever wrongly listed"
+                        f"{count(r.get('companies'))} companies ever wrongly listed{seed}"
                         for r in mine
                     ],
                     hoverinfo="text",
                 )
             )
-        by_size = {
-            size: sum(r.get("ever_wrong") or 0 for r in rows if r["size"] == size) for size in sizes
-        }
-        n_size = {
-            size: next((r.get("companies") for r in rows if r["size"] == size), 0) for size in sizes
-        }
-        worst = _ahead({s: (min(by_size[s], n_size[s] or 0), n_size[s] or 0) for s in sizes})
-        heading = "Companies ever wrongly listed, by size" + seed
+
+        def over(key: str, size: str, pooled: bool) -> float:
+            """A size's listings over the lists (per run, or pooled over the seeds)."""
+            mine = [r for r in rows if r["size"] == size]
+            got = [r.get(f"{key}_total", r.get(key)) if pooled else r.get(key) for r in mine]
+            return sum(x or 0 for x in got) if key == "ever_wrong" else (got or [0])[0] or 0
+
+        by_size = {size: over("ever_wrong", size, False) for size in sizes}
+        n_size = {size: over("companies", size, False) for size in sizes}
+        # Surely the highest: read on the counts seen, over all the seeds.
+        seen = {size: (over("ever_wrong", size, True), over("companies", size, True))
+                for size in sizes}  # fmt: skip
+        worst = _ahead({s: (min(k1, n), n) for s, (k1, n) in seen.items()})
+        heading = "Companies ever wrongly listed by size" + seed
         if worst is not None:
             heading = (
                 f"{worst} firms are the most often wrongly listed: {count(by_size[worst])} "
@@ -729,17 +747,19 @@ def _section(page: Any, doc: dict) -> dict | None:
             )
         lay = layout(
             heading,
-            400,
+            100 + 14 * len(lists) * (len(sizes) + 1),
+            legend=legend_of(traces),
+            legend_rows=len(sizes),  # beside the lists' names: one a row on a phone
             barmode="group",
-            xaxis={"title": {"text": "company list"}},
-            yaxis={
+            yaxis={"title": {"text": "company list"}, "autorange": "reversed"},
+            xaxis={
                 "title": {"text": "share of the size class ever wrongly on it"},
                 "tickformat": ".1%",
                 "rangemode": "tozero",
             },
         )
         figs.append(page.figure("company-wrongly-listed", traces, lay, rows))
-    ratings = co.get("ratings") or []
+    ratings = _from_metrics(metrics, co.get("ratings") or [], RATING_KEYS)
     if ratings:
         traces = []
         for world in ("recorded", "shadow"):
@@ -747,18 +767,19 @@ def _section(page: Any, doc: dict) -> dict | None:
                 mine = [r for r in ratings if r.get("world") == world]
                 traces.append(
                     go.Bar(
-                        x=[f"{text(r.get('size'))}, year {num(r.get('year'))}" for r in mine],
-                        y=[r.get(f"{grade}_share") for r in mine],
+                        y=[f"{text(r.get('size'))}, year {num(r.get('year'))}" for r in mine],
+                        x=[r.get(f"{grade}_share") for r in mine],
+                        orientation="h",
                         name=f"rated {grade.upper()} ({world})",
                         marker={
                             "color": (GOOD, FLAG)[j],
                             "opacity": 1.0 if world == "recorded" else 0.45,
                         },
-                        error_y=errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
+                        error_x=errors(mine, f"{grade}_share", f"{grade}_low", f"{grade}_high"),
                         hovertext=[
                             f"{text(r.get('size'))}, year {num(r.get('year'))} ({world}): "
                             f"{count(r.get(grade))} of {count(r.get('rated'))} rated "
-                            f"{grade.upper()}"
+                            f"{grade.upper()}{seed}"
                             for r in mine
                         ],
                         hoverinfo="text",
@@ -769,18 +790,26 @@ def _section(page: Any, doc: dict) -> dict | None:
         if rec:
             last = max(r["year"] for r in rec)
             mine = {r["size"]: r for r in rec if r["year"] == last}
-            top = _ahead({size: (r.get("a") or 0, r["rated"]) for size, r in mine.items()})
+            top = _ahead(
+                {
+                    size: (r.get("a_total", r.get("a")) or 0, r.get("rated_total", r["rated"]))
+                    for size, r in mine.items()
+                }
+            )
             if top is not None:
                 heading = (
                     f"In tax year {last}, {top} firms are the most often rated A "
                     f"({count(mine[top].get('a'))} of {count(mine[top].get('rated'))}){seed}"
                 )
+        groups = len(ratings) // 2  # a row per size and year, recorded and shadow side by side
         lay = layout(
             heading,
-            420,
+            100 + 10 * groups * 5,
+            legend=legend_of(traces),
+            legend_rows=len(traces),
             barmode="group",
-            xaxis={"title": {"text": "size class, tax year"}},
-            yaxis={
+            yaxis={"title": {"text": "size class, tax year"}, "autorange": "reversed"},
+            xaxis={
                 "title": {"text": "share of the rated companies"},
                 "tickformat": ".0%",
                 "rangemode": "tozero",
@@ -812,10 +841,10 @@ def _section(page: Any, doc: dict) -> dict | None:
         )
         median = fmt.row(metrics, "company.median_stay_days.company_blacklist").get("value")
         heading = (
-            f"company_blacklist: half of the listings last {num(median)} days or more"
+            f"company_blacklist: half of the listings last {num(median)} days or more{seed}"
             if median is not None
             else "company_blacklist: more than half of the listings are still running at the end"
-        ) + seed
+        ) + (f" (curve: mean of {k} seeds)" if k > 1 else "")
         lay = layout(
             heading,
             380,
@@ -826,17 +855,53 @@ def _section(page: Any, doc: dict) -> dict | None:
                 "range": [0, 1.03],
             },
         )
-        data = [
-            {"days_since_listing": d, **{k: at(curve.get(k), i) for k in ("s", "low", "high",
-                                                                           "at_risk")}}
-            for i, d in enumerate(t)
-        ]  # fmt: skip
-        figs.append(page.figure("company-survival", traces, lay, data))
+        figs.append(page.figure("company-survival", traces, lay, curve_rows(curve)))
     return {
         "findings": company_findings(doc),
         "figures": figs,
         "persons": [_person_row(metrics, p) for p in co.get("persons") or []],
+        "seeds": k,
     }
+
+
+# A table row's fields and the metric each is read from: (metric name, {field: metric key}).
+WRONGFUL_KEYS = (
+    (
+        "company.wrongly_listed_share_by_size.{list}.{size}",
+        {"wrong": "count", "wrong_share": "value", "wrong_low": "low", "wrong_high": "high",
+         "companies": "of"},
+    ),
+    (
+        "company.ever_wrongly_listed_share_by_size.{list}.{size}",
+        {"ever_wrong": "count", "ever_wrong_share": "value", "ever_wrong_low": "low",
+         "ever_wrong_high": "high"},
+    ),
+)  # fmt: skip
+RATING_KEYS = tuple(
+    (
+        f"company.rated_{g}_share.{{world}}.{{year}}.{{size}}",
+        {g: "count", f"{g}_share": "value", f"{g}_low": "low", f"{g}_high": "high", "rated": "of"},
+    )
+    for g in ("a", "d")
+)
+
+
+def _from_metrics(metrics: dict, rows: list[dict], keys: tuple) -> list[dict]:
+    """The section's table rows (its first seed's in a replicate set) with their numbers read
+    from the metrics: per run over the seeds, with across-seed intervals, and each count's
+    total over the seeds as FIELD_total; in one run the same numbers as the rows'."""
+    out = []
+    for r in rows:
+        mine = dict(r)
+        for name, fields in keys:
+            got = fmt.row(metrics, name.format(**r))
+            for field, key in fields.items():
+                if key in got:
+                    mine[field] = got[key]
+                if f"{key}_total" in got:
+                    mine[f"{field}_total"] = got[f"{key}_total"]
+        out.append(mine)
+    return out
 
 
 def _person_row(m: dict, p: dict) -> dict:
@@ -867,12 +932,6 @@ def _ahead(counts: dict[str, tuple[int, int]]) -> str | None:
         if counts[c][0] >= MIN_COUNT and others and all(low > high for high in others):
             return c
     return None
-
-
-def _first_seed(doc: dict) -> str:
-    """A replicate set's charts and tables are its first seed's: their titles say so."""
-    k, seeds = doc.get("replicates") or 1, (doc.get("run") or {}).get("seeds") or []
-    return f" (seed {seeds[0]}, the first of {k} seeds)" if k > 1 and seeds else ""
 
 
 def _headline(doc: dict) -> list[str]:
