@@ -111,6 +111,27 @@ def test_across_seed_intervals_respect_bounds_at_small_counts() -> None:
     assert doc(0, 30, 10)["disparity"][0]["significant"] is None
 
 
+def test_across_seed_intervals_stop_at_zero_unless_the_metric_is_signed() -> None:
+    """Days under a sanction of 0 and 200 in two seeds: mean 100, t interval 100 +- 12.706 x
+    100 (t of 1 degree of freedom), cut at 0 below; a change of -0.1 and 0.1 keeps its
+    negative bound."""
+    from xinyong.audit.registry import NEGATIVE_EVENTS_CHANGE, UNDESERVED_SANCTION_PERSON_DAYS
+    from xinyong.replicates import combine
+
+    def doc(days: int, change: float) -> dict:
+        metrics: dict = {}
+        UNDESERVED_SANCTION_PERSON_DAYS.put(metrics, days)
+        NEGATIVE_EVENTS_CHANGE.put(metrics, change)
+        return {"run": {"seed": 1, "adults": 400}, "metrics": metrics, "disparity": []}
+
+    got = combine([doc(0, -0.1), doc(200, 0.1)])["metrics"]
+    days = got["undeserved_sanction_person_days"]
+    assert days["value"] == 100 and days["low"] == 0.0
+    assert days["high"] == pytest.approx(100 + 12.7062 * 100, rel=1e-4)
+    change = got["negative_events_change"]
+    assert change["low"] == pytest.approx(-12.7062 * 0.1, rel=1e-4)
+
+
 def test_one_run_a_side_is_labelled_and_never_significant(tmp_path: Path) -> None:
     base = tiny_run(tmp_path / "a", days=10)
     reform = tmp_path / "b" / "run"

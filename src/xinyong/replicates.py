@@ -169,8 +169,8 @@ def run_replicates(
 
 
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One audit document over replicates: each metric's mean with a t interval across seeds
-    (its `count` of `of`: means per run; summed over seeds as `count_total` of `of_total`; a
+    """One audit document over replicates: each metric's mean with a t interval across seeds,
+    cut at 0 unless the metric is signed (its `count` of `of`: means per run; summed over seeds as `count_total` of `of_total`; a
     share's interval is also at least the Wilson interval of those pooled counts, and a
     disparity ratio's the Katz interval of its pooled counts, and its counts are means per run
     with `_total` beside); survival curves (`survival`, `wrongful_survival` and a module's
@@ -187,6 +187,8 @@ def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
         v, lo, hi = stats.mean_interval(values)
         combined = {**row, "value": v, "low": lo, "high": hi, "interval": ACROSS_SEEDS}
         combined["per_seed"] = values
+        if not row.get("signed"):  # a share, count or number of days is never below 0
+            combined["low"], combined["high"] = stats.clip(lo, hi, 0.0)
         if row.get("count") is not None:
             counts = [d["metrics"].get(name, {}).get("count") for d in docs]
             ofs = [d["metrics"].get(name, {}).get("of") for d in docs]

@@ -98,6 +98,9 @@ class Metric:
     maps_to: Law
     tables: tuple[str, ...]
     docs_maps_to: str | None = None  # when the docs say more than `maps_to.short`
+    # A change or a correlation: below 0 is a value it can take. Every other metric is a
+    # share, count, rate or number of days, so an interval across seeds stops at 0.
+    signed: bool = False
 
     def key(self, **parts: Any) -> str:
         return self.name.format(**parts)
@@ -123,6 +126,8 @@ class Metric:
             "maps_to": law.full,
         }
         row["interval"] = NO_INTERVAL if low is None and high is None else WITHIN_RUN
+        if self.signed:
+            row["signed"] = True
         if count is not None:
             row["count"], row["of"] = count, of
         return row
@@ -223,8 +228,16 @@ def lock_in_metrics(
     )
 
 
-def _m(name: str, topic: str, definition: str, meaning: str, law: Law, *tables: str) -> Metric:
-    return Metric(name, topic, definition, meaning, law, tables)
+def _m(
+    name: str,
+    topic: str,
+    definition: str,
+    meaning: str,
+    law: Law,
+    *tables: str,
+    signed: bool = False,
+) -> Metric:
+    return Metric(name, topic, definition, meaning, law, tables, signed=signed)
 
 
 WRONGFUL, FALSE, SPILL, COLLATERAL = (
@@ -407,6 +420,7 @@ GRAVITY_SEVERITY = _m(
     ART_5_C_II,
     "spells",
     "records",
+    signed=True,
 )
 MINOR_ONLY_SHARE = _m(
     "minor_only_share",
@@ -515,6 +529,7 @@ NEGATIVE_EVENTS_CHANGE = _m(
     "change in true negative events against the same world with the scheme off",
     NECESSITY,
     "behaviour_daily",
+    signed=True,
 )
 SPEECH_CHANGE = _m(
     "online_speech_change",
@@ -523,6 +538,7 @@ SPEECH_CHANGE = _m(
     "chilling effect: change in online speech events against the scheme-off world",
     SPEECH,
     "behaviour_daily",
+    signed=True,
 )
 PREVENTED_PER_WRONGLY = _m(
     "events_prevented_per_wrongly_listed",
@@ -533,6 +549,7 @@ PREVENTED_PER_WRONGLY = _m(
     PROPORTIONALITY,
     "behaviour_daily",
     "persons",
+    signed=True,
 )
 
 METRICS: tuple[Metric, ...] = (
