@@ -93,7 +93,7 @@ class Reviews(Module):
             summary_meanings={
                 "reviews.ever_below_share": "share of adults noted below the threshold"
             },
-            adult_lines=adult_lines,
+            lines={"adult": adult_lines},
         )
 
 

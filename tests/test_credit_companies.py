@@ -191,6 +191,22 @@ def test_a_default_is_the_companys_unpaid_loan_on_the_loans_last_day() -> None:
     assert s["credit.company_approval_rate_by_size.large"] is None
 
 
+def test_explain_tells_a_companys_loans(tmp_path: Path) -> None:
+    """The defaulting company above, told by `explain`: its loan and why each later
+    application was refused, in the lender's words."""
+    sc = quiet_p1c(
+        companies=3, days=8, extra={"population.trait_min": 1.0}, company_loan_rate=1.0,
+        loan_term_days=5, company_default_base=1.0, company_file_share=dict.fromkeys(SIZES, 1.0),
+    )  # fmt: skip
+    xinyong.run(sc, out=tmp_path / "run")
+    story = xinyong.explain(tmp_path / "run", company=0)
+    refused = "(a default on the lender's book; unrated (the bank-tax loan takes A, B, M))"
+    assert story.doc["modules"] == [
+        "loan approved on day 0 (defaulted)",
+        *(f"loan refused on day {t} {refused}" for t in (5, 6, 7)),
+    ]
+
+
 # -- statistics ------------------------------------------------------------------------------
 
 

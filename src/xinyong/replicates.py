@@ -170,12 +170,13 @@ def run_replicates(
 
 def combine(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """One audit document over replicates: each metric's mean with a t interval across seeds,
-    cut at 0 unless the metric is signed (its `count` of `of`: means per run; summed over seeds as `count_total` of `of_total`; a
-    share's interval is also at least the Wilson interval of those pooled counts, and a
-    disparity ratio's the Katz interval of its pooled counts, and its counts are means per run
-    with `_total` beside); survival curves (`survival`, `wrongful_survival` and a module's
-    tables' `survival`) are the means of the seeds' curves with across-seed bands; other
-    matrices and tables are those of the first replicate."""
+    cut at 0 unless the metric is signed (its `count` of `of`: means per run; summed over
+    seeds as `count_total` of `of_total`; a share's interval is also at least the Wilson
+    interval of those pooled counts, and a disparity ratio's the Katz interval of its pooled
+    counts, and its counts are means per run with `_total` beside); survival curves
+    (`survival`, `wrongful_survival` and a module's tables' `survival`) are the means of the
+    seeds' curves with across-seed bands; other matrices and tables are those of the first
+    replicate."""
     doc = dict(docs[0])
     doc["replicates"] = len(docs)
     if len(docs) == 1:

@@ -13,12 +13,13 @@ from xinyong.audit.registry import (
     Metric,
     ModuleAudit,
     adult_lines,
+    member_lines,
     metric_tables,
     module_audits,
 )
 from xinyong.errors import XinyongError
 
-__all__ = ["ModuleAudit", "adult_lines", "module_audits"]
+__all__ = ["ModuleAudit", "adult_lines", "member_lines", "module_audits"]
 
 
 def all_metrics() -> tuple[Metric, ...]:

@@ -9,7 +9,7 @@ This module declares; it computes nothing, and imports no other part of the audi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xinyong import modules
@@ -170,7 +170,7 @@ class ModuleAudit:
     meanings; and where it has them, its metrics (computed into the document's `metrics`,
     and its tables under a key of its own, when `applies(meta)`), its report section (a
     template of `package`), the findings that open the report, the explainers of its entity
-    kinds and its lines in an adult's story."""
+    kinds and its lines in the story of an adult or other member."""
 
     package: str
     applies: Callable[[dict[str, Any]], bool]
@@ -181,7 +181,9 @@ class ModuleAudit:
     section: Section | None = None
     headline: Callable[[dict[str, Any]], list[str]] = lambda doc: []  # open the report
     explainers: tuple[EntityExplainer, ...] = ()
-    adult_lines: Callable[..., list[str]] | None = None  # (con, meta, adult)
+    # What it says about one member in `explain`, by entity kind ("adult", "company", ...):
+    # (con, meta, id) -> lines.
+    lines: dict[str, Callable[..., list[str]]] = field(default_factory=dict)
 
 
 def lock_in_metrics(
@@ -679,10 +681,15 @@ def module_audits() -> tuple[ModuleAudit, ...]:
     return tuple(audit for audit in found if audit is not None)
 
 
-def adult_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
-    """What each module of a run says about one adult, for `explain`."""
+def member_lines(con: Any, meta: dict[str, Any], kind: str, ident: int) -> list[str]:
+    """What each module of a run says about one member of kind `kind`, for `explain`."""
     lines: list[str] = []
     for mod in module_audits():
-        if mod.adult_lines is not None and mod.applies(meta):
-            lines += mod.adult_lines(con, meta, adult)
+        if kind in mod.lines and mod.applies(meta):
+            lines += mod.lines[kind](con, meta, ident)
     return lines
+
+
+def adult_lines(con: Any, meta: dict[str, Any], adult: int) -> list[str]:
+    """What each module of a run says about one adult."""
+    return member_lines(con, meta, "adult", adult)

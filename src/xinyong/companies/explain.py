@@ -21,7 +21,7 @@ from xinyong.audit.explain import (
     spell_end,
     truth_words,
 )
-from xinyong.audit.registry import EntityExplainer
+from xinyong.audit.registry import EntityExplainer, member_lines
 from xinyong.errors import XinyongError
 
 COMPANY_RECORD_SQL = """
@@ -98,6 +98,8 @@ class CompanyExplainer(Explainer):
             "ratings": ratings,
             "spells": spells,
             "legal_rep": self._legal_rep(rep, company, spells, meta.get("person_lists", {})),
+            # What the run's other modules say about it (a lender's decisions, ...).
+            "modules": member_lines(self.con, self.run.meta(), "company", company),
         }
 
     def _company_spells(self, company: int, records: list[Row]) -> list[Row]:
@@ -320,6 +322,8 @@ def render_company(report: dict[str, Any], console: Console) -> None:
         console.print(
             "children restricted at T: " + ", ".join(map(str, rep["children_restricted_at_T"]))
         )
+    for line in report.get("modules", ()):
+        console.print(line)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from xinyong.audit.registry import (
     Section,
 )
 from xinyong.credit import summary
-from xinyong.credit.explain import explain_lines
+from xinyong.credit.explain import company_lines, explain_lines
 from xinyong.credit.params import COHORTS
 from xinyong.credit.routes import ROUTE_NAMES, ROUTES, negative_behaviours, routes_sql
 from xinyong.credit.score import BANDS
@@ -414,5 +414,5 @@ AUDIT = ModuleAudit(
     metrics=METRICS,
     section=Section("credit", "credit_section.html", _section),
     headline=_headline,
-    adult_lines=explain_lines,
+    lines={"adult": explain_lines, "company": company_lines},
 )

@@ -134,3 +134,52 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
             )
         lines.append(line)
     return lines
+
+
+def company_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], company: int) -> list[str]:
+    """One line per loan application of the company: the decision and why, and the shadow
+    world's where it differs."""
+    if not meta["credit"].get("company_loans"):
+        return []
+    apps = rows(
+        con,
+        f"""SELECT day, approved, approved_shadow, reason::VARCHAR AS reason,
+                   rating::VARCHAR AS rating, rating_shadow::VARCHAR AS rating_shadow,
+                   company_blacklist_shadow, company_defaulters_shadow,
+                   outcome::VARCHAR AS outcome
+            FROM credit_company_applications WHERE company = {int(company)} ORDER BY day""",
+    )
+    grades = ", ".join(meta["credit"].get("tax_loan_grades", ()))
+    lines = []
+    for a in apps:
+        if a["approved"]:
+            ended = f" ({a['outcome']})" if a["outcome"] else " (still running at the end)"
+            lines.append(f"loan approved on day {a['day']}{ended}")
+            continue
+        why = []
+        for part in (a["reason"] or "").split(", "):
+            if part in ("company_blacklist", "company_defaulters"):
+                why.append(f"on the {part}")
+            elif part == "no_file":
+                why.append("no credit file")
+            elif part == "book":
+                why.append("a default on the lender's book")
+            elif part == "grade":
+                rated = "unrated" if a["rating"] in (None, "unrated") else f"rated {a['rating']}"
+                why.append(f"{rated} (the bank-tax loan takes {grades})")
+        line = f"loan refused on day {a['day']} ({'; '.join(why)})"
+        if a["approved_shadow"]:
+            shadow = [f"rated {a['rating_shadow'] or 'unrated'}"]
+            shadow += [
+                f"not on the {name}"
+                for name, on in (
+                    ("company_blacklist", a["company_blacklist_shadow"]),
+                    ("company_defaulters", a["company_defaulters_shadow"]),
+                )
+                if not on and name in (a["reason"] or "")
+            ]
+            line += (
+                f"; the shadow world ({', '.join(shadow)}) would have approved it (wrongly denied)"
+            )
+        lines.append(line)
+    return lines

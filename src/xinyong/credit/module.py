@@ -347,6 +347,7 @@ class CreditModule(Module):
             "score_period": p.score_period,
             "thin_history": p.thin_history,
             "defaulters_entry": defaulters_entry(sc),
+            "tax_loan_grades": list(p.tax_loan_grades),
         }
 
     @classmethod
