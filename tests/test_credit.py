@@ -22,6 +22,7 @@ from xinyong.credit.module import CreditModule
 from xinyong.credit.score import h_book, private_score
 from xinyong.engine import Simulation
 from xinyong.errors import XinyongError
+from xinyong.population import NBR_BLOCK
 from xinyong.scenario import load_scenario
 
 
@@ -365,8 +366,8 @@ def test_a_killed_p1_run_resumes_to_the_uninterrupted_tables(tmp_path: Path, wha
 
 
 def test_cities_and_shards_carry_credit() -> None:
-    """Each city engine lends to and scores its own adults (neighbours in other cities do not
-    enter C); the tables are the same however the cities are shared out."""
+    """Each city engine lends to and scores its own adults; the tables are the same however
+    the cities are shared out."""
     sc = load_scenario(
         "three-cities", adults=3000, days=120, seed=2,
         overrides={"credit": {"loan_rate": 0.01}, "behaviours.loan_default": LOAN_DEFAULT},
@@ -381,6 +382,48 @@ def test_cities_and_shards_carry_credit() -> None:
 LOAN_DEFAULT = {
     "sign": "negative", "context": "finance", "gravity": 3, "channel": "bank", "base": 0,
 }  # fmt: skip
+
+
+def test_connections_read_the_neighbours_in_other_cities() -> None:
+    """Three cities on two shards, stepped as run_in_process steps them, to the day of the
+    first computation after day 0 (score_period 5): each adult's new recorded-world score is
+    the formula with C the mean over all its neighbours (ghost rows read through the global
+    ids of the other cities' adults) of (previous score - 350) / 600; the boundary adults'
+    C differs from a same-city mean, so the exchange is what the test sees."""
+    sc = load_scenario(
+        "three-cities", adults=3000, days=6, seed=3,
+        overrides={"credit": {"score_period": 5}, "behaviours.loan_default": LOAN_DEFAULT},
+    )  # fmt: skip
+    layout = shard.Layout.of(sc)
+    shards = [shard.Shard(sc, c, None, 1 << 16) for c in shard.pack_bins(layout.sizes, 2)]
+    engines = [e for s in shards for e in s.engines]
+    start = shard.exchange([s.boundary(0) for s in shards])
+    for t in range(5):
+        start = shard.exchange([s.step(t, start) for s in shards])
+    before = np.concatenate([e.module("credit").score[:, 0] for e in engines]).astype(float)
+    for s in shards:
+        s.step(5, start)
+    unit = (before - 350) / 600
+    differs = 0
+    for e in engines:
+        credit, pop, first = e.module("credit"), e.pop, e.part.first_adult
+        n = pop.adults
+        rows = np.concatenate([np.arange(n) + first, pop.ghosts])  # graph row -> global id
+        offset = np.concatenate([[0], np.cumsum(pop.nbr_degree, dtype=np.int64)])
+        assert np.array_equal(offset[:-1:NBR_BLOCK], pop.nbr_block[: len(offset[:-1:NBR_BLOCK])])
+        c, c_same = np.full(n, 0.5), np.full(n, 0.5)
+        for a in range(n):
+            nbrs = rows[pop.nbr[offset[a] : offset[a + 1]]]
+            if len(nbrs):
+                c[a] = unit[nbrs].mean()
+                same = nbrs[(nbrs >= first) & (nbrs < first + n)]
+                c_same[a] = unit[same].mean() if len(same) else 0.5
+        b = credit.behaviour
+        got = credit.score[:, 0]
+        want = private_score(credit.score_h, b, credit.capacity, sc.credit.identity, c)
+        assert np.array_equal(got, want)
+        differs += int((c != c_same).sum())
+    assert differs > 0
 
 
 def test_the_memory_estimate_counts_the_state_and_the_applications() -> None:

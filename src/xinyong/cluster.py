@@ -16,12 +16,13 @@ import logging
 import resource
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from xinyong.errors import XinyongError
 from xinyong.scenario import Scenario
+
+if TYPE_CHECKING:
+    from xinyong.shard import Boundary
 
 LOCAL = ("", "local", "auto-local")  # --ray without an address: a local Ray, this machine's cores
 
@@ -90,13 +91,13 @@ class ShardActor:
         self.fail_on_day = fail_on_day  # tests: a shard that fails mid-run
         self.shard = Shard(_scenario(scenario), cities, Path(out) if out else None, rows_per_part)
 
-    def listed_boundary(self) -> np.ndarray:
-        return self.shard.listed_boundary()
+    def boundary(self, t: int) -> Boundary:
+        return self.shard.boundary(t)
 
-    def step(self, t: int, listed: np.ndarray) -> np.ndarray:
+    def step(self, t: int, start: Boundary) -> Boundary:
         if t == self.fail_on_day:
             raise RuntimeError(f"failing on day {t}, as asked")
-        return self.shard.step(t, listed)
+        return self.shard.step(t, start)
 
     def finish(self) -> Any:
         partial = self.shard.finish()
@@ -162,10 +163,10 @@ def run_on_ray(
         return results
 
     try:
-        listed = exchange(gather([h.listed_boundary.remote() for h in handles], "starting"))
+        start = exchange(gather([h.boundary.remote(0) for h in handles], "starting"))
         for t in range(sc.days):
-            shared = ray.put(listed)  # once for every actor
-            listed = exchange(gather([h.step.remote(t, shared) for h in handles], f"on day {t}"))
+            shared = ray.put(start)  # once for every actor
+            start = exchange(gather([h.step.remote(t, shared) for h in handles], f"on day {t}"))
             if on_day is not None:
                 on_day(t)
         partials = gather([h.finish.remote() for h in handles], "writing its tables")

@@ -276,6 +276,32 @@ class Simulation:
         first = 0 if self.part is None else self.part.first_adult
         return assoc[self.on_boundary[assoc]].astype(np.int64) + first
 
+    def boundary_values(self, t: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """What the modules share with other cities at the start of day t: for each
+        "module.attribute", this city's boundary adults (global ids, ascending) and their
+        values (Module.shared)."""
+        first = 0 if self.part is None else self.part.first_adult
+        out = {}
+        for module in self.modules:
+            for name, values in module.boundary_values(t).items():
+                ids = self.pop.boundary.astype(np.int64) + first
+                out[f"{module.spec.name}.{name}"] = (ids, values)
+        return out
+
+    def receive_ghost_values(self, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Every city's boundary values (ids ascending): each module's ghosts' rows of them."""
+        ghosts = self.pop.ghosts
+        for module in self.modules:
+            for name in module.shared:
+                found = values.get(f"{module.spec.name}.{name}")
+                if found is None:
+                    continue
+                ids, vals = found
+                at = np.minimum(np.searchsorted(ids, ghosts), max(len(ids) - 1, 0))
+                if len(ghosts) and not np.array_equal(ids[at], ghosts):
+                    raise RuntimeError(f"ghost values of {name} miss some of the ghosts")
+                module.ghosts[name] = vals[at] if len(ghosts) else vals[:0]
+
     def listed_ghosts(self, listed: np.ndarray) -> np.ndarray:
         """The ghost rows of the adults among `listed` (global ids, ascending)."""
         ghosts = self.pop.ghosts

@@ -241,9 +241,27 @@ class Module:
     # restored in place (views built on them stay valid), dicts and lists replaced, random
     # generators' states restored.
     checkpointed: ClassVar[tuple[str, ...]] = ()
+    # Per-adult arrays (attributes) that other cities read at their ghost rows, a city's
+    # neighbours in another city (multi-city runs): passed on at the start of each day that
+    # `shares_on`, after which this engine's ghosts' values are in `ghosts[name]`, one row
+    # per ghost in the order of `pop.ghosts`.
+    shared: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.ghosts: dict[str, np.ndarray] = {}
+
+    def shares_on(self, t: int) -> bool:
+        """Whether day t's steps read the ghosts' values of `shared` (default: every day)."""
+        return True
+
+    def boundary_values(self, t: int) -> dict[str, np.ndarray]:
+        """The values of `shared` at this engine's boundary adults (`pop.boundary`), for
+        the start of day t; empty on days the module does not share."""
+        if not self.shared or not self.shares_on(t):
+            return {}
+        rows = self.ctx.pop.boundary
+        return {name: _get(self, name)[rows] for name in self.shared}
 
     @property
     def spec(self) -> Spec:

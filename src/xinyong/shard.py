@@ -3,12 +3,13 @@
 A city's population, graph and random streams come from the scenario's seed and the city's
 index alone (population.city_seed, population.cross_edges, population.child_counts), so a
 run's tables do not depend on which process holds which city. Cities are coupled only through
-cross-city edges, and only in step 5: an adult meets a neighbour of another city if that
-neighbour was on the association list at the start of the day. Each city keeps those
-neighbours as ghost rows of its graph; at each day's start the shards pass on which of their
-boundary adults are listed (a few per ten thousand adults a day), and nothing else. An
-in-process run is one shard holding every city; a Ray run (cluster.py) is several, one
-barrier a day.
+cross-city edges: in step 5 an adult meets a neighbour of another city if that neighbour was
+on the association list at the start of the day, and a module may read its neighbours' values
+(the private score's connections). Each city keeps those neighbours as ghost rows of its
+graph; at each day's start the shards pass on which of their boundary adults are listed (a
+few per ten thousand adults a day) and, on the days a module asks, its shared values at the
+boundary adults (`Boundary`), and nothing else. An in-process run is one shard holding every
+city; a Ray run (cluster.py) is several, one barrier a day.
 
 The run directory of a multi-city run holds each city's parts of the records, spells, persons,
 children, edges and appeals, named c{city}-part-*.parquet so that every table reads in city
@@ -128,18 +129,22 @@ class Shard:
             for k in cities
         ]
 
-    def listed_boundary(self) -> np.ndarray:
-        """Global ids (ascending) of the shard's adults with neighbours in other cities who
-        are on the association list at the start of the coming day."""
+    def boundary(self, t: int) -> Boundary:
+        """What the shard's cities pass on at the start of day t: their adults with
+        neighbours in other cities who are on the association list (global ids, ascending),
+        and the values the modules share (Module.shared)."""
         parts = [e.listed_boundary() for e in self.engines]  # cities ascending
-        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+        listed = np.concatenate(parts) if parts else np.empty(0, np.int64)
+        return Boundary(listed, merged_values([e.boundary_values(t) for e in self.engines]))
 
-    def step(self, t: int, listed: np.ndarray) -> np.ndarray:
-        """Day t in every city, given every city's listed boundary adults at its start
-        (ascending); returns the shard's own for the next day."""
+    def step(self, t: int, start: Boundary) -> Boundary:
+        """Day t in every city, given what every city passed on at its start (`exchange`);
+        returns the shard's own for the next day."""
         for engine in self.engines:
-            engine.step(t, engine.listed_ghosts(listed))
-        return self.listed_boundary()
+            if start.values:
+                engine.receive_ghost_values(start.values)
+            engine.step(t, engine.listed_ghosts(start.listed))
+        return self.boundary(t + 1)
 
     def finish(self) -> Partial:
         """Write the cities' end-of-run tables; the shard's sums of the daily tables."""
@@ -208,12 +213,12 @@ def run_in_process(
     shards = [Shard(sc, cities, out, rows_per_part) for cities in pack_bins(layout.sizes, bins)]
     engines = [e for s in shards for e in s.engines]
     first_day = 0 if resumed is None else checkpoint.restore(engines, resumed)
-    listed = exchange([s.listed_boundary() for s in shards])
+    start = exchange([s.boundary(first_day) for s in shards])
     gc.freeze()  # as Simulation.run: the population is left out of the collector's passes
     try:
         with deferred_interrupt() as interrupted:  # Ctrl-C: at the end of a day
             for t in range(first_day, sc.days):
-                listed = exchange([s.step(t, listed) for s in shards])
+                start = exchange([s.step(t, start) for s in shards])
                 if checkpoints is not None:  # the engines hold the next day's start (listed)
                     checkpoints.after_day(t, engines)
                 if on_day is not None:
@@ -230,9 +235,39 @@ def city_tables(sc: Scenario) -> tuple[str, ...]:
     return CITY_TABLES + modules.tables(sc)
 
 
-def exchange(parts: list[np.ndarray]) -> np.ndarray:
-    """The shards' listed boundary adults, as every shard reads them (ascending)."""
-    return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+Shared = dict[str, tuple[np.ndarray, np.ndarray]]  # "module.attribute": (ids, values)
+
+
+@dataclass
+class Boundary:
+    """What cities pass on to each other at the start of a day: `listed`, the boundary
+    adults on the association list (global ids), and `values`, the modules' shared values
+    at their boundary adults (Module.shared); ids ascending."""
+
+    listed: np.ndarray
+    values: Shared = field(default_factory=dict)
+
+
+def merged_values(parts: list[Shared]) -> Shared:
+    """Several cities' shared values as one, each key's ids ascending."""
+    pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for part in parts:
+        for key, pair in part.items():
+            pieces.setdefault(key, []).append(pair)
+    out = {}
+    for key, pairs in pieces.items():
+        ids = np.concatenate([i for i, _ in pairs])
+        order = np.argsort(ids, kind="stable")
+        out[key] = (ids[order], np.concatenate([v for _, v in pairs])[order])
+    return out
+
+
+def exchange(parts: list[Boundary]) -> Boundary:
+    """The shards' boundaries as every shard reads them."""
+    if not parts:
+        return Boundary(np.empty(0, np.int64))
+    listed = np.sort(np.concatenate([p.listed for p in parts]))
+    return Boundary(listed, merged_values([p.values for p in parts]))
 
 
 def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:

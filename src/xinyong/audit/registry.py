@@ -181,7 +181,7 @@ class ModuleAudit:
     section: Section | None = None
     headline: Callable[[dict[str, Any]], list[str]] = lambda doc: []  # open the report
     explainers: tuple[EntityExplainer, ...] = ()
-    # What it says about one member in `explain`, by entity kind ("adult", "company", ...):
+    # What it says about one member in `explain`, by entity kind ("adult", or a kind a module adds):
     # (con, meta, id) -> lines.
     lines: dict[str, Callable[..., list[str]]] = field(default_factory=dict)
 

@@ -59,6 +59,8 @@ class CreditModule(Module):
         "has_file", "loan_app", "repaid", "defaulted", "score", "score_h", "score_listed",
         "due", "apps", "n_apps", "ended", "bands", "window", "counts", "rngs",
     )  # fmt: skip
+    # C reads the neighbours' previous scores, those in other cities too.
+    shared = ("score",)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -236,6 +238,9 @@ class CreditModule(Module):
         if t >= 1:  # day 0's computation is the one before it
             self.compute(t)
 
+    def shares_on(self, t: int) -> bool:
+        return t >= 1 and t % self.ctx.params.score_period == 0  # the days `rescore` computes
+
     def compute(self, t: int) -> None:
         """Both worlds' private scores from the state after step 11 of day t (t = -1: before
         day 0, with C = 0.5 and nobody listed)."""
@@ -243,8 +248,12 @@ class CreditModule(Module):
         listed = self.defaulters_bit if p.court_list_to_private and t >= 0 else 0
         records = self.counts if p.records_to_private else self.counts[:0]
         bands = np.zeros((2, len(BANDS)), dtype=np.int64)
+        ghosts = len(pop.ghosts)
+        if ghosts and t >= 0 and "score" not in self.ghosts:
+            raise RuntimeError("the neighbours' scores in other cities were not passed on")
+        ghost_score = self.ghosts.get("score", np.zeros((ghosts, 2), np.int16))
         rescore(
-            self.score, self.scratch, self.has_file, self.repaid, self.defaulted,
+            self.score, ghost_score, self.scratch, self.has_file, self.repaid, self.defaulted,
             self.ctx.scheme.state.bits, listed, self.behaviour, records, float(p.records_scale),
             self.capacity, float(p.identity), float(p.thin_history), t < 0, pop.nbr_block,
             pop.nbr_degree, pop.nbr, UNIT, self.score_h, self.score_listed, bands,

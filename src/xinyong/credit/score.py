@@ -52,6 +52,7 @@ UNIT = np.concatenate([np.zeros(SCORE_LO), (np.arange(SCORE_LO, SCORE_HI + 1) - 
 @njit(cache=True, nogil=True)
 def rescore(
     score: np.ndarray,  # int16 [n, 2]: the previous computation, replaced by this one
+    ghost_score: np.ndarray,  # int16 [ghosts, 2]: the same of the neighbours in other cities
     new: np.ndarray,  # int16 [n, 2]: scratch, kept by the caller between computations
     has_file: np.ndarray,
     repaid: np.ndarray,
@@ -74,8 +75,9 @@ def rescore(
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
 ) -> None:
     """Both worlds' private scores of every adult, in one pass over the adults and their
-    edges. C reads the neighbours' previous scores (ghost rows of other cities excluded), so
-    all adults move at once: the new scores go to `new`, then into `score`."""
+    edges. C reads the neighbours' previous scores (of other cities too, their ghost rows'
+    `ghost_score`), so all adults move at once: the new scores go to `new`, then into
+    `score`."""
     n = len(score)
     off = 0
     with_records = len(records) == n
@@ -86,15 +88,17 @@ def rescore(
         d = nbr_degree[a]
         c0 = c1 = 0.5
         if not first:  # both worlds' neighbours in one pass over the adult's edges
-            total0, total1, count = 0.0, 0.0, 0
+            total0, total1 = 0.0, 0.0
             for k in range(off, off + d):
                 j = nbr[k]
                 if j < n:
                     total0 += unit[score[j, 0]]
                     total1 += unit[score[j, 1]]
-                    count += 1
-            if count:
-                c0, c1 = total0 / count, total1 / count
+                else:
+                    total0 += unit[ghost_score[j - n, 0]]
+                    total1 += unit[ghost_score[j - n, 1]]
+            if d:
+                c0, c1 = total0 / d, total1 / d
         off += d
         book = thin_history
         if has_file[a]:
