@@ -17,7 +17,8 @@ from xinyong import randomness, world
 from xinyong.engine import Simulation
 from xinyong.population import block_offsets
 from xinyong.scenario import load_scenario
-from xinyong.world import sample_association
+from xinyong.buffers import with_capacity
+from xinyong.world import reflag, sample_association, sample_meetings
 
 Z = 5.0
 
@@ -153,6 +154,64 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     p = rho / 4
     trials = reps * len(others)
     assert within(hits_other, trials * p, trials * p * (1 - p))
+
+
+def small_graph_with_ghosts(seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """300 members and 20 ghost rows (adults of another city) on a random graph with degrees
+    0 to about 20: members, degrees, neighbours and the listed rows (ascending)."""
+    rng = np.random.default_rng(seed)
+    members, rows = 300, 320
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, rows, (1500, 2)) if a != b}
+    pairs |= {(b, a) for a, b in pairs}
+    isolated = set(range(0, members, 37))  # members with no neighbours meet nobody
+    adj: list[list[int]] = [[] for _ in range(rows)]
+    for a, b in sorted(pairs):
+        if a not in isolated and b not in isolated:
+            adj[a].append(b)
+    degree = np.array([len(a) for a in adj], dtype=np.uint8)
+    nbr = np.concatenate([np.array(a, dtype=np.int32) for a in adj])
+    listed = np.flatnonzero(rng.random(rows) < 0.3).astype(np.int32)
+    return members, degree, nbr, listed
+
+
+@pytest.mark.parametrize("sampler", ["listed neighbours", "meetings"])
+def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sampler) -> None:
+    """Per adult, the days it met a listed neighbour against rho * k_j / deg_j (k_j counts
+    listed ghost neighbours too), for both samplers of step 5; the residuals are uniform."""
+    members, degree, nbr, listed = small_graph_with_ghosts(3)
+    block, rho, days = block_offsets(degree), 0.3, 4000
+    rng = np.random.default_rng(8)
+    flag = np.zeros(len(degree), dtype=np.uint8)
+    reflag(flag, np.empty(0, np.int32), listed)
+    assert np.array_equal(np.flatnonzero(flag), listed)
+    hits = np.zeros(members, dtype=np.int64)
+    residuals = []
+    for _ in range(days):
+        if sampler == "meetings":
+            met, res = with_capacity(
+                rng, 64, sample_meetings, rho, members, flag, block, degree, nbr
+            )
+        else:
+            count = np.zeros(members, dtype=np.uint16)
+            met, res = randomness.drawing(
+                rng, sample_association, rho, listed, block, degree, nbr, count
+            )
+        assert len(set(met.tolist())) == len(met) and (met < members).all()
+        hits[met] += 1
+        residuals.append(res)
+    offsets = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
+    k = np.array([flag[nbr[offsets[j] : offsets[j + 1]]].sum() for j in range(members)])
+    deg = degree[:members].astype(np.float64)
+    p = np.divide(rho * k, deg, out=np.zeros(members), where=deg > 0)
+    assert (hits[deg == 0] == 0).all() and (deg == 0).sum() == 9
+    assert (p > 0).sum() > 250  # most members have a listed neighbour
+    for j in range(members):
+        assert within(hits[j], days * p[j], days * p[j] * (1 - p[j])), j
+    total = p.sum() * days
+    assert within(hits.sum(), total, (days * p * (1 - p)).sum())
+    r = np.concatenate(residuals)
+    assert within(r.mean() * len(r), len(r) / 2, len(r) / 12)
+    assert within((r < 0.1).sum(), 0.1 * len(r), 0.09 * len(r))
 
 
 def test_population_structure() -> None:

@@ -20,7 +20,7 @@ from numba import njit
 
 from xinyong import randomness
 from xinyong.buffers import headroom, with_capacity
-from xinyong.population import TraitBuckets, neighbours_start, trait_at
+from xinyong.population import NBR_BLOCK, TraitBuckets, neighbours_start, trait_at
 from xinyong.prefetch import prefetch_read
 from xinyong.scenario import Scenario
 
@@ -310,6 +310,100 @@ def sample_association(
     return out[:n], residual[:n]
 
 
+MEETINGS_BATCH = 256  # meetings whose neighbour and its flag are read ahead, as in BATCH
+# Cost of drawing one meeting (skip, neighbour, its flag) in units of one listed person's
+# neighbour visited by sample_association; measured at 1 M adults (docs/performance.md).
+MEETING_COST = 2.0
+
+
+@njit(cache=True, nogil=True)
+def sample_meetings(
+    words: np.ndarray,
+    capacity: int,
+    rho: float,
+    members: int,
+    listed_flag: np.ndarray,
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
+    nbr: np.ndarray,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Step 5 drawn as events: the adults 0..members-1 who meet today come by geometric
+    skips at rate rho; each with neighbours picks one, u * deg with u uniform, and the meeting
+    is with a listed person if that neighbour's `listed_flag` is set (ghost rows included).
+    The same probabilities as sample_association, rho * k_j / deg_j, at a cost that grows with
+    rho * members rather than with the listed persons' degrees. The residual of a meeting is
+    u * deg's fractional part: uniform and independent of the neighbour it picked.
+    Returns (n, adults, residuals), n = -1 if `capacity` was too small.
+    """
+    out = np.empty(capacity, dtype=np.int32)
+    residual = np.empty(capacity, dtype=np.float64)
+    if rho <= 0.0 or members == 0:
+        return 0, out[:0], residual[:0]
+    log_q = np.log1p(-rho) if rho < 1.0 else 0.0
+    edge = np.empty(MEETINGS_BATCH, dtype=np.int64)
+    adult = np.empty(MEETINGS_BATCH, dtype=np.int32)
+    frac = np.empty(MEETINGS_BATCH, dtype=np.float64)
+    s = randomness.load(words)
+    n = 0
+    j = -1
+    at, off = 0, nbr_block[0]  # `off`: the offset of adult `at`'s first neighbour
+    while j < members:
+        # A batch of meetings first, then their neighbours' flags: the flag reads, cache
+        # misses, overlap instead of each waiting on the next draws.
+        m = 0
+        while m < MEETINGS_BATCH:
+            skip, s = geometric_skip(s, rho, log_q)
+            j += skip
+            if j >= members:
+                break
+            deg = np.int64(nbr_degree[j])
+            if deg == 0:
+                continue
+            if j // NBR_BLOCK != at // NBR_BLOCK:
+                at = j - j % NBR_BLOCK
+                off = nbr_block[j // NBR_BLOCK]
+            while at < j:
+                off += nbr_degree[at]
+                at += 1
+            u, s = randomness.uniform(s)
+            x = u * deg
+            k = min(np.int64(x), deg - 1)
+            edge[m], adult[m], frac[m] = off + k, j, x - k
+            prefetch_read(nbr, off + k)
+            m += 1
+        for x in range(m):
+            edge[x] = nbr[edge[x]]
+            prefetch_read(listed_flag, edge[x])
+        for x in range(m):
+            if listed_flag[edge[x]]:
+                if n == capacity:
+                    return -1, out, residual
+                out[n] = adult[x]
+                residual[n] = frac[x]
+                n += 1
+    randomness.store(words, s)
+    return n, out[:n], residual[:n]
+
+
+@njit(cache=True, nogil=True)
+def reflag(flag: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
+    """Make `flag` (set for the rows of `was`) set for the rows of `now` instead; both are
+    ascending, so a merge writes only the rows that changed."""
+    i = 0
+    for x in range(now.shape[0]):
+        r = now[x]
+        while i < was.shape[0] and was[i] < r:
+            flag[was[i]] = 0
+            i += 1
+        if i < was.shape[0] and was[i] == r:
+            i += 1
+        else:
+            flag[r] = 1
+    while i < was.shape[0]:
+        flag[was[i]] = 0
+        i += 1
+
+
 class World:
     """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
 
@@ -325,6 +419,13 @@ class World:
         self.catalogue, self.traits, self.deterrence = catalogue, traits, deterrence
         self.graph, self.rho = graph, rho  # (nbr_block, nbr_degree, nbr)
         self.scratch = scratch  # zeroed, of the members' size: counts listed neighbours
+        nbr_degree = graph[1]
+        members = scratch.shape[0]
+        self.mean_degree = float(nbr_degree[:members].mean()) if members else 0.0
+        # sample_meetings' view of the list, members and ghost rows: set for the rows of
+        # `flagged`, the list it was last brought up to date with (reflag).
+        self.listed_flag = np.zeros(nbr_degree.shape[0], dtype=np.uint8)
+        self.flagged = np.empty(0, dtype=np.int32)
         self.candidates = {
             which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
         }
@@ -358,7 +459,27 @@ class World:
     def association(
         self, rng: np.random.Generator, listed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform."""
-        return randomness.drawing(
-            rng, sample_association, self.rho, listed, *self.graph, self.scratch
+        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform.
+        `listed` (ascending: members, then ghost rows) were on the list at the day's start.
+
+        Two samplers give the model's probabilities: from the listed persons' neighbours
+        (sample_association) or from the day's meetings (sample_meetings). The cheaper one
+        for the day is taken, decided from the list's size alone, so a run stays the same
+        for the same seed: few listed (R1) visit their neighbours, many (S1) draw meetings."""
+        members = self.scratch.shape[0]
+        by_meetings = self.rho * members * MEETING_COST < len(listed) * self.mean_degree
+        if not by_meetings:
+            return randomness.drawing(
+                rng, sample_association, self.rho, listed, *self.graph, self.scratch
+            )
+        reflag(self.listed_flag, self.flagged, listed)
+        self.flagged = listed
+        return with_capacity(
+            rng,
+            headroom(self.rho * len(listed)),  # sum of k_j / deg_j is about len(listed)
+            sample_meetings,
+            self.rho,
+            members,
+            self.listed_flag,
+            *self.graph,
         )
