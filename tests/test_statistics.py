@@ -14,10 +14,10 @@ import pytest
 
 from tests.conftest import quiet_scenario
 from xinyong import randomness, world
+from xinyong.buffers import with_capacity
 from xinyong.engine import Simulation
 from xinyong.population import block_offsets
 from xinyong.scenario import load_scenario
-from xinyong.buffers import with_capacity
 from xinyong.world import reflag, sample_association, sample_meetings
 
 Z = 5.0
@@ -181,9 +181,12 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
     members, degree, nbr, listed = small_graph_with_ghosts(3)
     block, rho, days = block_offsets(degree), 0.3, 4000
     rng = np.random.default_rng(8)
-    flag = np.zeros(len(degree), dtype=np.uint8)
+    flag = np.zeros(len(degree) // 8, dtype=np.uint8)
     reflag(flag, np.empty(0, np.int32), listed)
-    assert np.array_equal(np.flatnonzero(flag), listed)
+    is_listed = np.unpackbits(flag, bitorder="little")
+    assert np.array_equal(np.flatnonzero(is_listed), listed)
+    with pytest.raises(ValueError, match="not ascending"):
+        reflag(flag.copy(), listed, listed[::-1].copy())
     hits = np.zeros(members, dtype=np.int64)
     residuals = []
     for _ in range(days):
@@ -200,7 +203,7 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
         hits[met] += 1
         residuals.append(res)
     offsets = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
-    k = np.array([flag[nbr[offsets[j] : offsets[j + 1]]].sum() for j in range(members)])
+    k = np.array([is_listed[nbr[offsets[j] : offsets[j + 1]]].sum() for j in range(members)])
     deg = degree[:members].astype(np.float64)
     p = np.divide(rho * k, deg, out=np.zeros(members), where=deg > 0)
     assert (hits[deg == 0] == 0).all() and (deg == 0).sum() == 9

@@ -313,7 +313,12 @@ def sample_association(
 MEETINGS_BATCH = 256  # meetings whose neighbour and its flag are read ahead, as in BATCH
 # Cost of drawing one meeting (skip, neighbour, its flag) in units of one listed person's
 # neighbour visited by sample_association; measured at 1 M adults (docs/performance.md).
-MEETING_COST = 2.0
+MEETING_COST = 0.6
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_flagged(flags: np.ndarray, row: int) -> bool:
+    return (flags[row >> 3] >> (row & 7)) & 1 == 1
 
 
 @njit(cache=True, nogil=True)
@@ -322,17 +327,18 @@ def sample_meetings(
     capacity: int,
     rho: float,
     members: int,
-    listed_flag: np.ndarray,
+    listed_flags: np.ndarray,
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Step 5 drawn as events: the adults 0..members-1 who meet today come by geometric
     skips at rate rho; each with neighbours picks one, u * deg with u uniform, and the meeting
-    is with a listed person if that neighbour's `listed_flag` is set (ghost rows included).
-    The same probabilities as sample_association, rho * k_j / deg_j, at a cost that grows with
-    rho * members rather than with the listed persons' degrees. The residual of a meeting is
-    u * deg's fractional part: uniform and independent of the neighbour it picked.
+    is with a listed person if that neighbour's bit in `listed_flags` is set (ghost rows
+    included, reflag). The same probabilities as sample_association, rho * k_j / deg_j, at a
+    cost that grows with rho * members rather than with the listed persons' degrees. The
+    residual of a meeting is u * deg's fractional part: uniform, and independent of the
+    neighbour it picked.
     Returns (n, adults, residuals), n = -1 if `capacity` was too small.
     """
     out = np.empty(capacity, dtype=np.int32)
@@ -343,13 +349,17 @@ def sample_meetings(
     edge = np.empty(MEETINGS_BATCH, dtype=np.int64)
     adult = np.empty(MEETINGS_BATCH, dtype=np.int32)
     frac = np.empty(MEETINGS_BATCH, dtype=np.float64)
+    # Offsets of the first neighbours of the adults of one block (NBR_BLOCK), summed at once
+    # when a meeting enters the block: walking the degrees from meeting to meeting was a
+    # loop of unknown length each time (5 ns an adult).
+    first = np.empty(NBR_BLOCK, dtype=np.int64)
     s = randomness.load(words)
     n = 0
     j = -1
-    at, off = 0, nbr_block[0]  # `off`: the offset of adult `at`'s first neighbour
+    block = -1
     while j < members:
-        # A batch of meetings first, then their neighbours' flags: the flag reads, cache
-        # misses, overlap instead of each waiting on the next draws.
+        # A batch of meetings first, then their neighbours, then the neighbours' flags: the
+        # cache misses of each pass overlap instead of each waiting on the next draws.
         m = 0
         while m < MEETINGS_BATCH:
             skip, s = geometric_skip(s, rho, log_q)
@@ -359,23 +369,25 @@ def sample_meetings(
             deg = np.int64(nbr_degree[j])
             if deg == 0:
                 continue
-            if j // NBR_BLOCK != at // NBR_BLOCK:
-                at = j - j % NBR_BLOCK
-                off = nbr_block[j // NBR_BLOCK]
-            while at < j:
-                off += nbr_degree[at]
-                at += 1
+            if j // NBR_BLOCK != block:
+                block = j // NBR_BLOCK
+                lo = block * NBR_BLOCK
+                off = nbr_block[block]
+                for i in range(min(NBR_BLOCK, nbr_degree.shape[0] - lo)):
+                    first[i] = off
+                    off += nbr_degree[lo + i]
             u, s = randomness.uniform(s)
             x = u * deg
             k = min(np.int64(x), deg - 1)
-            edge[m], adult[m], frac[m] = off + k, j, x - k
-            prefetch_read(nbr, off + k)
+            edge[m] = first[j % NBR_BLOCK] + k
+            adult[m], frac[m] = j, x - k
+            prefetch_read(nbr, edge[m])
             m += 1
         for x in range(m):
             edge[x] = nbr[edge[x]]
-            prefetch_read(listed_flag, edge[x])
+            prefetch_read(listed_flags, edge[x] >> 3)
         for x in range(m):
-            if listed_flag[edge[x]]:
+            if is_flagged(listed_flags, edge[x]):
                 if n == capacity:
                     return -1, out, residual
                 out[n] = adult[x]
@@ -386,21 +398,24 @@ def sample_meetings(
 
 
 @njit(cache=True, nogil=True)
-def reflag(flag: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
-    """Make `flag` (set for the rows of `was`) set for the rows of `now` instead; both are
-    ascending, so a merge writes only the rows that changed."""
+def reflag(flags: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
+    """Make the bits of `flags` (row r: bit r % 8 of byte r // 8), set for the rows of
+    `was`, set for the rows of `now` instead; both are ascending, so a merge writes only the
+    rows that changed."""
     i = 0
     for x in range(now.shape[0]):
         r = now[x]
+        if x and r <= now[x - 1]:
+            raise ValueError("reflag: the listed rows are not ascending")
         while i < was.shape[0] and was[i] < r:
-            flag[was[i]] = 0
+            flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
             i += 1
         if i < was.shape[0] and was[i] == r:
             i += 1
         else:
-            flag[r] = 1
+            flags[r >> 3] |= np.uint8(1 << (r & 7))
     while i < was.shape[0]:
-        flag[was[i]] = 0
+        flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
         i += 1
 
 
@@ -424,7 +439,7 @@ class World:
         self.mean_degree = float(nbr_degree[:members].mean()) if members else 0.0
         # sample_meetings' view of the list, members and ghost rows: set for the rows of
         # `flagged`, the list it was last brought up to date with (reflag).
-        self.listed_flag = np.zeros(nbr_degree.shape[0], dtype=np.uint8)
+        self.listed_flags = np.zeros((nbr_degree.shape[0] + 7) // 8, dtype=np.uint8)
         self.flagged = np.empty(0, dtype=np.int32)
         self.candidates = {
             which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
@@ -456,6 +471,11 @@ class World:
             effects_of,
         )
 
+    def by_meetings(self, listed: int) -> bool:
+        """Whether step 5 is drawn from the meetings with this many rows listed: the cost
+        of the meetings against that of visiting the listed persons' neighbours."""
+        return self.rho * self.scratch.shape[0] * MEETING_COST < listed * self.mean_degree
+
     def association(
         self, rng: np.random.Generator, listed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -466,20 +486,18 @@ class World:
         (sample_association) or from the day's meetings (sample_meetings). The cheaper one
         for the day is taken, decided from the list's size alone, so a run stays the same
         for the same seed: few listed (R1) visit their neighbours, many (S1) draw meetings."""
-        members = self.scratch.shape[0]
-        by_meetings = self.rho * members * MEETING_COST < len(listed) * self.mean_degree
-        if not by_meetings:
+        if not self.by_meetings(len(listed)):
             return randomness.drawing(
                 rng, sample_association, self.rho, listed, *self.graph, self.scratch
             )
-        reflag(self.listed_flag, self.flagged, listed)
+        reflag(self.listed_flags, self.flagged, listed)
         self.flagged = listed
         return with_capacity(
             rng,
             headroom(self.rho * len(listed)),  # sum of k_j / deg_j is about len(listed)
             sample_meetings,
             self.rho,
-            members,
-            self.listed_flag,
+            self.scratch.shape[0],
+            self.listed_flags,
             *self.graph,
         )
