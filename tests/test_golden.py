@@ -18,13 +18,13 @@ from xinyong import threads
 
 DIGESTS = {
     "s1": {
-        "records": "56f309f1b93edb35",
-        "spells": "6cb6b45812efb089",
-        "appeals": "d299a22234f4ea16",
-        "daily": "33f551935175170b",
-        "behaviour_daily": "5876e2183e374c02",
-        "persons": "7c2a850b196ccdff",
-        "children": "9ec429ac530442cc",
+        "records": "33f3267a269962a9",
+        "spells": "8fbaf6d0fe996ccf",
+        "appeals": "97212f061efd5986",
+        "daily": "42d64f097c1058b5",
+        "behaviour_daily": "a17bde376ccbf465",
+        "persons": "481023c08156f717",
+        "children": "c6726823307a197a",
         "edges": "79d8dbed60605988",
     },
     "r1": {
