@@ -16,7 +16,7 @@ from tests.conftest import quiet_scenario
 from xinyong import randomness, world
 from xinyong.buffers import with_capacity
 from xinyong.engine import Simulation
-from xinyong.population import block_offsets
+from xinyong.population import TraitBuckets, block_offsets
 from xinyong.scenario import load_scenario
 from xinyong.world import reflag, sample_association, sample_meetings
 
@@ -154,6 +154,59 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     p = rho / 4
     trials = reps * len(others)
     assert within(hits_other, trials * p, trials * p * (1 - p))
+
+
+@pytest.mark.parametrize("share", [0.5, 0.002])  # thinned at one bound / one draw each
+def test_members_under_effects_act_with_base_risk_deterrence_and_effects(share) -> None:
+    """Negative behaviour of members under behaviour effects: per behaviour, effects held
+    (a doubling, a halving, both) and deterrence level, the events against the sum of
+    min(1, base * risk * deter * effects); members under none come from the buckets."""
+    rng = np.random.default_rng(21)
+    n, days = 4000, 3000
+    risk_values = rng.choice([0.5, 1.0, 9.0, 10.0], n)  # many near the top bound
+    risk = TraitBuckets.of(risk_values)
+    civic = TraitBuckets.of(rng.lognormal(0.0, 0.5, n))
+    affected = np.flatnonzero(rng.random(n) < share).astype(np.int32)
+    effects_of = rng.integers(1, 4, len(affected)).astype(np.int64)  # bits 0, 1 or both
+    base = np.array([0.004, 0.002, 0.003])
+    effect_on = np.array([[1, 0, 0], [1, 1, 0]], dtype=np.uint8)
+    multiplier = np.array([2.0, 0.5])
+    level = rng.integers(0, 3, n).astype(np.uint8)
+    table = np.array([1.0, 0.6, 0.3])
+    args = (
+        world.NEGATIVE,
+        world.Catalogue(base, np.ones(3, dtype=np.uint8), effect_on, multiplier),
+        world.Traits.of(risk, civic, risk.rank()),
+        world.Deterrence(level, table),
+        affected,
+        effects_of,
+        np.sort(risk.rank()[affected]),
+        share > 0.01,
+    )
+    bits = np.zeros(n, dtype=np.int64)
+    bits[affected] = effects_of
+    factor = np.ones((n, 3))
+    for e in range(2):
+        factor[(bits >> e & 1) == 1] *= np.where(effect_on[e] == 1, multiplier[e], 1.0)
+    p = np.minimum(1.0, base * (risk_values * table[level])[:, None] * factor)
+    counts = np.zeros((n, 3), dtype=np.int64)
+    draws = np.random.default_rng(3)
+    residuals = []
+    for _ in range(days):
+        actor, beh, residual = with_capacity(draws, 64, world.sample_behaviour, *args)
+        np.add.at(counts, (actor, beh), 1)
+        residuals.append(residual)
+    assert counts.max() <= days
+    for b in range(3):
+        for held in range(4):
+            for lv in range(3):
+                cell = (bits == held) & (level == lv)
+                expected = days * p[cell, b]
+                observed = counts[cell, b].sum()
+                assert within(observed, expected.sum(), (expected * (1 - p[cell, b])).sum()), (
+                    b, held, lv)  # fmt: skip
+    r = np.concatenate(residuals)
+    assert within(r.sum(), len(r) / 2, len(r) / 12)
 
 
 def small_graph_with_ghosts(seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
