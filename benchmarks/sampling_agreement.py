@@ -21,7 +21,8 @@ import xinyong
 from xinyong import world
 
 METRICS = ["association_records_per_adult_year", "neg_records_per_adult_year", "mean_score"]
-LISTS = ("list_share.", "ever_listed_share.")  # and these of every list
+# And these of every list (and the companies' lists and ratings, where there are companies).
+SHARES = ("list_share.", "ever_listed_share.", "company.list_share.", "company.rating_share.")
 T975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
 
 
@@ -51,8 +52,9 @@ def main() -> None:
     t = T975.get(len(seeds), 1.96)
     print(f"{a.scenario}, {a.adults} adults x {a.days} days, seeds {seeds[0]}..{seeds[-1]}")
     print(f"{'metric':40} {'direct':>26} {'event-driven':>26} {'z':>6}")
-    lists = [k for k in before[0] if k.startswith(LISTS) and before[0][k] is not None]
-    for key in METRICS + lists:
+    shares = [k for k in before[0] if k.startswith(SHARES) and before[0][k] is not None]
+    company = [k for k in ("company.neg_records_per_company_year",) if k in before[0]]
+    for key in METRICS + company + shares:
         cols = []
         for runs in (before, after):
             xs = [r[key] for r in runs]
