@@ -88,7 +88,7 @@ class Scheme:
         tb = self.tables
         if self.features is not None and self.recalculated_city.any():
             later = self.recalculated_city[self.city[person]]
-            np.subtract.at(self.state.pending, person[later], delta[later])
+            scoring.move_points(None, self.state.pending, person[later], -delta[later])
             person, delta = person[~later], delta[~later]
         self.score_sum += scoring.reverse_points(
             self.state.score, person, delta, self.city, tb.city_pack, tb.score_lo, tb.score_hi
@@ -215,8 +215,7 @@ class Scheme:
         st = self.state
         later = np.flatnonzero(self.recalculated_city[self.city[rec.person]])
         person, points = rec.person[later], applied[later]
-        np.subtract.at(st.score, person, points)
-        np.add.at(st.pending, person, points)
+        scoring.move_points(st.score, st.pending, person, points)
         self.score_sum -= points.sum(axis=0, dtype=np.int64)
 
     # -- steps 8-9 ---------------------------------------------------------------------------
