@@ -242,14 +242,13 @@ def sample_behaviour(
     # Affected members: the behaviours effects act on, at their changed probability, either
     # one uniform each or thinned like the buckets, at one bound for all: the most risk,
     # deterrence and effect any of them can have.
-    thin = thin_affected
     risk_top = risk_upper.max() if risk_upper.shape[0] else 0.0
     deter_top = deter_table.max() if deter_table.shape[0] else 0.0
     for b in range(base.shape[0]):
         if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or acted_on[b] == 0:
             continue
         bound = 1.0
-        if thin:
+        if thin_affected:
             top = base[b] * risk_top * deter_top
             for e in range(effect_on.shape[0]):
                 if effect_on[e, b]:
@@ -260,7 +259,7 @@ def sample_behaviour(
         log_q = np.log1p(-bound) if bound < 1.0 else 0.0
         j = -1
         while True:
-            if thin:
+            if thin_affected:
                 skip, s = geometric_skip(s, bound, log_q)
                 j += skip
             else:
