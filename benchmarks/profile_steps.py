@@ -2,6 +2,9 @@
 
     python benchmarks/profile_steps.py                      # R1, 10M adults, days 5..60
     python benchmarks/profile_steps.py --adults 1000000 --days 365
+    python benchmarks/profile_steps.py --scenario three-cities --adults 1000000
+
+A scenario of several cities runs as in a run in process: one engine per city, one shard.
 
 Records are written to a temporary run directory, as in a real run. Times are wall time on
 the main thread, per simulated day, over the days after `--warm-up` (day 0 evaluates every
@@ -29,6 +32,7 @@ from xinyong.engine import Simulation
 from xinyong.observe import Observation
 from xinyong.scheme import lists, scoring
 from xinyong.scheme.layer import Scheme
+from xinyong.shard import Shard, exchange
 from xinyong.world import World
 
 STEPS = [
@@ -107,7 +111,10 @@ def main() -> None:
     try:
         sc = xinyong.load_scenario(args.scenario, adults=args.adults, days=args.days)
         start = time.perf_counter()
-        sim = Simulation(sc, out)
+        # Several cities: one engine per city in one shard, as a run in process steps them.
+        shard = Shard(sc, list(range(len(sc.cities))), out) if len(sc.cities) > 1 else None
+        engines = [Simulation(sc, out)] if shard is None else shard.engines
+        listed = None if shard is None else shard.listed_boundary()
         setup = time.perf_counter() - start
         module_labels = timed_modules(sim, totals)
         for t in range(args.days):
@@ -115,13 +122,19 @@ def main() -> None:
                 totals.clear()
                 loop_start = time.perf_counter()
                 cpu_start = time.process_time()
-            sim.step(t)
+            if shard is None:
+                engines[0].step(t)
+            else:
+                listed = exchange([shard.step(t, listed)])
         loop = time.perf_counter() - loop_start
         cores = (time.process_time() - cpu_start) / loop
         in_loop = Counter(totals)  # the end-of-run tables are not a day's work
         per_day = loop / (args.days - args.warm_up)
         start = time.perf_counter()
-        sim.finish()
+        if shard is None:
+            engines[0].finish()
+        else:
+            shard.finish()
         finish = time.perf_counter() - start
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
@@ -144,7 +157,8 @@ def main() -> None:
     for _, _, label in BACKGROUND:
         wall, cpu = (1e3 * in_loop[key] / n for key in (label, (label, "cpu")))
         print(f"  {label:32s} {wall:7.1f} ms {cpu:7.1f} ms")
-    state = sum(sim.state_nbytes().values()) / sim.pop.adults
+    adults = sum(e.pop.adults for e in engines)
+    state = sum(sum(e.state_nbytes().values()) for e in engines) / adults
     print(f"simulation state: {state:.1f} bytes per adult")
 
 

@@ -338,6 +338,8 @@ def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:
         world.Deterrence(np.zeros(n, dtype=np.uint8), np.ones(1)),
         distressed,
         np.ones(len(distressed), dtype=np.int64),
+        np.sort(risk.rank()[distressed]),
+        True,  # thinned at bound 1: each once
     )
     order = risk.order
     assert np.array_equal(actor[beh == 0], order)

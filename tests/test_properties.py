@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import xinyong
+from xinyong.engine import Simulation
 from xinyong.scenario import load_scenario
+from xinyong.world import World
 
 
 def test_score_is_start_plus_live_records(small_r1_run) -> None:
@@ -230,3 +232,24 @@ def test_observation_of_an_event_is_coupled_across_reforms() -> None:
     assert len(wrong_after) > 10 * max(1, len(wrong))
     less_seen = registry_records(detect=0.5)
     assert less_seen.keys() < base.keys()
+
+
+def test_the_meetings_flags_are_the_association_list_of_the_day(monkeypatch) -> None:
+    """S1's list grows from nobody: step 5 first visits the listed persons' neighbours, then
+    draws meetings, reading flags that must be exactly the rows listed at the day's start."""
+    sampler: list[bool] = []
+    association = World.association
+
+    def checked(self: World, rng: np.random.Generator, listed: np.ndarray):
+        out = association(self, rng, listed)
+        sampler.append(self.by_meetings(len(listed)))
+        if sampler[-1]:
+            bits = np.unpackbits(self.listed_flags, bitorder="little")
+            assert np.array_equal(np.flatnonzero(bits), listed)
+        return out
+
+    monkeypatch.setattr(World, "association", checked)
+    Simulation(load_scenario("s1", adults=3000, days=150, seed=5)).run()
+    assert len(sampler) == 150 and not sampler[0]
+    switched = sampler.index(True)
+    assert 0 < switched < 100 and sum(sampler) > 100

@@ -14,10 +14,11 @@ import pytest
 
 from tests.conftest import quiet_scenario
 from xinyong import randomness, world
+from xinyong.buffers import with_capacity
 from xinyong.engine import Simulation
-from xinyong.population import block_offsets
+from xinyong.population import TraitBuckets, block_offsets
 from xinyong.scenario import load_scenario
-from xinyong.world import sample_association
+from xinyong.world import reflag, sample_association, sample_meetings
 
 Z = 5.0
 
@@ -153,6 +154,120 @@ def test_association_probability_is_rho_times_listed_share_of_neighbours() -> No
     p = rho / 4
     trials = reps * len(others)
     assert within(hits_other, trials * p, trials * p * (1 - p))
+
+
+@pytest.mark.parametrize("share", [0.5, 0.002])  # thinned at one bound / one draw each
+def test_members_under_effects_act_with_base_risk_deterrence_and_effects(share) -> None:
+    """Negative behaviour of members under behaviour effects: per behaviour, effects held
+    (a doubling, a halving, both) and deterrence level, the events against the sum of
+    min(1, base * risk * deter * effects); members under none come from the buckets."""
+    rng = np.random.default_rng(21)
+    n, days = 4000, 3000
+    risk_values = rng.choice([0.5, 1.0, 9.0, 10.0], n)  # many near the top bound
+    risk = TraitBuckets.of(risk_values)
+    civic = TraitBuckets.of(rng.lognormal(0.0, 0.5, n))
+    affected = np.flatnonzero(rng.random(n) < share).astype(np.int32)
+    effects_of = rng.integers(1, 4, len(affected)).astype(np.int64)  # bits 0, 1 or both
+    base = np.array([0.004, 0.002, 0.003])
+    effect_on = np.array([[1, 0, 0], [1, 1, 0]], dtype=np.uint8)
+    multiplier = np.array([2.0, 0.5])
+    level = rng.integers(0, 3, n).astype(np.uint8)
+    table = np.array([1.0, 0.6, 0.3])
+    args = (
+        world.NEGATIVE,
+        world.Catalogue(base, np.ones(3, dtype=np.uint8), effect_on, multiplier),
+        world.Traits.of(risk, civic, risk.rank()),
+        world.Deterrence(level, table),
+        affected,
+        effects_of,
+        np.sort(risk.rank()[affected]),
+        share > 0.01,
+    )
+    bits = np.zeros(n, dtype=np.int64)
+    bits[affected] = effects_of
+    factor = np.ones((n, 3))
+    for e in range(2):
+        factor[(bits >> e & 1) == 1] *= np.where(effect_on[e] == 1, multiplier[e], 1.0)
+    p = np.minimum(1.0, base * (risk_values * table[level])[:, None] * factor)
+    counts = np.zeros((n, 3), dtype=np.int64)
+    draws = np.random.default_rng(3)
+    residuals = []
+    for _ in range(days):
+        actor, beh, residual = with_capacity(draws, 64, world.sample_behaviour, *args)
+        np.add.at(counts, (actor, beh), 1)
+        residuals.append(residual)
+    assert counts.max() <= days
+    for b in range(3):
+        for held in range(4):
+            for lv in range(3):
+                cell = (bits == held) & (level == lv)
+                expected = days * p[cell, b]
+                observed = counts[cell, b].sum()
+                assert within(observed, expected.sum(), (expected * (1 - p[cell, b])).sum()), (
+                    b, held, lv)  # fmt: skip
+    r = np.concatenate(residuals)
+    assert within(r.sum(), len(r) / 2, len(r) / 12)
+
+
+def small_graph_with_ghosts(seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """300 members and 20 ghost rows (adults of another city) on a random graph with degrees
+    0 to about 20: members, degrees, neighbours and the listed rows (ascending)."""
+    rng = np.random.default_rng(seed)
+    members, rows = 300, 320
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, rows, (1500, 2)) if a != b}
+    pairs |= {(b, a) for a, b in pairs}
+    isolated = set(range(0, members, 37))  # members with no neighbours meet nobody
+    adj: list[list[int]] = [[] for _ in range(rows)]
+    for a, b in sorted(pairs):
+        if a not in isolated and b not in isolated:
+            adj[a].append(b)
+    degree = np.array([len(a) for a in adj], dtype=np.uint8)
+    nbr = np.concatenate([np.array(a, dtype=np.int32) for a in adj])
+    listed = np.flatnonzero(rng.random(rows) < 0.3).astype(np.int32)
+    return members, degree, nbr, listed
+
+
+@pytest.mark.parametrize("sampler", ["listed neighbours", "meetings"])
+def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sampler) -> None:
+    """Per adult, the days it met a listed neighbour against rho * k_j / deg_j (k_j counts
+    listed ghost neighbours too), for both samplers of step 5; the residuals are uniform."""
+    members, degree, nbr, listed = small_graph_with_ghosts(3)
+    block, rho, days = block_offsets(degree), 0.3, 4000
+    rng = np.random.default_rng(8)
+    flag = np.zeros(len(degree) // 8, dtype=np.uint8)
+    reflag(flag, np.empty(0, np.int32), listed)
+    is_listed = np.unpackbits(flag, bitorder="little")
+    assert np.array_equal(np.flatnonzero(is_listed), listed)
+    with pytest.raises(ValueError, match="not ascending"):
+        reflag(flag.copy(), listed, listed[::-1].copy())
+    hits = np.zeros(members, dtype=np.int64)
+    residuals = []
+    for _ in range(days):
+        if sampler == "meetings":
+            met, res = with_capacity(
+                rng, 64, sample_meetings, rho, members, flag, block, degree, nbr
+            )
+        else:
+            count = np.zeros(members, dtype=np.uint16)
+            met, res = randomness.drawing(
+                rng, sample_association, rho, listed, block, degree, nbr, count
+            )
+        assert len(set(met.tolist())) == len(met) and (met < members).all()
+        hits[met] += 1
+        residuals.append(res)
+    offsets = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
+    k = np.array([is_listed[nbr[offsets[j] : offsets[j + 1]]].sum() for j in range(members)])
+    deg = degree[:members].astype(np.float64)
+    p = np.divide(rho * k, deg, out=np.zeros(members), where=deg > 0)
+    assert (hits[deg == 0] == 0).all() and (deg == 0).sum() == 9
+    assert (p > 0).sum() > 250  # most members have a listed neighbour
+    for j in range(members):
+        assert within(hits[j], days * p[j], days * p[j] * (1 - p[j])), j
+    total = p.sum() * days
+    assert within(hits.sum(), total, (days * p * (1 - p)).sum())
+    r = np.concatenate(residuals)
+    assert within(r.mean() * len(r), len(r) / 2, len(r) / 12)
+    assert within((r < 0.1).sum(), 0.1 * len(r), 0.09 * len(r))
 
 
 def test_population_structure() -> None:

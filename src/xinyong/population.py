@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
+from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.extending import intrinsic
 
 from xinyong.errors import XinyongError
@@ -24,6 +24,7 @@ from xinyong.scenario import Scenario
 N_BUCKETS = 48
 NBR_BLOCK = 64
 ROW_BLOCKS = 4096  # blocks of rows the graph build scatters into first
+CSR_THREADS_FROM = 1_000_000  # adults from which the graph is built on all threads
 # Spawn-key tags of a city's streams in a multi-city scenario: SeedSequence(seed,
 # spawn_key=(tag, k)) depends on the seed and the city's index alone, so a city draws the same
 # numbers whichever process or machine holds it (shard.py).
@@ -452,7 +453,17 @@ def _generate(
         targets = _propose_edges(s_graph, city, city_start, pop.edges_per_adult, cross)
         if replaced is not None and len(replaced[0]):
             _replace_slots(targets, *replaced)
-        degree, nbr = build_csr(n, pop.edges_per_adult, targets, get_num_threads())
+        # A small graph (a city of a multi-city run) is built on this thread alone: waking
+        # the kernel's threads cost more than the build (30 k adults: 27 to 104 ms on two
+        # threads of a busy machine, 4.8 ms on one; national's 31 cities at 1 M adults spent
+        # 4.3 s in it). The result does not depend on the threads.
+        threads = get_num_threads()
+        parts = threads if n >= CSR_THREADS_FROM else 1
+        set_num_threads(parts)
+        try:
+            degree, nbr = build_csr(n, pop.edges_per_adult, targets, parts)
+        finally:
+            set_num_threads(threads)
         del targets
         risk, civic = drawn.result()
     degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)

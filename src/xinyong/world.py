@@ -20,7 +20,7 @@ from numba import njit
 
 from xinyong import randomness
 from xinyong.buffers import headroom, with_capacity
-from xinyong.population import TraitBuckets, neighbours_start, trait_at
+from xinyong.population import NBR_BLOCK, TraitBuckets, neighbours_start, trait_at
 from xinyong.prefetch import prefetch_read
 from xinyong.scenario import Scenario
 
@@ -106,6 +106,8 @@ def expected_candidates(catalogue: Catalogue, traits: Traits, which: int) -> flo
 
 
 BATCH = 256
+# Share of the members under a behaviour effect from which their draws are thinned.
+AFFECTED_THINNING_FROM = 0.01
 DETER_AHEAD = 64  # candidates ahead whose deterrence is prefetched (16, 32: slower; 128: same)
 
 
@@ -127,6 +129,8 @@ def sample_behaviour(
     deterrence: Deterrence,
     affected: np.ndarray,
     effects_of: np.ndarray,
+    affected_rows: np.ndarray,
+    thin_affected: bool,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """True events of one day of the negative (`which` = NEGATIVE) or the positive behaviours,
     as (n, actor, behaviour, residual), at most one per pair; n = -1 when `capacity` is too
@@ -137,7 +141,10 @@ def sample_behaviour(
     observation uses as the event's own uniform instead of drawing one (see observe.observe).
 
     `affected` (ids ascending) are the members under a behaviour effect, `effects_of` the
-    effects on each (bit e: effect e) as their sanctions stood at the start of the day.
+    effects on each (bit e: effect e) as their sanctions stood at the start of the day;
+    `affected_rows` their rows in the risk buckets, ascending (sorted by NumPy: 25 times
+    faster than numba's sort, 3 ms a day for S1's blacklist at 1 M adults); `thin_affected`:
+    whether their draws are thinned (World.behaviour).
     """
     base = catalogue.base
     negative = catalogue.negative
@@ -164,10 +171,9 @@ def sample_behaviour(
     cand = np.empty(BATCH, dtype=np.uint64)
     u = np.empty(BATCH, dtype=np.float64)
     n = 0
-    # The affected members' rows in the risk buckets, in order. A behaviour's candidates come
-    # in increasing row order, so one pointer walks them: reading a flag per candidate was a
-    # cache miss that each next draw waited on (3 ms a day at 10 M adults).
-    affected_rows = np.sort(risk_rank[affected])
+    # A behaviour's candidates come in increasing row order, so one pointer walks the
+    # affected members' rows: reading a flag per candidate was a cache miss that each next
+    # draw waited on (3 ms a day at 10 M adults).
     for b in range(base.shape[0]):
         if base[b] <= 0.0 or negative[b] != which:
             continue
@@ -233,11 +239,33 @@ def sample_behaviour(
                         beh[n] = b
                         residual[n] = below / p
                         n += 1
-    # Affected members: the behaviours effects act on, at their changed probability.
+    # Affected members: the behaviours effects act on, at their changed probability, either
+    # one uniform each or thinned like the buckets, at one bound for all: the most risk,
+    # deterrence and effect any of them can have.
+    risk_top = risk_upper.max() if risk_upper.shape[0] else 0.0
+    deter_top = deter_table.max() if deter_table.shape[0] else 0.0
     for b in range(base.shape[0]):
         if base[b] <= 0.0 or which != NEGATIVE or negative[b] == 0 or acted_on[b] == 0:
             continue
-        for j in range(affected.shape[0]):
+        bound = 1.0
+        if thin_affected:
+            top = base[b] * risk_top * deter_top
+            for e in range(effect_on.shape[0]):
+                if effect_on[e, b]:
+                    top *= max(1.0, multiplier[e])
+            bound = min(1.0, top)
+            if bound <= 0.0:
+                continue
+        log_q = np.log1p(-bound) if bound < 1.0 else 0.0
+        j = -1
+        while True:
+            if thin_affected:
+                skip, s = geometric_skip(s, bound, log_q)
+                j += skip
+            else:
+                j += 1
+            if j >= affected.shape[0]:
+                break
             i = affected[j]
             factor = 1.0
             for e in range(effect_on.shape[0]):
@@ -246,6 +274,7 @@ def sample_behaviour(
             risk = trait_at(risk_rows, risk_rank[i])
             p = min(1.0, base[b] * risk * deter_table[deter_level[i]] * factor)
             draw, s = randomness.uniform(s)
+            draw *= bound  # uniform below the bound: kept with probability p / bound
             if draw < p:
                 if n == capacity:
                     return -1, actor, beh, residual
@@ -310,6 +339,115 @@ def sample_association(
     return out[:n], residual[:n]
 
 
+MEETINGS_BATCH = 256  # meetings whose neighbour and its flag are read ahead, as in BATCH
+# Cost of drawing one meeting (skip, neighbour, its flag) in units of one listed person's
+# neighbour visited by sample_association; measured at 1 M adults (docs/performance.md).
+MEETING_COST = 0.6
+
+
+@njit(cache=True, nogil=True, inline="always")
+def is_flagged(flags: np.ndarray, row: int) -> bool:
+    return (flags[row >> 3] >> (row & 7)) & 1 == 1
+
+
+@njit(cache=True, nogil=True)
+def sample_meetings(
+    words: np.ndarray,
+    capacity: int,
+    rho: float,
+    members: int,
+    listed_flags: np.ndarray,
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
+    nbr: np.ndarray,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Step 5 drawn as events: the adults 0..members-1 who meet today come by geometric
+    skips at rate rho; each with neighbours picks one, u * deg with u uniform, and the meeting
+    is with a listed person if that neighbour's bit in `listed_flags` is set (ghost rows
+    included, reflag). The same probabilities as sample_association, rho * k_j / deg_j, at a
+    cost that grows with rho * members rather than with the listed persons' degrees. The
+    residual of a meeting is u * deg's fractional part: uniform, and independent of the
+    neighbour it picked.
+    Returns (n, adults, residuals), n = -1 if `capacity` was too small.
+    """
+    out = np.empty(capacity, dtype=np.int32)
+    residual = np.empty(capacity, dtype=np.float64)
+    if rho <= 0.0 or members == 0:
+        return 0, out[:0], residual[:0]
+    log_q = np.log1p(-rho) if rho < 1.0 else 0.0
+    edge = np.empty(MEETINGS_BATCH, dtype=np.int64)
+    adult = np.empty(MEETINGS_BATCH, dtype=np.int32)
+    frac = np.empty(MEETINGS_BATCH, dtype=np.float64)
+    # Offsets of the first neighbours of the adults of one block (NBR_BLOCK), summed at once
+    # when a meeting enters the block: walking the degrees from meeting to meeting was a
+    # loop of unknown length each time (5 ns an adult).
+    first = np.empty(NBR_BLOCK, dtype=np.int64)
+    s = randomness.load(words)
+    n = 0
+    j = -1
+    block = -1
+    while j < members:
+        # A batch of meetings first, then their neighbours, then the neighbours' flags: the
+        # cache misses of each pass overlap instead of each waiting on the next draws.
+        m = 0
+        while m < MEETINGS_BATCH:
+            skip, s = geometric_skip(s, rho, log_q)
+            j += skip
+            if j >= members:
+                break
+            deg = np.int64(nbr_degree[j])
+            if deg == 0:
+                continue
+            if j // NBR_BLOCK != block:
+                block = j // NBR_BLOCK
+                lo = block * NBR_BLOCK
+                off = nbr_block[block]
+                for i in range(min(NBR_BLOCK, nbr_degree.shape[0] - lo)):
+                    first[i] = off
+                    off += nbr_degree[lo + i]
+            u, s = randomness.uniform(s)
+            x = u * deg
+            k = min(np.int64(x), deg - 1)
+            edge[m] = first[j % NBR_BLOCK] + k
+            adult[m], frac[m] = j, x - k
+            prefetch_read(nbr, edge[m])
+            m += 1
+        for x in range(m):
+            edge[x] = nbr[edge[x]]
+            prefetch_read(listed_flags, edge[x] >> 3)
+        for x in range(m):
+            if is_flagged(listed_flags, edge[x]):
+                if n == capacity:
+                    return -1, out, residual
+                out[n] = adult[x]
+                residual[n] = frac[x]
+                n += 1
+    randomness.store(words, s)
+    return n, out[:n], residual[:n]
+
+
+@njit(cache=True, nogil=True)
+def reflag(flags: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
+    """Make the bits of `flags` (row r: bit r % 8 of byte r // 8), set for the rows of
+    `was`, set for the rows of `now` instead; both are ascending, so a merge writes only the
+    rows that changed."""
+    i = 0
+    for x in range(now.shape[0]):
+        r = now[x]
+        if x and r <= now[x - 1]:
+            raise ValueError("reflag: the listed rows are not ascending")
+        while i < was.shape[0] and was[i] < r:
+            flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
+            i += 1
+        if i < was.shape[0] and was[i] == r:
+            i += 1
+        else:
+            flags[r >> 3] |= np.uint8(1 << (r & 7))
+    while i < was.shape[0]:
+        flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
+        i += 1
+
+
 class World:
     """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
 
@@ -325,6 +463,13 @@ class World:
         self.catalogue, self.traits, self.deterrence = catalogue, traits, deterrence
         self.graph, self.rho = graph, rho  # (nbr_block, nbr_degree, nbr)
         self.scratch = scratch  # zeroed, of the members' size: counts listed neighbours
+        nbr_degree = graph[1]
+        members = scratch.shape[0]
+        self.mean_degree = float(nbr_degree[:members].mean()) if members else 0.0
+        # sample_meetings' view of the list, members and ghost rows: set for the rows of
+        # `flagged`, the list it was last brought up to date with (reflag).
+        self.listed_flags = np.zeros((nbr_degree.shape[0] + 7) // 8, dtype=np.uint8)
+        self.flagged = np.empty(0, dtype=np.int32)
         self.candidates = {
             which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
         }
@@ -353,12 +498,39 @@ class World:
             self.deterrence,
             affected,
             effects_of,
+            np.sort(self.traits.risk_rank[affected]),
+            # Many (S1's blacklist) are thinned; few (R1's defaulters) draw one uniform each,
+            # which costs as little and keeps those runs as they were.
+            len(affected) >= AFFECTED_THINNING_FROM * len(self.traits.risk_rank),
         )
+
+    def by_meetings(self, listed: int) -> bool:
+        """Whether step 5 is drawn from the meetings with this many rows listed: the cost
+        of the meetings against that of visiting the listed persons' neighbours."""
+        return self.rho * self.scratch.shape[0] * MEETING_COST < listed * self.mean_degree
 
     def association(
         self, rng: np.random.Generator, listed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform."""
-        return randomness.drawing(
-            rng, sample_association, self.rho, listed, *self.graph, self.scratch
+        """Step 5: who meets a listed neighbour today, and each meeting's residual uniform.
+        `listed` (ascending: members, then ghost rows) were on the list at the day's start.
+
+        Two samplers give the model's probabilities: from the listed persons' neighbours
+        (sample_association) or from the day's meetings (sample_meetings). The cheaper one
+        for the day is taken, decided from the list's size alone, so a run stays the same
+        for the same seed: few listed (R1) visit their neighbours, many (S1) draw meetings."""
+        if not self.by_meetings(len(listed)):
+            return randomness.drawing(
+                rng, sample_association, self.rho, listed, *self.graph, self.scratch
+            )
+        reflag(self.listed_flags, self.flagged, listed)
+        self.flagged = listed
+        return with_capacity(
+            rng,
+            headroom(self.rho * len(listed)),  # sum of k_j / deg_j is about len(listed)
+            sample_meetings,
+            self.rho,
+            self.scratch.shape[0],
+            self.listed_flags,
+            *self.graph,
         )

@@ -88,7 +88,7 @@ class Scheme:
         tb = self.tables
         if self.features is not None and self.recalculated_city.any():
             later = self.recalculated_city[self.city[person]]
-            np.subtract.at(self.state.pending, person[later], delta[later])
+            scoring.move_points(None, self.state.pending, person[later], -delta[later])
             person, delta = person[~later], delta[~later]
         self.score_sum += scoring.reverse_points(
             self.state.score, person, delta, self.city, tb.city_pack, tb.score_lo, tb.score_hi
@@ -100,6 +100,8 @@ class Scheme:
         """The members of the cities whose pack's period `every` (per pack, 0 none) ends
         today (t > 0, t a multiple of it)."""
         pack_due = (every > 0) & (t > 0) & (t % np.maximum(every, 1) == 0)
+        if not pack_due.any():  # most days: no pass over the members
+            return np.empty(0, dtype=np.int32)
         return np.flatnonzero(pack_due[self.tables.city_pack][self.city]).astype(np.int32)
 
     def recalculate(self, t: int) -> np.ndarray:
@@ -213,8 +215,7 @@ class Scheme:
         st = self.state
         later = np.flatnonzero(self.recalculated_city[self.city[rec.person]])
         person, points = rec.person[later], applied[later]
-        np.subtract.at(st.score, person, points)
-        np.add.at(st.pending, person, points)
+        scoring.move_points(st.score, st.pending, person, points)
         self.score_sum -= points.sum(axis=0, dtype=np.int64)
 
     # -- steps 8-9 ---------------------------------------------------------------------------
