@@ -114,9 +114,10 @@ def main() -> None:
         # Several cities: one engine per city in one shard, as a run in process steps them.
         shard = Shard(sc, list(range(len(sc.cities))), out) if len(sc.cities) > 1 else None
         engines = [Simulation(sc, out)] if shard is None else shard.engines
-        listed = None if shard is None else shard.listed_boundary()
+        start_of_day = None if shard is None else shard.boundary(0)
         setup = time.perf_counter() - start
-        module_labels = timed_modules(sim, totals)
+        # Each engine's module steps, under one label per step (the cities' times summed).
+        module_labels = list(dict.fromkeys(x for e in engines for x in timed_modules(e, totals)))
         for t in range(args.days):
             if t == args.warm_up:
                 totals.clear()
@@ -125,7 +126,7 @@ def main() -> None:
             if shard is None:
                 engines[0].step(t)
             else:
-                listed = exchange([shard.step(t, listed)])
+                start_of_day = exchange([shard.step(t, start_of_day)])
         loop = time.perf_counter() - loop_start
         cores = (time.process_time() - cpu_start) / loop
         in_loop = Counter(totals)  # the end-of-run tables are not a day's work
