@@ -385,3 +385,30 @@ def test_the_rescore_is_the_formula_over_each_adults_neighbours() -> None:
         assert np.array_equal(got[:, w], want), w
         edges = np.searchsorted([550, 600, 650, 700], want, side="right")
         assert bands[w][2:].tolist() == np.bincount(edges, minlength=5).tolist()
+
+
+def test_the_rescore_in_two_halves_gives_the_same_scores(monkeypatch) -> None:
+    """The private score computed in two halves of the adults on the engine's two threads
+    (as from 50,000 adults) gives the tables of one pass: each half reads only the previous
+    computation's scores, and the new ones are copied in once both are done."""
+    from xinyong import threads
+    from xinyong.credit import module as credit_module
+
+    if threads.usable_cores() < 2:
+        pytest.skip("one core: the engine never splits its work")
+    sc = xinyong.load_scenario("p1", adults=3000, days=100, seed=4)
+    one = xinyong.run(sc)
+    monkeypatch.setattr(threads, "MIN_SPLIT", 1000)
+    parts: list[tuple[int, int]] = []
+    kernel = credit_module.rescore
+
+    def rescore(*args: object) -> None:
+        parts.append(args[-2:])
+        return kernel(*args)
+
+    monkeypatch.setattr(credit_module, "rescore", rescore)
+    two = xinyong.run(sc)
+    # 3000 adults split at 1472 (a multiple of 64, the graph's block), 4 computations.
+    assert sorted(set(parts)) == [(0, 1472), (1472, 3000)] and len(parts) == 2 * 4
+    for name in ("credit_applications", "credit_adults", "credit_scores"):
+        assert one.table(name).equals(two.table(name)), name

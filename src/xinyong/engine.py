@@ -173,7 +173,7 @@ class Simulation:
                 first_adult=0 if part is None else part.first_adult,
                 first_record_id=self.first_record_id,
                 seeds=seeds[first : first + STREAMS_PER_MODULE], today=self.today,
-                views=kinds,
+                views=kinds, halves=self.halves,
             )  # fmt: skip
             cls = spec.runtime_class()
             built.append(cls(ctx))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from xinyong.scenario import Scenario
     from xinyong.scheme.layer import Scheme
     from xinyong.scheme.schema import Pack
+    from xinyong.threads import Halves
 
 # Where a module's step can run: after the engine's step of that number (docs/model.md, "What
 # a day means"), 0 being the start of the day, before expiry. Steps 4 to 6 and 8 to 10 are
@@ -220,6 +221,9 @@ class Context:
     # The entity kinds this engine's modules keep, by kind: filled once every module is
     # built, before any module's `connect` (the same dict in every module's context).
     views: dict[str, EntityView] = field(default_factory=dict)
+    # The engine's second thread for one step's work in two halves (threads.Halves; None
+    # in tests that build a module alone): a nogil kernel over the adults may use it.
+    halves: Halves | None = None
 
     @property
     def params(self) -> Any:

@@ -22,6 +22,7 @@ from xinyong.credit.score import BANDS, UNIT, h_book, rescore
 from xinyong.entities import EntityTables
 from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
+from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.schema import MEMBER
 
@@ -247,17 +248,30 @@ class CreditModule(Module):
         p, pop = self.ctx.params, self.ctx.pop
         listed = self.defaulters_bit if p.court_list_to_private and t >= 0 else 0
         records = self.counts if p.records_to_private else self.counts[:0]
-        bands = np.zeros((2, len(BANDS)), dtype=np.int64)
         ghosts = len(pop.ghosts)
         if ghosts and t >= 0 and "score" not in self.ghosts:
             raise RuntimeError("the neighbours' scores in other cities were not passed on")
         ghost_score = self.ghosts.get("score", np.zeros((ghosts, 2), np.int16))
-        rescore(
-            self.score, ghost_score, self.scratch, self.has_file, self.repaid, self.defaulted,
-            self.ctx.scheme.state.bits, listed, self.behaviour, records, float(p.records_scale),
-            self.capacity, float(p.identity), float(p.thin_history), t < 0, pop.nbr_block,
-            pop.nbr_degree, pop.nbr, UNIT, self.score_h, self.score_listed, bands,
-        )  # fmt: skip
+
+        def part(lo: int, hi: int) -> np.ndarray:
+            bands = np.zeros((2, len(BANDS)), dtype=np.int64)
+            rescore(
+                self.score, ghost_score, self.scratch, self.has_file, self.repaid,
+                self.defaulted, self.ctx.scheme.state.bits, listed, self.behaviour, records,
+                float(p.records_scale), self.capacity, float(p.identity),
+                float(p.thin_history), t < 0, pop.nbr_block, pop.nbr_degree, pop.nbr, UNIT,
+                self.score_h, self.score_listed, bands, lo, hi,
+            )  # fmt: skip
+            return bands
+
+        n, halves = len(self.score), self.ctx.halves
+        if halves is not None and halves.split(n):  # two halves of the adults at once
+            mid = n // 2 // NBR_BLOCK * NBR_BLOCK
+            first, second = halves.run(lambda: part(0, mid), lambda: part(mid, n))
+            bands = first + second
+        else:
+            bands = part(0, n)
+        self.score[...] = self.scratch
         for w in (0, 1):
             self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))
 

@@ -72,17 +72,18 @@ def rescore(
     unit: np.ndarray,  # UNIT
     history: np.ndarray,  # out: float64 [n], the recorded world's H
     listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
-    bands: np.ndarray,  # out: int64 [2, 5], adults per band and world
+    bands: np.ndarray,  # out: int64 [2, 5], adults per band and world, added to
+    lo: int,  # the adults lo .. hi - 1 (lo a multiple of NBR_BLOCK)
+    hi: int,
 ) -> None:
-    """Both worlds' private scores of every adult, in one pass over the adults and their
+    """Both worlds' private scores of the adults lo .. hi - 1, in one pass over them and their
     edges. C reads the neighbours' previous scores (of other cities too, their ghost rows'
-    `ghost_score`), so all adults move at once: the new scores go to `new`, then into
-    `score`."""
+    `ghost_score`), so all adults move at once: the new scores go to `new`, which the caller
+    copies into `score` once every part of the adults is done."""
     n = len(score)
     off = 0
     with_records = len(records) == n
-    bands[...] = 0
-    for a in range(n):
+    for a in range(lo, hi):
         if a % NBR_BLOCK == 0:
             off = nbr_block[a // NBR_BLOCK]
         d = nbr_degree[a]
@@ -115,4 +116,3 @@ def rescore(
             if w == 0:
                 history[a] = h
                 listed[a] = zero
-    score[...] = new
