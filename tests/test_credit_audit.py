@@ -408,7 +408,7 @@ def test_the_rescore_in_two_halves_gives_the_same_scores(monkeypatch) -> None:
 
     monkeypatch.setattr(credit_module, "rescore", rescore)
     two = xinyong.run(sc)
-    # 3000 adults split at 1472 (a multiple of 64, the graph's block), 4 computations.
-    assert sorted(set(parts)) == [(0, 1472), (1472, 3000)] and len(parts) == 2 * 4
+    # 3000 adults split at 1500, 4 computations.
+    assert sorted(set(parts)) == [(0, 1500), (1500, 3000)] and len(parts) == 2 * 4
     for name in ("credit_applications", "credit_adults", "credit_scores"):
         assert one.table(name).equals(two.table(name)), name

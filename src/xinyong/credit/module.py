@@ -18,11 +18,10 @@ from xinyong.credit.params import (
     LOAN_BAN,
     SUIT_BEHAVIOUR,
 )
-from xinyong.credit.score import BANDS, UNIT, h_book, rescore
+from xinyong.credit.score import BANDS, h_book, push_changes, rescore
 from xinyong.entities import EntityTables
 from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
-from xinyong.population import NBR_BLOCK
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.schema import MEMBER
 
@@ -57,7 +56,8 @@ def lending_lists(ctx: Context) -> tuple[np.ndarray, int]:
 
 class CreditModule(Module):
     checkpointed = (
-        "has_file", "loan_app", "repaid", "defaulted", "score", "score_h", "score_listed",
+        "has_file", "loan_app", "repaid", "defaulted", "score", "sums", "ghost_score",
+        "score_h", "score_listed",
         "due", "apps", "n_apps", "ended", "bands", "window", "counts", "rngs",
     )  # fmt: skip
     # C reads the neighbours' previous scores, those in other cities too.
@@ -101,6 +101,10 @@ class CreditModule(Module):
         # court's list zeroed it at the last computation.
         self.score = np.zeros((n, 2), dtype=np.int16)
         self.scratch = np.empty_like(self.score)  # the computation's new scores
+        # C's state: per adult, the sum over its neighbours of (score - 350), and the scores
+        # of its neighbours in other cities as those sums last counted them (350: nothing).
+        self.sums = np.zeros((n, 2), dtype=np.int64)
+        self.ghost_score = np.full((len(pop.ghosts), 2), 350, dtype=np.int16)
         self.score_h = np.zeros(n, dtype=np.float64)
         self.score_listed = np.zeros(n, dtype=bool)
         self.bands: list[np.ndarray] = []  # per computation: [day, world, count per band]
@@ -248,29 +252,33 @@ class CreditModule(Module):
         p, pop = self.ctx.params, self.ctx.pop
         listed = self.defaulters_bit if p.court_list_to_private and t >= 0 else 0
         records = self.counts if p.records_to_private else self.counts[:0]
-        ghosts = len(pop.ghosts)
-        if ghosts and t >= 0 and "score" not in self.ghosts:
-            raise RuntimeError("the neighbours' scores in other cities were not passed on")
-        ghost_score = self.ghosts.get("score", np.zeros((ghosts, 2), np.int16))
+        graph = (pop.nbr_block, pop.nbr_degree, pop.nbr)
+        n = len(self.score)
+        if len(pop.ghosts) and t >= 0:  # the other cities' scores, as they stand now
+            if "score" not in self.ghosts:
+                raise RuntimeError("the neighbours' scores in other cities were not passed on")
+            push_changes(self.ghost_score, self.ghosts["score"], n, n, *graph, self.sums)
+            self.ghost_score[...] = self.ghosts["score"]
 
         def part(lo: int, hi: int) -> np.ndarray:
             bands = np.zeros((2, len(BANDS)), dtype=np.int64)
             rescore(
-                self.score, ghost_score, self.scratch, self.has_file, self.repaid,
-                self.defaulted, self.ctx.scheme.state.bits, listed, self.behaviour, records,
+                self.sums, self.scratch, self.has_file, self.repaid, self.defaulted,
+                self.ctx.scheme.state.bits, listed, self.behaviour, records,
                 float(p.records_scale), self.capacity, float(p.identity),
-                float(p.thin_history), t < 0, pop.nbr_block, pop.nbr_degree, pop.nbr, UNIT,
-                self.score_h, self.score_listed, bands, lo, hi,
+                float(p.thin_history), t < 0, pop.nbr_degree, self.score_h, self.score_listed,
+                bands, lo, hi,
             )  # fmt: skip
             return bands
 
-        n, halves = len(self.score), self.ctx.halves
+        halves = self.ctx.halves
         if halves is not None and halves.split(n):  # two halves of the adults at once
-            mid = n // 2 // NBR_BLOCK * NBR_BLOCK
-            first, second = halves.run(lambda: part(0, mid), lambda: part(mid, n))
+            first, second = halves.run(lambda: part(0, n // 2), lambda: part(n // 2, n))
             bands = first + second
         else:
             bands = part(0, n)
+        old = np.full_like(self.score, 350) if t < 0 else self.score  # before day 0: no sums
+        push_changes(old, self.scratch, 0, n, *graph, self.sums)
         self.score[...] = self.scratch
         for w in (0, 1):
             self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))

@@ -1,14 +1,15 @@
 """The private score (docs/credit.md): five factors, weighted 35/25/20/15/5, mapped onto
-350-950 and rounded half to even; the lender's repayment history H_book; and one pass that
-recomputes both worlds' scores of every adult (a numba kernel: the graph is read once)."""
+350-950 and rounded half to even; the lender's repayment history H_book; one pass that
+recomputes both worlds' scores of every adult (a numba kernel), C read from each adult's sum
+of its neighbours' scores, kept up to date by pushing each changed score to its neighbours
+(cost: the edges of the adults whose score moved, not the whole graph)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from xinyong.credit.params import SCORE_HI, SCORE_LO
-from xinyong.population import NBR_BLOCK
+from xinyong.population import neighbours_start
 
 # Below 550, 550-599, 600-649, 650-699, from 700 (the kernel counts them; the summary's SQL
 # reads the same edges).
@@ -44,16 +45,41 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
     return (r + 7.0) / (r + 3.0 * np.asarray(defaulted, dtype=np.float64) + 10.0)
 
 
-# (s - 350) / 600 of every private score s, indexed by s: the same float64 values as the
-# division, read from a table instead of computed twice per edge.
-UNIT = np.concatenate([np.zeros(SCORE_LO), (np.arange(SCORE_LO, SCORE_HI + 1) - 350) / 600.0])
+@njit(cache=True, nogil=True)
+def push_changes(
+    old: np.ndarray,  # int16 [rows, 2]: the rows' previous scores
+    new: np.ndarray,  # int16 [rows, 2]: their scores now
+    first_row: int,  # the graph row of old[0] (the engine's adults: 0; its ghosts: n)
+    n: int,  # the engine's adults: only their sums are kept
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
+    nbr: np.ndarray,
+    sums: np.ndarray,  # int64 [n, 2]: per adult, the sum of its neighbours' (score - 350)
+) -> int:
+    """Add each changed row's change to its neighbours' sums (the graph is symmetric: the
+    neighbours of a row are those that have it as a neighbour; a ghost's row lists its
+    neighbours here). Returns the rows that changed."""
+    changed = 0
+    for r in range(len(old)):
+        d0 = int(new[r, 0]) - int(old[r, 0])
+        d1 = int(new[r, 1]) - int(old[r, 1])
+        if d0 == 0 and d1 == 0:
+            continue
+        changed += 1
+        row = first_row + r
+        start = neighbours_start(row, nbr_block, nbr_degree)
+        for k in range(start, start + nbr_degree[row]):
+            j = nbr[k]
+            if j < n:
+                sums[j, 0] += d0
+                sums[j, 1] += d1
+    return changed
 
 
 @njit(cache=True, nogil=True)
 def rescore(
-    score: np.ndarray,  # int16 [n, 2]: the previous computation, replaced by this one
-    ghost_score: np.ndarray,  # int16 [ghosts, 2]: the same of the neighbours in other cities
-    new: np.ndarray,  # int16 [n, 2]: scratch, kept by the caller between computations
+    sums: np.ndarray,  # int64 [n, 2]: the neighbours' sums of (previous score - 350)
+    new: np.ndarray,  # int16 [n, 2]: out, the new scores
     has_file: np.ndarray,
     repaid: np.ndarray,
     defaulted: np.ndarray,
@@ -66,41 +92,25 @@ def rescore(
     identity: float,
     thin_history: float,
     first: bool,  # the computation before day 0: C = 0.5
-    nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
-    nbr: np.ndarray,
-    unit: np.ndarray,  # UNIT
     history: np.ndarray,  # out: float64 [n], the recorded world's H
     listed: np.ndarray,  # out: bool [n], the recorded world's H was zeroed by the list
     bands: np.ndarray,  # out: int64 [2, 5], adults per band and world, added to
-    lo: int,  # the adults lo .. hi - 1 (lo a multiple of NBR_BLOCK)
+    lo: int,  # the adults lo .. hi - 1
     hi: int,
 ) -> None:
-    """Both worlds' private scores of the adults lo .. hi - 1, in one pass over them and their
-    edges. C reads the neighbours' previous scores (of other cities too, their ghost rows'
-    `ghost_score`), so all adults move at once: the new scores go to `new`, which the caller
-    copies into `score` once every part of the adults is done."""
-    n = len(score)
-    off = 0
+    """Both worlds' private scores of the adults lo .. hi - 1. C is the mean over the
+    adult's neighbours (of other cities too) of (previous score - 350) / 600, from their
+    exact integer sum: all adults move at once, the caller copying `new` into the scores
+    once every part of the adults is done."""
+    n = len(new)
     with_records = len(records) == n
     for a in range(lo, hi):
-        if a % NBR_BLOCK == 0:
-            off = nbr_block[a // NBR_BLOCK]
         d = nbr_degree[a]
         c0 = c1 = 0.5
-        if not first:  # both worlds' neighbours in one pass over the adult's edges
-            total0, total1 = 0.0, 0.0
-            for k in range(off, off + d):
-                j = nbr[k]
-                if j < n:
-                    total0 += unit[score[j, 0]]
-                    total1 += unit[score[j, 1]]
-                else:
-                    total0 += unit[ghost_score[j - n, 0]]
-                    total1 += unit[ghost_score[j - n, 1]]
-            if d:
-                c0, c1 = total0 / d, total1 / d
-        off += d
+        if not first and d:
+            c0 = sums[a, 0] / (600.0 * d)
+            c1 = sums[a, 1] / (600.0 * d)
         book = thin_history
         if has_file[a]:
             book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
