@@ -1,4 +1,4 @@
-"""Every table of small runs of S1, R1 and three-cities, fingerprinted: a speed-up or a
+"""Every table of small runs of S1, R1, three-cities, C1 and P1, fingerprinted: a speed-up or a
 refactoring must not change results.
 
 If a change is meant to alter what a run draws or computes, update the digests below and say
@@ -114,3 +114,32 @@ def test_c1_tables_are_unchanged() -> None:
     sc = xinyong.load_scenario("c1", adults=3000, days=400, seed=4)
     run = xinyong.run(sc)
     assert {t: digest(run.table(t)) for t in C1_DIGESTS} == C1_DIGESTS
+
+
+P1_DIGESTS = {  # P1, 3,000 adults, 400 days, seed 6: as is, and the networked what-if
+    False: {
+        "records": "abdc9bfbc71cdf8e",
+        "spells": "0b8c6647b37ba605",
+        "persons": "f9d0d1e666cf644a",
+        "credit_applications": "c08d8df9cfa72487",
+        "credit_adults": "db73af157a47c3ba",
+        "credit_scores": "4c65d092fdda3b83",
+    },
+    True: {
+        "records": "910f767006eb1a11",
+        "spells": "d59485a25d8e5531",
+        "persons": "2117b8d5d7bf09dc",
+        "credit_applications": "2ef69d12b4b0ab08",
+        "credit_adults": "2463c3560cc25ccf",
+        "credit_scores": "9cccd207a76ec694",
+    },
+}
+
+
+@pytest.mark.parametrize("networked", [False, True])
+def test_p1_tables_are_unchanged(networked: bool) -> None:
+    over = {"credit.records_to_private": networked}
+    sc = xinyong.load_scenario("p1", adults=3000, days=400, seed=6, overrides=over)
+    run = xinyong.run(sc)
+    want = P1_DIGESTS[networked]
+    assert {t: digest(run.table(t)) for t in want} == want
