@@ -103,7 +103,7 @@ class CreditModule(Module):
         self.scratch = np.empty_like(self.score)  # the computation's new scores
         # C's state: per adult, the sum over its neighbours of (score - 350), and the scores
         # of its neighbours in other cities as those sums last counted them (350: nothing).
-        self.sums = np.zeros((n, 2), dtype=np.int64)
+        self.sums = np.zeros((2, n), dtype=np.int64)  # a row per world: one thread each
         self.ghost_score = np.full((len(pop.ghosts), 2), 350, dtype=np.int16)
         self.score_h = np.zeros(n, dtype=np.float64)
         self.score_listed = np.zeros(n, dtype=bool)
@@ -252,12 +252,11 @@ class CreditModule(Module):
         p, pop = self.ctx.params, self.ctx.pop
         listed = self.defaulters_bit if p.court_list_to_private and t >= 0 else 0
         records = self.counts if p.records_to_private else self.counts[:0]
-        graph = (pop.nbr_block, pop.nbr_degree, pop.nbr)
         n = len(self.score)
         if len(pop.ghosts) and t >= 0:  # the other cities' scores, as they stand now
             if "score" not in self.ghosts:
                 raise RuntimeError("the neighbours' scores in other cities were not passed on")
-            push_changes(self.ghost_score, self.ghosts["score"], n, n, *graph, self.sums)
+            self.push(self.ghost_score, self.ghosts["score"], n)
             self.ghost_score[...] = self.ghosts["score"]
 
         def part(lo: int, hi: int) -> np.ndarray:
@@ -278,10 +277,27 @@ class CreditModule(Module):
         else:
             bands = part(0, n)
         old = np.full_like(self.score, 350) if t < 0 else self.score  # before day 0: no sums
-        push_changes(old, self.scratch, 0, n, *graph, self.sums)
+        self.push(old, self.scratch, 0)
         self.score[...] = self.scratch
         for w in (0, 1):
             self.bands.append(np.concatenate([[max(t, 0), w], bands[w]]).astype(np.int64))
+
+    def push(self, old: np.ndarray, new: np.ndarray, first_row: int) -> None:
+        """Changed scores (of adults from graph row 0, or of ghosts from row n) into their
+        neighbours' sums: each world on a thread of its own where the adults are many."""
+        pop, n = self.ctx.pop, len(self.score)
+
+        def world(w: int) -> None:
+            push_changes(
+                old, new, w, first_row, n, pop.nbr_block, pop.nbr_degree, pop.nbr, self.sums[w]
+            )
+
+        halves = self.ctx.halves
+        if halves is not None and halves.split(len(old)):
+            halves.run(lambda: world(0), lambda: world(1))
+        else:
+            world(0)
+            world(1)
 
     # -- tables ----------------------------------------------------------------------------
 

@@ -49,36 +49,35 @@ def h_book(repaid: np.ndarray, defaulted: np.ndarray) -> np.ndarray:
 def push_changes(
     old: np.ndarray,  # int16 [rows, 2]: the rows' previous scores
     new: np.ndarray,  # int16 [rows, 2]: their scores now
+    world: int,  # the column of old and new to push
     first_row: int,  # the graph row of old[0] (the engine's adults: 0; its ghosts: n)
     n: int,  # the engine's adults: only their sums are kept
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
-    sums: np.ndarray,  # int64 [n, 2]: per adult, the sum of its neighbours' (score - 350)
-) -> int:
+    sums: np.ndarray,  # int64 [n]: per adult, the sum of its neighbours' (score - 350)
+) -> None:
     """Add each changed row's change to its neighbours' sums (the graph is symmetric: the
     neighbours of a row are those that have it as a neighbour; a ghost's row lists its
-    neighbours here). Returns the rows that changed."""
-    changed = 0
+    neighbours here). One pass over the rows in order; edges read for changed rows only."""
+    if len(old) == 0:
+        return
+    off = neighbours_start(first_row, nbr_block, nbr_degree)
     for r in range(len(old)):
-        d0 = int(new[r, 0]) - int(old[r, 0])
-        d1 = int(new[r, 1]) - int(old[r, 1])
-        if d0 == 0 and d1 == 0:
-            continue
-        changed += 1
         row = first_row + r
-        start = neighbours_start(row, nbr_block, nbr_degree)
-        for k in range(start, start + nbr_degree[row]):
-            j = nbr[k]
-            if j < n:
-                sums[j, 0] += d0
-                sums[j, 1] += d1
-    return changed
+        d = nbr_degree[row]
+        change = int(new[r, world]) - int(old[r, world])
+        if change != 0:
+            for k in range(off, off + d):
+                j = nbr[k]
+                if j < n:
+                    sums[j] += change
+        off += d
 
 
 @njit(cache=True, nogil=True)
 def rescore(
-    sums: np.ndarray,  # int64 [n, 2]: the neighbours' sums of (previous score - 350)
+    sums: np.ndarray,  # int64 [2, n]: per world, the neighbours' sums of (score - 350)
     new: np.ndarray,  # int16 [n, 2]: out, the new scores
     has_file: np.ndarray,
     repaid: np.ndarray,
@@ -109,8 +108,8 @@ def rescore(
         d = nbr_degree[a]
         c0 = c1 = 0.5
         if not first and d:
-            c0 = sums[a, 0] / (600.0 * d)
-            c1 = sums[a, 1] / (600.0 * d)
+            c0 = sums[0, a] / (600.0 * d)
+            c1 = sums[1, a] / (600.0 * d)
         book = thin_history
         if has_file[a]:
             book = (repaid[a] + 7.0) / (repaid[a] + 3.0 * defaulted[a] + 10.0)
