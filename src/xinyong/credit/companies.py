@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from xinyong.companies.params import SIZES
+from xinyong.credit.loans import applicants
 from xinyong.credit.params import UNPAID_LOAN, Credit
 from xinyong.module import EntityView
 
@@ -97,13 +98,7 @@ class CompanyLending:
         (a binomial count drawn without replacement, those with a loan dropped); the lender
         decides in both worlds on the lists and ratings as they stood at the start of the day,
         its own book and the file (after today's loans due)."""
-        n = len(self.loan_app)
-        rng = self.rngs["company_applications"]
-        k = int(rng.binomial(n, self.p.company_loan_rate))
-        if not k:
-            return
-        drawn = np.sort(rng.choice(n, size=k, replace=False))
-        a = drawn[self.loan_app[drawn] < 0]
+        a = applicants(self.rngs["company_applications"], self.p.company_loan_rate, self.loan_app)
         if not len(a):
             return
         view = self.view

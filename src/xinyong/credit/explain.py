@@ -109,8 +109,7 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
     for a in apps:
         day = a["day"]
         if a["approved"]:
-            ended = f" ({a['outcome']})" if a["outcome"] else " (still running at the end)"
-            lines.append(f"loan approved on day {day}{ended}")
+            lines.append(approved_line(a))
             continue
         why = []
         for part in (a["reason"] or "").split(", "):
@@ -136,6 +135,13 @@ def explain_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], adult: i
     return lines
 
 
+def approved_line(application: dict[str, Any]) -> str:
+    """An approved application: its day and how the loan ended."""
+    outcome = application["outcome"]
+    ended = f" ({outcome})" if outcome else " (still running at the end)"
+    return f"loan approved on day {application['day']}{ended}"
+
+
 def company_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], company: int) -> list[str]:
     """One line per loan application of the company: the decision and why, and the shadow
     world's where it differs."""
@@ -153,8 +159,7 @@ def company_lines(con: duckdb.DuckDBPyConnection, meta: dict[str, Any], company:
     lines = []
     for a in apps:
         if a["approved"]:
-            ended = f" ({a['outcome']})" if a["outcome"] else " (still running at the end)"
-            lines.append(f"loan approved on day {a['day']}{ended}")
+            lines.append(approved_line(a))
             continue
         why = []
         for part in (a["reason"] or "").split(", "):

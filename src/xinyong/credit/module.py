@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from xinyong.credit import companies
 from xinyong.credit.explain import defaulters_entry
+from xinyong.credit.loans import applicants
 from xinyong.credit.params import (
     COHORTS,
     DEFAULT_BEHAVIOUR,
@@ -153,16 +154,10 @@ class CreditModule(Module):
         self.firms.lend(t)
 
     def apply(self, t: int) -> None:
-        """Each adult without an active loan applies with probability loan_rate: a binomial
-        count of adults drawn without replacement, those with an active loan dropped (cost
-        grows with applications, not adults)."""
-        p, n = self.ctx.params, len(self.loan_app)
-        rng = self.rngs["applications"]
-        k = int(rng.binomial(n, p.loan_rate))
-        if not k:
-            return
-        drawn = np.sort(rng.choice(n, size=k, replace=False))
-        a = drawn[self.loan_app[drawn] < 0]
+        """Each adult without an active loan applies with probability loan_rate (`applicants`)
+        and is decided in both worlds."""
+        p = self.ctx.params
+        a = applicants(self.rngs["applications"], p.loan_rate, self.loan_app)
         if not len(a):
             return
         bits = self.ctx.scheme.state.bits[a].astype(np.int64)
