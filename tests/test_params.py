@@ -68,3 +68,11 @@ def test_a_city_engine_reads_its_own_city_only() -> None:
         assert (one.consequences.effect_mask[0] == full.consequences.effect_mask[k]).all()
         for name, reach in one.consequences.relations.items():
             assert reach.sanction.tolist() == [full.consequences.relations[name].sanction[k]]
+
+
+def test_defaults_are_shown_as_a_reader_writes_them() -> None:
+    from xinyong.params import shown
+
+    assert shown({"micro": 0.1, "large": 0.95}) == "micro 0.1, large 0.95"
+    assert shown(("A", "B", "M")) == "A, B, M"
+    assert shown(1 / 200) == "0.005" and shown(None) == "required" and shown([]) == "none"

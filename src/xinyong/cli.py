@@ -367,7 +367,7 @@ def params(
 ) -> None:
     """List the declared scenario parameters: key, default, unit, bounds, meaning (modules'
     sections included)."""
-    from xinyong.params import describe, table
+    from xinyong.params import describe, shown, table
     from xinyong.scenario import scenario_model
 
     rows = describe(scenario_model(), "")
@@ -379,8 +379,7 @@ def params(
     for column in ("default", "unit", "bounds", "meaning"):
         view.add_column(column)
     for r in rows:
-        default = "required" if r.default is None else str(r.default)
-        view.add_row(r.key, default, r.unit, r.bounds, r.doc)
+        view.add_row(r.key, shown(r.default), r.unit, r.bounds, r.doc)
     out_console.print(view)
 
 

@@ -91,18 +91,26 @@ def _g(x: float | None) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
+def shown(default: Any) -> str:
+    """A default as a reader writes it: 0.5, "micro 0.1, small 0.3", "A, B, M", required."""
+    if default is None:
+        return "required"
+    if isinstance(default, float):
+        return f"{default:g}"
+    if isinstance(default, dict):
+        return ", ".join(f"{k} {shown(v)}" for k, v in default.items()) or "none"
+    if isinstance(default, list | tuple | set | frozenset):
+        return ", ".join(shown(v) for v in default) or "none"
+    return str(default)
+
+
 def table(rows: list[ParamRow]) -> str:
     """The parameters as a Markdown table (docs/parameters.md)."""
     lines = ["| key | default | unit | bounds | given per | meaning |", "|---|---|---|---|---|---|"]
     for r in rows:
-        default = (
-            "required"
-            if r.default is None
-            else f"{r.default:g}"
-            if isinstance(r.default, float)
-            else str(r.default)
+        lines.append(
+            f"| `{r.key}` | {shown(r.default)} | {r.unit} | {r.bounds} | {r.per} | {r.doc} |"
         )
-        lines.append(f"| `{r.key}` | {default} | {r.unit} | {r.bounds} | {r.per} | {r.doc} |")
     return "\n".join(lines) + "\n"
 
 
