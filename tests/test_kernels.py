@@ -1,9 +1,15 @@
 """numba compiling is announced: the listener hears a compile, and not a cache load or a
-second call."""
+second call; and the warm-up compiles what the built-in scenarios call."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from numba import njit
 
 from xinyong.kernels import on_compile
@@ -23,3 +29,32 @@ def test_a_compile_is_heard_once():
     assert heard == first
     doubled(np.arange(3.0))  # a new compile outside the block is not heard
     assert heard == first
+
+
+WARM_CHECK = """
+import json, sys
+from xinyong import kernels
+from xinyong.api import run
+from xinyong.scenario import builtin_scenarios, load_scenario
+
+kernels.warm()
+late = {}
+for name in builtin_scenarios():
+    heard = []
+    with kernels.on_compile(heard.append):
+        run(load_scenario(name, adults=100_000, days=365))
+    late[name] = heard
+print(json.dumps(late))
+"""
+
+
+@pytest.mark.slow
+def test_the_warm_up_compiles_every_kernel_a_builtin_scenario_calls(tmp_path):
+    """From an empty cache, `python -m xinyong.kernels` leaves nothing for a built-in
+    scenario's first real run to compile (a compile there costs a second of its run)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_CHECK], env=env, capture_output=True, text=True, check=True
+    )
+    late = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {name: heard for name, heard in late.items() if heard} == {}

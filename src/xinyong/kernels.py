@@ -40,8 +40,18 @@ def on_compile(callback: Callable[[str], None]) -> Iterator[None]:
 
 # Scenario, adults, days: together they call every kernel a run calls. Past a year, so
 # that appeals are upheld and a year's records expire at once (the dense path of the list
-# checks); several cities for the cross-city ties; c1 for a module's kernels.
-WARM_RUNS = (("r1", 2_000, 400), ("c1", 2_000, 400), ("three-cities", 3_000, 60))
+# checks); several cities for the cross-city ties; c1 and p1c for the modules' kernels; s1
+# long enough that step 5 switches to drawing meetings; cities for the packs' score
+# features (diminishing scales, recalculation). A kernel left out is compiled in the middle
+# of a user's first run of that scenario (a second of a 1 M-adult S1 run, say).
+WARM_RUNS = (
+    ("r1", 2_000, 400),
+    ("c1", 2_000, 400),
+    ("p1c", 2_000, 60),
+    ("s1", 2_000, 120),
+    ("three-cities", 3_000, 60),
+    ("cities", 2_000, 400),
+)
 
 
 def warm(runs: tuple[tuple[str, int, int], ...] = WARM_RUNS) -> int:
