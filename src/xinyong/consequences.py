@@ -190,8 +190,7 @@ class Consequences:
             for name, members in self.members.items():
                 self.members[name] = update_members(members, moved, bits, city, self.masks[name])
         affected = self.members["affected"]
-        on = (bits[affected, None] & self.tables.effect_mask[city[affected]]) != 0
-        effects_of = on.astype(np.int64) @ (1 << np.arange(on.shape[1], dtype=np.int64))
+        effects_of = effects_on(affected, bits, city, self.tables.effect_mask)
         return StartOfDay(affected, effects_of, self.members["assoc"], self.members["settle"])
 
     def settle(self, t: int, members: np.ndarray) -> int:
@@ -323,6 +322,25 @@ def update_members(
             out[n] = p
             n += 1
     return out[:n].copy()
+
+
+@njit(cache=True, nogil=True)
+def effects_on(
+    members: np.ndarray, bits: np.ndarray, city: np.ndarray, effect_mask: np.ndarray
+) -> np.ndarray:
+    """Each member's behaviour effects (bit e: effect e), from the lists it is on (`bits`)
+    and what its city's effects act on (`effect_mask`): one pass, where NumPy's gathers and
+    product took 1.5 ms a day for S1's blacklist at 1 M adults."""
+    out = np.zeros(members.shape[0], dtype=np.int64)
+    for i in range(members.shape[0]):
+        p = members[i]
+        on, row = np.int64(bits[p]), city[p]
+        effects = np.int64(0)
+        for e in range(effect_mask.shape[1]):
+            if on & effect_mask[row, e]:
+                effects |= np.int64(1) << e
+        out[i] = effects
+    return out
 
 
 @njit(cache=True, nogil=True)
