@@ -170,7 +170,7 @@ def _unplaced(d: dict[str, Any]) -> Placed:
 def settle(sim: Simulation) -> None:
     """Wait for the engine's helper threads: the day's booking, the record and spell parts,
     the positive behaviour drawn ahead."""
-    sim.recorder.wait_day()
+    sim.recorder.release_held()
     for writer in sim.recorder.writers.values():
         writer.flush()
         writer.wait()

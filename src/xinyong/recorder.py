@@ -41,6 +41,7 @@ from xinyong.store import (
 from xinyong.threads import MIN_SPLIT, Pools, background, built_ahead, usable_cores
 
 WORLDS = ("recorded", "shadow")
+HOLD_ROWS = 1 << 16  # rows of a streamed table gathered into one Arrow batch, at least
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,12 @@ class Recorder:
         self.booked_days = 0
         self.writers: dict[str, ChunkWriter] = {}
         self.memory: dict[str, list[pa.RecordBatch]] = {"records": [], "spells": []}
+        # Rows held until a batch's worth (_hold): no more than a part's (a city's parts
+        # are small), so a shard of many cities holds about what its writers would.
+        self.hold_rows = min(HOLD_ROWS, rows_per_part)
+        self.held: dict[str, list[dict[str, np.ndarray]]] = {"records": [], "spells": []}
+        self.held_rows = dict.fromkeys(self.held, 0)
+        self.batch_of = {"records": self._records_batch, "spells": self._spells_batch}
         writer = None if pools is None else pools.writer
         if out is not None:
             self.writers = {
@@ -230,6 +237,31 @@ class Recorder:
         else:
             self.memory[name].append(batch)
 
+    def _hold(self, name: str, columns: dict[str, np.ndarray]) -> None:
+        """Rows of a streamed table, held as arrays until there are enough for one batch:
+        a small city's day is a few thousand records, and building an Arrow batch costs
+        about 0.3 ms whatever its size (31 cities a day in `national`)."""
+        held = self.held[name]
+        held.append(columns)
+        self.held_rows[name] += len(next(iter(columns.values())))
+        if self.held_rows[name] >= self.hold_rows:
+            self._release(name)
+
+    def _release(self, name: str) -> None:
+        held = self.held[name]
+        if not held:
+            return
+        columns = {k: np.concatenate([h[k] for h in held]) for k in held[0]}
+        self.held[name], self.held_rows[name] = [], 0
+        self._emit(name, self.batch_of[name](columns))
+
+    def release_held(self) -> None:
+        """Every held row into its batch (writers and memory), after the day's booking: at a
+        checkpoint the parts on disk hold exactly the days so far."""
+        self.wait_day()
+        for name in self.held:
+            self._release(name)
+
     def day(self, book: DayBook) -> None:
         """Book a day. The counters are read now; the records batch is built on the
         recorder's thread while the simulation goes on (the day's arrays are never written
@@ -275,7 +307,7 @@ class Recorder:
             self.booking = None
 
     def _book(self, row: dict[str, Any], book: DayBook) -> None:
-        tb, rec, t, first = self.tables, book.records, book.t, book.first_record_id
+        rec, t, first = book.records, book.t, book.first_record_id
         applied, expiry_day, appealed, tallies = (
             book.applied, book.expiry_day, book.appealed, book.tallies,
         )  # fmt: skip
@@ -294,33 +326,23 @@ class Recorder:
                 person + np.int32(self.adult0),
                 _shifted(stored_actor, self.adult0),
             )
-        if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
-            schema = self.records_on_disk
-            actor_col = pa.array(stored_actor)  # -1 but for misattributed records
-            expiry_col = pa.array(expiry_day)  # -1: never expires
-        else:
-            schema = STREAM_SCHEMAS["records"]
-            actor_col = pa.array(_shifted(rec.actor, self.adult0), mask=rec.truth == FALSE_REPORT)
-            expiry_col = pa.array(expiry_day, mask=expiry_day < 0)
-            was_appealed = was_appealed.view(np.bool_)
-        self._emit(
+        if not self.out:  # the actor column users see (on disk: store.STORED_AS)
+            stored_actor = _shifted(rec.actor, self.adult0)
+        self._hold(
             "records",
-            pa.record_batch(
-                schema=schema,
-                data={
-                    "record_id": pa.array(record_id),
-                    "day": pa.array(day),
-                    "person": pa.array(person),
-                    "behaviour": dictionary(rec.behaviour, tb.world.behaviours),
-                    "channel": dictionary(rec.channel, tb.observation.names),
-                    "truth": dictionary(rec.truth, list(TRUTH_NAMES)),
-                    "actor": actor_col,
-                    "points": pa.array(points),
-                    "shadow_points": pa.array(shadow_points),
-                    "expiry_day": expiry_col,
-                    "appealed": pa.array(was_appealed),
-                },
-            ),
+            {
+                "record_id": record_id,
+                "day": day,
+                "person": person,
+                "behaviour": rec.behaviour,
+                "channel": rec.channel,
+                "truth": rec.truth,
+                "actor": stored_actor,
+                "points": points,
+                "shadow_points": shadow_points,
+                "expiry_day": expiry_day,
+                "appealed": was_appealed,
+            },
         )
         if len(appealed):
             self.appeals_filed.append(
@@ -349,20 +371,52 @@ class Recorder:
                 out[name] = out.get(name, 0) + int(tier_count[p, k])
         return out
 
+    def _records_batch(self, c: dict[str, np.ndarray]) -> pa.RecordBatch:
+        tb = self.tables
+        if self.out:  # in the form stored on disk (store.STORED_AS, store.HOW_STORED)
+            schema = self.records_on_disk
+            actor = pa.array(c["actor"])  # -1 but for misattributed records
+            expiry = pa.array(c["expiry_day"])  # -1: never expires
+            appealed = pa.array(c["appealed"])
+        else:
+            schema = STREAM_SCHEMAS["records"]
+            actor = pa.array(c["actor"], mask=c["truth"] == FALSE_REPORT)
+            expiry = pa.array(c["expiry_day"], mask=c["expiry_day"] < 0)
+            appealed = pa.array(c["appealed"].view(np.bool_))
+        return pa.record_batch(
+            schema=schema,
+            data={
+                "record_id": pa.array(c["record_id"]),
+                "day": pa.array(c["day"]),
+                "person": pa.array(c["person"]),
+                "behaviour": dictionary(c["behaviour"], tb.world.behaviours),
+                "channel": dictionary(c["channel"], tb.observation.names),
+                "truth": dictionary(c["truth"], list(TRUTH_NAMES)),
+                "actor": actor,
+                "points": pa.array(c["points"]),
+                "shadow_points": pa.array(c["shadow_points"]),
+                "expiry_day": expiry,
+                "appealed": appealed,
+            },
+        )
+
     def spells_ended(self, spells: tuple[np.ndarray, ...]) -> None:
         person, li, world, start, end = spells
         if len(person):
-            self._emit("spells", self._spell_batch(person, li, world, start, end))
+            self._hold(
+                "spells",
+                {"person": person, "list": li, "world": world, "start": start, "end": end},
+            )
 
-    def _spell_batch(self, person, li, world, start, end) -> pa.RecordBatch:
+    def _spells_batch(self, c: dict[str, np.ndarray]) -> pa.RecordBatch:
         return pa.record_batch(
             schema=STREAM_SCHEMAS["spells"],
             data={
-                "person": pa.array(person + self.adult0, type=pa.int32()),
-                "list": dictionary(li, self.tb.lists),
-                "world": dictionary(world, list(WORLDS)),
-                "start": pa.array(start, type=pa.int32()),
-                "end": pa.array(end, type=pa.int32(), mask=end < 0),
+                "person": pa.array(c["person"] + self.adult0, type=pa.int32()),
+                "list": dictionary(c["list"], self.tb.lists),
+                "world": dictionary(c["world"], list(WORLDS)),
+                "start": pa.array(c["start"], type=pa.int32()),
+                "end": pa.array(c["end"], type=pa.int32(), mask=c["end"] < 0),
             },
         )
 
@@ -382,6 +436,7 @@ class Recorder:
 
         def end_spells() -> None:  # spells still open at T end with null
             self.spells_ended(open_spells(state.since))
+            self.release_held()
             for name, writer in self.writers.items():
                 writer.close(STREAM_SCHEMAS[name])
 

@@ -110,6 +110,8 @@ class Scheme:
         published score takes in every point recorded, expired or given back by an appeal
         since the last recalculation. Returns the members whose score changed."""
         members = self._due(t, self.features.recalc_every)
+        if not len(members):  # most days
+            return members
         st, tb = self.state, self.tables
         members = members[(st.pending[members] != 0).any(axis=1)]
         delta = -st.pending[members]
@@ -127,6 +129,8 @@ class Scheme:
         the members whose score changed."""
         f, st, tb = self.features, self.state, self.tables
         members = self._due(t, f.bonus_every)
+        if not len(members):  # most days
+            return members
         pk = tb.city_pack[self.city[members]]
         clean = st.last_bad[members] < (t - f.bonus_every[pk])[:, None]
         keep = clean.any(axis=1)
