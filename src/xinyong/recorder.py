@@ -251,7 +251,12 @@ class Recorder:
         held = self.held[name]
         if not held:
             return
-        columns = {k: np.concatenate([h[k] for h in held]) for k in held[0]}
+        # One day held (a large engine's every day) is used as it is: no copy.
+        columns = (
+            held[0]
+            if len(held) == 1
+            else {k: np.concatenate([h[k] for h in held]) for k in held[0]}
+        )
         self.held[name], self.held_rows[name] = [], 0
         self._emit(name, self.batch_of[name](columns))
 
