@@ -180,11 +180,23 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bound", "skip"), [(1, 0), (2, 0), (1 << 11, 0), (5000, 3), (1 << 20, 0), (1 << 27, 5)]
+    ("bound", "skip", "n"),
+    [
+        (1, 0, 4000),
+        (2, 0, 4000),
+        (1 << 11, 0, 4000),
+        (5000, 3, 4000),
+        (1 << 20, 0, 4000),
+        (1 << 27, 5, 4000),
+        (32_000, 0, 0),  # few keys: narrower digits than the bound alone would choose
+        (32_000, 0, 1),
+        (32_000, 0, 300),
+        (1 << 27, 0, 17),
+    ],
 )
-def test_radix_order_is_a_stable_sort(bound: int, skip: int) -> None:
-    """One counting pass up to 2**19 buckets, several passes beyond."""
-    key = np.random.default_rng(bound).integers(0, bound, 4000).astype(np.int32)
+def test_radix_order_is_a_stable_sort(bound: int, skip: int, n: int) -> None:
+    """One counting pass up to 2**19 buckets, several passes beyond or for few keys."""
+    key = np.random.default_rng(bound).integers(0, bound, n).astype(np.int32)
     order, sorted_key = radix_order(key, bound, skip, True)
     assert np.array_equal(order, np.argsort(key >> skip, kind="stable"))
     assert np.array_equal(sorted_key, key[order])
