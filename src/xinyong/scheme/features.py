@@ -110,6 +110,41 @@ def _clamped_add(score, p, w, delta, lo, hi) -> int:
 
 
 @njit(cache=True, nogil=True)
+def featured_records(
+    t: int,
+    person: np.ndarray,
+    behaviour: np.ndarray,
+    truth: np.ndarray,
+    city: np.ndarray,
+    city_pack: np.ndarray,
+    points: np.ndarray,
+    dim_units: np.ndarray,
+    push_below: np.ndarray,
+    bonus_city: np.ndarray,
+    last_bad: np.ndarray,
+) -> np.ndarray:
+    """The day's records on a diminishing scale or with a push (creation order), and for
+    clean-year bonuses the day of each member's last negative record (a push counts as one)
+    in each world (the recorded world counts every record, the shadow world correct ones):
+    one pass, where NumPy's gathers and masks took 0.6 ms a day for a city of 100 k adults."""
+    rows = np.empty(person.shape[0], dtype=np.int64)
+    m = 0
+    for r in range(person.shape[0]):
+        p, b = person[r], behaviour[r]
+        c = city[p]
+        pk = city_pack[c]
+        pushes = push_below[pk, b] != NO_PUSH
+        if dim_units[pk, b] > 0 or pushes:
+            rows[m] = r
+            m += 1
+        if bonus_city.shape[0] and bonus_city[c] and (points[pk, b] < 0 or pushes):
+            last_bad[p, 0] = t
+            if truth[r] == CORRECT:
+                last_bad[p, 1] = t
+    return rows[:m]
+
+
+@njit(cache=True, nogil=True)
 def score_features(
     rows: np.ndarray,
     person: np.ndarray,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xinyong.observe import CORRECT, Records
+from xinyong.observe import Records
 from xinyong.schedule import by_day
 from xinyong.scheme import features, lists, scoring
 from xinyong.scheme.compile import SchemeTables
@@ -192,26 +192,19 @@ class Scheme:
         and the day of each member's last negative record for clean-year bonuses. Returns the
         members whose score these features changed."""
         f, tb, st = self.features, self.tables, self.state
-        pk = tb.city_pack[self.city[rec.person]]
-        beh = rec.behaviour
-        changed = np.empty(0, dtype=np.int32)
-        if f.diminishing or f.push:
-            rows = np.flatnonzero(
-                (f.dim_units[pk, beh] > 0) | (f.push_below[pk, beh] != features.NO_PUSH)
-            )
-            if len(rows):
-                features.score_features(
-                    rows, rec.person, beh, rec.truth, self.city, tb.city_pack, tb.score_lo,
-                    tb.score_hi, f.dim_units, f.dim_upto, f.dim_per, f.push_below, st.score,
-                    st.units_used, applied,
-                )  # fmt: skip
-                changed = rec.person[rows]
-        if f.bonus:
-            bad = (tb.points[pk, beh] < 0) | (f.push_below[pk, beh] != features.NO_PUSH)
-            bad &= self.bonus_city[self.city[rec.person]]
-            st.last_bad[rec.person[bad], 0] = t
-            st.last_bad[rec.person[bad & (rec.truth == CORRECT)], 1] = t
-        return changed
+        rows = features.featured_records(
+            t, rec.person, rec.behaviour, rec.truth, self.city, tb.city_pack, tb.points,
+            f.dim_units, f.push_below, self.bonus_city if f.bonus else self.bonus_city[:0],
+            st.last_bad,
+        )  # fmt: skip
+        if not len(rows):
+            return np.empty(0, dtype=np.int32)
+        features.score_features(
+            rows, rec.person, rec.behaviour, rec.truth, self.city, tb.city_pack, tb.score_lo,
+            tb.score_hi, f.dim_units, f.dim_upto, f.dim_per, f.push_below, st.score,
+            st.units_used, applied,
+        )  # fmt: skip
+        return rec.person[rows]
 
     def defer(self, rec: Records, applied: np.ndarray) -> None:
         """In a recalculated city the day's points wait for the next recalculation: taken off
