@@ -106,7 +106,7 @@ class Simulation:
         # Steps over disjoint persons are split over two threads. A one-city run keeps its
         # own threads, as before; a shard's city engines share the shard's (threads.Pools).
         self.owns_pools = pools is None
-        self.pools = pools
+        self.pools = pools = None if pools is None else pools.for_city(size)
         self.halves = Halves() if pools is None else pools.halves
         cons = sc.consequences
         self.scheme = Scheme(

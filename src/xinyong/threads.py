@@ -111,6 +111,15 @@ def background() -> Executor:
     return ThreadPoolExecutor(max_workers=1, initializer=_lower_priority)
 
 
+# Adults from which a city engine of a shard hands its positive behaviour and its records
+# batches to the shard's helper threads. A smaller city's day is too little work for the
+# hand-off and the interpreter lock the two threads then share: national at 1 M adults (31
+# cities, 32 k adults on average) ran 55 to 57 ms a day with that work inline against 79 to
+# 81 with threads, three-cities (333 k on average) 24 to 26 with threads against 30 inline,
+# cities (125 k) about the same either way (profile_steps, 60 days, two runs each).
+THREADED_FROM = 150_000
+
+
 @dataclass
 class Pools:
     """The helper threads of the city engines of one process (shard.py), shared so that a
@@ -124,6 +133,15 @@ class Pools:
     @classmethod
     def new(cls) -> Pools:
         return cls(Halves(), background(), background(), background())
+
+    def for_city(self, adults: int) -> Pools:
+        """The pools a city engine of this many adults uses: below THREADED_FROM, its
+        positive behaviour and records batches run inline (the Parquet writer and the
+        halves stay shared)."""
+        if adults >= THREADED_FROM:
+            return self
+        inline = Inline()
+        return Pools(self.halves, inline, inline, self.writer)
 
     def shutdown(self) -> None:
         self.halves.shutdown()
