@@ -210,10 +210,9 @@ class Scheme:
         """In a recalculated city the day's points wait for the next recalculation: taken off
         the published score again (exactly what they added) and kept as pending."""
         st = self.state
-        later = np.flatnonzero(self.recalculated_city[self.city[rec.person]])
-        person, points = rec.person[later], applied[later]
-        scoring.move_points(st.score, st.pending, person, points)
-        self.score_sum -= points.sum(axis=0, dtype=np.int64)
+        self.score_sum -= scoring.defer_points(
+            st.score, st.pending, rec.person, applied, self.city, self.recalculated_city
+        )
 
     # -- steps 8-9 ---------------------------------------------------------------------------
 

@@ -251,12 +251,12 @@ def sorted_unique(
     persons: np.ndarray, reasons: np.ndarray, flags: np.ndarray, halves: Halves | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The persons in id order, each once, with their reasons or-ed. `flags` is a zeroed
-    byte per adult, left zeroed. When many adults are given (a sixteenth or more), marking
-    them and scanning every adult's byte is cheaper (about 1 ns an adult against 20 ns an
-    id), and the scan can be split in halves of adults; otherwise a radix sort keeps the cost
-    to the ids given."""
+    byte per adult, left zeroed. When many adults are given (an eighth or more), marking
+    them and scanning every adult's byte is cheaper (2.4 to 3.3 ns an adult against 6 to
+    19 ns an id, measured at 333 k to 10 M adults), and the scan can be split in halves of
+    adults; otherwise a radix sort keeps the cost to the ids given."""
     adults = flags.shape[0]
-    if persons.shape[0] * 16 < adults:
+    if persons.shape[0] * 8 < adults:
         return _sorted_unique_ids(persons, reasons, adults)
     _mark(persons, reasons, flags)
     room = persons.shape[0]

@@ -277,6 +277,29 @@ def reverse_points(
 
 
 @njit(cache=True, nogil=True)
+def defer_points(
+    score: np.ndarray,
+    pending: np.ndarray,
+    person: np.ndarray,
+    applied: np.ndarray,
+    city: np.ndarray,
+    deferred_city: np.ndarray,
+) -> np.ndarray:
+    """The points `applied` by records of persons in a `deferred_city` moved from their
+    score to their pending points; returns the points moved in each world. One pass, where
+    selecting the records first with NumPy took 2.7 ms a day for Suqian at 300 k adults."""
+    moved = np.zeros(2, dtype=np.int64)
+    for r in range(person.shape[0]):
+        p = person[r]
+        if deferred_city[city[p]]:
+            for w in range(2):
+                score[p, w] -= applied[r, w]
+                pending[p, w] += applied[r, w]
+                moved[w] += applied[r, w]
+    return moved
+
+
+@njit(cache=True, nogil=True)
 def move_points(source: np.ndarray, target: np.ndarray, person: np.ndarray, points: np.ndarray):
     """source[person[r]] -= points[r] and target[person[r]] += points[r] for every row r (a
     person may repeat; np.subtract.at and np.add.at took 8 ms for 40 k rows, this 0.8).
