@@ -58,3 +58,24 @@ def test_the_warm_up_compiles_every_kernel_a_builtin_scenario_calls(tmp_path):
     )
     late = json.loads(done.stdout.strip().splitlines()[-1])
     assert {name: heard for name, heard in late.items() if heard} == {}
+
+
+def test_stale_caches_are_dropped_once_the_sources_change(tmp_path, monkeypatch):
+    """A kernel's cache may hold an old copy of a helper from another file: any change to
+    the package's sources drops every cache, and an unchanged package keeps them."""
+    from xinyong import kernels
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    cached = [tmp_path / "a" / "lists.f-1.py311.nbi", tmp_path / "a" / "lists.f-1.py311.1.nbc"]
+    cached[0].parent.mkdir()
+    for path in cached:
+        path.write_bytes(b"old")
+    assert kernels.drop_stale_caches()  # no record of the sources: dropped
+    assert not any(path.exists() for path in cached)
+    for path in cached:
+        path.write_bytes(b"new")
+    assert not kernels.drop_stale_caches()  # the same sources: kept
+    assert all(path.exists() for path in cached)
+    monkeypatch.setattr(kernels, "sources_digest", lambda: "another")
+    assert kernels.drop_stale_caches()
+    assert not any(path.exists() for path in cached)

@@ -9,9 +9,12 @@ xinyong.kernels` does that on a tiny population, so that the first real run is w
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 COMPILING = "compiling kernels"
@@ -67,8 +70,42 @@ def warm(runs: tuple[tuple[str, int, int], ...] = WARM_RUNS) -> int:
     return len(names)
 
 
+PACKAGE = Path(__file__).resolve().parent
+STAMP = "kernels-sources.sha256"  # the sources the package's kernel caches were made from
+
+
+def sources_digest() -> str:
+    """A digest of every source file of the package."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def drop_stale_caches() -> bool:
+    """Drop numba's caches of the package when any of its sources changed since they were
+    made; whether it did. numba keys a kernel's cache on its own file only, and that cache
+    holds the helpers the kernel calls from other files: after a change to sorting.py, say,
+    lists.py's kernels still ran the old sort (the Makefile drops them too, by timestamps;
+    this serves the benchmarks, run without make)."""
+    root = Path(os.environ.get("NUMBA_CACHE_DIR") or PACKAGE)
+    stamp = root / "__pycache__" / STAMP
+    digest = sources_digest()
+    if stamp.is_file() and stamp.read_text() == digest:
+        return False
+    for pattern in ("*.nbi", "*.nbc"):
+        for path in root.rglob(pattern):
+            path.unlink(missing_ok=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+    return True
+
+
 def main() -> None:
-    """`python -m xinyong.kernels`: compile ahead, saying how long it took."""
+    """`python -m xinyong.kernels`: drop stale caches and compile ahead, saying how long it
+    took."""
+    if drop_stale_caches():
+        print("sources changed since the kernels were compiled: caches dropped", file=sys.stderr)
     print(f"{COMPILING} for the first run (up to a minute or two, once)", file=sys.stderr)
     start = time.monotonic()
     count = warm()
