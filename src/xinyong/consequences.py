@@ -187,8 +187,16 @@ class Consequences:
         """Kept up to date from the members whose recorded lists changed (ids ascending)."""
         bits, city = self.scheme.state.bits[:, 0], self.scheme.city
         if moved is not None:
+            # Lists with the same mask have the same members (every built-in scenario's
+            # affected and association lists: the blacklist), merged once and shared (the
+            # arrays are only read).
+            merged: dict[bytes, np.ndarray] = {}
             for name, members in self.members.items():
-                self.members[name] = update_members(members, moved, bits, city, self.masks[name])
+                mask = self.masks[name]
+                key = mask.tobytes()
+                if key not in merged:
+                    merged[key] = update_members(members, moved, bits, city, mask)
+                self.members[name] = merged[key]
         affected = self.members["affected"]
         effects_of = effects_on(affected, bits, city, self.tables.effect_mask)
         return StartOfDay(affected, effects_of, self.members["assoc"], self.members["settle"])
