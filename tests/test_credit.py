@@ -60,9 +60,8 @@ def test_the_private_score_formula_by_hand() -> None:
 
 
 def test_h_book() -> None:
-    assert h_book(np.array([0, 3, 0, 1]), np.array([0, 1, 1, 2])).tolist() == pytest.approx(
-        [7 / 10, 10 / 16, 7 / 13, 8 / 17]
-    )
+    pairs = [(0, 0), (3, 1), (0, 1), (1, 2)]
+    assert [h_book(r, d) for r, d in pairs] == pytest.approx([7 / 10, 10 / 16, 7 / 13, 8 / 17])
 
 
 # -- decisions -----------------------------------------------------------------------------

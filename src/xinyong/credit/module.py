@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from xinyong.credit import companies
 from xinyong.credit.explain import defaulters_entry
@@ -23,6 +24,7 @@ from xinyong.credit.score import BANDS, h_book, push_changes, rescore
 from xinyong.entities import EntityTables
 from xinyong.module import Context, Events, Module, Spec, Step
 from xinyong.observe import CORRECT
+from xinyong.prefetch import AHEAD, prefetch_read
 from xinyong.scenario import GROUPS, Scenario
 from xinyong.scheme.schema import MEMBER
 
@@ -34,6 +36,7 @@ WINDOW_DAYS = 365  # negative records of days t-364 .. t lower B in the networke
 # Why an application was refused in the recorded world: bits of `reason`.
 BAN, NO_FILE, HISTORY, SCORE = 1, 2, 4, 8
 REASONS = ((BAN, "loan_ban"), (NO_FILE, "no_file"), (HISTORY, "history"), (SCORE, "score"))
+LENDERS = ("file", "score", "file_or_score")  # the lender's policies (CreditParams.lender)
 APPLICATION_COLUMNS = (
     "day", "adult", "thin", "h_book", "score", "score_shadow", "history_zero", "ban",
     "ban_shadow", "approved", "approved_shadow", "reason",
@@ -53,6 +56,71 @@ def lending_lists(ctx: Context) -> tuple[np.ndarray, int]:
                 if any(c.name == LOAN_BAN and c.target == MEMBER for c in lst.consequences):
                     ban[k] |= 1 << names.index(name)
     return ban, (1 << names.index("defaulters")) if "defaulters" in names else 0
+
+
+@njit(cache=True, nogil=True)
+def decide(
+    a: np.ndarray,  # the applicants (adults' rows, ascending)
+    bits: np.ndarray,  # the scheme's list bits [adults, 2]
+    city: np.ndarray,
+    ban_mask: np.ndarray,  # per city: the lists whose members hold a loan ban
+    repaid: np.ndarray,
+    defaulted: np.ndarray,
+    has_file: np.ndarray,
+    score: np.ndarray,  # the private score [adults, 2]
+    score_listed: np.ndarray,
+    history_min: float,
+    score_min: int,
+    lender: int,  # index in LENDERS
+) -> tuple[np.ndarray, ...]:
+    """Each application decided in both worlds: (no file, h_book, score [n, 2], the score's
+    history zeroed by a listing, ban [n, 2], approved [n, 2], the recorded world's reason for
+    a refusal (bits of BAN, NO_FILE, HISTORY, SCORE; 0 when approved)). One pass reading
+    each applicant's rows a few ahead, where NumPy's gathers waited on memory for each array
+    in turn (1.2 ms a day for 2,600 applicants at 1 M adults)."""
+    n = a.shape[0]
+    thin = np.empty(n, dtype=np.bool_)
+    hb = np.empty(n, dtype=np.float64)
+    scores = np.empty((n, 2), dtype=score.dtype)
+    listed = np.empty(n, dtype=np.bool_)
+    ban = np.empty((n, 2), dtype=np.bool_)
+    approved = np.empty((n, 2), dtype=np.bool_)
+    reason = np.empty(n, dtype=np.uint8)
+    for x in range(n):
+        if x + AHEAD < n:
+            ahead = a[x + AHEAD]
+            prefetch_read(bits, 2 * ahead)
+            prefetch_read(score, 2 * ahead)
+            prefetch_read(repaid, ahead)
+            prefetch_read(defaulted, ahead)
+        i = a[x]
+        book = h_book(repaid[i], defaulted[i])
+        file_ok = has_file[i] and book >= history_min
+        mask = ban_mask[city[i]]
+        why = 0
+        for w in range(2):
+            banned = (np.int64(bits[i, w]) & mask) != 0
+            score_ok = score[i, w] >= score_min
+            if lender == 0:
+                policy = file_ok
+            elif lender == 1:
+                policy = score_ok
+            else:
+                policy = file_ok or score_ok
+            ban[x, w] = banned
+            approved[x, w] = policy and not banned
+            scores[x, w] = score[i, w]
+            if w == 0:
+                why = BAN if banned else 0
+                if lender != 1:
+                    why |= NO_FILE if not has_file[i] else (0 if file_ok else HISTORY)
+                if lender != 0 and not score_ok:
+                    why |= SCORE
+        thin[x] = not has_file[i]
+        hb[x] = book
+        listed[x] = score_listed[i]
+        reason[x] = 0 if approved[x, 0] else why
+    return thin, hb, scores, listed, ban, approved, reason
 
 
 class CreditModule(Module):
@@ -160,32 +228,17 @@ class CreditModule(Module):
         a = applicants(self.rngs["applications"], p.loan_rate, self.loan_app)
         if not len(a):
             return
-        bits = self.ctx.scheme.state.bits[a].astype(np.int64)
-        ban = (bits & self.ban_mask[self.ctx.pop.city[a]][:, None]) != 0
-        hb = h_book(self.repaid[a], self.defaulted[a])
-        has_file = self.has_file[a]
-        file_ok = has_file & (hb >= p.history_min)
-        score = self.score[a]
-        score_ok = score >= p.score_min
-        if p.lender == "file":
-            policy = np.stack([file_ok, file_ok], axis=1)
-        elif p.lender == "score":
-            policy = score_ok
-        else:
-            policy = file_ok[:, None] | score_ok
-        approved = ~ban & policy
-        reason = np.where(ban[:, 0], BAN, 0)
-        if p.lender != "score":
-            reason |= np.where(~has_file, NO_FILE, np.where(file_ok, 0, HISTORY))
-        if p.lender != "file":
-            reason |= np.where(score_ok[:, 0], 0, SCORE)
-        reason = np.where(approved[:, 0], 0, reason)
+        thin, hb, score, listed, ban, approved, reason = decide(
+            a, self.ctx.scheme.state.bits, self.ctx.pop.city, self.ban_mask, self.repaid,
+            self.defaulted, self.has_file, self.score, self.score_listed, p.history_min,
+            p.score_min, LENDERS.index(p.lender),
+        )  # fmt: skip
         rows = self.n_apps + np.arange(len(a), dtype=np.int64)
         self.n_apps += len(a)
         for name, column in zip(APPLICATION_COLUMNS, (
-            np.full(len(a), t, dtype=np.int32), a.astype(np.int32), ~has_file, hb,
-            score[:, 0], score[:, 1], self.score_listed[a], ban[:, 0], ban[:, 1],
-            approved[:, 0], approved[:, 1], reason.astype(np.uint8),
+            np.full(len(a), t, dtype=np.int32), a.astype(np.int32), thin, hb,
+            score[:, 0], score[:, 1], listed, ban[:, 0], ban[:, 1],
+            approved[:, 0], approved[:, 1], reason,
         ), strict=True):  # fmt: skip
             self.apps[name].append(column)
         lent = approved[:, 0]
