@@ -104,7 +104,8 @@ class Simulation:
             self.rng_observe_positive,
         ) = (np.random.default_rng(s) for s in seeds[1:8])
         # Steps over disjoint persons are split over two threads. A one-city run keeps its
-        # own threads, as before; a shard's city engines share the shard's (threads.Pools).
+        # own threads, as before; a shard's city engines share the shard's, small cities
+        # doing the work drawn ahead and the records batches inline (threads.Pools.for_city).
         self.owns_pools = pools is None
         self.pools = pools = None if pools is None else pools.for_city(size)
         self.halves = Halves() if pools is None else pools.halves
