@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from xinyong.companies import lists as company_lists
 from xinyong.companies.lists import (
@@ -41,6 +42,28 @@ COMPANY = EntityKind("company", SIZES, ())
 NO_RECORDS = (
     np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),
 )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def count_records(
+    company: np.ndarray,
+    behaviour: np.ndarray,
+    correct: np.ndarray,
+    rule_of: np.ndarray,  # per behaviour its rating rule, -1 none (empty: no rating)
+    year_counts: np.ndarray,  # [companies, 2, rules]
+    level: np.ndarray,  # deterrence levels
+) -> None:
+    """The day's records counted per rating rule in each world (the shadow world: correct
+    ones) and each a step of deterrence: one pass, where three np.add.at took 0.5 ms a day."""
+    for r in range(company.shape[0]):
+        c = company[r]
+        level[c] += 1
+        if rule_of.shape[0]:
+            rule = rule_of[behaviour[r]]
+            if rule >= 0:
+                year_counts[c, 0, rule] += 1
+                if correct[r]:
+                    year_counts[c, 1, rule] += 1
 
 
 @dataclass
@@ -253,15 +276,11 @@ class Companies:
         if not len(rec):
             return
         correct = rec.truth == CORRECT
-        if self.rating is not None:
-            rule = self.rating.rule_of[rec.behaviour]
-            for w, sel in ((0, rule >= 0), (1, (rule >= 0) & correct)):
-                np.add.at(self.year_counts, (rec.person[sel], w, rule[sel]), 1)
+        rule_of = self.rating.rule_of if self.rating is not None else np.empty(0, np.int64)
         # Every company record is negative: each lowers deterrence (step 10).
-        top = len(self.deter_table) - 1
         level = self.deter_level
-        np.add.at(level, rec.person, 1)  # wraps only past `top` records, clamped below
-        np.minimum(level, top, out=level)
+        count_records(rec.person, rec.behaviour, correct, rule_of, self.year_counts, level)
+        np.minimum(level, len(self.deter_table) - 1, out=level)  # wrapped only past 255
         entry = self.lists.entry_days[rec.behaviour]
         rows = np.flatnonzero((entry != 0).any(axis=1))
         if not len(rows):
