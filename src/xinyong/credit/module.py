@@ -97,7 +97,6 @@ def decide(
         book = h_book(repaid[i], defaulted[i])
         file_ok = has_file[i] and book >= history_min
         mask = ban_mask[city[i]]
-        why = 0
         for w in range(2):
             banned = (np.int64(bits[i, w]) & mask) != 0
             score_ok = score[i, w] >= score_min
@@ -110,12 +109,11 @@ def decide(
             ban[x, w] = banned
             approved[x, w] = policy and not banned
             scores[x, w] = score[i, w]
-            if w == 0:
-                why = BAN if banned else 0
-                if lender != 1:
-                    why |= NO_FILE if not has_file[i] else (0 if file_ok else HISTORY)
-                if lender != 0 and not score_ok:
-                    why |= SCORE
+        why = BAN if ban[x, 0] else 0
+        if lender != 1:
+            why |= NO_FILE if not has_file[i] else (0 if file_ok else HISTORY)
+        if lender != 0 and score[i, 0] < score_min:
+            why |= SCORE
         thin[x] = not has_file[i]
         hb[x] = book
         listed[x] = score_listed[i]
