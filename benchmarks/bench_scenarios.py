@@ -5,11 +5,11 @@
     python benchmarks/bench_scenarios.py --profile                # and profile_steps of each
 
 Each scenario runs right after an R1 run of the same size, each in its own process
-(bench_engine.py's child, after `python -m xinyong.kernels` and a small run of each scenario
-fill numba's compile cache), `--rounds` times. A scenario's ratio is its wall seconds per
-adult-day over those of the R1 run just before it, so both saw the machine of the same
-minute; CPU seconds (all threads, summary queries included) give a second ratio that other
-programs taking the cores move less.
+(bench_engine.py's child, after `python -m xinyong.kernels` fills numba's compile cache with
+every kernel a built-in scenario calls), `--rounds` times. A scenario's ratio is its wall
+seconds per adult-day over those of the R1 run just before it, so both saw the machine of the
+same minute; CPU seconds (all threads, summary queries included) give a second ratio that
+other programs taking the cores move less.
 Prints the pairs and each scenario's ratios, and writes them with the machine's speed before
 and after (bench_engine.calibration) to results/scenarios-*.json; with `--profile`, the output
 of profile_steps.py for each scenario to results/profile-*.txt.
@@ -74,8 +74,6 @@ def main() -> None:
     # Warm-up: every kernel the scenarios call into numba's cache (a 10-day run of S1 never
     # drew meetings, so its 1 M-adult run compiled them: a second of its measured time).
     subprocess.run([sys.executable, "-m", "xinyong.kernels"], check=True, capture_output=True)
-    for scenario in [BASELINE, *others]:
-        child(scenario, 2000, 10)
     speed = {"before": calibration()}
     show("before", speed["before"])
     pairs = []
