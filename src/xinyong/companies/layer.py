@@ -24,7 +24,7 @@ from xinyong.companies.lists import (
 from xinyong.companies.params import SIZES
 from xinyong.companies.population import CompanyPopulation
 from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
-from xinyong.consequences import file_appeals
+from xinyong.consequences import effects_on, file_appeals
 from xinyong.entities import EntityKind
 from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
 from xinyong.population import TraitBuckets
@@ -188,8 +188,8 @@ class Companies:
             return np.empty(0, np.int32), np.empty(0, np.int64)
         recorded = self.state.bits[:, 0]
         affected = np.flatnonzero(recorded & np.bitwise_or.reduce(mask)).astype(np.int32)
-        on = (recorded[affected, None].astype(np.int64) & mask[None, :]) != 0
-        return affected, on.astype(np.int64) @ (1 << np.arange(len(mask), dtype=np.int64))
+        one_city = np.zeros(len(recorded), dtype=np.uint8)  # the same effects everywhere
+        return affected, effects_on(affected, recorded, one_city, mask[None, :])
 
     # -- step 2 --------------------------------------------------------------------------------
 
