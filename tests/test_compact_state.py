@@ -28,6 +28,7 @@ from xinyong.population import (
     block_offsets,
     build_csr,
     neighbours_start,
+    offsets_in_block,
     trait_at,
 )
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
@@ -327,6 +328,20 @@ def test_block_offsets_are_the_running_sums_at_each_block(n: int) -> None:
     ends = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
     expected = np.concatenate([ends[:n:NBR_BLOCK], ends[-1:]]) if n else ends
     assert np.array_equal(block_offsets(degree), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_offsets_in_block_add_up_to_each_adults_first_neighbour(dtype) -> None:
+    """block_offsets at the block plus offsets_in_block is the running sum of the degrees,
+    also for the largest degrees a block can hold."""
+    top = np.iinfo(dtype).max
+    degree = np.random.default_rng(4).integers(0, top + 1, 1000).astype(dtype)
+    degree[:NBR_BLOCK] = top  # a whole block at the largest degree
+    in_block = offsets_in_block(degree)
+    assert in_block.dtype == (np.uint16 if dtype == np.uint8 else np.uint32)
+    starts = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)[:-1]])
+    rows = np.arange(len(degree))
+    assert np.array_equal(block_offsets(degree)[rows // NBR_BLOCK] + in_block, starts)
 
 
 def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:

@@ -16,7 +16,7 @@ from tests.conftest import quiet_scenario
 from xinyong import randomness, world
 from xinyong.buffers import with_capacity
 from xinyong.engine import Simulation
-from xinyong.population import TraitBuckets, block_offsets
+from xinyong.population import TraitBuckets, block_offsets, offsets_in_block
 from xinyong.scenario import load_scenario
 from xinyong.world import reflag, sample_association, sample_meetings
 
@@ -232,7 +232,7 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
     """Per adult, the days it met a listed neighbour against rho * k_j / deg_j (k_j counts
     listed ghost neighbours too), for both samplers of step 5; the residuals are uniform."""
     members, degree, nbr, listed = small_graph_with_ghosts(3)
-    block, rho, days = block_offsets(degree), 0.3, 4000
+    block, in_block, rho, days = block_offsets(degree), offsets_in_block(degree), 0.3, 4000
     rng = np.random.default_rng(8)
     flag = np.zeros(len(degree) // 8, dtype=np.uint8)
     reflag(flag, np.empty(0, np.int32), listed)
@@ -245,7 +245,7 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
     for _ in range(days):
         if sampler == "meetings":
             met, res = with_capacity(
-                rng, 64, sample_meetings, rho, members, flag, block, degree, nbr
+                rng, 64, sample_meetings, rho, members, flag, block, degree, nbr, in_block
             )
         else:
             count = np.zeros(members, dtype=np.uint16)

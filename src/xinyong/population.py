@@ -707,6 +707,25 @@ def block_offsets(degree: np.ndarray) -> np.ndarray:
     return out
 
 
+def offsets_in_block(degree: np.ndarray) -> np.ndarray:
+    """Offset of each adult's first neighbour from that of its block's first adult
+    (block_offsets): at most NBR_BLOCK times the largest degree, so two bytes an adult for
+    degrees of one byte."""
+    out = np.empty(degree.shape[0], dtype=np.uint16 if degree.dtype == np.uint8 else np.uint32)
+    _offsets_in_block(degree, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _offsets_in_block(degree: np.ndarray, out: np.ndarray) -> None:
+    total = 0
+    for i in range(degree.shape[0]):
+        if i % NBR_BLOCK == 0:
+            total = 0
+        out[i] = total
+        total += degree[i]
+
+
 @njit(cache=True, nogil=True)
 def neighbours_start(i: int, nbr_block: np.ndarray, nbr_degree: np.ndarray) -> int:
     """Offset of adult i's first neighbour in `nbr`."""

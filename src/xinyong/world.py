@@ -20,7 +20,13 @@ from numba import njit
 
 from xinyong import randomness
 from xinyong.buffers import headroom, with_capacity
-from xinyong.population import NBR_BLOCK, TraitBuckets, neighbours_start, trait_at
+from xinyong.population import (
+    NBR_BLOCK,
+    TraitBuckets,
+    neighbours_start,
+    offsets_in_block,
+    trait_at,
+)
 from xinyong.prefetch import prefetch_read
 from xinyong.scenario import Scenario
 
@@ -360,6 +366,7 @@ def sample_meetings(
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
+    in_block: np.ndarray,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Step 5 drawn as events: the adults 0..members-1 who meet today come by geometric
     skips at rate rho; each with neighbours picks one, u * deg with u uniform, and the meeting
@@ -367,7 +374,7 @@ def sample_meetings(
     included, reflag). The same probabilities as sample_association, rho * k_j / deg_j, at a
     cost that grows with rho * members rather than with the listed persons' degrees. The
     residual of a meeting is u * deg's fractional part: uniform, and independent of the
-    neighbour it picked.
+    neighbour it picked. `in_block`: population.offsets_in_block of the degrees.
     Returns (n, adults, residuals), n = -1 if `capacity` was too small.
     """
     out = np.empty(capacity, dtype=np.int32)
@@ -378,14 +385,9 @@ def sample_meetings(
     edge = np.empty(MEETINGS_BATCH, dtype=np.int64)
     adult = np.empty(MEETINGS_BATCH, dtype=np.int32)
     frac = np.empty(MEETINGS_BATCH, dtype=np.float64)
-    # Offsets of the first neighbours of the adults of one block (NBR_BLOCK), summed at once
-    # when a meeting enters the block: walking the degrees from meeting to meeting was a
-    # loop of unknown length each time (5 ns an adult).
-    first = np.empty(NBR_BLOCK, dtype=np.int64)
     s = randomness.load(words)
     n = 0
     j = -1
-    block = -1
     while j < members:
         # A batch of meetings first, then their neighbours, then the neighbours' flags: the
         # cache misses of each pass overlap instead of each waiting on the next draws.
@@ -398,17 +400,12 @@ def sample_meetings(
             deg = np.int64(nbr_degree[j])
             if deg == 0:
                 continue
-            if j // NBR_BLOCK != block:
-                block = j // NBR_BLOCK
-                lo = block * NBR_BLOCK
-                off = nbr_block[block]
-                for i in range(min(NBR_BLOCK, nbr_degree.shape[0] - lo)):
-                    first[i] = off
-                    off += nbr_degree[lo + i]
             u, s = randomness.uniform(s)
             x = u * deg
             k = min(np.int64(x), deg - 1)
-            edge[m] = first[j % NBR_BLOCK] + k
+            # Offsets within the block, kept: summing each block's degrees when a meeting
+            # entered it cost a quarter of the step at S1's rho (every block is entered).
+            edge[m] = nbr_block[j // NBR_BLOCK] + np.int64(in_block[j]) + k
             adult[m], frac[m] = j, x - k
             prefetch_read(nbr, edge[m])
             m += 1
@@ -470,6 +467,7 @@ class World:
         # `flagged`, the list it was last brought up to date with (reflag).
         self.listed_flags = np.zeros((nbr_degree.shape[0] + 7) // 8, dtype=np.uint8)
         self.flagged = np.empty(0, dtype=np.int32)
+        self.in_block: np.ndarray | None = None  # offsets_in_block, once meetings are drawn
         self.candidates = {
             which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
         }
@@ -525,6 +523,8 @@ class World:
             )
         reflag(self.listed_flags, self.flagged, listed)
         self.flagged = listed
+        if self.in_block is None:
+            self.in_block = offsets_in_block(self.graph[1])
         return with_capacity(
             rng,
             headroom(self.rho * len(listed)),  # sum of k_j / deg_j is about len(listed)
@@ -533,4 +533,5 @@ class World:
             self.scratch.shape[0],
             self.listed_flags,
             *self.graph,
+            self.in_block,
         )
