@@ -31,6 +31,7 @@ from xinyong.population import (
     offsets_in_block,
     trait_at,
 )
+from xinyong.schedule import by_day
 from xinyong.scheme.lists import RECHECK, SCORE_CHANGED, sorted_unique
 from xinyong.scheme.scoring import BIN_BITS, person_order
 from xinyong.scheme.state import MAX_DETER_LEVEL, deter_table
@@ -414,3 +415,14 @@ def test_appeals_skip_the_positive_rows_and_find_what_a_full_search_finds() -> N
     skipping = consequences.file_appeals(np.random.default_rng(9), 0.5, negative, beh, truth, block)
     assert np.array_equal(full, skipping)
     assert full.size > 0 and (full >= block.stop).any()  # candidates after the block too
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 300])
+def test_by_day_groups_the_rows_due_in_the_window_in_row_order(n: int) -> None:
+    day = np.random.default_rng(n).integers(0, 40, n).astype(np.int32)
+    lo, hi = 10, 30
+    expected = [(d, np.flatnonzero(day == d)) for d in range(lo, hi) if (day == d).any()]
+    got = by_day(day, lo, hi)
+    assert [d for d, _ in got] == [d for d, _ in expected]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, expected, strict=True))
+    assert all(type(d) is int for d, _ in got)

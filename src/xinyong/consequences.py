@@ -232,7 +232,7 @@ class Consequences:
         delta[:, 0] = ap["applied"][live]
         self.scheme.give_back(person, delta)
         # The record is gone: its expiry must no longer give the points back a second time.
-        for day, sel in by_day(ap["expiry_day"][live], None, t + 1, self.days):
+        for day, sel in by_day(ap["expiry_day"][live], t + 1, self.days):
             self.scheme.expiries[day].append((person[sel], -delta[sel]))
         with_effects = upheld & ap["effects"]
         if with_effects.any():

@@ -177,11 +177,11 @@ class Scheme:
         self.score_sum += totals
         if self.features is not None and self.recalculated_city.any():
             self.defer(rec, applied)
-        for day, sel in by_day(expiry_day[due], None, t + 1, self.days):
+        for day, sel in by_day(expiry_day[due], t + 1, self.days):
             self.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
         in_order = np.argsort(with_effect, kind="stable")  # a handful a day
         with_effect, check_day = with_effect[in_order], check_day[in_order]
-        for day, sel in by_day(check_day, None, t + 1, self.days):
+        for day, sel in by_day(check_day, t + 1, self.days):
             self.checks[day].append(rec.person[with_effect[sel]])
         effect = np.zeros(len(rec), dtype=bool)
         effect[with_effect] = True
@@ -255,7 +255,7 @@ class Scheme:
             spells, ck_person, ck_day, moved = self.evaluate(t, persons, reasons, full, self.counts)
         self.ended.append(spells)
         self.moved.append(moved)
-        for day, sel in by_day(ck_day, None, t + 1, self.days):
+        for day, sel in by_day(ck_day, t + 1, self.days):
             self.checks[day].append(ck_person[sel])
 
     def evaluate(
