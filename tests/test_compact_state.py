@@ -179,6 +179,10 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
         members = update_members(members, moved, bits, city, mask_by_city)
         expected = np.flatnonzero(bits & mask_by_city[city])
         assert np.array_equal(members, expected)
+    none = np.empty(0, np.int32)
+    assert np.array_equal(update_members(members, none, bits, city, mask_by_city), members)
+    everyone = np.arange(n, dtype=np.int32)  # from no members, every adult changed
+    assert np.array_equal(update_members(none, everyone, bits, city, mask_by_city), members)
 
 
 @pytest.mark.parametrize(

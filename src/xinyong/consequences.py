@@ -312,24 +312,26 @@ def update_members(
 ) -> np.ndarray:
     """The members whose recorded lists meet a city's mask, kept up to date from the last
     members and the ones whose lists changed since (both in id order): a merge, so the cost
-    grows with the changes and the members, not with the population."""
+    grows with the changes and the members, not with the population. The members between
+    two changed ones are found by bisection and copied as one block (S1's blacklist: 300 k
+    members, a few thousand changed a day)."""
     out = np.empty(members.shape[0] + moved.shape[0], dtype=np.int32)
     n = i = 0
-    for j in range(moved.shape[0] + 1):
-        stop = moved[j] if j < moved.shape[0] else np.iinfo(np.int32).max
-        while i < members.shape[0] and members[i] < stop:
-            out[n] = members[i]
-            n += 1
-            i += 1
-        if j == moved.shape[0]:
-            break
-        if i < members.shape[0] and members[i] == stop:
-            i += 1  # re-decided below
+    for j in range(moved.shape[0]):
         p = moved[j]
+        k = i + np.searchsorted(members[i:], p)
+        out[n : n + k - i] = members[i:k]
+        n += k - i
+        i = k
+        if i < members.shape[0] and members[i] == p:
+            i += 1  # re-decided here
         if bits0[p] & mask_by_city[city[p]]:
             out[n] = p
             n += 1
-    return out[:n].copy()
+    out[n : n + members.shape[0] - i] = members[i:]
+    n += members.shape[0] - i
+    # Not copied: the spare room is at most one slot per changed member.
+    return out[:n]
 
 
 @njit(cache=True, nogil=True)
