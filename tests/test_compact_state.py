@@ -361,12 +361,15 @@ def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:
     base = np.array([1e9, 1e9])  # every adult a candidate, every candidate kept
     negative = np.array([1, 1], dtype=np.uint8)
     effect_on = np.array([[0, 1]], dtype=np.uint8)  # one effect, on behaviour 1
+    catalogue = world.Catalogue(base, negative, effect_on, np.array([2.0]))
+    traits = world.Traits.of(risk, civic, risk.rank())
     _, actor, beh, _ = sample_behaviour(
         randomness.words_of(np.random.default_rng(1)),
         4 * n,
         world.NEGATIVE,
-        world.Catalogue(base, negative, effect_on, np.array([2.0])),
-        world.Traits.of(risk, civic, risk.rank()),
+        catalogue,
+        traits,
+        world.bucket_logs(catalogue, traits),
         world.Deterrence(np.zeros(n, dtype=np.uint8), np.ones(1)),
         distressed,
         np.ones(len(distressed), dtype=np.int64),

@@ -173,10 +173,13 @@ def test_members_under_effects_act_with_base_risk_deterrence_and_effects(share) 
     multiplier = np.array([2.0, 0.5])
     level = rng.integers(0, 3, n).astype(np.uint8)
     table = np.array([1.0, 0.6, 0.3])
+    catalogue = world.Catalogue(base, np.ones(3, dtype=np.uint8), effect_on, multiplier)
+    traits = world.Traits.of(risk, civic, risk.rank())
     args = (
         world.NEGATIVE,
-        world.Catalogue(base, np.ones(3, dtype=np.uint8), effect_on, multiplier),
-        world.Traits.of(risk, civic, risk.rank()),
+        catalogue,
+        traits,
+        world.bucket_logs(catalogue, traits),
         world.Deterrence(level, table),
         affected,
         effects_of,
