@@ -366,7 +366,9 @@ def sample_association(
 
 MEETINGS_BATCH = 256  # meetings whose neighbour and its flag are read ahead, as in BATCH
 # Cost of drawing one meeting (skip, neighbour, its flag) in units of one listed person's
-# neighbour visited by sample_association; measured at 1 M adults (docs/performance.md).
+# neighbour visited by sample_association; measured at 1 M adults (docs/performance.md). Kept
+# as measured when the choice was made, although meetings got cheaper since: which sampler
+# a day uses decides its draws, so a new value would change runs.
 MEETING_COST = 0.6
 
 
