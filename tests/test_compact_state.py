@@ -349,7 +349,8 @@ def test_offsets_in_block_add_up_to_each_adults_first_neighbour(dtype) -> None:
     assert np.array_equal(block_offsets(degree)[rows // NBR_BLOCK] + in_block, starts)
 
 
-def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:
+@pytest.mark.parametrize("many", [False, True], ids=["rows", "flags"])
+def test_sampling_skips_exactly_the_affected_adults_in_the_buckets(many: bool) -> None:
     """With certain events, the pass over the buckets of a behaviour an effect acts on gives
     every adult but those under the effect, once each in bucket order; those then come from
     their own pass. Other behaviours give everyone."""
@@ -373,7 +374,7 @@ def test_sampling_skips_exactly_the_affected_adults_in_the_buckets() -> None:
         world.Deterrence(np.zeros(n, dtype=np.uint8), np.ones(1)),
         distressed,
         np.ones(len(distressed), dtype=np.int64),
-        np.sort(risk.rank()[distressed]),
+        *world.affected_rows_or_flags(distressed, risk.rank(), many),
         True,  # thinned at bound 1: each once
     )
     order = risk.order

@@ -18,7 +18,12 @@ from xinyong.buffers import with_capacity
 from xinyong.engine import Simulation
 from xinyong.population import TraitBuckets, block_offsets, offsets_in_block
 from xinyong.scenario import load_scenario
-from xinyong.world import reflag, sample_association, sample_meetings
+from xinyong.world import (
+    affected_rows_or_flags,
+    reflag,
+    sample_association,
+    sample_meetings,
+)
 
 Z = 5.0
 
@@ -183,7 +188,7 @@ def test_members_under_effects_act_with_base_risk_deterrence_and_effects(share) 
         world.Deterrence(level, table),
         affected,
         effects_of,
-        np.sort(risk.rank()[affected]),
+        *affected_rows_or_flags(affected, risk.rank(), many=share > 0.01),
         share > 0.01,
     )
     bits = np.zeros(n, dtype=np.int64)
