@@ -545,9 +545,9 @@ class World:
         # and their rows are sorted.
         rank = self.traits.risk_rank
         thin = len(affected) >= AFFECTED_THINNING_FROM * len(rank)
-        if thin and self.affected_flags is None:
-            self.affected_flags = np.zeros((len(rank) + 7) // 8, np.uint8)
         rows, flags = affected_rows_or_flags(affected, rank, thin, self.affected_flags)
+        if thin:
+            self.affected_flags = flags  # kept for the next day's
         return with_capacity(
             rng,
             headroom(expected),
