@@ -114,6 +114,7 @@ class Companies:
         cons = co.consequences
         self.deter_table = deter_table(cons.eta, cons.deter_floor)
         self.deter_level = np.zeros(n, np.uint8 if len(self.deter_table) <= 256 else np.uint16)
+        self.one_city = np.zeros(n, np.uint8)  # effects_on's cities: the same effects everywhere
         risk: TraitBuckets = pop.risk
         self.world = World(
             world.catalogue(tb.effect_contexts, tb.multipliers),
@@ -188,8 +189,7 @@ class Companies:
             return np.empty(0, np.int32), np.empty(0, np.int64)
         recorded = self.state.bits[:, 0]
         affected = np.flatnonzero(recorded & np.bitwise_or.reduce(mask)).astype(np.int32)
-        one_city = np.zeros(len(recorded), dtype=np.uint8)  # the same effects everywhere
-        return affected, effects_on(affected, recorded, one_city, mask[None, :])
+        return affected, effects_on(affected, recorded, self.one_city, mask[None, :])
 
     # -- step 2 --------------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class Companies:
         # Every company record is negative: each lowers deterrence (step 10).
         level = self.deter_level
         count_records(rec.person, rec.behaviour, correct, rule_of, self.year_counts, level)
-        np.minimum(level, len(self.deter_table) - 1, out=level)  # wrapped only past 255
+        np.minimum(level, len(self.deter_table) - 1, out=level)  # wraps only past its dtype
         entry = self.lists.entry_days[rec.behaviour]
         rows = np.flatnonzero((entry != 0).any(axis=1))
         if not len(rows):
