@@ -52,6 +52,15 @@ class Features:
     def recalculated(self) -> bool:
         return bool(self.recalc_every.any())
 
+    def scores_records(self, packs: np.ndarray) -> bool:
+        """Whether a record under one of these packs can be on a diminishing scale, pushed,
+        or count against a clean-year bonus (featured_records finds none otherwise)."""
+        return bool(
+            self.dim_units[packs].any()
+            or (self.push_below[packs] != NO_PUSH).any()
+            or self.bonus_points[packs].any()
+        )
+
 
 def compile_features(packs: list[Pack], behaviours: list[str]) -> Features | None:
     """The features of these municipal packs (in pack order), or None when none has any."""

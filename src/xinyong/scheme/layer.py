@@ -66,6 +66,10 @@ class Scheme:
             # Per city: does its pack recalculate / give a clean-year bonus.
             self.recalculated_city = f.recalc_every[pack_of_city] > 0
             self.bonus_city = f.bonus_points[pack_of_city] > 0
+            # Whether a record can be on a diminishing scale, pushed or count against a bonus
+            # here: not in a city engine whose pack only recalculates (Suqian), or has no
+            # feature of a scenario where others do.
+            self.scores_features = f.scores_records(np.unique(pack_of_city))
 
     # -- step 1 and upheld appeals -------------------------------------------------------------
 
@@ -167,7 +171,7 @@ class Scheme:
             with_effect, check_day, tier_may_move = join(*parts)
         else:
             with_effect, check_day, tier_may_move = score_part(0, len(rec))
-        if self.features is not None:
+        if self.features is not None and self.scores_features:
             tier_may_move = np.concatenate([tier_may_move, self.score_features(t, rec, applied)])
         # Points given back at expiry; expiries after the last day need no bookkeeping.
         batch = scoring.Batch(order, 0, len(rec), rec.person, rec.behaviour, rec.truth, applied)
@@ -176,7 +180,7 @@ class Scheme:
         )
         self.score_sum += totals
         if self.features is not None and self.recalculated_city.any():
-            self.defer(rec, applied)
+            self.defer(rec, applied, order)
         for day, sel in by_day(expiry_day[due], t + 1, self.days):
             self.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
         in_order = np.argsort(with_effect, kind="stable")  # a handful a day
@@ -206,12 +210,12 @@ class Scheme:
         )  # fmt: skip
         return rec.person[rows]
 
-    def defer(self, rec: Records, applied: np.ndarray) -> None:
+    def defer(self, rec: Records, applied: np.ndarray, order: np.ndarray) -> None:
         """In a recalculated city the day's points wait for the next recalculation: taken off
         the published score again (exactly what they added) and kept as pending."""
         st = self.state
         self.score_sum -= scoring.defer_points(
-            st.score, st.pending, rec.person, applied, self.city, self.recalculated_city
+            st.score, st.pending, order, rec.person, applied, self.city, self.recalculated_city
         )
 
     # -- steps 8-9 ---------------------------------------------------------------------------
