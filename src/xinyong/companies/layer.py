@@ -66,6 +66,31 @@ def count_records(
                     year_counts[c, 1, rule] += 1
 
 
+@njit(cache=True, nogil=True)
+def rows_on(bits: np.ndarray, mask: int, worlds: int) -> np.ndarray:
+    """The rows (ascending) on any list of `mask` in any of the first `worlds` columns of
+    `bits`: one pass, where NumPy's widened mask and flatnonzero took 0.12 ms a day for
+    50 k companies."""
+    n = 0
+    for r in range(bits.shape[0]):
+        n += _on(bits, r, mask, worlds)
+    out = np.empty(n, dtype=np.int64)  # counted first: few rows are on such lists
+    n = 0
+    for r in range(bits.shape[0]):
+        if _on(bits, r, mask, worlds):
+            out[n] = r
+            n += 1
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _on(bits: np.ndarray, r: int, mask: int, worlds: int) -> bool:
+    on = np.int64(bits[r, 0])
+    if worlds > 1:
+        on |= np.int64(bits[r, 1])
+    return (on & mask) != 0
+
+
 @dataclass
 class CompanyDay:
     """What a company day hands to the recorder."""
@@ -187,9 +212,9 @@ class Companies:
         mask = self.lists.effect_mask
         if not len(mask):
             return np.empty(0, np.int32), np.empty(0, np.int64)
-        recorded = self.state.bits[:, 0]
-        affected = np.flatnonzero(recorded & np.bitwise_or.reduce(mask)).astype(np.int32)
-        return affected, effects_on(affected, recorded, self.one_city, mask[None, :])
+        bits = self.state.bits
+        affected = rows_on(bits, int(np.bitwise_or.reduce(mask)), 1).astype(np.int32)
+        return affected, effects_on(affected, bits[:, 0], self.one_city, mask[None, :])
 
     # -- step 2 --------------------------------------------------------------------------------
 
@@ -227,10 +252,11 @@ class Companies:
         if not self.exit_mask:
             return 0
         st = self.state
-        either = st.bits[:, 0] | st.bits[:, 1]
+        on_any = rows_on(st.bits, self.exit_mask, 2)  # in either world
+        either = st.bits[on_any, 0] | st.bits[on_any, 1]
         n = 0
         for li in np.flatnonzero(self.lists.exit_kind != EXIT_NONE).tolist():
-            listed = np.flatnonzero(either & (1 << li))
+            listed = on_any[(either & (1 << li)) != 0]
             if not len(listed):
                 continue
             gone = listed[self.rngs["court"].random(len(listed)) < self.exit_rate[li]]
