@@ -47,7 +47,7 @@ def words_of(rng: np.random.Generator) -> np.ndarray:
 
 def restore(rng: np.random.Generator, words: np.ndarray) -> None:
     """Set the stream to the state a kernel left in `words`."""
-    w = [int(x) for x in words]
+    w = words.tolist()  # Python ints
     rng.bit_generator.state = {
         "bit_generator": "PCG64",
         "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},

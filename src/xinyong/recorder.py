@@ -194,6 +194,17 @@ class Recorder:
                 name: ChunkWriter(out / name, rows_per_part, prefix=self.prefix, pool=writer)
                 for name in ("records", "spells")
             }
+        # The daily row's columns of the lists and tiers, named once (a day of a small city
+        # spent more on naming them than on its steps' arithmetic).
+        self.list_columns = [
+            (f"list.{n}", f"shadow_list.{n}", f"wrongly_listed.{n}") for n in self.tb.lists
+        ]
+        self.tier_cells = [
+            (p, k, f"tier.{name}")
+            for p, names in enumerate(self.tb.tier_names)
+            for k, name in enumerate(names)
+        ]
+        self.tier_columns = list(dict.fromkeys(key for _, _, key in self.tier_cells))
         self.daily: list[dict[str, Any]] = []
         self.beh_daily: list[np.ndarray] = []
         self.score_sums: list[np.ndarray] = []  # int64 [2] per day, for shards' merged daily
@@ -295,12 +306,14 @@ class Recorder:
             "mean_score": float(book.score_sum[0]) / self.pop.adults,
             "mean_shadow_score": float(book.score_sum[1]) / self.pop.adults,
         }
-        for li, name in enumerate(self.tb.lists):
-            row[f"list.{name}"] = int(book.list_count[0, li])
-            row[f"shadow_list.{name}"] = int(book.list_count[1, li])
-            row[f"wrongly_listed.{name}"] = int(book.wrong_count[li])
-        for name, count in self._tier_counts(book.tier_count).items():
-            row[f"tier.{name}"] = count
+        listed, wrong = book.list_count.tolist(), book.wrong_count.tolist()
+        for li, (on, shadow_on, wrongly) in enumerate(self.list_columns):
+            row[on], row[shadow_on], row[wrongly] = listed[0][li], listed[1][li], wrong[li]
+        tiers = book.tier_count.tolist()
+        for key in self.tier_columns:
+            row[key] = 0
+        for p, k, key in self.tier_cells:  # tiers of the same name summed over the packs
+            row[key] += tiers[p][k]
         self.score_sums.append(book.score_sum)
         self.booked_days += 1
         self.wait_day()
@@ -368,13 +381,6 @@ class Recorder:
         row["records_misattributed"] = misattributed
         row["records_false_report"] = false
         self.daily.append(row)
-
-    def _tier_counts(self, tier_count: np.ndarray) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for p, names in enumerate(self.tb.tier_names):
-            for k, name in enumerate(names):
-                out[name] = out.get(name, 0) + int(tier_count[p, k])
-        return out
 
     def _records_batch(self, c: dict[str, np.ndarray]) -> pa.RecordBatch:
         tb = self.tables

@@ -103,9 +103,9 @@ class Scheme:
     def _due(self, t: int, every: np.ndarray) -> np.ndarray:
         """The members of the cities whose pack's period `every` (per pack, 0 none) ends
         today (t > 0, t a multiple of it)."""
-        pack_due = (every > 0) & (t > 0) & (t % np.maximum(every, 1) == 0)
-        if not pack_due.any():  # most days: no pass over the members
+        if t <= 0 or all(t % days for days in every.tolist() if days > 0):  # most days
             return np.empty(0, dtype=np.int32)
+        pack_due = (every > 0) & (t % np.maximum(every, 1) == 0)
         return np.flatnonzero(pack_due[self.tables.city_pack][self.city]).astype(np.int32)
 
     def recalculate(self, t: int) -> np.ndarray:
