@@ -118,15 +118,16 @@ STREAM_SCHEMAS = {
 
 
 @njit(cache=True, nogil=True)
-def _record_columns(first, t, truth, actor, applied, appealed, columns):
+def _record_columns(first, t, adult0, truth, actor, applied, appealed, columns):
     """The records batch's record ids, day, actor as stored on disk (misattributed records'
-    only, -1 for the others), points of each world (contiguous: Arrow copies a strided
-    column slowly, 0.7 ms a day) and appeal flags (0 or 1), in one pass."""
+    only, as global ids from `adult0`; -1 for the others), points of each world
+    (contiguous: Arrow copies a strided column slowly, 0.7 ms a day) and appeal flags (0 or
+    1), in one pass."""
     record_id, day, stored_actor, points, shadow_points, was_appealed = columns
     for r in range(truth.shape[0]):
         record_id[r] = first + r
         day[r] = t
-        stored_actor[r] = actor[r] if truth[r] == MISATTRIBUTED else -1
+        stored_actor[r] = actor[r] + adult0 if truth[r] == MISATTRIBUTED else -1
         points[r] = applied[r, 0]
         shadow_points[r] = applied[r, 1]
         was_appealed[r] = 0
@@ -171,9 +172,11 @@ class Recorder:
         self.ids = ids
         self.adult0 = 0 if ids is None else ids.first_adult
         self.prefix = "" if ids is None else ids.prefix
-        # Which columns of a day's tallies (G b + group) belong to negative behaviours.
+        # Which columns of a day's tallies (G b + group) belong to negative behaviours (column
+        # 0 of this matrix) and which to positive ones (column 1).
         self.groups = len(tables.kind.groups)
-        self.negative_columns = np.repeat(tables.world.negative.astype(bool), self.groups)
+        negative = np.repeat(tables.world.negative.astype(np.int64), self.groups)
+        self.sign_columns = np.stack([negative, 1 - negative], axis=1)
         self.pop = pop
         self.cities = list(scenario.cities) if ids is None else [scenario.cities[ids.city]]
         self.appeal_days = scenario.appeals.appeal_days
@@ -336,14 +339,11 @@ class Recorder:
             *(np.empty(n, dtype=np.int32) for _ in range(4)),
             np.empty(n, dtype=np.uint8),
         )
-        _record_columns(first, t, rec.truth, rec.actor, applied, appealed, columns)
+        _record_columns(first, t, self.adult0, rec.truth, rec.actor, applied, appealed, columns)
         record_id, day, stored_actor, points, shadow_points, was_appealed = columns
         person = rec.person
         if self.adult0:  # a city engine's: global ids
-            person, stored_actor = (
-                person + np.int32(self.adult0),
-                _shifted(stored_actor, self.adult0),
-            )
+            person = person + np.int32(self.adult0)
         if not self.out:  # the actor column users see (on disk: store.STORED_AS)
             stored_actor = _shifted(rec.actor, self.adult0)
         self._hold(
@@ -368,14 +368,11 @@ class Recorder:
             )
         # True events and records per behaviour and group (for detection and chilling audits).
         self.beh_daily.append(tallies)
-        negative = self.negative_columns
-        events, records = tallies[TRUE_EVENTS], tallies[RECORDS]
-        misattributed, false = (
-            int(tallies[k].sum()) for k in (MISATTRIBUTED_RECORDS, FALSE_REPORTS)
-        )
-        row["true_negative"] = int(events[negative].sum())
-        row["true_positive"] = int(events[~negative].sum())
-        row["records_negative"] = int(records[negative].sum())
+        # Each tally row's sums over the negative and the positive columns, in one product.
+        sums = (tallies @ self.sign_columns).tolist()
+        misattributed, false = (sum(sums[k]) for k in (MISATTRIBUTED_RECORDS, FALSE_REPORTS))
+        row["true_negative"], row["true_positive"] = sums[TRUE_EVENTS]
+        row["records_negative"] = sums[RECORDS][0]
         row["records_positive"] = n - row["records_negative"]
         row["records_correct"] = n - misattributed - false
         row["records_misattributed"] = misattributed
