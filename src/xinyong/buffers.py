@@ -10,6 +10,7 @@ buffer alive (Arrow wraps arrays without copying).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,4 +35,4 @@ def with_capacity(
 
 def headroom(expected: float) -> int:
     """Room for a count with this mean: well past any Poisson-like fluctuation."""
-    return int(expected + 8.0 * np.sqrt(expected) + 1024)
+    return int(expected + 8.0 * math.sqrt(expected) + 1024)

@@ -203,6 +203,8 @@ class Consequences:
 
     def settle(self, t: int, members: np.ndarray) -> int:
         """Step 3: settlement ends record-entered listings at once; returns how many settled."""
+        if not len(members):  # no draws to make: the stream stays where it is
+            return 0
         st = self.scheme.state
         settled = randomness.drawing(
             self.rng_court,

@@ -458,7 +458,7 @@ def affected_rows_or_flags(
     rows ascending (and no flags); many, as a bit per row, set in `flags` (a new array if
     None), and no rows."""
     if not many:
-        return np.sort(rank[affected]), np.empty(0, np.uint8)
+        return (np.sort(rank[affected]) if len(affected) else rank[:0]), np.empty(0, np.uint8)
     if flags is None:
         flags = np.zeros((len(rank) + 7) // 8, np.uint8)
     flag_rows(flags, affected, rank)

@@ -65,6 +65,7 @@ class Scheme:
             f, pack_of_city = self.features, tables.city_pack
             # Per city: does its pack recalculate / give a clean-year bonus.
             self.recalculated_city = f.recalc_every[pack_of_city] > 0
+            self.deferred = bool(self.recalculated_city.any())
             self.bonus_city = f.bonus_points[pack_of_city] > 0
             # Whether a record can be on a diminishing scale, pushed or count against a bonus
             # here: not in a city engine whose pack only recalculates (Suqian), or has no
@@ -90,7 +91,7 @@ class Scheme:
         """Points taken back (expiry, an upheld appeal); in a recalculated city they wait for
         the next recalculation."""
         tb = self.tables
-        if self.features is not None and self.recalculated_city.any():
+        if self.features is not None and self.deferred:
             later = self.recalculated_city[self.city[person]]
             scoring.move_points(None, self.state.pending, person[later], -delta[later])
             person, delta = person[~later], delta[~later]
@@ -179,12 +180,13 @@ class Scheme:
             t, batch, self.city, tb.city_pack, tb.expiry, self.days
         )
         self.score_sum += totals
-        if self.features is not None and self.recalculated_city.any():
+        if self.features is not None and self.deferred:
             self.defer(rec, applied, order)
         for day, sel in by_day(expiry_day[due], t + 1, self.days):
             self.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
-        in_order = np.argsort(with_effect, kind="stable")  # a handful a day
-        with_effect, check_day = with_effect[in_order], check_day[in_order]
+        if len(with_effect) > 1:
+            in_order = np.argsort(with_effect, kind="stable")  # a handful a day
+            with_effect, check_day = with_effect[in_order], check_day[in_order]
         for day, sel in by_day(check_day, t + 1, self.days):
             self.checks[day].append(rec.person[with_effect[sel]])
         effect = np.zeros(len(rec), dtype=bool)
@@ -230,11 +232,11 @@ class Scheme:
                 why[persons] |= lists.SCORE_CHANGED
             persons = np.arange(len(self.city), dtype=np.int32)
         else:
-            reasons = [np.full(len(p), lists.SCORE_CHANGED, dtype=np.uint8) for p in changed]
-            reasons += [np.full(len(p), lists.RECHECK, dtype=np.uint8) for p in recheck]
+            parts = changed + recheck
+            reason = [lists.SCORE_CHANGED] * len(changed) + [lists.RECHECK] * len(recheck)
             persons, why = lists.sorted_unique(
-                np.concatenate(changed + recheck),
-                np.concatenate(reasons),
+                np.concatenate(parts),
+                np.repeat(np.array(reason, np.uint8), [len(p) for p in parts]),
                 self.touched,
                 self.halves,
             )
