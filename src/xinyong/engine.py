@@ -27,7 +27,7 @@ from xinyong.observe import Observation, Placed, VictimPool
 from xinyong.recorder import DayBook, Ids, Recorder
 from xinyong.scenario import Scenario
 from xinyong.scheme.layer import Scheme
-from xinyong.threads import Halves, Pools, background, deferred_interrupt
+from xinyong.threads import Halves, Inline, Pools, background, deferred_interrupt
 from xinyong.world import NEGATIVE, POSITIVE, Deterrence, Traits, World
 
 if TYPE_CHECKING:
@@ -411,7 +411,9 @@ class Simulation:
     def positive_behaviour(self, t: int) -> Placed:
         """Day t's positive events and their records, as drawn ahead, and the drawing of the
         next DRAWN_AHEAD days started. Two days queued keep the worker busy whenever a core
-        is free, where one left it waiting for the day loop (and the day loop for it)."""
+        is free, where one left it waiting for the day loop (and the day loop for it). An
+        engine whose helper work runs inline (a small city of a shard) draws each day's
+        when it comes: the same draws, in the same order, without a future for each."""
         if t in self.positive_next:
             drawn = self.positive_next.pop(t).result()
         else:  # not drawn ahead: the first day, or days stepped out of order
@@ -419,6 +421,8 @@ class Simulation:
                 pending.result()  # the streams are used by one thread at a time
             self.positive_next.clear()
             drawn = self.draw_positive()
+        if isinstance(self.ahead, Inline):  # nothing runs beside the day loop: no hand-off
+            return drawn
         for day in range(t + 1, min(t + 1 + DRAWN_AHEAD, self.sc.days)):
             if day not in self.positive_next:
                 self.positive_next[day] = self.ahead.submit(self.draw_positive)

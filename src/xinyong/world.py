@@ -579,6 +579,8 @@ class World:
         (sample_association) or from the day's meetings (sample_meetings). The cheaper one
         for the day is taken, decided from the list's size alone, so a run stays the same
         for the same seed: few listed (R1) visit their neighbours, many (S1) draw meetings."""
+        if not len(listed):  # nobody to meet: no draws either way
+            return np.empty(0, np.int32), np.empty(0, np.float64)
         if not self.by_meetings(len(listed)):
             return randomness.drawing(
                 rng, sample_association, self.rho, listed, *self.graph, self.scratch
