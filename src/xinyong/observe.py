@@ -428,7 +428,8 @@ class Observation:
             pool,
         )
         tallies = seen.counts + positive.counts
-        column = pool.groups * false[1].astype(np.int64) + pool.group[false[0]]
-        for row in (RECORDS, FALSE_REPORTS):
-            np.add.at(tallies[row], column, 1)
+        if len(false[0]):  # most days of a small city have none
+            column = pool.groups * false[1].astype(np.int64) + pool.group[false[0]]
+            for row in (RECORDS, FALSE_REPORTS):
+                np.add.at(tallies[row], column, 1)
         return positive.around(seen.view(), false), tallies

@@ -38,7 +38,7 @@ from xinyong.store import (
     write_batches,
     write_json,
 )
-from xinyong.threads import MIN_SPLIT, Pools, background, built_ahead, usable_cores
+from xinyong.threads import MIN_SPLIT, Inline, Pools, background, built_ahead, usable_cores
 
 WORLDS = ("recorded", "shadow")
 HOLD_ROWS = 1 << 16  # rows of a streamed table gathered into one Arrow batch, at least
@@ -320,7 +320,10 @@ class Recorder:
         self.score_sums.append(book.score_sum)
         self.booked_days += 1
         self.wait_day()
-        self.booking = self.pipeline.submit(self._book, row, book)
+        if isinstance(self.pipeline, Inline):  # a small city of a shard: no hand-off
+            self._book(row, book)
+        else:
+            self.booking = self.pipeline.submit(self._book, row, book)
 
     def wait_day(self) -> None:
         if self.booking is not None:
