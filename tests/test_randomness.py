@@ -104,3 +104,21 @@ def test_ranges_past_32_bits_are_numpys(high: int) -> None:
 def test_only_pcg64_streams_are_inlined() -> None:
     with pytest.raises(TypeError, match="PCG64"):
         randomness.words_of(np.random.Generator(np.random.SFC64(1)))
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_state_read_in_numpys_memory_is_its_state_property(buffered: bool) -> None:
+    # words_of and restore read and write the stream's memory where its layout is the one
+    # this machine's NumPy was checked to have; the `state` property is the reference.
+    assert randomness._raw_state_readable()  # this machine: the fast path is the one tested
+    rng = np.random.default_rng(11)
+    rng.random(5)
+    if buffered:
+        rng.integers(0, 7)  # half of a 64-bit draw kept for the next 32-bit one
+    words = randomness.words_of(rng)
+    assert words.tolist() == randomness._state_words(rng.bit_generator.state).tolist()
+    assert words[4] == int(buffered)
+    other = np.random.default_rng(12)
+    randomness.restore(other, words)
+    assert other.bit_generator.state == rng.bit_generator.state
+    assert other.integers(0, 7, size=9).tolist() == rng.integers(0, 7, size=9).tolist()
