@@ -52,12 +52,15 @@ def count_records(
     rule_of: np.ndarray,  # per behaviour its rating rule, -1 none (empty: no rating)
     year_counts: np.ndarray,  # [companies, 2, rules]
     level: np.ndarray,  # deterrence levels
+    top: int,  # the last level of the deterrence table
 ) -> None:
     """The day's records counted per rating rule in each world (the shadow world: correct
-    ones) and each a step of deterrence: one pass, where three np.add.at took 0.5 ms a day."""
+    ones) and each a step of deterrence, up to the table's last: one pass, where three
+    np.add.at took 0.5 ms a day."""
     for r in range(company.shape[0]):
         c = company[r]
-        level[c] += 1
+        if level[c] < top:
+            level[c] += 1
         if rule_of.shape[0]:
             rule = rule_of[behaviour[r]]
             if rule >= 0:
@@ -130,6 +133,7 @@ class Companies:
         self.annual_base = world.base[self.annual]
         world.base = np.where(self.annual, 0.0, world.base)  # never drawn by the day's sampling
         self.lists = tb = compile_company_lists(sc, self.behaviours)
+        self.enters_list = (tb.entry_days != 0).any(axis=1)  # per behaviour
         self.rating = compile_rating(sc, self.behaviours, tb.names)
         self.state = CompanyListState.new(n, len(tb.names), NOT_RATED)
         self.grade_before = np.full((n, 2), NOT_RATED, dtype=np.uint8)  # two ratings ago
@@ -161,7 +165,8 @@ class Companies:
         self.exit_rate = np.array(
             [0.0, cons.file_late, cons.pi], dtype=np.float64
         )[tb.exit_kind]  # fmt: skip
-        self.exit_mask = sum(1 << li for li in np.flatnonzero(tb.exit_kind != EXIT_NONE))
+        self.exit_lists = np.flatnonzero(tb.exit_kind != EXIT_NONE).tolist()
+        self.exit_mask = sum(1 << li for li in self.exit_lists)
         self.settings = sc.appeals
         self.checks: dict[int, list[np.ndarray]] = defaultdict(list)
         self.due: list[np.ndarray] = []  # companies to evaluate at today's step 9
@@ -255,7 +260,7 @@ class Companies:
         on_any = rows_on(st.bits, self.exit_mask, 2)  # in either world
         either = st.bits[on_any, 0] | st.bits[on_any, 1]
         n = 0
-        for li in np.flatnonzero(self.lists.exit_kind != EXIT_NONE).tolist():
+        for li in self.exit_lists:
             listed = on_any[(either & (1 << li)) != 0]
             if not len(listed):
                 continue
@@ -304,16 +309,17 @@ class Companies:
         correct = rec.truth == CORRECT
         rule_of = self.rating.rule_of if self.rating is not None else np.empty(0, np.int64)
         # Every company record is negative: each lowers deterrence (step 10).
-        level = self.deter_level
-        count_records(rec.person, rec.behaviour, correct, rule_of, self.year_counts, level)
-        np.minimum(level, len(self.deter_table) - 1, out=level)  # wraps only past its dtype
-        entry = self.lists.entry_days[rec.behaviour]
-        rows = np.flatnonzero((entry != 0).any(axis=1))
+        count_records(
+            rec.person, rec.behaviour, correct, rule_of, self.year_counts, self.deter_level,
+            len(self.deter_table) - 1,
+        )  # fmt: skip
+        rows = np.flatnonzero(self.enters_list[rec.behaviour])
         if not len(rows):
             return
+        entry = self.lists.entry_days[rec.behaviour[rows]]
         st, rules = self.state, self.lists.rules
-        for li in np.flatnonzero((entry[rows] != 0).any(axis=0)).tolist():
-            mine = rows[entry[rows, li] != 0]
+        for li in np.flatnonzero((entry != 0).any(axis=0)).tolist():
+            mine = rows[entry[:, li] != 0]
             days = int(self.lists.entry_days[rec.behaviour[mine[0]], li])
             for w in (0, 1):
                 sel = mine if w == 0 else mine[correct[mine]]
