@@ -186,7 +186,7 @@ class Consequences:
     def start_of_day(self, moved: np.ndarray | None) -> StartOfDay:
         """Kept up to date from the members whose recorded lists changed (ids ascending)."""
         bits, city = self.scheme.state.bits[:, 0], self.scheme.city
-        if moved is not None:
+        if moved is not None and len(moved):
             # Lists with the same mask have the same members (every built-in scenario's
             # affected and association lists: the blacklist), merged once and shared (the
             # arrays are only read).
@@ -198,7 +198,11 @@ class Consequences:
                     merged[key] = update_members(members, moved, bits, city, mask)
                 self.members[name] = merged[key]
         affected = self.members["affected"]
-        effects_of = effects_on(affected, bits, city, self.tables.effect_mask)
+        effects_of = (
+            effects_on(affected, bits, city, self.tables.effect_mask)
+            if len(affected)
+            else np.zeros(0, dtype=np.int64)
+        )
         return StartOfDay(affected, effects_of, self.members["assoc"], self.members["settle"])
 
     def settle(self, t: int, members: np.ndarray) -> int:

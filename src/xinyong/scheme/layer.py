@@ -70,7 +70,11 @@ class Scheme:
             # Whether a record can be on a diminishing scale, pushed or count against a bonus
             # here: not in a city engine whose pack only recalculates (Suqian), or has no
             # feature of a scenario where others do.
-            self.scores_features = f.scores_records(np.unique(pack_of_city))
+            packs = np.unique(pack_of_city)
+            self.scores_features = f.scores_records(packs)
+            # Whether any of its packs has the periodic steps of step 1.
+            self.recalculates = bool(f.recalc_every[packs].any())
+            self.bonuses = bool(f.bonus_points[packs].any())
 
     # -- step 1 and upheld appeals -------------------------------------------------------------
 
@@ -84,7 +88,10 @@ class Scheme:
             self.give_back(person, delta)
             out.append(person)
         if self.features is not None:
-            out += [self.recalculate(t), self.clean_year_bonus(t)]
+            if self.recalculates:
+                out.append(self.recalculate(t))
+            if self.bonuses:
+                out.append(self.clean_year_bonus(t))
         return out
 
     def give_back(self, person: np.ndarray, delta: np.ndarray) -> None:
