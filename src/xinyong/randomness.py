@@ -36,12 +36,12 @@ ONE_THIRD = 0.333333333333333333333333  # NumPy's switch between its two geometr
 
 def words_of(rng: np.random.Generator) -> np.ndarray:
     """The state of a PCG64 stream as uint64 words for `load`."""
-    bits = rng.bit_generator
-    if type(bits) is np.random.PCG64 and _raw_state_readable():
+    address = _raw_address(rng)
+    if address is not None:
         words = np.empty(N_WORDS, dtype=np.uint64)
-        _read_raw(bits.ctypes.state_address, words)
+        _read_raw(address, words)
         return words
-    return _state_words(bits.state)
+    return _state_words(rng.bit_generator.state)
 
 
 def _state_words(state: dict[str, Any]) -> np.ndarray:
@@ -57,9 +57,9 @@ def _state_words(state: dict[str, Any]) -> np.ndarray:
 
 def restore(rng: np.random.Generator, words: np.ndarray) -> None:
     """Set the stream to the state a kernel left in `words`."""
-    bits = rng.bit_generator
-    if type(bits) is np.random.PCG64 and _raw_state_readable():
-        _write_raw(bits.ctypes.state_address, words)
+    address = _raw_address(rng)
+    if address is not None:
+        _write_raw(address, words)
         return
     w = words.tolist()  # Python ints
     rng.bit_generator.state = {
@@ -112,6 +112,14 @@ def _write_raw(address: int, words: np.ndarray) -> None:
     pcg = carray(_u64_pointer(np.intp(head[0])), 4)
     pcg[1], pcg[0], pcg[3], pcg[2] = words[0], words[1], words[2], words[3]
     head[1] = (words[5] << np.uint64(32)) | (words[4] & np.uint64(0xFFFFFFFF))
+
+
+def _raw_address(rng: np.random.Generator) -> int | None:
+    """Where a PCG64 stream's state is, when it can be read there (else None)."""
+    bits = rng.bit_generator
+    if type(bits) is np.random.PCG64 and _raw_state_readable():
+        return bits.ctypes.state_address
+    return None
 
 
 def _raw_state_readable() -> bool:

@@ -65,14 +65,14 @@ class Scheme:
             f, pack_of_city = self.features, tables.city_pack
             # Per city: does its pack recalculate / give a clean-year bonus.
             self.recalculated_city = f.recalc_every[pack_of_city] > 0
-            self.deferred = bool(self.recalculated_city.any())
             self.bonus_city = f.bonus_points[pack_of_city] > 0
             # Whether a record can be on a diminishing scale, pushed or count against a bonus
             # here: not in a city engine whose pack only recalculates (Suqian), or has no
             # feature of a scenario where others do.
             packs = np.unique(pack_of_city)
             self.scores_features = f.scores_records(packs)
-            # Whether any of its packs has the periodic steps of step 1.
+            # Whether any of its packs has the periodic steps of step 1 (a recalculating
+            # pack also defers each day's points to its recalculation).
             self.recalculates = bool(f.recalc_every[packs].any())
             self.bonuses = bool(f.bonus_points[packs].any())
 
@@ -98,7 +98,7 @@ class Scheme:
         """Points taken back (expiry, an upheld appeal); in a recalculated city they wait for
         the next recalculation."""
         tb = self.tables
-        if self.features is not None and self.deferred:
+        if self.features is not None and self.recalculates:
             later = self.recalculated_city[self.city[person]]
             scoring.move_points(None, self.state.pending, person[later], -delta[later])
             person, delta = person[~later], delta[~later]
@@ -187,7 +187,7 @@ class Scheme:
             t, batch, self.city, tb.city_pack, tb.expiry, self.days
         )
         self.score_sum += totals
-        if self.features is not None and self.deferred:
+        if self.features is not None and self.recalculates:
             self.defer(rec, applied, order)
         for day, sel in by_day(expiry_day[due], t + 1, self.days):
             self.expiries[day].append((rec.person[due[sel]], applied[due[sel]]))
