@@ -70,6 +70,10 @@ class Held:
         self.size = 0  # rows the buffers have room for
         self.buffers: dict[str, np.ndarray] = {}
 
+    def whole(self, n: int) -> bool:
+        """Whether a day of n rows is a batch as it is: a batch's worth, and nothing held."""
+        return self.rows == 0 and n >= self.batch_rows
+
     def room(self, n: int) -> dict[str, np.ndarray]:
         """n rows after those held, to be filled in, counted as held."""
         end = self.rows + n
@@ -307,7 +311,7 @@ class Recorder:
         with nothing held, is a batch as it is."""
         held = self.held[name]
         n = len(next(iter(columns.values())))
-        if held.rows == 0 and n >= self.hold_rows:
+        if held.whole(n):
             self._emit(name, self.batch_of[name](columns))
             return
         for key, rows in held.room(n).items():
@@ -315,7 +319,7 @@ class Recorder:
         self._release_full(name)
 
     def _release_full(self, name: str) -> None:
-        if self.held[name].rows >= self.hold_rows:
+        if self.held[name].rows >= self.hold_rows:  # a batch's worth
             self._release(name)
 
     def _release(self, name: str) -> None:
@@ -386,7 +390,7 @@ class Recorder:
         )  # fmt: skip
         n = len(rec)
         held = self.held["records"]
-        whole = held.rows == 0 and n >= self.hold_rows  # a batch as it is (_hold)
+        whole = held.whole(n)
         # Filled in one compiled pass: new arrays (allocated by NumPy: huge pages) for a
         # whole batch, else the held rows' buffers.
         dtypes = HELD["records"]
