@@ -19,6 +19,7 @@ order; the daily tables are the sums of the shards' parts (parts/), merged once 
 from __future__ import annotations
 
 import gc
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from xinyong import checkpoint, modules, population
 from xinyong.checkpoint import Checkpoints
 from xinyong.engine import Part, Simulation
 from xinyong.entities import compile_entity
-from xinyong.recorder import behaviour_daily_table, run_meta
+from xinyong.recorder import Recorder, behaviour_daily_table, run_meta
 from xinyong.scenario import Scenario
 from xinyong.store import LAYOUTS, write_batches, write_json
 from xinyong.threads import Pools, deferred_interrupt
@@ -152,16 +153,7 @@ class Shard:
             engine.finish()
         self.pools.shutdown()
         days = self.engines[0].recorder.booked_days if self.engines else 0
-        daily: list[dict[str, int]] = []
-        for t in range(days):
-            row: dict[str, int] = {}
-            for engine in self.engines:
-                rec = engine.recorder
-                for key, value in rec.daily[t].items():
-                    if key in MEANS:
-                        value = int(rec.score_sums[t][MEANS[key]])
-                    row[key] = value if key == "day" else row.get(key, 0) + value
-            daily.append(row)
+        daily = summed_daily([e.recorder for e in self.engines], days)
         tables = self.engines[0].tables if self.engines else compile_entity(self.sc)
         groups = len(tables.kind.groups)
         width = groups * len(tables.world.behaviours)
@@ -312,6 +304,29 @@ def merge(sc: Scenario, out: Path | None, partials: list[Partial]) -> Outcome:
         sum(p.records for p in partials),
         shards,
     )
+
+
+def summed_daily(recorders: list[Recorder], days: int) -> list[dict[str, int]]:
+    """The cities' daily rows summed day by day, with the score sums in place of the means
+    (MEANS); a column a city's packs lack counts 0 there. Summed as arrays: value by value,
+    national's 31 cities took 0.2 s at the end of a run."""
+    if not days:
+        return []
+    names: dict[str, int] = {}  # each column's place, in the order the cities name them
+    for rec in recorders:
+        for key in rec.daily[0]:
+            names.setdefault(key, len(names))
+    total = np.zeros((days, len(names)), dtype=np.int64)
+    for rec in recorders:
+        keys = [key for key in rec.daily[0] if key != "day" and key not in MEANS]
+        row_of = operator.itemgetter(*keys)
+        values = np.array([row_of(row) for row in rec.daily[:days]], dtype=np.int64)
+        total[:, [names[key] for key in keys]] += values.reshape(days, len(keys))
+        sums = np.array(rec.score_sums[:days], dtype=np.int64)
+        for key, world in MEANS.items():
+            total[:, names[key]] += sums[:, world]
+    total[:, names["day"]] = [row["day"] for row in recorders[0].daily[:days]]
+    return [dict(zip(names, row, strict=True)) for row in total.tolist()]
 
 
 def merged_daily(parts: list[list[dict[str, int]]], adults: int) -> pa.Table:
