@@ -4,6 +4,7 @@ the layout of cities onto shards (here, shards in one process; Ray's in test_clu
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tests.test_golden import digest
 from xinyong import population
 from xinyong.errors import XinyongError
 from xinyong.scenario import load_scenario
-from xinyong.shard import Layout, pack_bins
+from xinyong.shard import Layout, pack_bins, summed_daily
 from xinyong.store import RunDir, run_tables
 
 
@@ -219,3 +220,25 @@ def test_national_runs_at_any_scale() -> None:
     for adults in (40, 3100):  # at 40, most provinces have no adult at all
         run = xinyong.run(load_scenario("national", adults=adults, days=3))
         assert run.summary["adults"] == run.table("persons").num_rows == adults
+
+
+def test_daily_rows_summed_over_cities_by_column() -> None:
+    """Two cities whose packs name different tiers: each column summed where a city has it,
+    the score means replaced by the summed score sums, the day kept."""
+    first = SimpleNamespace(
+        daily=[{"day": d, "mean_score": 0.5, "mean_shadow_score": 0.5, "records": 3 + d,
+                "tier.A": 10} for d in range(2)],
+        score_sums=[np.array([1000, 2000]), np.array([1001, 2002])],
+    )  # fmt: skip
+    second = SimpleNamespace(
+        daily=[{"day": d, "mean_score": 9.0, "mean_shadow_score": 9.0, "records": 5,
+                "tier.B": 7 * d} for d in range(2)],
+        score_sums=[np.array([30, 40]), np.array([31, 41])],
+    )  # fmt: skip
+    assert summed_daily([first, second], 2) == [
+        {"day": 0, "mean_score": 1030, "mean_shadow_score": 2040, "records": 8, "tier.A": 10,
+         "tier.B": 0},
+        {"day": 1, "mean_score": 1032, "mean_shadow_score": 2043, "records": 9, "tier.A": 10,
+         "tier.B": 7},
+    ]  # fmt: skip
+    assert summed_daily([first], 0) == []
