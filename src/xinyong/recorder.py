@@ -311,14 +311,19 @@ class Recorder:
         with nothing held, is a batch as it is."""
         held = self.held[name]
         n = len(next(iter(columns.values())))
-        if held.whole(n):
-            self._emit(name, self.batch_of[name](columns))
-            return
-        for key, rows in held.room(n).items():
-            rows[:] = columns[key]
-        self._release_full(name)
+        whole = held.whole(n)
+        self._store(name, whole, {} if whole else held.room(n), columns)
 
-    def _release_full(self, name: str) -> None:
+    def _store(
+        self, name: str, whole: bool, made: dict[str, np.ndarray], given: dict[str, np.ndarray]
+    ) -> None:
+        """A day's rows: the columns `given` copied beside those already `made` in the held
+        rows (Held.room), or, for a whole batch (Held.whole), both a batch as they are."""
+        if whole:
+            self._emit(name, self.batch_of[name]({**made, **given}))
+            return
+        for key, column in given.items():
+            made[key][:] = column
         if self.held[name].rows >= self.hold_rows:  # a batch's worth
             self._release(name)
 
@@ -404,12 +409,7 @@ class Recorder:
                  "truth": rec.truth, "expiry_day": expiry_day}  # fmt: skip
         if not self.out:  # the actor column users see (on disk: store.STORED_AS)
             given["actor"] = _shifted(rec.actor, self.adult0)
-        if whole:
-            self._emit("records", self._records_batch({**columns, **given}))
-        else:
-            for key, column in given.items():
-                columns[key][:] = column
-            self._release_full("records")
+        self._store("records", whole, columns, given)
         if len(appealed):
             self.appeals_filed.append(
                 (first + appealed, person[appealed], np.full(len(appealed), t, dtype=np.int32))

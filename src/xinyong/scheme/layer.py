@@ -111,9 +111,10 @@ class Scheme:
     def _due(self, t: int, every: np.ndarray) -> np.ndarray:
         """The members of the cities whose pack's period `every` (per pack, 0 none) ends
         today (t > 0, t a multiple of it)."""
-        if t <= 0 or all(t % days for days in every.tolist() if days > 0):  # most days
+        due = [t > 0 and days > 0 and t % days == 0 for days in every.tolist()]
+        if not any(due):  # most days: no NumPy, no pass over the members
             return np.empty(0, dtype=np.int32)
-        pack_due = (every > 0) & (t % np.maximum(every, 1) == 0)
+        pack_due = np.array(due)
         return np.flatnonzero(pack_due[self.tables.city_pack][self.city]).astype(np.int32)
 
     def recalculate(self, t: int) -> np.ndarray:
