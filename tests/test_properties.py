@@ -8,7 +8,7 @@ import pytest
 import xinyong
 from xinyong.engine import Simulation
 from xinyong.scenario import load_scenario
-from xinyong.world import World
+from xinyong.world import SLOTS, World
 
 
 def test_score_is_start_plus_live_records(small_r1_run) -> None:
@@ -236,7 +236,8 @@ def test_observation_of_an_event_is_coupled_across_reforms() -> None:
 
 def test_the_meetings_flags_are_the_association_list_of_the_day(monkeypatch) -> None:
     """S1's list grows from nobody: step 5 first visits the listed persons' neighbours, then
-    draws meetings, reading flags that must be exactly the rows listed at the day's start."""
+    draws meetings, reading flags that must be exactly the rows listed at the day's start, and
+    each adult's bits for its listed neighbours, both brought up to date from the day before."""
     sampler: list[bool] = []
     association = World.association
 
@@ -246,6 +247,15 @@ def test_the_meetings_flags_are_the_association_list_of_the_day(monkeypatch) -> 
         if sampler[-1]:
             bits = np.unpackbits(self.listed_flags, bitorder="little")
             assert np.array_equal(np.flatnonzero(bits), listed)
+            degree, nbr = self.graph[1].astype(np.int64), self.graph[2]
+            owner = np.repeat(np.arange(len(degree)), degree)
+            slot = np.arange(len(nbr)) - np.repeat(np.cumsum(degree) - degree, degree)
+            mine = (owner < len(self.listed_slots)) & (degree[owner] <= SLOTS)
+            slots = np.zeros(len(self.listed_slots), dtype=np.uint32)
+            np.bitwise_or.at(
+                slots, owner[mine], (bits[nbr].astype(np.int64) << slot)[mine].astype(np.uint32)
+            )
+            assert np.array_equal(self.listed_slots, slots)
         return out
 
     monkeypatch.setattr(World, "association", checked)

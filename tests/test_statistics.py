@@ -20,7 +20,7 @@ from xinyong.population import TraitBuckets, block_offsets, offsets_in_block
 from xinyong.scenario import load_scenario
 from xinyong.world import (
     affected_rows_or_flags,
-    reflag,
+    relist,
     sample_association,
     sample_meetings,
 )
@@ -219,10 +219,13 @@ def test_members_under_effects_act_with_base_risk_deterrence_and_effects(share) 
 
 def small_graph_with_ghosts(seed: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """300 members and 20 ghost rows (adults of another city) on a random graph with degrees
-    0 to about 20: members, degrees, neighbours and the listed rows (ascending)."""
+    0 to about 20, and two members with more than world.SLOTS neighbours: members, degrees,
+    neighbours and the listed rows (ascending)."""
     rng = np.random.default_rng(seed)
     members, rows = 300, 320
     pairs = {(int(a), int(b)) for a, b in rng.integers(0, rows, (1500, 2)) if a != b}
+    pairs |= {(hub, int(b)) for hub in (1, 2) for b in rng.choice(rows, world.SLOTS + 9)}
+    pairs -= {(1, 1), (2, 2)}
     pairs |= {(b, a) for a, b in pairs}
     isolated = set(range(0, members, 37))  # members with no neighbours meet nobody
     adj: list[list[int]] = [[] for _ in range(rows)]
@@ -243,18 +246,27 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
     block, in_block, rho, days = block_offsets(degree), offsets_in_block(degree), 0.3, 4000
     rng = np.random.default_rng(8)
     flag = np.zeros(len(degree) // 8, dtype=np.uint8)
-    reflag(flag, np.empty(0, np.int32), listed)
+    slots = np.zeros(members, dtype=np.uint32)
+    relist(flag, slots, listed, block, degree, nbr, in_block)
     is_listed = np.unpackbits(flag, bitorder="little")
     assert np.array_equal(np.flatnonzero(is_listed), listed)
-    with pytest.raises(ValueError, match="not ascending"):
-        reflag(flag.copy(), listed, listed[::-1].copy())
+    offsets = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
+    for j in range(members):
+        bits = is_listed[nbr[offsets[j] : offsets[j + 1]]] if degree[j] <= world.SLOTS else []
+        assert slots[j] == sum(int(b) << k for k, b in enumerate(bits)), j
+    assert (degree[:members] > world.SLOTS).sum() == 2
+    # From another list (rows leaving, entering and staying) to this one, as from nobody.
+    other = np.flatnonzero(np.random.default_rng(9).random(len(degree)) < 0.3).astype(np.int32)
+    flag_b, slots_b = np.zeros_like(flag), np.zeros_like(slots)
+    relist(flag_b, slots_b, other, block, degree, nbr, in_block)
+    relist(flag_b, slots_b, listed, block, degree, nbr, in_block)
+    assert np.array_equal(flag_b, flag) and np.array_equal(slots_b, slots)
     hits = np.zeros(members, dtype=np.int64)
     residuals = []
     for _ in range(days):
         if sampler == "meetings":
-            met, res = with_capacity(
-                rng, 64, sample_meetings, rho, members, flag, block, degree, nbr, in_block
-            )
+            graph = (block, degree, nbr, in_block)
+            met, res = with_capacity(rng, 64, sample_meetings, rho, flag, slots, *graph)
         else:
             count = np.zeros(members, dtype=np.uint16)
             met, res = randomness.drawing(
@@ -263,7 +275,6 @@ def test_each_adult_meets_a_listed_neighbour_with_rho_times_its_listed_share(sam
         assert len(set(met.tolist())) == len(met) and (met < members).all()
         hits[met] += 1
         residuals.append(res)
-    offsets = np.concatenate([[0], np.cumsum(degree, dtype=np.int64)])
     k = np.array([is_listed[nbr[offsets[j] : offsets[j + 1]]].sum() for j in range(members)])
     deg = degree[:members].astype(np.float64)
     p = np.divide(rho * k, deg, out=np.zeros(members), where=deg > 0)

@@ -371,7 +371,10 @@ def sample_association(
     return out[:n], residual[:n]
 
 
-MEETINGS_BATCH = 256  # meetings whose neighbour and its flag are read ahead, as in BATCH
+# Neighbours of an adult whose listed bits sample_meetings keeps beside it (listed_slots):
+# enough for every adult of the built-in scenarios' graphs (mean degree about 8, at most 23 at
+# 1 M adults). An adult with more reads its neighbour's bit in the list's flags instead.
+SLOTS = 32
 # Cost of drawing one meeting (skip, neighbour, its flag) in units of one listed person's
 # neighbour visited by sample_association; measured at 1 M adults (docs/performance.md). Kept
 # as measured when the choice was made, although meetings got cheaper since: which sampler
@@ -389,66 +392,138 @@ def sample_meetings(
     words: np.ndarray,
     capacity: int,
     rho: float,
-    members: int,
     listed_flags: np.ndarray,
+    listed_slots: np.ndarray,
     nbr_block: np.ndarray,
     nbr_degree: np.ndarray,
     nbr: np.ndarray,
     in_block: np.ndarray,
 ) -> tuple[int, np.ndarray, np.ndarray]:
-    """Step 5 drawn as events: the adults 0..members-1 who meet today come by geometric
-    skips at rate rho; each with neighbours picks one, u * deg with u uniform, and the meeting
-    is with a listed person if that neighbour's bit in `listed_flags` is set (ghost rows
-    included, reflag). The same probabilities as sample_association, rho * k_j / deg_j, at a
-    cost that grows with rho * members rather than with the listed persons' degrees. The
-    residual of a meeting is u * deg's fractional part: uniform, and independent of the
-    neighbour it picked. `in_block`: population.offsets_in_block of the degrees.
-    Returns (n, adults, residuals), n = -1 if `capacity` was too small.
+    """Step 5 drawn as events: the adults 0..members-1 (members = len(listed_slots)) who
+    meet today come by geometric skips at rate rho; each with neighbours picks one, k = u *
+    deg with u uniform, and the meeting is with a listed person if that neighbour was listed
+    at the day's start: bit k of `listed_slots` for adults with at most SLOTS neighbours, its
+    bit in `listed_flags` (ghost rows included) for the others; both as `relist` keeps them.
+    The same probabilities as sample_association, rho * k_j / deg_j, at a cost that grows
+    with rho * members rather than with the listed persons' degrees, and reading only arrays
+    in adult order (no neighbour's row). The residual of a meeting is u * deg's fractional
+    part: uniform, and independent of the neighbour it picked. `in_block`:
+    population.offsets_in_block of the degrees. Returns (n, adults, residuals), n = -1 if
+    `capacity` was too small.
     """
-    out = np.empty(capacity, dtype=np.int32)
-    residual = np.empty(capacity, dtype=np.float64)
+    # One row past the capacity: every meeting is written, and kept by moving n.
+    out = np.empty(capacity + 1, dtype=np.int32)
+    residual = np.empty(capacity + 1, dtype=np.float64)
+    members = listed_slots.shape[0]
     if rho <= 0.0 or members == 0:
         return 0, out[:0], residual[:0]
     log_q = np.log1p(-rho) if rho < 1.0 else 0.0
-    edge = np.empty(MEETINGS_BATCH, dtype=np.int64)
-    adult = np.empty(MEETINGS_BATCH, dtype=np.int32)
-    frac = np.empty(MEETINGS_BATCH, dtype=np.float64)
     s = randomness.load(words)
     n = 0
     j = -1
-    while j < members:
-        # A batch of meetings first, then their neighbours, then the neighbours' flags: the
-        # cache misses of each pass overlap instead of each waiting on the next draws.
-        m = 0
-        while m < MEETINGS_BATCH:
-            skip, s = geometric_skip(s, rho, log_q)
-            j += skip
-            if j >= members:
-                break
-            deg = np.int64(nbr_degree[j])
-            if deg == 0:
-                continue
-            u, s = randomness.uniform(s)
-            x = u * deg
-            k = min(np.int64(x), deg - 1)
-            # Offsets within the block, kept: summing each block's degrees when a meeting
-            # entered it cost a quarter of the step at S1's rho (every block is entered).
-            edge[m] = nbr_block[j // NBR_BLOCK] + np.int64(in_block[j]) + k
-            adult[m], frac[m] = j, x - k
-            prefetch_read(nbr, edge[m])
-            m += 1
-        for x in range(m):
-            edge[x] = nbr[edge[x]]
-            prefetch_read(listed_flags, edge[x] >> 3)
-        for x in range(m):
-            if is_flagged(listed_flags, edge[x]):
-                if n == capacity:
-                    return -1, out, residual
-                out[n] = adult[x]
-                residual[n] = frac[x]
-                n += 1
+    while True:
+        skip, s = geometric_skip(s, rho, log_q)
+        j += skip
+        if j >= members:
+            break
+        deg = np.int64(nbr_degree[j])
+        if deg == 0:
+            continue
+        u, s = randomness.uniform(s)
+        x = u * deg
+        k = min(np.int64(x), deg - 1)
+        if deg <= SLOTS:
+            met = (np.int64(listed_slots[j]) >> k) & 1
+        else:
+            row = nbr[nbr_block[j // NBR_BLOCK] + np.int64(in_block[j]) + k]
+            met = np.int64(is_flagged(listed_flags, row))
+        # Kept without a branch: whether a meeting is with a listed person is a coin toss
+        # for the processor (a mispredicted branch cost more than the write).
+        out[n] = j
+        residual[n] = x - k
+        n += met
+        if n > capacity:
+            return -1, out, residual
     randomness.store(words, s)
     return n, out[:n], residual[:n]
+
+
+_bits_set = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+_bit_index = np.array([max(b.bit_length() - 1, 0) for b in range(256)], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def relist(
+    flags: np.ndarray,
+    listed_slots: np.ndarray,
+    now: np.ndarray,
+    nbr_block: np.ndarray,
+    nbr_degree: np.ndarray,
+    nbr: np.ndarray,
+    in_block: np.ndarray,
+) -> None:
+    """Bring sample_meetings' view of the list up to date with the rows of `now` (members
+    and ghost rows): the bits of `flags` (row r: bit r % 8 of byte r // 8), and for each
+    member j with at most SLOTS neighbours, bit k of listed_slots[j] for its k-th neighbour.
+    Only the rows whose bit changes, and their neighbours' slots, are written (flipped)."""
+    fresh = np.zeros_like(flags)
+    for x in range(now.shape[0]):
+        r = now[x]
+        fresh[r >> 3] |= np.uint8(1 << (r & 7))
+    m = 0
+    for b in range(flags.shape[0]):
+        flags[b] ^= fresh[b]  # the changed rows' bits, for now
+        m += _bits_set[flags[b]]
+    changed = np.empty(m, dtype=np.int64)
+    m = 0
+    for b in range(flags.shape[0]):
+        d = np.int64(flags[b])
+        while d:
+            low = d & -d
+            changed[m] = b * 8 + _bit_index[low]
+            m += 1
+            d ^= low
+        flags[b] = fresh[b]
+    # The changed rows' neighbours, then each member neighbour's own neighbours (to find the
+    # changed row's slot among them): rows at random, so each pass prefetches what the next
+    # one reads.
+    for x in range(m):
+        prefetch_read(in_block, changed[x])
+        prefetch_read(nbr_degree, changed[x])
+    first = np.empty(m, dtype=np.int64)
+    pairs = 0
+    for x in range(m):
+        r = changed[x]
+        first[x] = nbr_block[r // NBR_BLOCK] + np.int64(in_block[r])
+        prefetch_read(nbr, first[x])
+        pairs += nbr_degree[r]
+    member = np.empty(pairs, dtype=np.int32)
+    row = np.empty(pairs, dtype=np.int32)
+    p = 0
+    for x in range(m):
+        r = changed[x]
+        for e in range(first[x], first[x] + nbr_degree[r]):
+            j = nbr[e]
+            if j < listed_slots.shape[0]:
+                member[p], row[p] = j, r
+                prefetch_read(in_block, j)
+                prefetch_read(nbr_degree, j)
+                prefetch_read(listed_slots, j)
+                p += 1
+    start = np.empty(p, dtype=np.int64)
+    for y in range(p):
+        j = member[y]
+        start[y] = nbr_block[j // NBR_BLOCK] + np.int64(in_block[j])
+        prefetch_read(nbr, start[y])
+    for y in range(p):
+        j = member[y]
+        deg = np.int64(nbr_degree[j])
+        if deg > SLOTS:
+            continue
+        for k in range(deg):
+            if nbr[start[y] + k] == row[y]:
+                listed_slots[j] ^= np.uint32(1) << np.uint32(k)
+                break
 
 
 def affected_rows_or_flags(
@@ -475,28 +550,6 @@ def flag_rows(flags: np.ndarray, members: np.ndarray, rank: np.ndarray) -> None:
         flags[r >> 3] |= np.uint8(1 << (r & 7))
 
 
-@njit(cache=True, nogil=True)
-def reflag(flags: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
-    """Make the bits of `flags` (row r: bit r % 8 of byte r // 8), set for the rows of
-    `was`, set for the rows of `now` instead; both are ascending, so a merge writes only the
-    rows that changed."""
-    i = 0
-    for x in range(now.shape[0]):
-        r = now[x]
-        if x and r <= now[x - 1]:
-            raise ValueError("reflag: the listed rows are not ascending")
-        while i < was.shape[0] and was[i] < r:
-            flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
-            i += 1
-        if i < was.shape[0] and was[i] == r:
-            i += 1
-        else:
-            flags[r >> 3] |= np.uint8(1 << (r & 7))
-    while i < was.shape[0]:
-        flags[was[i] >> 3] &= ~np.uint8(1 << (was[i] & 7))
-        i += 1
-
-
 class World:
     """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
 
@@ -516,10 +569,11 @@ class World:
         nbr_degree = graph[1]
         members = scratch.shape[0]
         self.mean_degree = float(nbr_degree[:members].mean()) if members else 0.0
-        # sample_meetings' view of the list, members and ghost rows: set for the rows of
-        # `flagged`, the list it was last brought up to date with (reflag).
-        self.listed_flags = np.zeros((nbr_degree.shape[0] + 7) // 8, dtype=np.uint8)
-        self.flagged = np.empty(0, dtype=np.int32)
+        # sample_meetings' view of the list, made the first day meetings are drawn: a bit
+        # per row (members and ghost rows) and per member's neighbour slot, for the list
+        # they were last brought up to date with (relist).
+        self.listed_flags = np.empty(0, dtype=np.uint8)
+        self.listed_slots = np.empty(0, dtype=np.uint32)
         self.in_block: np.ndarray | None = None  # offsets_in_block, once meetings are drawn
         self.affected_flags: np.ndarray | None = None  # flag_rows, once many are affected
         self.candidates = {
@@ -585,17 +639,19 @@ class World:
             return randomness.drawing(
                 rng, sample_association, self.rho, listed, *self.graph, self.scratch
             )
-        reflag(self.listed_flags, self.flagged, listed)
-        self.flagged = listed
         if self.in_block is None:
-            self.in_block = offsets_in_block(self.graph[1])
+            nbr_degree = self.graph[1]
+            self.in_block = offsets_in_block(nbr_degree)
+            self.listed_flags = np.zeros((nbr_degree.shape[0] + 7) // 8, dtype=np.uint8)
+            self.listed_slots = np.zeros(self.scratch.shape[0], dtype=np.uint32)
+        relist(self.listed_flags, self.listed_slots, listed, *self.graph, self.in_block)
         return with_capacity(
             rng,
             headroom(self.rho * len(listed)),  # sum of k_j / deg_j is about len(listed)
             sample_meetings,
             self.rho,
-            self.scratch.shape[0],
             self.listed_flags,
+            self.listed_slots,
             *self.graph,
             self.in_block,
         )
