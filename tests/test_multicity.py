@@ -127,6 +127,13 @@ def test_cross_proposals_share_and_targets_over_all_cities() -> None:
         assert binomial_ok(int(landed[c]), proposals, n_c / total)
 
 
+def test_distinct_is_numpy_s_unique() -> None:
+    values = np.random.default_rng(4).integers(0, 50, 300)
+    assert np.array_equal(population.distinct(values), np.unique(values))
+    assert population.distinct(values[:0]).size == 0
+    assert population.distinct(np.array([7])).tolist() == [7]
+
+
 def test_each_city_lists_its_cross_slots_and_both_ends_of_its_cross_edges() -> None:
     sc = four_cities(adults=4000)
     spec, sizes = sc.population, Layout.of(sc).sizes

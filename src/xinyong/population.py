@@ -307,13 +307,21 @@ def generate_city(
     if len(local) == 0:
         return pop
     ghosts, ghost = np.unique(foreign, return_inverse=True)
-    order = np.lexsort((ghost, local))
+    # By adult, then ghost: a stable sort of one key, nearly free on cross_edges' order.
+    order = np.argsort(local * len(ghosts) + ghost, kind="stable")
     local, ghost = local[order].astype(np.int64), ghost[order].astype(np.int64)
     degree, nbr = add_ghosts(pop.nbr_degree.astype(np.int64), pop.nbr, local, ghost, len(ghosts))
     degree = degree.astype(np.uint8 if degree.max(initial=0) < 256 else np.uint16)
     pop.nbr_degree, pop.nbr, pop.nbr_block = degree, nbr, block_offsets(degree)
-    pop.ghosts, pop.boundary = ghosts.astype(np.int64), np.unique(local).astype(np.int32)
+    pop.ghosts, pop.boundary = ghosts.astype(np.int64), distinct(local).astype(np.int32)
     return pop
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) by a sort: NumPy's hash of integers took 10 times as long (35 ms for
+    200,000 values)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
 
 
 def child_counts(seed: int, child_ratio: float, sizes: np.ndarray) -> np.ndarray:
@@ -412,9 +420,12 @@ def cross_edges(
         if k in own:
             cross.slots, cross.inside = own[k]
         if found[k]:
-            ends = [np.concatenate(c) for c in zip(*found[k], strict=True)]
-            pairs = np.unique(np.stack(ends), axis=1)
-            cross.local, cross.foreign = pairs[0], pairs[1]
+            local, foreign = (np.concatenate(c) for c in zip(*found[k], strict=True))
+            # Each pair once, in (local, foreign) order, as one int64 key (ids are below
+            # 2**31, so the key is below 2**62): np.unique over the pairs as columns sorted
+            # them as raw bytes, 0.1 s a city of 300,000 adults.
+            pairs = distinct(local * starts[-1] + foreign)
+            cross.local, cross.foreign = pairs // starts[-1], pairs % starts[-1]
         out[k] = cross
     return out
 
