@@ -173,8 +173,8 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
     mask_by_city = np.array([0b01, 0b10], dtype=np.int64)
     bits = rng.integers(0, 4, n).astype(np.uint8)
     members = np.flatnonzero(bits & mask_by_city[city]).astype(np.int32)
-    for _ in range(5):
-        moved = np.unique(rng.integers(0, n, 300)).astype(np.int32)
+    for changed in (300, 5, 300, 1, 40):  # few: long runs of members between them
+        moved = np.unique(rng.integers(0, n, changed)).astype(np.int32)
         bits[moved] = rng.integers(0, 4, len(moved))
         members = update_members(members, moved, bits, city, mask_by_city)
         expected = np.flatnonzero(bits & mask_by_city[city])

@@ -308,6 +308,28 @@ class Consequences:
         return idx
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _first_not_below(values: np.ndarray, i: int, p: int) -> int:
+    """The first index from i whose value is not below p (`values` ascending), by steps
+    doubling from i, then bisection: the changed members are close to each other's in
+    update_members, where bisecting all the rest took 100 ns a member."""
+    step = 1
+    lo = i  # values[lo - 1] < p, or lo == i
+    hi = i
+    while hi < values.shape[0] and values[hi] < p:
+        lo = hi + 1
+        hi = i + step
+        step *= 2
+    hi = min(hi, values.shape[0])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < p:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(cache=True, nogil=True)
 def update_members(
     members: np.ndarray,
@@ -319,15 +341,16 @@ def update_members(
     """The members whose recorded lists meet a city's mask, kept up to date from the last
     members and the ones whose lists changed since (both in id order): a merge, so the cost
     grows with the changes and the members, not with the population. The members between
-    two changed ones are found by bisection and copied as one block (S1's blacklist: 300 k
-    members, a few thousand changed a day)."""
+    two changed ones are found by doubling steps and bisection and copied as one block
+    (S1's blacklist: 300 k members, a few thousand changed a day)."""
     out = np.empty(members.shape[0] + moved.shape[0], dtype=np.int32)
     n = i = 0
     for j in range(moved.shape[0]):
         p = moved[j]
-        k = i + np.searchsorted(members[i:], p)
-        out[n : n + k - i] = members[i:k]
-        n += k - i
+        k = _first_not_below(members, i, p)
+        for x in range(i, k):  # a loop: slicing cost more than the few members between
+            out[n] = members[x]
+            n += 1
         i = k
         if i < members.shape[0] and members[i] == p:
             i += 1  # re-decided here
