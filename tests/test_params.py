@@ -3,6 +3,7 @@ memory estimate come from the declarations."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,16 @@ def test_the_docs_table_is_the_declarations() -> None:
     assert cli.stdout == generated
 
 
+def test_the_terminal_table_names_the_declared_sources() -> None:
+    cli = subprocess.run(
+        [sys.executable, "-m", "xinyong.cli", "params"],
+        capture_output=True, text=True, check=True, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert "Defaults are illustrative unless a source is named." in cli.stdout
+    assert "(source: gov.cn on bank-tax interaction loans" in cli.stdout
+    assert "(source: illustrative)" not in cli.stdout
+
+
 def test_declarations_carry_units_bounds_and_defaults() -> None:
     rows = {r.key: r for r in describe(scenario_model(), "")}
     assert rows["consequences.rho"].default == 0.2
@@ -35,6 +46,8 @@ def test_declarations_carry_units_bounds_and_defaults() -> None:
     assert rows["population.adults"].default is None
     assert rows["companies.size_shares"].per == "size"
     assert rows["companies.consequences.pi"].unit == "per listed company and day"
+    assert rows["consequences.rho"].source == "illustrative"
+    assert "PBoC Credit Reference Center" in rows["credit.company_file_share"].source
 
 
 @dataclass

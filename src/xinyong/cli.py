@@ -365,8 +365,8 @@ def params(
         bool, typer.Option("--markdown", help="As the Markdown table of docs/parameters.md.")
     ] = False,
 ) -> None:
-    """List the declared scenario parameters: key, default, unit, bounds, meaning (modules'
-    sections included)."""
+    """List the declared scenario parameters: key, default, unit, bounds, meaning and the
+    source of the default (modules' sections included)."""
     from xinyong.params import describe, shown, table
     from xinyong.scenario import scenario_model
 
@@ -374,12 +374,15 @@ def params(
     if markdown:
         sys.stdout.write(table(rows))
         return
-    view = Table(box=None)
+    # Most defaults are illustrative: a source is named with its meaning where one is
+    # declared, so the table keeps the width of a terminal.
+    view = Table(box=None, caption="Defaults are illustrative unless a source is named.")
     view.add_column("key", no_wrap=True)  # a key is what --set takes: never cut
     for column in ("default", "unit", "bounds", "meaning"):
         view.add_column(column)
     for r in rows:
-        view.add_row(r.key, shown(r.default), r.unit, r.bounds, r.doc)
+        cited = "" if r.source == "illustrative" else f" (source: {r.source})"
+        view.add_row(r.key, shown(r.default), r.unit, r.bounds, r.doc + cited)
     out_console.print(view)
 
 

@@ -106,10 +106,14 @@ def shown(default: Any) -> str:
 
 def table(rows: list[ParamRow]) -> str:
     """The parameters as a Markdown table (docs/parameters.md)."""
-    lines = ["| key | default | unit | bounds | given per | meaning |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| key | default | unit | bounds | given per | meaning | source of the default |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
-            f"| `{r.key}` | {shown(r.default)} | {r.unit} | {r.bounds} | {r.per} | {r.doc} |"
+            f"| `{r.key}` | {shown(r.default)} | {r.unit} | {r.bounds} | {r.per} | {r.doc} "
+            f"| {r.source} |"
         )
     return "\n".join(lines) + "\n"
 
