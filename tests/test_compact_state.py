@@ -185,6 +185,26 @@ def test_members_are_updated_from_the_adults_whose_lists_changed() -> None:
     assert np.array_equal(update_members(none, everyone, bits, city, mask_by_city), members)
 
 
+@pytest.mark.parametrize(("dtype", "cities"), [(np.uint8, 1), (np.uint8, 3), (np.uint16, 4)])
+def test_effects_on_is_any_list_of_each_effect(dtype: type, cities: int) -> None:
+    """A member has effect e when it is on any list whose sanctions carry e in its city; the
+    byte tables give that for 8 and for 16 lists."""
+    rng = np.random.default_rng(cities)
+    width = np.dtype(dtype).itemsize * 8
+    bits = rng.integers(0, 1 << width, (3000, 2)).astype(dtype)[:, 0]  # a column, as used
+    city = rng.integers(0, cities, 3000).astype(np.uint8)
+    effect_mask = rng.integers(0, 1 << width, (cities, 5)).astype(np.int64)
+    effect_mask[:, 0] = 0  # an effect no list carries
+    effect_mask[0, 1] = 1 << (width - 1)  # only the top list
+    members = np.sort(rng.choice(3000, 700, replace=False)).astype(np.int32)
+    by_byte = consequences.effects_by_byte(effect_mask, np.dtype(dtype).itemsize)
+    got = consequences.effects_on(members, bits, city, by_byte)
+    on = bits[members].astype(np.int64)[:, None] & effect_mask[city[members]]
+    expected = ((on != 0).astype(np.int64) << np.arange(5)).sum(axis=1)
+    assert np.array_equal(got, expected)
+    assert (got & 1).sum() == 0
+
+
 @pytest.mark.parametrize(
     ("bound", "skip", "n"),
     [

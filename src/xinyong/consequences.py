@@ -160,6 +160,7 @@ class Consequences:
             "assoc": np.full(k, tables.assoc_bit, dtype=np.int64),
             "settle": np.full(k, st.settle_mask, dtype=np.int64),
         }
+        self.effects_by_byte = effects_by_byte(tables.effect_mask, scheme.state.bits.itemsize)
         # Nobody is listed before day 0.
         self.members = {name: np.empty(0, dtype=np.int32) for name in self.masks}
         self.appeals: dict[int, list[dict[str, np.ndarray]]] = defaultdict(list)
@@ -199,7 +200,7 @@ class Consequences:
                 self.members[name] = merged[key]
         affected = self.members["affected"]
         effects_of = (
-            effects_on(affected, bits, city, self.tables.effect_mask)
+            effects_on(affected, bits, city, self.effects_by_byte)
             if len(affected)
             else np.zeros(0, dtype=np.int64)
         )
@@ -363,21 +364,33 @@ def update_members(
     return out[:n]
 
 
+def effects_by_byte(effect_mask: np.ndarray, width: int) -> np.ndarray:
+    """by_byte[k, j, v]: the behaviour effects (bit e: effect e) that the lists of byte j of a
+    member's list bits carry in city k when that byte is v. An effect is on if any list it
+    rides on is, so a member's effects are the OR over its bytes (`effects_on`)."""
+    values = np.arange(256, dtype=np.int64)
+    by_byte = np.zeros((effect_mask.shape[0], width, 256), dtype=np.int64)
+    for j in range(width):
+        for e in range(effect_mask.shape[1]):
+            carried = ((values[None, :] << (8 * j)) & effect_mask[:, e : e + 1]) != 0
+            by_byte[:, j] |= carried.astype(np.int64) << e
+    return by_byte
+
+
 @njit(cache=True, nogil=True)
 def effects_on(
-    members: np.ndarray, bits: np.ndarray, city: np.ndarray, effect_mask: np.ndarray
+    members: np.ndarray, bits: np.ndarray, city: np.ndarray, by_byte: np.ndarray
 ) -> np.ndarray:
-    """Each member's behaviour effects (bit e: effect e), from the lists it is on (`bits`)
-    and what its city's effects act on (`effect_mask`): one pass, where NumPy's gathers and
-    product took 1.5 ms a day for S1's blacklist at 1 M adults."""
-    out = np.zeros(members.shape[0], dtype=np.int64)
+    """Each member's behaviour effects (bit e: effect e), from the lists it is on (`bits`), a
+    lookup per byte of them (`effects_by_byte`): S1's blacklist at 1 M adults took 0.92 ms
+    a day testing each effect's lists in turn, 0.65 ms so."""
+    out = np.empty(members.shape[0], dtype=np.int64)
     for i in range(members.shape[0]):
         p = members[i]
-        on, row = np.int64(bits[p]), city[p]
-        effects = np.int64(0)
-        for e in range(effect_mask.shape[1]):
-            if on & effect_mask[row, e]:
-                effects |= np.int64(1) << e
+        on, row = np.uint64(bits[p]), city[p]
+        effects = by_byte[row, 0, on & np.uint64(255)]
+        for j in range(1, by_byte.shape[1]):
+            effects |= by_byte[row, j, (on >> np.uint64(8 * j)) & np.uint64(255)]
         out[i] = effects
     return out
 

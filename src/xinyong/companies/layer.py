@@ -24,7 +24,7 @@ from xinyong.companies.lists import (
 from xinyong.companies.params import SIZES
 from xinyong.companies.population import CompanyPopulation
 from xinyong.companies.rating import NOT_RATED, YEAR, compile_rating, is_rating_day, rate
-from xinyong.consequences import effects_on, file_appeals
+from xinyong.consequences import effects_by_byte, effects_on, file_appeals
 from xinyong.entities import EntityKind
 from xinyong.observe import CORRECT, Observation, Records, VictimPool, compile_observation
 from xinyong.population import TraitBuckets
@@ -144,6 +144,7 @@ class Companies:
         self.deter_table = deter_table(cons.eta, cons.deter_floor)
         self.deter_level = np.zeros(n, np.uint8 if len(self.deter_table) <= 256 else np.uint16)
         self.one_city = np.zeros(n, np.uint8)  # effects_on's cities: the same effects everywhere
+        self.effects_by_byte = effects_by_byte(tb.effect_mask[None, :], self.state.bits.itemsize)
         risk: TraitBuckets = pop.risk
         self.world = World(
             world.catalogue(tb.effect_contexts, tb.multipliers),
@@ -219,7 +220,7 @@ class Companies:
             return np.empty(0, np.int32), np.empty(0, np.int64)
         bits = self.state.bits
         affected = rows_on(bits, int(np.bitwise_or.reduce(mask)), 1).astype(np.int32)
-        return affected, effects_on(affected, bits[:, 0], self.one_city, mask[None, :])
+        return affected, effects_on(affected, bits[:, 0], self.one_city, self.effects_by_byte)
 
     # -- step 2 --------------------------------------------------------------------------------
 
