@@ -263,3 +263,28 @@ def test_the_meetings_flags_are_the_association_list_of_the_day(monkeypatch) -> 
     assert len(sampler) == 150 and not sampler[0]
     switched = sampler.index(True)
     assert 0 < switched < 100 and sum(sampler) > 100
+
+
+def test_step_4s_flags_are_the_affected_members_of_the_day(monkeypatch) -> None:
+    """S1's blacklisted are many: step 4 reads a bit per risk row of theirs, brought up to date
+    each day from the ids whose lists changed, which must equal the bits set anew."""
+    paths: list[str] = []
+    flags_of = World.flags_of
+
+    def checked(self: World, affected: np.ndarray, since) -> np.ndarray:
+        before = self.flagged
+        if affected is before:
+            paths.append("same")
+        elif since is not None and since[0] is before:
+            paths.append("changed")
+        else:
+            paths.append("anew")
+        flags = flags_of(self, affected, since)
+        rows = np.flatnonzero(np.unpackbits(flags, bitorder="little"))
+        assert np.array_equal(rows, np.sort(self.traits.risk_rank[affected]))
+        return flags
+
+    monkeypatch.setattr(World, "flags_of", checked)
+    Simulation(load_scenario("s1", adults=3000, days=150, seed=5)).run()
+    assert paths[0] == "anew" and paths.count("anew") == 1
+    assert paths.count("changed") > 50

@@ -178,6 +178,11 @@ def settle(sim: Simulation) -> None:
         pending.result()
 
 
+def _kept(start: StartOfDay) -> tuple:
+    """The start of day's fields a checkpoint keeps (not those marked transient)."""
+    return tuple(getattr(start, f.name) for f in fields(start) if not f.metadata.get("transient"))
+
+
 def engine_state(sim: Simulation) -> dict[str, Any]:
     """What the engine's remaining days read besides its population (after `settle`)."""
     scheme, cons, rec = sim.scheme, sim.consequences, sim.recorder
@@ -187,7 +192,7 @@ def engine_state(sim: Simulation) -> dict[str, Any]:
         "next_record_id": sim.next_record_id,
         "rngs": {name: getattr(sim, name).bit_generator.state for name in RNGS},
         "ahead": {day: _placed(f.result()) for day, f in sim.positive_next.items()},
-        "start": None if start is None else tuple(getattr(start, f.name) for f in fields(start)),
+        "start": None if start is None else _kept(start),
         "state": {f.name: getattr(st, f.name) for f in fields(st)},
         "expiries": dict(scheme.expiries),
         "checks": dict(scheme.checks),

@@ -136,6 +136,9 @@ class StartOfDay:
     effects_of: np.ndarray  # int64 per affected member: bit e = effect e is on
     assoc: np.ndarray  # members on the association list
     settle: np.ndarray  # members on a list left by settlement
+    # The affected members at the previous start of day and the ids that may have entered or
+    # left since, for step 4's flags (world.World.behaviour); not checkpointed.
+    since: tuple[np.ndarray, np.ndarray] | None = field(default=None, metadata={"transient": True})
 
 
 class Consequences:
@@ -187,7 +190,9 @@ class Consequences:
     def start_of_day(self, moved: np.ndarray | None) -> StartOfDay:
         """Kept up to date from the members whose recorded lists changed (ids ascending)."""
         bits, city = self.scheme.state.bits[:, 0], self.scheme.city
+        since = None
         if moved is not None and len(moved):
+            since = (self.members["affected"], moved)
             # Lists with the same mask have the same members (every built-in scenario's
             # affected and association lists: the blacklist), merged once and shared (the
             # arrays are only read).
@@ -204,7 +209,8 @@ class Consequences:
             if len(affected)
             else np.zeros(0, dtype=np.int64)
         )
-        return StartOfDay(affected, effects_of, self.members["assoc"], self.members["settle"])
+        members = self.members
+        return StartOfDay(affected, effects_of, members["assoc"], members["settle"], since)
 
     def settle(self, t: int, members: np.ndarray) -> int:
         """Step 3: settlement ends record-entered listings at once; returns how many settled."""

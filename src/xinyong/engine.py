@@ -330,7 +330,7 @@ class Simulation:
         settlements = cons.settle(t, start.settle)  # 3
         modules_after(3, t)
         positive = self.positive_behaviour(t)  # 4 and 6, drawn ahead
-        actor, beh, residual = self.behaviour(t, start.affected, start.effects_of)  # 4
+        actor, beh, residual = self.behaviour(t, start)  # 4
         if self.event_modules:
             actor, beh, residual = self.module_events(t, (actor, beh, residual))
         listed = start.assoc
@@ -395,12 +395,12 @@ class Simulation:
             return events
         return tuple(np.concatenate(cols) for cols in zip(*parts, strict=True))
 
-    def behaviour(
-        self, t: int, affected: np.ndarray, effects_of: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def behaviour(self, t: int, start: StartOfDay) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Negative behaviour (and the day's scripted events), with each event's residual
         uniform (world.sample_behaviour)."""
-        events = self.world.behaviour(self.rng_world, NEGATIVE, affected, effects_of)
+        events = self.world.behaviour(
+            self.rng_world, NEGATIVE, start.affected, start.effects_of, start.since
+        )
         if t not in self.script:
             return events
         actor, beh = self.script[t]

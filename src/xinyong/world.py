@@ -550,6 +550,24 @@ def flag_rows(flags: np.ndarray, members: np.ndarray, rank: np.ndarray) -> None:
         flags[r >> 3] |= np.uint8(1 << (r & 7))
 
 
+@njit(cache=True, nogil=True)
+def reflag_rows(
+    flags: np.ndarray, changed: np.ndarray, members: np.ndarray, rank: np.ndarray
+) -> None:
+    """Bring the bits of `flags` (flag_rows) up to date for `members` (ids ascending) from
+    the members they were set for, where only the ids in `changed` (ascending) may have
+    entered or left."""
+    at = np.searchsorted(members, changed)
+    for x in range(changed.shape[0]):
+        p = changed[x]
+        r = rank[p]
+        bit = np.uint8(1 << (r & 7))
+        if at[x] < members.shape[0] and members[at[x]] == p:
+            flags[r >> 3] |= bit
+        else:
+            flags[r >> 3] &= ~bit
+
+
 class World:
     """Steps 4 and 5 for one entity kind: true behaviour and meetings."""
 
@@ -575,7 +593,9 @@ class World:
         self.listed_flags = np.empty(0, dtype=np.uint8)
         self.listed_slots = np.empty(0, dtype=np.uint32)
         self.in_block: np.ndarray | None = None  # offsets_in_block, once meetings are drawn
-        self.affected_flags: np.ndarray | None = None  # flag_rows, once many are affected
+        # flag_rows' bits once many are affected, and the affected members they are set for.
+        self.affected_flags: np.ndarray | None = None
+        self.flagged: np.ndarray | None = None
         self.candidates = {
             which: expected_candidates(catalogue, traits, which) for which in (NEGATIVE, POSITIVE)
         }
@@ -588,9 +608,11 @@ class World:
         which: int,
         affected: np.ndarray | None = None,
         effects_of: np.ndarray | None = None,
+        since: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The day's events of the negative or the positive behaviours, with each event's
-        residual uniform (sample_behaviour); `affected` members under behaviour effects."""
+        residual uniform (sample_behaviour); `affected` members under behaviour effects, and
+        `since` (consequences.StartOfDay.since) the ids among them that may have changed."""
         if affected is None or effects_of is None:
             affected, effects_of = np.empty(0, np.int32), np.empty(0, np.int64)
         expected = self.candidates[which] + len(affected) * self.acted_on_base
@@ -598,10 +620,10 @@ class World:
         # draw one uniform each, which costs as little and keeps those runs as they were,
         # and their rows are sorted.
         rank = self.traits.risk_rank
-        thin = len(affected) >= AFFECTED_THINNING_FROM * len(rank)
-        rows, flags = affected_rows_or_flags(affected, rank, thin, self.affected_flags)
-        if thin:
-            self.affected_flags = flags  # kept for the next day's
+        if len(affected) >= AFFECTED_THINNING_FROM * len(rank):
+            rows, flags, thin = rank[:0], self.flags_of(affected, since), True
+        else:
+            (rows, flags), thin = affected_rows_or_flags(affected, rank, False), False
         return with_capacity(
             rng,
             headroom(expected),
@@ -617,6 +639,25 @@ class World:
             flags,
             thin,
         )
+
+    def flags_of(
+        self, affected: np.ndarray, since: tuple[np.ndarray, np.ndarray] | None
+    ) -> np.ndarray:
+        """The affected members' rows as bits (flag_rows), kept from the last call: brought up
+        to date from the ids that may have changed when `since` starts from the members they
+        were set for (S1 at 1 M adults: a few thousand a day, against 300 k set anew)."""
+        rank = self.traits.risk_rank
+        flags = self.affected_flags
+        if flags is None:
+            flags = self.affected_flags = np.zeros((len(rank) + 7) // 8, np.uint8)
+        elif affected is self.flagged:  # the same members as the last call's
+            return flags
+        if since is not None and since[0] is self.flagged:
+            reflag_rows(flags, since[1], affected, rank)
+        else:
+            flag_rows(flags, affected, rank)
+        self.flagged = affected
+        return flags
 
     def by_meetings(self, listed: int) -> bool:
         """Whether step 5 is drawn from the meetings with this many rows listed: the cost
