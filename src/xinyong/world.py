@@ -621,7 +621,7 @@ class World:
         # and their rows are sorted.
         rank = self.traits.risk_rank
         if len(affected) >= AFFECTED_THINNING_FROM * len(rank):
-            rows, flags, thin = rank[:0], self.flags_of(affected, since), True
+            rows, flags, thin = np.empty(0, np.int32), self.flags_of(affected, since), True
         else:
             (rows, flags), thin = affected_rows_or_flags(affected, rank, False), False
         return with_capacity(
