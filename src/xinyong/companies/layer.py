@@ -86,6 +86,47 @@ def rows_on(bits: np.ndarray, mask: int, worlds: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True)
+def follow_list(
+    moved: np.ndarray,
+    old_bits: np.ndarray,
+    bits: np.ndarray,
+    bit: int,
+    legal_rep: np.ndarray,
+    rep_sorted: np.ndarray,
+    rep_order: np.ndarray,
+    direct_end: np.ndarray,
+    slot: int,
+) -> np.ndarray:
+    """One person list that follows the company list `bit`: for the representatives of the
+    `moved` companies whose bit flipped (from `old_bits`, a row each), in each world, the
+    listing (direct_end's `slot`) held while any company they represent is on it. Returns
+    those representatives, per world ascending. One pass, where NumPy's dozen calls took
+    about 0.2 ms for a city's day."""
+    out = np.empty(2 * moved.shape[0], dtype=legal_rep.dtype)
+    n = 0
+    for w in range(2):
+        reps = np.empty(moved.shape[0], dtype=legal_rep.dtype)
+        m = 0
+        for i in range(moved.shape[0]):
+            if (old_bits[i, w] ^ bits[moved[i], w]) & bit:
+                reps[m] = legal_rep[moved[i]]
+                m += 1
+        for rep in np.unique(reps[:m]):
+            on = False
+            # Each representative's companies: a run of rep_order.
+            for k in range(np.searchsorted(rep_sorted, rep), rep_sorted.shape[0]):
+                if rep_sorted[k] != rep:
+                    break
+                if bits[rep_order[k], w] & bit:
+                    on = True
+                    break
+            direct_end[rep, w, slot] = FOREVER if on else -1
+            out[n] = rep
+            n += 1
+    return out[:n].copy()
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _on(bits: np.ndarray, r: int, mask: int, worlds: int) -> bool:
     on = np.int64(bits[r, 0])
@@ -385,26 +426,15 @@ class Companies:
         company list it follows, in each world."""
         bits = self.state.bits
         direct_end = self.adults.state.direct_end
-        changed: list[np.ndarray] = []
-        for _, slot, bit in self.person_lists:
-            for w in (0, 1):
-                flipped = moved[((old_bits[:, w] ^ bits[moved, w]) & bit) != 0]
-                if not len(flipped):
-                    continue
-                reps = np.unique(self.pop.legal_rep[flipped])
-                # Each representative's companies: a run of rep_order (same dtype as the keys,
-                # or NumPy would convert the whole sorted array for each search).
-                lo = np.searchsorted(self.rep_sorted, reps, side="left")
-                hi = np.searchsorted(self.rep_sorted, reps, side="right")
-                runs = hi - lo
-                starts = np.cumsum(runs) - runs
-                rows = np.repeat(lo - starts, runs) + np.arange(runs.sum())
-                held = (bits[self.rep_order[rows], w] & bit) != 0
-                on = np.add.reduceat(held, starts) > 0
-                direct_end[reps, w, slot] = np.where(on, FOREVER, -1)
-                changed.append(reps)
-        if changed:
-            persons = np.unique(np.concatenate(changed))
+        changed = np.concatenate([
+            follow_list(
+                moved, old_bits, bits, bit, self.pop.legal_rep, self.rep_sorted,
+                self.rep_order, direct_end, slot,
+            )
+            for _, slot, bit in self.person_lists
+        ])  # fmt: skip
+        if len(changed):
+            persons = np.unique(changed)
             self.adults.reevaluate(t, persons, np.full(len(persons), RECHECK, np.uint8), False)
 
     # -- step 11 -------------------------------------------------------------------------------
