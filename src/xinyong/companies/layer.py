@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from xinyong import randomness
 from xinyong.companies import lists as company_lists
 from xinyong.companies.lists import (
     EXIT_NONE,
+    NONE,
     CompanyListState,
     compile_company_lists,
 )
@@ -84,6 +86,42 @@ def rows_on(bits: np.ndarray, mask: int, worlds: int) -> np.ndarray:
             out[n] = r
             n += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def exits(
+    words: np.ndarray,
+    bits: np.ndarray,
+    lists: np.ndarray,
+    rate: np.ndarray,
+    entered_by: np.ndarray,
+    part_start: np.ndarray,
+) -> np.ndarray:
+    """Late filing and settlement: for each list of `lists` in turn, one uniform per company
+    on it in either world (ascending), the company leaving it when the uniform is below the
+    list's `rate` and a record entered the listing, which then ends in both worlds. Returns
+    the companies gone, list by list. Draws from `words` (`randomness`), as Generator.random
+    would for each list's companies at once."""
+    listed = 0
+    for li in lists:
+        for r in range(bits.shape[0]):
+            listed += ((bits[r, 0] | bits[r, 1]) >> li) & 1
+    gone = np.empty(listed, dtype=np.int64)
+    n = 0
+    s = randomness.load(words)
+    for li in lists:
+        for r in range(bits.shape[0]):
+            if not ((bits[r, 0] | bits[r, 1]) >> li) & 1:
+                continue
+            u, s = randomness.uniform(s)
+            if u < rate[li] and (entered_by[r, 0, li] >= 0 or entered_by[r, 1, li] >= 0):
+                for w in range(2):
+                    entered_by[r, w, li] = NONE
+                    part_start[r, w, li] = NONE
+                gone[n] = r
+                n += 1
+    randomness.store(words, s)
+    return gone[:n].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -207,8 +245,8 @@ class Companies:
         self.exit_rate = np.array(
             [0.0, cons.file_late, cons.pi], dtype=np.float64
         )[tb.exit_kind]  # fmt: skip
-        self.exit_lists = np.flatnonzero(tb.exit_kind != EXIT_NONE).tolist()
-        self.exit_mask = sum(1 << li for li in self.exit_lists)
+        self.exit_lists = np.flatnonzero(tb.exit_kind != EXIT_NONE)
+        self.exit_mask = sum(1 << li for li in self.exit_lists.tolist())
         self.settings = sc.appeals
         self.checks: dict[int, list[np.ndarray]] = defaultdict(list)
         self.due: list[np.ndarray] = []  # companies to evaluate at today's step 9
@@ -299,20 +337,12 @@ class Companies:
         if not self.exit_mask:
             return 0
         st = self.state
-        on_any = rows_on(st.bits, self.exit_mask, 2)  # in either world
-        either = st.bits[on_any, 0] | st.bits[on_any, 1]
-        n = 0
-        for li in self.exit_lists:
-            listed = on_any[(either & (1 << li)) != 0]
-            if not len(listed):
-                continue
-            gone = listed[self.rngs["court"].random(len(listed)) < self.exit_rate[li]]
-            gone = gone[(st.entered_by[gone, :, li] >= 0).any(axis=1)]
-            st.entered_by[gone, :, li] = company_lists.NONE
-            st.part_start[gone, :, li] = company_lists.NONE
-            self.due.append(gone)
-            n += len(gone)
-        return n
+        gone = randomness.drawing(
+            self.rngs["court"], exits, st.bits, self.exit_lists, self.exit_rate, st.entered_by,
+            st.part_start,
+        )  # fmt: skip
+        self.due.append(gone)
+        return len(gone)
 
     # -- step 4 --------------------------------------------------------------------------------
 
