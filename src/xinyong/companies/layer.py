@@ -105,13 +105,13 @@ def exits(
     listed = 0
     for li in lists:
         for r in range(bits.shape[0]):
-            listed += ((bits[r, 0] | bits[r, 1]) >> li) & 1
+            listed += _on(bits, r, 1 << li, 2)
     gone = np.empty(listed, dtype=np.int64)
     n = 0
     s = randomness.load(words)
     for li in lists:
         for r in range(bits.shape[0]):
-            if not ((bits[r, 0] | bits[r, 1]) >> li) & 1:
+            if not _on(bits, r, 1 << li, 2):
                 continue
             u, s = randomness.uniform(s)
             if u < rate[li] and (entered_by[r, 0, li] >= 0 or entered_by[r, 1, li] >= 0):
@@ -224,6 +224,7 @@ class Companies:
         self.deter_level = np.zeros(n, np.uint8 if len(self.deter_table) <= 256 else np.uint16)
         self.one_city = np.zeros(n, np.uint8)  # effects_on's cities: the same effects everywhere
         self.effects_by_byte = effects_by_byte(tb.effect_mask[None, :], self.state.bits.itemsize)
+        self.effect_lists = int(np.bitwise_or.reduce(tb.effect_mask, initial=0))  # any effect's
         risk: TraitBuckets = pop.risk
         self.world = World(
             world.catalogue(tb.effect_contexts, tb.multipliers),
@@ -298,7 +299,7 @@ class Companies:
         if not len(mask):
             return np.empty(0, np.int32), np.empty(0, np.int64)
         bits = self.state.bits
-        affected = rows_on(bits, int(np.bitwise_or.reduce(mask)), 1).astype(np.int32)
+        affected = rows_on(bits, self.effect_lists, 1).astype(np.int32)
         return affected, effects_on(affected, bits[:, 0], self.one_city, self.effects_by_byte)
 
     # -- step 2 --------------------------------------------------------------------------------
